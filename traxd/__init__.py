@@ -1,0 +1,5 @@
+"""Trax: an unattended media-transcription queue."""
+
+from traxd import logging as _logging
+
+_logging.configure("warning")

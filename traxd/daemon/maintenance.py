@@ -1,0 +1,116 @@
+"""Background upkeep of a pool: lease renewal, the heartbeat row, and the rescuer of orphaned tasks."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import psutil
+from traxd.logging import get_logger
+
+from traxd.daemon.owner import owner_is_dead
+from traxd.queue.transitions import decide_rescue
+from traxd.types import Task, WorkerInfo
+
+if TYPE_CHECKING:
+    from traxd.daemon.pool import Pool
+
+log = get_logger("maintenance")
+
+
+class Maintenance:
+    """A thread that renews leases every lease/3 s, heartbeats, and rescues orphans every rescue interval."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)
+        self.rescued = 0
+
+    def start(self) -> None:
+        """Rescue dead predecessors at once, then keep going in the background."""
+        self.beat()
+        self.rescue()
+        self._thread = threading.Thread(target=self._loop, name="trax-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and remove this daemon's heartbeat row."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.pool.store.remove_worker(self.pool.owner_id)
+        except Exception as exc:  # noqa: BLE001 - shutting down; the row is swept later as stale
+            log.warning("heartbeat_remove_failed", error=str(exc))
+
+    def _loop(self) -> None:
+        cfg = self.pool.config
+        interval = max(0.2, cfg.lease_seconds / 3)
+        since_rescue = 0.0
+        while not self._stop.wait(interval):
+            try:
+                self.beat()
+                since_rescue += interval
+                if since_rescue >= cfg.rescue_seconds:
+                    since_rescue = 0.0
+                    self.rescue()
+            except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
+                log.warning("maintenance_failed", error=str(exc))
+
+    def beat(self) -> None:
+        """Renew our leases and write the heartbeat row."""
+        pool = self.pool
+        active = pool.active_tasks()
+        held = pool.store.renew(pool.owner_id, [t.id for t in active], pool.config.lease_seconds)
+        lost = {t.id for t in active} - held
+        if lost:
+            log.warning("lease_lost", task_ids=sorted(lost))
+            pool.lease_lost(lost)
+        pool.store.heartbeat(self._info(len(active)))
+
+    def _info(self, active: int) -> WorkerInfo:
+        pool = self.pool
+        rss, cpu = _tree_usage(self._proc)
+        now = pool.clock.now()
+        return WorkerInfo(pool.owner_id, pool.owner.host, pool.owner.pid, pool.owner.started, now, active,
+                          rss, cpu, pool.config.slots)  # fmt: skip
+
+    def rescue(self) -> int:
+        """Requeue tasks whose owner is dead (same host) or whose lease ran out; poison ones fail."""
+        pool = self.pool
+        now = pool.clock.now()
+        count = 0
+        for task in pool.store.running_leases(exclude_owner=pool.owner_id):
+            reason = self._orphan_reason(task, now)
+            if reason is None:
+                continue
+            if pool.store.rescue(task.lease, decide_rescue(task, now, reason)):
+                count += 1
+                log.warning("task_rescued", task_id=task.id, owner=task.lease_owner, reason=reason)
+        self.rescued += count
+        return count
+
+    def _orphan_reason(self, task: Task, now: float) -> str | None:
+        owner = task.lease_owner or ""
+        if owner_is_dead(owner, self.pool.owner.host):
+            return f"worker {owner} died"
+        expires = task.lease_expires_at or 0.0
+        if expires < now:
+            return f"lease of {owner} expired"
+        return None
+
+
+def _tree_usage(proc: psutil.Process) -> tuple[float, float]:
+    """RSS (MB) and CPU% of this process and its children (FFmpeg and friends)."""
+    rss = proc.memory_info().rss
+    cpu = proc.cpu_percent(None)
+    for child in proc.children(recursive=True):
+        try:
+            rss += child.memory_info().rss
+            cpu += child.cpu_percent(None)
+        except psutil.Error:
+            continue
+    return rss / 1e6, cpu

@@ -1,0 +1,74 @@
+"""Error classes of Trax and classify(exc): retryable, permanent or auth, decided by type."""
+
+from __future__ import annotations
+
+import errno
+
+from traxd.types import ErrorKind, Failure
+
+
+class TraxError(Exception):
+    """Base of every error Trax raises on purpose."""
+
+
+class UserError(TraxError):
+    """Bad input or set-up from the user: shown as one line, never a traceback."""
+
+
+class ConfigError(UserError):
+    """A setting is missing, misspelt or of the wrong type."""
+
+
+class DatabaseError(UserError):
+    """The database cannot be opened or is not a Trax database."""
+
+
+class TaskError(TraxError):
+    """An error raised by a handler or adapter, already classified."""
+
+    kind: ErrorKind = ErrorKind.RETRYABLE
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryableError(TaskError):
+    """Temporary: network, timeouts, 429/5xx, resource pressure."""
+
+    kind = ErrorKind.RETRYABLE
+
+
+class PermanentError(TaskError):
+    """Will fail again however often it is tried: missing file, not media, 4xx."""
+
+    kind = ErrorKind.PERMANENT
+
+
+class AuthError(TaskError):
+    """Credentials refused (401/402/403): pause the task type instead of burning the queue."""
+
+    kind = ErrorKind.AUTH
+
+
+class ModelGoneError(AuthError):
+    """The configured model no longer exists: pause the type and name the fix."""
+
+
+_PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
+
+
+def classify(exc: BaseException) -> Failure:
+    """Map an exception to what the queue should do with the task that raised it."""
+    name = type(exc).__name__
+    message = str(exc) or name
+    if isinstance(exc, TaskError):
+        return Failure(exc.kind, message, exc.retry_after, name)
+    if isinstance(exc, (TimeoutError, ConnectionError, MemoryError)):
+        return Failure(ErrorKind.RETRYABLE, message, None, name)
+    if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS:
+        return Failure(ErrorKind.PERMANENT, message, None, name)
+    if isinstance(exc, (ValueError, TypeError, KeyError, LookupError)):
+        # A handler rejecting its payload will reject it again.
+        return Failure(ErrorKind.PERMANENT, message, None, name)
+    return Failure(ErrorKind.RETRYABLE, message, None, name)

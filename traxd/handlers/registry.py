@@ -1,0 +1,66 @@
+"""The handler contract and registry: a task type maps to a plain function (ctx, payload) -> result."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traxd.types import Job, Task, TaskType
+
+
+def _no_checkpoint(_data: dict[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a handler may use: its task, its job, settings, a scratch folder, a checkpoint and a stop flag.
+
+    Handlers never touch the database: `checkpoint(data)` stores partial progress (guarded by the lease)
+    in the task's `result`, so a retry after a crash finds it in `task.result` and skips paid-for work.
+    """
+
+    task: Task
+    job: Job | None = None
+    settings: Any = None
+    work_dir: Path | None = None
+    checkpoint: Callable[[dict[str, Any]], bool] = _no_checkpoint
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        """The checkpoint a previous attempt left (empty on a first attempt)."""
+        return dict(self.task.result or {})
+
+
+Handler = Callable[[TaskContext, dict[str, Any]], dict[str, Any] | None]
+
+
+class Registry:
+    """Task type -> handler."""
+
+    def __init__(self, handlers: dict[TaskType, Handler] | None = None) -> None:
+        self._handlers: dict[TaskType, Handler] = {}
+        for task_type, fn in (handlers or {}).items():
+            self.register(task_type, fn)
+
+    def register(self, task_type: TaskType | str, fn: Handler) -> None:
+        """Add or replace the handler of a type."""
+        self._handlers[TaskType.parse(task_type)] = fn
+
+    def get(self, task_type: TaskType) -> Handler | None:
+        """The handler of a type, or None."""
+        return self._handlers.get(task_type)
+
+    def types(self) -> list[TaskType]:
+        """The types this registry can run."""
+        return list(self._handlers)
+
+    def __contains__(self, task_type: object) -> bool:
+        return task_type in self._handlers
+
+    def __iter__(self) -> Iterator[TaskType]:
+        return iter(self._handlers)

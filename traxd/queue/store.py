@@ -1,0 +1,405 @@
+"""All SQL of the queue: enqueue, claim, guarded writes, rescue, control and heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from traxd.clock import Clock, SystemClock
+from traxd.db.engine import READ_ONLY
+from traxd.db.models import ControlRow, JobRow, TaskRow, WorkerRow
+from traxd.queue import dialects
+from traxd.queue.transitions import Decision
+from traxd.types import (
+    GLOBAL_SCOPE,
+    Control,
+    ControlState,
+    Job,
+    Lease,
+    NewJob,
+    NewTask,
+    Task,
+    TaskState,
+    TaskType,
+    WorkerInfo,
+)
+
+T = TaskRow.__table__
+J = JobRow.__table__
+C = ControlRow.__table__
+W = WorkerRow.__table__
+
+QUEUED = TaskState.QUEUED.value
+RUNNING = TaskState.RUNNING.value
+MAX_ERROR_HISTORY = 20
+
+
+def to_task(row: Row[Any]) -> Task:
+    """Freeze a `tasks` row."""
+    m = row._mapping
+    return Task(
+        id=m["id"], type=TaskType(m["type"]), payload=m["payload"] or {}, state=TaskState(m["state"]),
+        priority=m["priority"], attempts=m["attempts"], max_retries=m["max_retries"], run_after=m["run_after"],
+        lease_owner=m["lease_owner"], lease_expires_at=m["lease_expires_at"], error_kind=m["error_kind"],
+        error_message=m["error_message"], errors=list(m["errors"] or []), result=m["result"],
+        dedupe_key=m["dedupe_key"], job_id=m["job_id"], created_at=m["created_at"], updated_at=m["updated_at"],
+        started_at=m["started_at"], finished_at=m["finished_at"],
+    )  # fmt: skip
+
+
+def to_job(row: Row[Any]) -> Job:
+    """Freeze a `jobs` row."""
+    m = row._mapping
+    return Job(m["id"], m["source"], m["name"], m["output_dir"], m["group_name"], m["options"] or {}, m["created_at"])
+
+
+def _guard(lease: Lease) -> Any:
+    """The fencing condition every write after a claim carries."""
+    return and_(T.c.id == lease.task_id, T.c.lease_owner == lease.owner, T.c.attempts == lease.attempt, T.c.state == RUNNING)
+
+
+class Store:
+    """The queue's SQL layer; every method is one short transaction and returns frozen snapshots."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.dialect = dialects.for_engine(engine)
+
+    # -- transactions -------------------------------------------------------------------------
+    def _write(self) -> Any:
+        return self.engine.begin()
+
+    def _read(self) -> Any:
+        return self.engine.connect().execution_options(**READ_ONLY)
+
+    # -- enqueue ------------------------------------------------------------------------------
+    def _task_values(self, new: NewTask, now: float, job_id: int | None = None) -> dict[str, Any]:
+        return {
+            "type": TaskType.parse(new.type).value, "payload": new.payload, "state": QUEUED,
+            "priority": new.priority, "attempts": 0, "max_retries": new.max_retries,
+            "run_after": new.run_after if new.run_after is not None else now, "errors": [],
+            "dedupe_key": new.dedupe_key, "job_id": job_id if job_id is not None else new.job_id,
+            "created_at": now, "updated_at": now,
+        }  # fmt: skip
+
+    def enqueue(self, new: NewTask) -> tuple[Task, bool]:
+        """Insert one task; with a dedupe key already present, return the existing task and False."""
+        with self._write() as conn:
+            return self._enqueue_in(conn, new, self.clock.now())
+
+    def _enqueue_in(self, conn: Connection, new: NewTask, now: float, job_id: int | None = None) -> tuple[Task, bool]:
+        values = self._task_values(new, now, job_id)
+        stmt = self.dialect.insert_ignore(T, values).returning(*T.c)
+        row = conn.execute(stmt).first()
+        if row is not None:
+            return to_task(row), True
+        existing = conn.execute(select(T).where(T.c.dedupe_key == new.dedupe_key)).one()
+        return to_task(existing), False
+
+    def enqueue_many(self, tasks: Sequence[NewTask]) -> int:
+        """Bulk insert in one transaction; duplicates of existing dedupe keys are skipped. Returns rows inserted."""
+        if not tasks:
+            return 0
+        now = self.clock.now()
+        rows = [self._task_values(t, now) for t in tasks]
+        with self._write() as conn:
+            result = conn.execute(self.dialect.insert_ignore(T), rows)
+            return max(result.rowcount, 0)
+
+    def create_job(self, job: NewJob, first: Sequence[NewTask]) -> tuple[Job, list[Task], bool]:
+        """Create a job and its first tasks in one transaction; if the first task's dedupe key exists, do nothing."""
+        now = self.clock.now()
+        with self._write() as conn:
+            key = first[0].dedupe_key if first else None
+            if key is not None:
+                row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
+                if row is not None:
+                    existing = to_task(row)
+                    jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
+                    return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
+            jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
+                       "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
+            jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
+            created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
+            return to_job(jrow), created, True
+
+    # -- claim and guarded writes -------------------------------------------------------------
+    def claim(
+        self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None
+    ) -> list[Task]:
+        """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here."""
+        if limit <= 0:
+            return []
+        now = self.clock.now()
+        type_values = None if types is None else [TaskType.parse(t).value for t in types]
+        if type_values == []:
+            return []
+        stmt = self.dialect.claim_statement(T, owner, limit, now, now + lease_seconds, type_values)
+        with self._write() as conn:
+            rows = conn.execute(stmt).all()
+        tasks = [to_task(r) for r in rows]
+        tasks.sort(key=lambda t: (t.priority, t.id))
+        return tasks
+
+    def renew(self, owner: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Extend this owner's leases; returns the ids still held (a missing id means the lease was lost)."""
+        if not task_ids:
+            return set()
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.id.in_(list(task_ids)), T.c.lease_owner == owner, T.c.state == RUNNING)
+            .values(lease_expires_at=now + lease_seconds, updated_at=now)
+            .returning(T.c.id)
+        )
+        with self._write() as conn:
+            return {r.id for r in conn.execute(stmt)}
+
+    def complete(self, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask] = ()) -> bool:
+        """Mark the task succeeded and enqueue its successors in one transaction; False if the lease was lost."""
+        return self.complete_many([(lease, result, successors)])[0]
+
+    def complete_many(
+        self, items: Sequence[tuple[Lease, dict[str, Any] | None, Sequence[NewTask]]]
+    ) -> list[bool]:
+        """Complete several tasks (each guarded, each with its successors) in one transaction."""
+        now = self.clock.now()
+        took: list[bool] = []
+        with self._write() as conn:
+            for lease, result, successors in items:
+                took.append(self._complete_in(conn, lease, result, successors, now))
+        return took
+
+    def _complete_in(
+        self, conn: Connection, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask], now: float
+    ) -> bool:
+        params = {"g_id": lease.task_id, "g_owner": lease.owner, "g_attempt": lease.attempt,
+                  "result": result, "now": now}  # fmt: skip
+        if conn.execute(self.dialect.complete_statement(T), params).rowcount != 1:
+            return False
+        if successors:
+            job_id = conn.execute(select(T.c.job_id).where(T.c.id == lease.task_id)).scalar()
+            for new in successors:
+                self._enqueue_in(conn, new, now, new.job_id if new.job_id is not None else job_id)
+        return True
+
+    def checkpoint(self, lease: Lease, data: dict[str, Any]) -> bool:
+        """Store a running task's partial progress in its result (guarded); a retry reads it back."""
+        stmt = update(T).where(_guard(lease)).values(result=data, updated_at=self.clock.now())
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:
+        """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost."""
+        now = self.clock.now()
+        with self._write() as conn:
+            row = conn.execute(self.dialect.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
+            if row is None:
+                return False
+            entry = {"at": now, "attempt": lease.attempt, "kind": decision.error_kind.value,
+                     "type": error_type, "message": decision.message[:2000]}  # fmt: skip
+            values = _decision_values(decision, now, row.priority)
+            values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
+            if decision.refund_attempt:
+                values["attempts"] = T.c.attempts - 1
+            conn.execute(update(T).where(_guard(lease)).values(**values))
+            if decision.pause_scope:
+                self._set_control_in(conn, decision.pause_scope, ControlState.PAUSED, decision.message, now)
+            return True
+
+    def release(self, lease: Lease) -> bool:
+        """Hand a task back to the queue untouched (shutdown): requeued now, attempt refunded."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(_guard(lease))
+            .values(state=QUEUED, lease_owner=None, lease_expires_at=None, run_after=now, updated_at=now,
+                    attempts=T.c.attempts - 1)
+        )  # fmt: skip
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    # -- rescue -------------------------------------------------------------------------------
+    def running_leases(self, exclude_owner: str | None = None) -> list[Task]:
+        """Tasks currently leased (optionally not by `exclude_owner`): input to the rescuer."""
+        stmt = select(T).where(T.c.state == RUNNING)
+        if exclude_owner is not None:
+            stmt = stmt.where(T.c.lease_owner != exclude_owner)
+        with self._read() as conn:
+            return [to_task(r) for r in conn.execute(stmt)]
+
+    def rescue(self, lease: Lease, decision: Decision) -> bool:
+        """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under."""
+        return self.apply(lease, decision, "WorkerLost")
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, task_id: int) -> Task | None:
+        """One task, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(T).where(T.c.id == task_id)).first()
+        return to_task(row) if row else None
+
+    def get_job(self, job_id: int) -> Job | None:
+        """One job, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(J).where(J.c.id == job_id)).first()
+        return to_job(row) if row else None
+
+    def tasks_of_job(self, job_id: int) -> list[Task]:
+        """Every task a job spawned, oldest first."""
+        with self._read() as conn:
+            return [to_task(r) for r in conn.execute(select(T).where(T.c.job_id == job_id).order_by(T.c.id))]
+
+    def list_tasks(
+        self, state: TaskState | None = None, limit: int = 100, group: str | None = None
+    ) -> list[Task]:
+        """Tasks, newest first, optionally of one state or job group."""
+        stmt = select(T).order_by(T.c.id.desc()).limit(limit)
+        if state is not None:
+            stmt = stmt.where(T.c.state == state.value)
+        if group is not None:
+            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
+        with self._read() as conn:
+            return [to_task(r) for r in conn.execute(stmt)]
+
+    def counts(self, group: str | None = None) -> dict[str, int]:
+        """Number of tasks per state (every state present, zero when none)."""
+        stmt = select(T.c.state, func.count()).group_by(T.c.state)
+        if group is not None:
+            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
+        out = {s.value: 0 for s in TaskState}
+        with self._read() as conn:
+            for state, n in conn.execute(stmt):
+                out[state] = n
+        return out
+
+    def has_work(self, types: Iterable[TaskType] | None = None) -> bool:
+        """True while a task of these types is queued (even in backoff) or any task is running."""
+        cond = T.c.state == QUEUED
+        if types is not None:
+            cond = cond & T.c.type.in_([TaskType.parse(t).value for t in types])
+        stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
+        with self._read() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def next_run_after(self) -> float | None:
+        """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
+        with self._read() as conn:
+            return conn.execute(select(func.min(T.c.run_after)).where(T.c.state == QUEUED)).scalar()
+
+    # -- user actions -------------------------------------------------------------------------
+    def retry(self, task_id: int) -> bool:
+        """Queue a failed or cancelled task again with a fresh attempt budget."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.id == task_id, T.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]))
+            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
+                    lease_expires_at=None, finished_at=None)
+        )  # fmt: skip
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def retry_failed(self) -> int:
+        """Queue every failed task again; returns how many."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.state == TaskState.FAILED.value)
+            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
+                    lease_expires_at=None, finished_at=None)
+        )  # fmt: skip
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def cancel(self, task_id: int) -> bool:
+        """Cancel a queued task at once; a running one is cancelled when its worker reports back."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.id == task_id, T.c.state.in_([QUEUED, RUNNING]))
+            .values(state=TaskState.CANCELLED.value, lease_expires_at=None, finished_at=now, updated_at=now,
+                    error_kind="cancelled", error_message="cancelled by the user")
+        )  # fmt: skip
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    # -- control ------------------------------------------------------------------------------
+    def controls(self) -> dict[str, Control]:
+        """Every control row by scope; a missing global row means running."""
+        with self._read() as conn:
+            rows = conn.execute(select(C)).all()
+        return {r.scope: Control(r.scope, ControlState(r.state), r.reason, r.updated_at) for r in rows}
+
+    def set_control(self, scope: str, state: ControlState, reason: str | None = None) -> None:
+        """Write the desired state of a scope ('*' or a task type)."""
+        with self._write() as conn:
+            self._set_control_in(conn, scope, state, reason, self.clock.now())
+
+    def _set_control_in(self, conn: Connection, scope: str, state: ControlState, reason: str | None, now: float) -> None:
+        if scope != GLOBAL_SCOPE and state is ControlState.RUNNING:
+            conn.execute(delete(C).where(C.c.scope == scope))
+            return
+        values = {"scope": scope, "state": state.value, "reason": reason, "updated_at": now}
+        conn.execute(self.dialect.upsert(C, values, ["scope"], ["state", "reason", "updated_at"]))
+
+    def resume_all(self) -> None:
+        """Set the queue running and lift every per-type pause."""
+        now = self.clock.now()
+        with self._write() as conn:
+            conn.execute(delete(C).where(C.c.scope != GLOBAL_SCOPE))
+            self._set_control_in(conn, GLOBAL_SCOPE, ControlState.RUNNING, None, now)
+
+    # -- workers ------------------------------------------------------------------------------
+    def heartbeat(self, info: WorkerInfo) -> None:
+        """Upsert this daemon's heartbeat row."""
+        values = {"owner": info.owner, "host": info.host, "pid": info.pid, "started_at": info.started_at,
+                  "last_seen": info.last_seen, "active_tasks": info.active_tasks, "slots": info.slots,
+                  "rss_mb": info.rss_mb, "cpu_percent": info.cpu_percent}  # fmt: skip
+        keep = [k for k in values if k != "owner"]
+        with self._write() as conn:
+            conn.execute(self.dialect.upsert(W, values, ["owner"], keep))
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every heartbeat row, most recent first."""
+        with self._read() as conn:
+            rows = conn.execute(select(W).order_by(W.c.last_seen.desc())).all()
+        return [
+            WorkerInfo(r.owner, r.host, r.pid, r.started_at, r.last_seen, r.active_tasks, r.rss_mb, r.cpu_percent, r.slots)
+            for r in rows
+        ]
+
+    def remove_worker(self, owner: str) -> None:
+        """Forget a daemon's heartbeat (clean shutdown, or a dead one after rescue)."""
+        with self._write() as conn:
+            conn.execute(delete(W).where(W.c.owner == owner))
+
+    def integrity_ok(self) -> bool:
+        """SQLite's integrity check (always True elsewhere)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self._read() as conn:
+            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+def _decision_values(decision: Decision, now: float, priority: int) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "state": decision.state.value, "error_kind": decision.error_kind.value,
+        "error_message": decision.message[:2000], "updated_at": now, "lease_expires_at": None,
+    }  # fmt: skip
+    if decision.state is TaskState.QUEUED:
+        values["run_after"] = decision.run_after if decision.run_after is not None else now
+        values["priority"] = priority + decision.priority_step
+        values["lease_owner"] = None
+    else:
+        values["finished_at"] = now
+    return values
+
+
+def _orphan_job(task: Task, job: NewJob) -> Job:
+    return Job(task.job_id or 0, job.source, job.name, job.output_dir, job.group, job.options, task.created_at)
+

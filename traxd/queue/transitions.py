@@ -1,0 +1,73 @@
+"""Pure state transitions of a task: what a failure, a rescue or a release does to it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from traxd.types import ErrorKind, Failure, Task, TaskState
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: base * factor**(attempt-1), capped, plus up to `jitter` of itself."""
+
+    base_seconds: float = 5.0
+    factor: float = 4.0
+    max_seconds: float = 3600.0
+    jitter: float = 0.25
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to write for a task that stopped running without succeeding."""
+
+    state: TaskState
+    error_kind: ErrorKind
+    message: str
+    run_after: float | None = None
+    priority_step: int = 0
+    refund_attempt: bool = False
+    pause_scope: str | None = None
+
+
+def next_retry_at(now: float, attempts: int, policy: RetryPolicy, rng: random.Random, retry_after: float | None) -> float:
+    """When a retryable failure may run again; a server's Retry-After wins when it is given."""
+    if retry_after is not None and retry_after >= 0:
+        return now + retry_after
+    delay = min(policy.max_seconds, policy.base_seconds * policy.factor ** max(0, attempts - 1))
+    return now + delay + rng.uniform(0, delay * policy.jitter)
+
+
+def retries_left(task: Task) -> bool:
+    """True while the task may be tried again (attempts are counted at claim)."""
+    return task.attempts <= task.max_retries
+
+
+def decide_failure(task: Task, failure: Failure, now: float, policy: RetryPolicy, rng: random.Random) -> Decision:
+    """Requeue with backoff, fail for good, or pause the task type (auth)."""
+    if failure.kind is ErrorKind.AUTH:
+        # Not the task's fault: give the attempt back and stop the type until a human fixes the key.
+        return Decision(TaskState.QUEUED, ErrorKind.AUTH, failure.message, now, 0, True, task.type.value)
+    if failure.kind is ErrorKind.CANCELLED:
+        return Decision(TaskState.CANCELLED, ErrorKind.CANCELLED, failure.message)
+    if failure.kind is ErrorKind.RETRYABLE and retries_left(task):
+        when = next_retry_at(now, task.attempts, policy, rng, failure.retry_after)
+        return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, failure.message, when, 1)
+    if failure.kind is ErrorKind.RETRYABLE:
+        message = f"gave up after {task.attempts} attempts: {failure.message}"
+        return Decision(TaskState.FAILED, ErrorKind.RETRYABLE, message)
+    return Decision(TaskState.FAILED, failure.kind, failure.message)
+
+
+def decide_rescue(task: Task, now: float, reason: str) -> Decision:
+    """A task whose worker vanished: run it again, unless it has now killed max_retries+1 workers (poison)."""
+    if retries_left(task):
+        return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0)
+    message = f"poison task: its worker died {task.attempts} times ({reason})"
+    return Decision(TaskState.FAILED, ErrorKind.POISON, message)
+
+
+def decide_release(task: Task, now: float, reason: str) -> Decision:
+    """A task handed back unstarted or interrupted by a shutdown: requeue at once, attempt refunded."""
+    return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0, True)

@@ -1,0 +1,183 @@
+"""Shared vocabulary of Trax: task types, states, error kinds and frozen rows (stdlib only)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskType(str, enum.Enum):
+    """The kinds of work a task can be (the original design's names)."""
+
+    TRANSCRIBE = "transcribe"
+    ENHANCE = "enhance"
+    YOUTUBE = "youtube"
+    DOWNLOAD = "download"
+    PREPROCESS = "preprocess"
+
+    @classmethod
+    def parse(cls, value: str | TaskType) -> TaskType:
+        """Accept a TaskType, its value or its name (any case)."""
+        if isinstance(value, TaskType):
+            return value
+        text = str(value).strip()
+        for member in cls:
+            if text.lower() in (member.value, member.name.lower()):
+                return member
+        raise ValueError(f"unknown task type {value!r} (known: {', '.join(m.value for m in cls)})")
+
+
+class TaskState(str, enum.Enum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for states a task never leaves on its own."""
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class ErrorKind(str, enum.Enum):
+    """How a failure is treated by the queue."""
+
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    AUTH = "auth"
+    POISON = "poison"
+    CANCELLED = "cancelled"
+
+
+class ControlState(str, enum.Enum):
+    """The desired state of the daemons, written by traxctl."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+
+
+GLOBAL_SCOPE = "*"
+
+# Priority bands of the spec: lower runs first.
+PRIORITY_IMMEDIATE = 0
+PRIORITY_HIGH = 1
+PRIORITY_NORMAL = 6
+PRIORITY_LOW = 11
+DEFAULT_MAX_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task to enqueue."""
+
+    type: TaskType
+    payload: dict[str, Any] = field(default_factory=dict)
+    priority: int = PRIORITY_NORMAL
+    dedupe_key: str | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    run_after: float | None = None
+    job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A frozen snapshot of one row of `tasks`."""
+
+    id: int
+    type: TaskType
+    payload: dict[str, Any]
+    state: TaskState
+    priority: int
+    attempts: int
+    max_retries: int
+    run_after: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+    error_kind: str | None
+    error_message: str | None
+    errors: list[dict[str, Any]]
+    result: dict[str, Any] | None
+    dedupe_key: str | None
+    job_id: int | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def lease(self) -> Lease:
+        """The fencing token of this run: only writes carrying it take effect."""
+        return Lease(self.id, self.lease_owner or "", self.attempts)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Fencing token: (task id, owner, attempt). A write succeeds only while all three match."""
+
+    task_id: int
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """A frozen snapshot of one row of `jobs`: one input and the tasks it spawned."""
+
+    id: int
+    source: str
+    name: str
+    output_dir: str | None
+    group: str
+    options: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to create together with its first task."""
+
+    source: str
+    name: str
+    output_dir: str | None = None
+    group: str = "default"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified error: what the queue should do about it."""
+
+    kind: ErrorKind
+    message: str
+    retry_after: float | None = None
+    error_type: str = "Error"
+
+
+@dataclass(frozen=True)
+class Control:
+    """Desired state for one scope ('*' for the whole queue, or a task type)."""
+
+    scope: str
+    state: ControlState
+    reason: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A daemon's heartbeat row."""
+
+    owner: str
+    host: str
+    pid: int
+    started_at: float
+    last_seen: float
+    active_tasks: int
+    rss_mb: float
+    cpu_percent: float
+    slots: int
