@@ -1,0 +1,269 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
+
+Serves `POST /v1/audio/transcriptions` (every response_format) and `POST /v1/chat/completions`, records every
+request, and can be told to fail: `server.fail_next(status=429, headers={"retry-after": "3"})`, a delay, or a
+dropped connection. Drive it with the real openai SDK: `OpenAI(base_url=server.base_url, api_key="sk-test")`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour, consumed by the next matching request."""
+
+    status: int = 500
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    path: str | None = None  # only requests to this path consume it
+
+
+@dataclass
+class Recorded:
+    """What a client sent."""
+
+    path: str
+    headers: dict[str, str]
+    fields: dict[str, Any]
+    file_name: str | None = None
+    file_bytes: bytes = b""
+    json_body: dict[str, Any] | None = None
+    at: float = 0.0
+    status: int = 200
+
+
+def default_transcription(req: Recorded) -> dict[str, Any]:
+    """A deterministic verbose transcript: two segments over a duration given by the `x-fake-duration` header."""
+    duration = float(req.headers.get("x-fake-duration", "10"))
+    text_a, text_b = "hello from the fake server.", f"this chunk has {len(req.file_bytes)} bytes."
+    half = duration / 2
+    segments = [
+        {"id": 0, "seek": 0, "start": 0.0, "end": half, "text": " " + text_a, "tokens": [1, 2],
+         "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.2, "no_speech_prob": 0.01},
+        {"id": 1, "seek": 0, "start": half, "end": duration, "text": " " + text_b, "tokens": [3, 4],
+         "temperature": 0.0, "avg_logprob": -0.3, "compression_ratio": 1.3, "no_speech_prob": 0.02},
+    ]  # fmt: skip
+    return {"task": "transcribe", "language": req.fields.get("language") or "english", "duration": duration,
+            "text": f"{text_a} {text_b}", "segments": segments,
+            "usage": {"type": "duration", "seconds": int(duration + 0.999)}}  # fmt: skip
+
+
+def default_chat(req: Recorded) -> str:
+    """Echo the last user message with its first letter upper-cased (a 'clean-up' that keeps every word)."""
+    messages = (req.json_body or {}).get("messages", [])
+    last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+    text = str(last)
+    return text[:1].upper() + text[1:]
+
+
+class FakeOpenAI:
+    """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        transcribe: Callable[[Recorded], dict[str, Any]] = default_transcription,
+        chat: Callable[[Recorded], str] = default_chat,
+        api_key: str | None = None,
+    ) -> None:
+        self.latency = latency
+        self.transcribe = transcribe
+        self.chat = chat
+        self.api_key = api_key
+        self.requests: list[Recorded] = []
+        self.faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The URL to give the openai SDK."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, status: int = 500, times: int = 1, **kwargs: Any) -> None:
+        """Make the next `times` requests fail with this status (or delay / drop)."""
+        with self._lock:
+            for _ in range(times):
+                self.faults.append(Fault(status=status, **kwargs))
+
+    def calls(self, path_suffix: str = "") -> list[Recorded]:
+        """Requests recorded so far (optionally only those whose path ends with the suffix)."""
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith(path_suffix)]
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in list(self.faults):
+                if fault.path is None or path.endswith(fault.path):
+                    self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _record(self, rec: Recorded) -> None:
+        with self._lock:
+            self.requests.append(rec)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                fake._serve(self)
+
+        return Handler
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("content-length") or 0)
+        body = h.rfile.read(length) if length else b""
+        rec = Recorded(h.path, {k.lower(): v for k, v in h.headers.items()}, {}, at=time.time())
+        if "multipart/form-data" in (h.headers.get("content-type") or ""):
+            _parse_multipart(h.headers.get("content-type", ""), body, rec)
+        elif body:
+            try:
+                rec.json_body = json.loads(body)
+            except ValueError:
+                rec.json_body = None
+        fault = self._take_fault(h.path)
+        if self.latency:
+            time.sleep(self.latency)
+        if fault_handled(h, fault, rec):
+            self._record(rec)
+            return
+        if self.api_key is not None and h.headers.get("authorization") != f"Bearer {self.api_key}":
+            rec.status = 401
+            self._record(rec)
+            _send_json(h, 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                          "code": "invalid_api_key"}})  # fmt: skip
+            return
+        self._record(rec)
+        if h.path.endswith("/audio/transcriptions"):
+            self._send_transcription(h, rec)
+        elif h.path.endswith("/chat/completions"):
+            self._send_chat(h, rec)
+        else:
+            _send_json(h, 404, {"error": {"message": f"no route {h.path}", "type": "invalid_request_error"}})
+
+    def _send_transcription(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        verbose = self.transcribe(rec)
+        fmt = rec.fields.get("response_format") or "json"
+        if fmt == "verbose_json":
+            _send_json(h, 200, verbose)
+        elif fmt == "json":
+            _send_json(h, 200, {"text": verbose["text"], "usage": verbose.get("usage")})
+        elif fmt == "text":
+            _send_text(h, verbose["text"], "text/plain")
+        elif fmt in ("srt", "vtt"):
+            _send_text(h, _subtitles(verbose["segments"], fmt), "text/plain")
+        else:
+            _send_json(h, 400, {"error": {"message": f"bad response_format {fmt}", "type": "invalid_request_error"}})
+
+    def _send_chat(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        content = self.chat(rec)
+        model = (rec.json_body or {}).get("model", "fake")
+        _send_json(h, 200, {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        })  # fmt: skip
+
+
+def fault_handled(h: BaseHTTPRequestHandler, fault: Fault | None, rec: Recorded) -> bool:
+    """Apply a scripted fault; True when the response was sent (or the connection dropped)."""
+    if fault is None:
+        return False
+    if fault.delay:
+        time.sleep(fault.delay)
+    if fault.drop:
+        rec.status = 0
+        h.close_connection = True
+        h.connection.close()
+        return True
+    if fault.status < 400 and fault.body is None:
+        return False
+    rec.status = fault.status
+    body = fault.body or {"error": {"message": f"injected {fault.status}", "type": "server_error"}}
+    _send_json(h, fault.status, body, fault.headers)
+    return True
+
+
+def _parse_multipart(content_type: str, body: bytes, rec: Recorded) -> None:
+    msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename:
+            rec.file_name, rec.file_bytes = filename, payload
+        elif name:
+            value = payload.decode("utf-8", "replace")
+            if name.endswith("[]"):
+                rec.fields.setdefault(name[:-2], []).append(value)
+            else:
+                rec.fields[name] = value
+
+
+def _send_json(h: BaseHTTPRequestHandler, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+    _send_text(h, json.dumps(data), "application/json", status, headers)
+
+
+def _send_text(
+    h: BaseHTTPRequestHandler, text: str, ctype: str, status: int = 200, headers: dict[str, str] | None = None
+) -> None:
+    raw = text.encode()
+    h.send_response(status)
+    h.send_header("content-type", ctype)
+    h.send_header("content-length", str(len(raw)))
+    h.send_header("x-request-id", f"req_{time.monotonic_ns()}")
+    for key, value in (headers or {}).items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(raw)
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+
+
+def _subtitles(segments: list[dict[str, Any]], fmt: str) -> str:
+    sep = "," if fmt == "srt" else "."
+    lines = [] if fmt == "srt" else ["WEBVTT", ""]
+    for i, seg in enumerate(segments, 1):
+        if fmt == "srt":
+            lines.append(str(i))
+        lines += [f"{_stamp(seg['start'], sep)} --> {_stamp(seg['end'], sep)}", seg["text"].strip(), ""]
+    return "\n".join(lines)
