@@ -79,6 +79,7 @@ class Pool:
         follow_ups: FollowUps = pipelines.follow_ups,
         make_context: Callable[[Task, Callable[[dict[str, Any]], bool]], TaskContext] | None = None,
         on_outcome: Callable[[Outcome, bool], None] | None = None,
+        settings: Any = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -92,6 +93,7 @@ class Pool:
         self.follow_ups = follow_ups
         self.make_context = make_context or self._default_context
         self.on_outcome = on_outcome
+        self.settings = settings
         self.stats = PoolStats()
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._running: dict[int, _Running] = {}
@@ -229,7 +231,10 @@ class Pool:
 
     def _default_context(self, task: Task, checkpoint: Callable[[dict[str, Any]], bool]) -> TaskContext:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
-        return TaskContext(task=task, job=job, checkpoint=checkpoint)
+        work_dir = None
+        if self.settings is not None:
+            work_dir = self.settings.tmp_dir / (f"job-{task.job_id}" if task.job_id is not None else f"task-{task.id}")
+        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint)
 
     # -- settling -------------------------------------------------------------------------------
     def _settle_ready(self) -> None:
