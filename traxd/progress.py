@@ -1,0 +1,97 @@
+"""Pure: BatchProgress, its ETA and the one-line progress report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from traxd.types import TaskState
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A snapshot of a batch (or of the daemon's queue), named as in the original design."""
+
+    total_tasks: int = 0
+    completed_tasks: int = 0
+    failed_tasks: int = 0
+    active_tasks: int = 0
+    queued_tasks: int = 0
+    cancelled_tasks: int = 0
+    memory_usage_mb: float = 0.0
+    cpu_usage_percent: float = 0.0
+    elapsed_seconds: float = 0.0
+    eta_seconds: float | None = None
+    active_workers: int = 0
+    paused_reason: str | None = None
+    state: str = "running"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished_tasks(self) -> int:
+        """Tasks that will not run again (succeeded, failed or cancelled)."""
+        return self.completed_tasks + self.failed_tasks + self.cancelled_tasks
+
+    @property
+    def success_rate(self) -> float:
+        """Succeeded tasks as a percentage of all tasks."""
+        return 100.0 * self.completed_tasks / self.total_tasks if self.total_tasks else 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed tasks as a percentage of all tasks."""
+        return 100.0 * self.failed_tasks / self.total_tasks if self.total_tasks else 0.0
+
+    @property
+    def remaining_tasks(self) -> int:
+        """Tasks still queued or running."""
+        return max(0, self.total_tasks - self.finished_tasks)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `status --json` keys of the spec (plus the original design's names)."""
+        return {
+            "state": self.state, "total": self.total_tasks, "queued": self.queued_tasks,
+            "running": self.active_tasks, "succeeded": self.completed_tasks, "failed": self.failed_tasks,
+            "cancelled": self.cancelled_tasks, "active_workers": self.active_workers,
+            "memory_mb": round(self.memory_usage_mb, 1), "cpu_percent": round(self.cpu_usage_percent, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "paused_reason": self.paused_reason, "success_rate": round(self.success_rate, 1),
+            "failure_rate": round(self.failure_rate, 1), "elapsed_seconds": round(self.elapsed_seconds, 1),
+        }  # fmt: skip
+
+
+def from_counts(counts: dict[str, int], **rest: Any) -> BatchProgress:
+    """Build a snapshot from Store.counts() plus resource figures."""
+    return BatchProgress(
+        total_tasks=sum(counts.values()),
+        completed_tasks=counts.get(TaskState.SUCCEEDED.value, 0),
+        failed_tasks=counts.get(TaskState.FAILED.value, 0),
+        active_tasks=counts.get(TaskState.RUNNING.value, 0),
+        queued_tasks=counts.get(TaskState.QUEUED.value, 0),
+        cancelled_tasks=counts.get(TaskState.CANCELLED.value, 0),
+        **rest,
+    )
+
+
+def format_eta(seconds: float | None) -> str:
+    """`1h02m`, `3m05s`, `42s`, or `--` when unknown."""
+    if seconds is None:
+        return "--"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def progress_line(p: BatchProgress) -> str:
+    """`Progress: 45/100 (45.0% success) | Active: 8 | Failed: 2 | Memory: 512.3MB | CPU: 75.2% | ETA: 3m05s`."""
+    line = (
+        f"Progress: {p.completed_tasks}/{p.total_tasks} ({p.success_rate:.1f}% success) | "
+        f"Active: {p.active_tasks} | Failed: {p.failed_tasks} | "
+        f"Memory: {p.memory_usage_mb:.1f}MB | CPU: {p.cpu_usage_percent:.1f}% | ETA: {format_eta(p.eta_seconds)}"
+    )
+    if p.paused_reason:
+        line += f" | Paused: {p.paused_reason}"
+    return line
