@@ -23,6 +23,10 @@ class DatabaseError(UserError):
     """The database cannot be opened or is not a Trax database."""
 
 
+class InvalidTaskError(UserError, ValueError):
+    """A task that cannot be queued: unknown type, payload that is not a JSON object."""
+
+
 class TaskError(TraxError):
     """An error raised by a handler or adapter, already classified."""
 

@@ -67,7 +67,7 @@ def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | 
         processors=[*pre, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     root = logging.getLogger("trax")
     for handler in list(root.handlers):

@@ -20,8 +20,8 @@ from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Store
-from traxd.queue.transitions import RetryPolicy, decide_failure
-from traxd.types import GLOBAL_SCOPE, Control, ControlState, Job, NewTask, Task, TaskType
+from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
+from traxd.types import GLOBAL_SCOPE, Control, ControlState, Job, NewTask, Task, TaskState, TaskType
 
 log = get_logger("pool")
 
@@ -141,18 +141,56 @@ class Pool:
     # -- the dispatcher -------------------------------------------------------------------------
     def _loop(self, executor: ThreadPoolExecutor, drain: bool) -> None:
         while True:
-            self._settle_ready()
             state = self._control_state()
-            if self._stop.is_set() or state is ControlState.STOPPING:
-                reason = self._controls.get(GLOBAL_SCOPE)
-                if reason is not None and reason.reason == "now":
+            stopping = self._stop.is_set() or state is ControlState.STOPPING
+            claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
+            if stopping:
+                glob = self._controls.get(GLOBAL_SCOPE)
+                if glob is not None and glob.state is ControlState.STOPPING and glob.reason == "now":
                     self._stop_now = True
                 return
-            claimed = self._claim_and_start(executor) if state is ControlState.RUNNING else 0
             if drain and not claimed and self.active == 0 and self._drained():
                 return
-            if claimed == 0:
+            if claimed == 0 or self.active >= self.config.slots:
                 self._wait(self.config.idle_seconds)
+                self._linger()
+
+    def _round(self, executor: ThreadPoolExecutor, claim: bool) -> int:
+        """Settle every finished run and claim for the free slots, in one transaction."""
+        outcomes = self._drain_outcomes()
+        done, failed, decisions = self._prepare(outcomes)
+        types: list[TaskType] = []
+        limit = 0
+        if claim:
+            pausing = {d.pause_scope for d in decisions if d.pause_scope}
+            types = [t for t in self._claimable_types() if t.value not in pausing]
+            limit = self._claim_limit(types) if types else 0
+            if limit > 0 and self.gate is not None and (reason := self.gate()):
+                self.stats.paused_reason = reason
+                limit = 0
+        if not outcomes and limit <= 0:
+            return 0
+        ex = self.store.exchange(
+            self.owner_id,
+            [(o.task.lease, o.result, succ) for o, succ in done],
+            [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
+            limit, self.config.lease_seconds, types,
+        )  # fmt: skip
+        for (o, _), took in zip(done, ex.done):
+            self._finish(o, took)
+        for o, d, took in zip(failed, decisions, ex.failed):
+            self._finished_failure(o, d, took)
+        for task in ex.claimed:
+            self._start(executor, task)
+        self.stats.claimed += len(ex.claimed)
+        return len(ex.claimed)
+
+    def _linger(self, seconds: float = 0.002) -> None:
+        """Give other slots a moment to finish too, so one transaction settles several runs."""
+        deadline = time.monotonic() + seconds
+        want = max(1, self.active // 2)
+        while self._outcomes.qsize() < want and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def _wait(self, seconds: float) -> None:
         """Sleep until an outcome arrives, someone wakes us, or `seconds` pass."""
@@ -196,22 +234,6 @@ class Pool:
                     free = min(free, limit - used)
         return free
 
-    def _claim_and_start(self, executor: ThreadPoolExecutor) -> int:
-        types = self._claimable_types()
-        limit = self._claim_limit(types)
-        if limit <= 0 or not types:
-            return 0
-        if self.gate is not None:
-            reason = self.gate()
-            if reason:
-                self.stats.paused_reason = reason
-                return 0
-        tasks = self.store.claim(self.owner_id, limit, self.config.lease_seconds, types)
-        for task in tasks:
-            self._start(executor, task)
-        self.stats.claimed += len(tasks)
-        return len(tasks)
-
     def _start(self, executor: ThreadPoolExecutor, task: Task) -> None:
         lease = task.lease
 
@@ -237,44 +259,55 @@ class Pool:
         return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint)
 
     # -- settling -------------------------------------------------------------------------------
-    def _settle_ready(self) -> None:
+    def _drain_outcomes(self) -> list[Outcome]:
         batch: list[Outcome] = []
         while True:
             try:
                 batch.append(self._outcomes.get_nowait())
             except queue.Empty:
-                break
-        if batch:
-            self._settle(batch)
+                return batch
+
+    def _prepare(
+        self, outcomes: list[Outcome]
+    ) -> tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision]]:
+        """Split finished runs into completions (with successors) and failure decisions; free their slots."""
+        now = self.clock.now()
+        done: list[tuple[Outcome, list[NewTask]]] = []
+        failed: list[Outcome] = []
+        decisions: list[Decision] = []
+        for o in outcomes:
+            with self._lock:
+                running = self._running.pop(o.task.id, None)
+            if o.failure is None:
+                done.append((o, self.follow_ups(o.task, o.result, running.ctx.job if running else None)))
+            else:
+                failed.append(o)
+                decisions.append(decide_failure(o.task, o.failure, now, self.policy, self.rng))
+        return done, failed, decisions
 
     def _settle(self, outcomes: list[Outcome]) -> None:
-        now = self.clock.now()
-        done = [o for o in outcomes if o.ok]
-        if done:
-            items = [(o.task.lease, o.result, self._successors(o)) for o in done]
-            for outcome, took in zip(done, self.store.complete_many(items)):
-                self._finish(outcome, took)
-        for o in outcomes:
-            if not o.ok:
-                assert o.failure is not None
-                decision = decide_failure(o.task, o.failure, now, self.policy, self.rng)
-                took = self.store.apply(o.task.lease, decision, o.failure.error_type)
-                if took and decision.pause_scope:
-                    self._controls_read = -1e9  # re-read controls before the next claim
-                    log.warning("task_type_paused", type=decision.pause_scope, reason=decision.message)
-                self.stats.retried += int(took and decision.state.value == "queued")
-                self.stats.failed += int(took and decision.state.value != "queued")
-                self._finish(o, took)
+        """Settle without claiming (shutdown)."""
+        done, failed, decisions = self._prepare(outcomes)
+        ex = self.store.exchange(
+            self.owner_id,
+            [(o.task.lease, o.result, succ) for o, succ in done],
+            [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
+            0, self.config.lease_seconds,
+        )  # fmt: skip
+        for (o, _), took in zip(done, ex.done):
+            self._finish(o, took)
+        for o, d, took in zip(failed, decisions, ex.failed):
+            self._finished_failure(o, d, took)
 
-    def _successors(self, outcome: Outcome) -> list[NewTask]:
-        with self._lock:
-            running = self._running.get(outcome.task.id)
-        job = running.ctx.job if running else None
-        return self.follow_ups(outcome.task, outcome.result, job)
+    def _finished_failure(self, o: Outcome, decision: Decision, took: bool) -> None:
+        if took and decision.pause_scope:
+            self._controls_read = -1e9  # re-read controls before the next claim
+            log.warning("task_type_paused", type=decision.pause_scope, reason=decision.message)
+        self.stats.retried += int(took and decision.state is TaskState.QUEUED)
+        self.stats.failed += int(took and decision.state is not TaskState.QUEUED)
+        self._finish(o, took)
 
     def _finish(self, outcome: Outcome, took: bool) -> None:
-        with self._lock:
-            self._running.pop(outcome.task.id, None)
         if not took:
             self.stats.lost += 1
             log.warning("lease_lost", task_id=outcome.task.id, attempt=outcome.task.attempts)
@@ -309,7 +342,7 @@ class Pool:
                 self._settle([self._outcomes.get(timeout=min(0.2, max(0.01, deadline - time.monotonic())))])
             except queue.Empty:
                 continue
-        self._settle_ready()
+        self._settle(self._drain_outcomes())
         for task in self.active_tasks():
             with self._lock:
                 running = self._running.pop(task.id, None)

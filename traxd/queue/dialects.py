@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, bindparam, select, update
+from sqlalchemy import Engine, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -13,16 +13,6 @@ class Dialect:
 
     name = "sqlite"
     _insert = staticmethod(sqlite.insert)
-
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
-
-    def insert_ignore(self, table: Table, values: dict[str, Any] | None = None) -> Any:
-        """INSERT that skips rows clashing with a unique key."""
-        stmt = self._insert(table)
-        if values is not None:
-            stmt = stmt.values(values)
-        return stmt.on_conflict_do_nothing()
 
     def upsert(self, table: Table, values: dict[str, Any], keys: list[str], update_cols: list[str]) -> Any:
         """INSERT … ON CONFLICT (keys) DO UPDATE."""
@@ -33,43 +23,9 @@ class Dialect:
         """Lock the selected rows for this transaction (SQLite already holds the write lock)."""
         return stmt
 
-    def claim_statement(
-        self, tasks: Table, owner: str, limit: int, now: float, expires: float, types: list[str] | None
-    ) -> Any:
-        """One statement that leases the best runnable rows and returns them."""
-        pick = self._pick(tasks, limit, now, types)
-        return (
-            update(tasks)
-            .where(tasks.c.id.in_(pick.scalar_subquery()))
-            .values(state="running", attempts=tasks.c.attempts + 1, lease_owner=owner,
-                    lease_expires_at=expires, started_at=now, updated_at=now)
-            .returning(*tasks.c)
-        )  # fmt: skip
-
-    def complete_statement(self, tasks: Table) -> Any:
-        """Guarded completion, built once: parameters g_id, g_owner, g_attempt, result, now."""
-        cached = self._cache.get("complete")
-        if cached is None:
-            cached = (
-                update(tasks)
-                .where(tasks.c.id == bindparam("g_id"), tasks.c.lease_owner == bindparam("g_owner"),
-                       tasks.c.attempts == bindparam("g_attempt"), tasks.c.state == "running")
-                .values(state="succeeded", result=bindparam("result", type_=tasks.c.result.type),
-                        lease_expires_at=None, finished_at=bindparam("now"), updated_at=bindparam("now"),
-                        error_kind=None, error_message=None)
-            )  # fmt: skip
-            self._cache["complete"] = cached
-        return cached
-
-    def _pick(self, tasks: Table, limit: int, now: float, types: list[str] | None) -> Select[Any]:
-        stmt = select(tasks.c.id).where(tasks.c.state == "queued", tasks.c.run_after <= now)
-        if types is not None:
-            stmt = stmt.where(tasks.c.type.in_(types))
-        return stmt.order_by(tasks.c.priority, tasks.c.id).limit(limit)
-
 
 class PostgresDialect(Dialect):
-    """PostgreSQL: rows are picked with FOR UPDATE SKIP LOCKED so claimers never wait on each other."""
+    """PostgreSQL (the claim itself, with FOR UPDATE SKIP LOCKED, lives in hotpath.py)."""
 
     name = "postgresql"
     _insert = staticmethod(postgresql.insert)
@@ -77,9 +33,6 @@ class PostgresDialect(Dialect):
     def lock_row(self, stmt: Select[Any]) -> Select[Any]:
         """SELECT … FOR UPDATE."""
         return stmt.with_for_update()
-
-    def _pick(self, tasks: Table, limit: int, now: float, types: list[str] | None) -> Select[Any]:
-        return super()._pick(tasks, limit, now, types).with_for_update(skip_locked=True)
 
 
 def for_engine(engine: Engine) -> Dialect:

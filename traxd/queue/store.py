@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -11,7 +13,7 @@ from sqlalchemy.engine import Connection, Row
 from traxd.clock import Clock, SystemClock
 from traxd.db.engine import READ_ONLY
 from traxd.db.models import ControlRow, JobRow, TaskRow, WorkerRow
-from traxd.queue import dialects
+from traxd.queue import dialects, hotpath
 from traxd.queue.transitions import Decision
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -37,17 +39,13 @@ RUNNING = TaskState.RUNNING.value
 MAX_ERROR_HISTORY = 20
 
 
+_DECODED = hotpath.PostgresHotPath()  # SQLAlchemy rows arrive with JSON already decoded
+
+
 def to_task(row: Row[Any]) -> Task:
-    """Freeze a `tasks` row."""
+    """Freeze a `tasks` row read through SQLAlchemy."""
     m = row._mapping
-    return Task(
-        id=m["id"], type=TaskType(m["type"]), payload=m["payload"] or {}, state=TaskState(m["state"]),
-        priority=m["priority"], attempts=m["attempts"], max_retries=m["max_retries"], run_after=m["run_after"],
-        lease_owner=m["lease_owner"], lease_expires_at=m["lease_expires_at"], error_kind=m["error_kind"],
-        error_message=m["error_message"], errors=list(m["errors"] or []), result=m["result"],
-        dedupe_key=m["dedupe_key"], job_id=m["job_id"], created_at=m["created_at"], updated_at=m["updated_at"],
-        started_at=m["started_at"], finished_at=m["finished_at"],
-    )  # fmt: skip
+    return _DECODED.to_task(tuple(m[c] for c in hotpath.COLUMNS))
 
 
 def to_job(row: Row[Any]) -> Job:
@@ -61,6 +59,15 @@ def _guard(lease: Lease) -> Any:
     return and_(T.c.id == lease.task_id, T.c.lease_owner == lease.owner, T.c.attempts == lease.attempt, T.c.state == RUNNING)
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What one settle-and-claim transaction did."""
+
+    done: list[bool]
+    failed: list[bool]
+    claimed: list[Task]
+
+
 class Store:
     """The queue's SQL layer; every method is one short transaction and returns frozen snapshots."""
 
@@ -68,47 +75,52 @@ class Store:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.dialect = dialects.for_engine(engine)
+        self.hot = hotpath.for_dialect(self.dialect.name)
 
     # -- transactions -------------------------------------------------------------------------
     def _write(self) -> Any:
         return self.engine.begin()
 
+    @contextmanager
+    def _raw_write(self) -> Iterator[hotpath.Cursor]:
+        """A write transaction on the raw DB-API connection (the hot paths: enqueue, claim, complete)."""
+        raw = self.engine.raw_connection()
+        cur = hotpath.Cursor(raw.cursor())
+        try:
+            self.hot.begin(cur)
+            yield cur
+            self.hot.commit(raw, cur)
+        except BaseException:
+            self.hot.rollback(raw, cur)
+            raise
+        finally:
+            raw.close()
+
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
 
     # -- enqueue ------------------------------------------------------------------------------
-    def _task_values(self, new: NewTask, now: float, job_id: int | None = None) -> dict[str, Any]:
-        return {
-            "type": TaskType.parse(new.type).value, "payload": new.payload, "state": QUEUED,
-            "priority": new.priority, "attempts": 0, "max_retries": new.max_retries,
-            "run_after": new.run_after if new.run_after is not None else now, "errors": [],
-            "dedupe_key": new.dedupe_key, "job_id": job_id if job_id is not None else new.job_id,
-            "created_at": now, "updated_at": now,
-        }  # fmt: skip
-
     def enqueue(self, new: NewTask) -> tuple[Task, bool]:
         """Insert one task; with a dedupe key already present, return the existing task and False."""
-        with self._write() as conn:
-            return self._enqueue_in(conn, new, self.clock.now())
+        with self._raw_write() as cur:
+            task = self.hot.insert_one(cur, new, self.clock.now(), None)
+            if task is not None:
+                return task, True
+            return self.hot.by_dedupe_key(cur, new.dedupe_key), False
 
     def _enqueue_in(self, conn: Connection, new: NewTask, now: float, job_id: int | None = None) -> tuple[Task, bool]:
-        values = self._task_values(new, now, job_id)
-        stmt = self.dialect.insert_ignore(T, values).returning(*T.c)
-        row = conn.execute(stmt).first()
-        if row is not None:
-            return to_task(row), True
-        existing = conn.execute(select(T).where(T.c.dedupe_key == new.dedupe_key)).one()
-        return to_task(existing), False
+        cur = _cursor(conn)
+        task = self.hot.insert_one(cur, new, now, job_id)
+        if task is not None:
+            return task, True
+        return self.hot.by_dedupe_key(cur, new.dedupe_key), False
 
     def enqueue_many(self, tasks: Sequence[NewTask]) -> int:
         """Bulk insert in one transaction; duplicates of existing dedupe keys are skipped. Returns rows inserted."""
         if not tasks:
             return 0
-        now = self.clock.now()
-        rows = [self._task_values(t, now) for t in tasks]
-        with self._write() as conn:
-            result = conn.execute(self.dialect.insert_ignore(T), rows)
-            return max(result.rowcount, 0)
+        with self._raw_write() as cur:
+            return self.hot.insert_many(cur, tasks, self.clock.now())
 
     def create_job(self, job: NewJob, first: Sequence[NewTask]) -> tuple[Job, list[Task], bool]:
         """Create a job and its first tasks in one transaction; if the first task's dedupe key exists, do nothing."""
@@ -132,18 +144,60 @@ class Store:
         self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None
     ) -> list[Task]:
         """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here."""
-        if limit <= 0:
-            return []
+        return self.exchange(owner, [], [], limit, lease_seconds, types).claimed
+
+    def exchange(
+        self,
+        owner: str,
+        done: Sequence[tuple[Lease, dict[str, Any] | None, Sequence[NewTask]]],
+        failed: Sequence[tuple[Lease, Decision, str]],
+        limit: int,
+        lease_seconds: float,
+        types: Iterable[TaskType] | None = None,
+    ) -> Exchange:
+        """Settle finished runs (each guarded) and lease up to `limit` new tasks.
+
+        Failures and completions with successors commit first in their own transaction; plain completions
+        and the claim share one transaction on the hot path: one commit per dispatcher round, not two per task.
+        """
         now = self.clock.now()
-        type_values = None if types is None else [TaskType.parse(t).value for t in types]
-        if type_values == []:
-            return []
-        stmt = self.dialect.claim_statement(T, owner, limit, now, now + lease_seconds, type_values)
-        with self._write() as conn:
-            rows = conn.execute(stmt).all()
-        tasks = [to_task(r) for r in rows]
-        tasks.sort(key=lambda t: (t.priority, t.id))
-        return tasks
+        plain = [i for i, item in enumerate(done) if not item[2]]
+        done_took = [False] * len(done)
+        failed_took: list[bool] = []
+        if failed or len(plain) < len(done):
+            with self._write() as conn:
+                failed_took = [self._apply_in(conn, lease, d, kind, now) for lease, d, kind in failed]
+                for i in sorted(set(range(len(done))) - set(plain)):
+                    done_took[i] = self._complete_in(conn, *done[i], now)
+        type_values = [t.value for t in TaskType] if types is None else [TaskType.parse(t).value for t in types]
+        claimable = limit if type_values else 0
+        claimed: list[Task] = []
+        if plain or claimable > 0:
+            took, claimed = self._hot_exchange(owner, [done[i][:2] for i in plain], claimable, lease_seconds,
+                                               type_values, now)  # fmt: skip
+            for i, ok in zip(plain, took):
+                done_took[i] = ok
+        return Exchange(done_took, failed_took, claimed)
+
+    def _hot_exchange(
+        self, owner: str, items: list[tuple[Lease, dict[str, Any] | None]], limit: int, lease_seconds: float,
+        types: list[str], now: float,
+    ) -> tuple[list[bool], list[Task]]:  # fmt: skip
+        with self._raw_write() as cur:
+            took = [True] * len(items)
+            if items and self.hot.complete(cur, items, now) != len(items):
+                took = self._hot_which_took(cur, items, now)
+            claimed = self.hot.claim(cur, owner, limit, now + lease_seconds, now, types) if limit > 0 else []
+            return took, claimed
+
+    def _hot_which_took(self, cur: hotpath.Cursor, items: list[tuple[Lease, Any]], now: float) -> list[bool]:
+        """After a short executemany: which of these leases did this transaction complete?"""
+        m = self.hot.mark
+        ids = [lease.task_id for lease, _ in items]
+        sql = (f"SELECT id, lease_owner, attempts FROM tasks WHERE state = 'succeeded' AND finished_at = {m} "
+               f"AND id IN ({', '.join([m] * len(ids))})")  # fmt: skip
+        mine = {tuple(r) for r in cur.execute_returning(sql, (now, *ids))}
+        return [(lease.task_id, lease.owner, lease.attempt) in mine for lease, _ in items]
 
     def renew(self, owner: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
         """Extend this owner's leases; returns the ids still held (a missing id means the lease was lost)."""
@@ -166,20 +220,13 @@ class Store:
     def complete_many(
         self, items: Sequence[tuple[Lease, dict[str, Any] | None, Sequence[NewTask]]]
     ) -> list[bool]:
-        """Complete several tasks (each guarded, each with its successors) in one transaction."""
-        now = self.clock.now()
-        took: list[bool] = []
-        with self._write() as conn:
-            for lease, result, successors in items:
-                took.append(self._complete_in(conn, lease, result, successors, now))
-        return took
+        """Complete several tasks (each guarded, each with its successors)."""
+        return self.exchange("", items, [], 0, 0.0).done
 
     def _complete_in(
         self, conn: Connection, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask], now: float
     ) -> bool:
-        params = {"g_id": lease.task_id, "g_owner": lease.owner, "g_attempt": lease.attempt,
-                  "result": result, "now": now}  # fmt: skip
-        if conn.execute(self.dialect.complete_statement(T), params).rowcount != 1:
+        if self.hot.complete(_cursor(conn), [(lease, result)], now) != 1:
             return False
         if successors:
             job_id = conn.execute(select(T.c.job_id).where(T.c.id == lease.task_id)).scalar()
@@ -195,21 +242,23 @@ class Store:
 
     def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:
         """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost."""
-        now = self.clock.now()
         with self._write() as conn:
-            row = conn.execute(self.dialect.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
-            if row is None:
-                return False
-            entry = {"at": now, "attempt": lease.attempt, "kind": decision.error_kind.value,
-                     "type": error_type, "message": decision.message[:2000]}  # fmt: skip
-            values = _decision_values(decision, now, row.priority)
-            values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
-            if decision.refund_attempt:
-                values["attempts"] = T.c.attempts - 1
-            conn.execute(update(T).where(_guard(lease)).values(**values))
-            if decision.pause_scope:
-                self._set_control_in(conn, decision.pause_scope, ControlState.PAUSED, decision.message, now)
-            return True
+            return self._apply_in(conn, lease, decision, error_type, self.clock.now())
+
+    def _apply_in(self, conn: Connection, lease: Lease, decision: Decision, error_type: str, now: float) -> bool:
+        row = conn.execute(self.dialect.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
+        if row is None:
+            return False
+        entry = {"at": now, "attempt": lease.attempt, "kind": decision.error_kind.value,
+                 "type": error_type, "message": decision.message[:2000]}  # fmt: skip
+        values = _decision_values(decision, now, row.priority)
+        values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
+        if decision.refund_attempt:
+            values["attempts"] = T.c.attempts - 1
+        conn.execute(update(T).where(_guard(lease)).values(**values))
+        if decision.pause_scope:
+            self._set_control_in(conn, decision.pause_scope, ControlState.PAUSED, decision.message, now)
+        return True
 
     def release(self, lease: Lease) -> bool:
         """Hand a task back to the queue untouched (shutdown): requeued now, attempt refunded."""
@@ -384,6 +433,11 @@ class Store:
             return True
         with self._read() as conn:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+def _cursor(conn: Connection) -> hotpath.Cursor:
+    """A raw cursor inside the SQLAlchemy connection's current transaction."""
+    return hotpath.Cursor(conn.connection.dbapi_connection.cursor())
 
 
 def _decision_values(decision: Decision, now: float, priority: int) -> dict[str, Any]:

@@ -66,8 +66,3 @@ def decide_rescue(task: Task, now: float, reason: str) -> Decision:
         return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0)
     message = f"poison task: its worker died {task.attempts} times ({reason})"
     return Decision(TaskState.FAILED, ErrorKind.POISON, message)
-
-
-def decide_release(task: Task, now: float, reason: str) -> Decision:
-    """A task handed back unstarted or interrupted by a shutdown: requeue at once, attempt refunded."""
-    return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0, True)

@@ -1,0 +1,168 @@
+"""The pool on a real SQLite file: exactly-once under threads, priorities, retries, poison, pause by type."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+from typing import Any
+
+from traxd.clock import FakeClock
+from traxd.daemon.pool import Pool, PoolConfig
+from traxd.errors import AuthError, PermanentError, RetryableError
+from traxd.handlers.registry import Registry, TaskContext
+from traxd.queue.store import Exchange, Store
+from traxd.queue.transitions import RetryPolicy
+from traxd.types import ControlState, NewTask, TaskState, TaskType
+
+T = TaskType.TRANSCRIBE
+
+
+class RecordingStore(Store):
+    """Remembers the priorities of every claimed batch, in claim order."""
+
+    def __init__(self, base: Store) -> None:
+        super().__init__(base.engine, base.clock)
+        self.batches: list[list[int]] = []
+
+    def exchange(self, *args: Any, **kwargs: Any) -> Exchange:
+        ex = super().exchange(*args, **kwargs)
+        if ex.claimed:
+            self.batches.append([t.priority for t in ex.claimed])
+        return ex
+
+
+def test_8_slots_5000_tasks_each_runs_exactly_once_in_priority_order(store: Store) -> None:
+    rec = RecordingStore(store)
+    rec.enqueue_many([NewTask(T, {"i": i}, priority=random.Random(i).randint(0, 15)) for i in range(5000)])
+    runs: collections.Counter[int] = collections.Counter()
+    lock = threading.Lock()
+
+    def noop(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            runs[payload["i"]] += 1
+        return {"i": payload["i"]}
+
+    stats = Pool(rec, Registry({T: noop}), PoolConfig(slots=8)).run(drain=True)
+    assert stats.succeeded == 5000 and stats.lost == 0
+    assert len(runs) == 5000 and set(runs.values()) == {1}
+    assert rec.counts()["succeeded"] == 5000
+    flat = [p for batch in rec.batches for p in batch]
+    assert flat == sorted(flat), "a claim took a lower-priority task while a higher one was queued"
+    assert max(len(b) for b in rec.batches) <= 8
+
+
+def run_in_thread(pool: Pool, drain: bool = True) -> threading.Thread:
+    thread = threading.Thread(target=pool.run, kwargs={"drain": drain}, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    done = threading.Event()
+    deadline = threading.Timer(timeout, done.set)
+    deadline.start()
+    try:
+        while not predicate():
+            assert not done.wait(0.02), "condition not reached in time"
+    finally:
+        deadline.cancel()
+
+
+def test_retryable_errors_back_off_on_the_injected_clock_then_succeed(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}, priority=6))
+    calls: list[int] = []
+
+    def flaky(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        calls.append(ctx.task.attempts)
+        if len(calls) < 3:
+            raise RetryableError("HTTP 503", retry_after=30 if len(calls) == 2 else None)
+        return {"ok": True}
+
+    policy = RetryPolicy(base_seconds=10, jitter=0)
+    pool = Pool(store, Registry({T: flaky}), PoolConfig(slots=2, idle_seconds=0.02), clock=clock, policy=policy)
+    thread = run_in_thread(pool)
+    wait_for(lambda: len(calls) == 1 and store.counts()["queued"] == 1)
+    task = store.get(1)
+    assert task is not None and task.run_after == clock.now() + 10 and task.priority == 7
+    clock.advance(10)
+    pool.wake()
+    wait_for(lambda: len(calls) == 2 and store.counts()["queued"] == 1)
+    task = store.get(1)
+    assert task is not None and task.run_after == clock.now() + 30 and task.priority == 8
+    clock.advance(30)
+    pool.wake()
+    thread.join(20)
+    assert not thread.is_alive()
+    done = store.get(1)
+    assert done is not None and done.state is TaskState.SUCCEEDED and calls == [1, 2, 3]
+    assert [e["message"] for e in done.errors] == ["HTTP 503", "HTTP 503"]
+
+
+def test_permanent_error_fails_at_once_and_attempts_exhausted_fail(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {"kind": "permanent"}))
+    store.enqueue(NewTask(T, {"kind": "flaky"}, max_retries=0))
+
+    def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload["kind"] == "permanent":
+            raise PermanentError("not media: no audio stream")
+        raise RetryableError("timeout")
+
+    stats = Pool(store, Registry({T: handler}), PoolConfig(slots=2), clock=clock).run(drain=True)
+    assert stats.failed == 2
+    first, second = store.get(1), store.get(2)
+    assert first is not None and first.error_message == "not media: no audio stream" and first.attempts == 1
+    assert second is not None and second.error_message == "gave up after 1 attempts: timeout"
+
+
+def test_auth_error_pauses_only_that_type_and_resume_continues(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(3)] + [NewTask(TaskType.ENHANCE, {})])
+    key_ok = threading.Event()
+    ran: list[str] = []
+
+    def transcribe(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        if not key_ok.is_set():
+            raise AuthError("401: invalid OpenAI key (set OPENAI_API_KEY)")
+        ran.append("transcribe")
+        return {}
+
+    def enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        ran.append("enhance")
+        return {}
+
+    pool = Pool(store, Registry({T: transcribe, TaskType.ENHANCE: enhance}),
+                PoolConfig(slots=1, idle_seconds=0.02, control_seconds=0.05), clock=clock)  # fmt: skip
+    thread = run_in_thread(pool, drain=False)
+    wait_for(lambda: "transcribe" in store.controls() and ran == ["enhance"])
+    assert store.controls()["transcribe"].state is ControlState.PAUSED
+    assert store.counts()["queued"] == 3 and all(t.attempts == 0 for t in store.list_tasks(TaskState.QUEUED))
+    key_ok.set()
+    store.resume_all()
+    wait_for(lambda: store.counts()["succeeded"] == 4)
+    pool.request_stop()
+    thread.join(20)
+    assert not thread.is_alive() and ran.count("transcribe") == 3
+
+
+def test_a_task_whose_worker_keeps_dying_ends_as_poison(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}, max_retries=2))
+    pool = Pool(store, Registry({T: lambda c, p: {}}), PoolConfig(lease_seconds=30), clock=clock)
+    for attempt in range(1, 4):
+        (run,) = store.claim("dead-host:1:1.00", 1, 30)
+        assert run.attempts == attempt
+        clock.advance(31)
+        assert pool.maintenance.rescue() == 1
+    task = store.get(1)
+    assert task is not None and task.state is TaskState.FAILED and task.error_kind == "poison"
+    assert "died 3 times" in (task.error_message or "")
+
+
+def test_rescue_leaves_live_leases_alone(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    store.claim("other-host:1:1.00", 1, 30)
+    pool = Pool(store, Registry({T: lambda c, p: {}}), clock=clock)
+    assert pool.maintenance.rescue() == 0
+    clock.advance(29)
+    assert pool.maintenance.rescue() == 0
+    clock.advance(2)
+    assert pool.maintenance.rescue() == 1

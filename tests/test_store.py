@@ -1,0 +1,212 @@
+"""The store on a real database file: enqueue, claim, guarded writes, control, heartbeats."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from traxd.clock import FakeClock
+from traxd.errors import InvalidTaskError
+from traxd.queue.store import Store
+from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
+from traxd.types import (
+    GLOBAL_SCOPE,
+    ControlState,
+    ErrorKind,
+    Failure,
+    NewJob,
+    NewTask,
+    TaskState,
+    TaskType,
+    WorkerInfo,
+)
+
+T = TaskType.TRANSCRIBE
+
+
+def test_enqueue_same_dedupe_key_twice_returns_the_existing_task(store: Store) -> None:
+    first, created = store.enqueue(NewTask(T, {"a": 1}, dedupe_key="file:abc"))
+    again, created_again = store.enqueue(NewTask(T, {"a": 2}, dedupe_key="file:abc"))
+    assert created and not created_again
+    assert again.id == first.id and again.payload == {"a": 1}
+    assert store.counts()["queued"] == 1
+
+
+def test_bulk_enqueue_skips_existing_keys(store: Store) -> None:
+    store.enqueue(NewTask(T, {}, dedupe_key="k1"))
+    n = store.enqueue_many([NewTask(T, {"i": i}, dedupe_key=f"k{i}") for i in range(5)] + [NewTask(T, {})])
+    assert n == 5
+    assert store.counts()["queued"] == 6
+
+
+@pytest.mark.parametrize("payload", [["not", "a", "dict"], {"x": object()}, {"x": float("nan")}])
+def test_malformed_payload_is_refused_and_nothing_is_written(store: Store, payload: object) -> None:
+    with pytest.raises(InvalidTaskError, match="payload"):
+        store.enqueue(NewTask(T, payload))  # type: ignore[arg-type]
+    with pytest.raises(InvalidTaskError):
+        store.enqueue_many([NewTask(T, {}), NewTask(T, payload)])  # type: ignore[arg-type]
+    assert sum(store.counts().values()) == 0
+
+
+def test_unknown_task_type_is_refused(store: Store) -> None:
+    with pytest.raises(InvalidTaskError, match="unknown task type 'translate'"):
+        store.enqueue(NewTask("translate", {}))  # type: ignore[arg-type]
+    assert sum(store.counts().values()) == 0
+
+
+def test_claim_orders_by_priority_then_age_and_counts_the_attempt(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {"n": n}, priority=p) for n, p in enumerate([9, 3, 3, 0, 12])])
+    claimed = store.claim("me", 3, 30)
+    assert [t.payload["n"] for t in claimed] == [3, 1, 2]
+    assert all(t.state is TaskState.RUNNING and t.attempts == 1 and t.lease_owner == "me" for t in claimed)
+    assert claimed[0].lease_expires_at == store.clock.now() + 30
+    assert [t.payload["n"] for t in store.claim("other", 10, 30)] == [0, 4]
+    assert store.claim("me", 10, 30) == []
+
+
+def test_claim_skips_tasks_in_backoff_and_other_types(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {"late": True}, run_after=clock.now() + 60))
+    store.enqueue(NewTask(TaskType.ENHANCE, {}))
+    assert store.claim("me", 5, 30, [T]) == []
+    clock.advance(61)
+    assert [t.payload for t in store.claim("me", 5, 30, [T])] == [{"late": True}]
+
+
+def test_a_stale_worker_changes_nothing_after_its_task_was_reclaimed(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    (stale,) = store.claim("old", 1, 30)
+    clock.advance(31)
+    rescue = decide_rescue(stale, clock.now(), "lease expired")
+    assert store.rescue(stale.lease, rescue)
+    (fresh,) = store.claim("new", 1, 30)
+    assert fresh.attempts == 2
+    assert not store.complete(stale.lease, {"by": "old"})
+    assert not store.checkpoint(stale.lease, {"partial": 1})
+    assert not store.release(stale.lease)
+    failure = decide_failure(stale, Failure(ErrorKind.PERMANENT, "x"), clock.now(), RetryPolicy(), random.Random())
+    assert not store.apply(stale.lease, failure)
+    assert store.renew("old", [stale.id], 30) == set()
+    assert store.complete(fresh.lease, {"by": "new"})
+    done = store.get(fresh.id)
+    assert done is not None and done.state is TaskState.SUCCEEDED and done.result == {"by": "new"}
+
+
+def test_completion_and_successors_commit_together(store: Store) -> None:
+    job, (first,), created = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(TaskType.PREPROCESS, {})])
+    assert created
+    (run,) = store.claim("me", 1, 30)
+    assert store.complete(run.lease, {"chunks": 2}, [NewTask(T, {"from": run.id})])
+    tasks = store.tasks_of_job(job.id)
+    assert [(t.type, t.state) for t in tasks] == [(TaskType.PREPROCESS, TaskState.SUCCEEDED), (T, TaskState.QUEUED)]
+    assert tasks[1].job_id == job.id and tasks[1].payload == {"from": first.id}
+
+
+def test_lost_lease_completion_enqueues_no_successor(store: Store) -> None:
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("me", 1, 30)
+    assert store.cancel(run.id)
+    assert not store.complete(run.lease, {}, [NewTask(TaskType.ENHANCE, {})])
+    assert store.counts() == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 1}
+
+
+def test_batch_completion_reports_each_lease(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(4)])
+    runs = store.claim("me", 4, 30)
+    store.cancel(runs[1].id)
+    took = store.complete_many([(r.lease, {"i": r.payload["i"]}, ()) for r in runs])
+    assert took == [True, False, True, True]
+
+
+def test_create_job_twice_with_the_same_key_is_a_noop(store: Store) -> None:
+    new = [NewTask(TaskType.PREPROCESS, {"path": "/a"}, dedupe_key="file:x:/out")]
+    job1, _, created1 = store.create_job(NewJob("/a", "a", "/out"), new)
+    job2, (task2,), created2 = store.create_job(NewJob("/b", "b", "/out"), new)
+    assert created1 and not created2 and job2.id == job1.id and task2.payload == {"path": "/a"}
+
+
+def test_retryable_failure_backs_off_degrades_priority_and_keeps_history(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}, priority=6, max_retries=1))
+    (run,) = store.claim("me", 1, 30)
+    policy = RetryPolicy(base_seconds=10, jitter=0)
+    d = decide_failure(run, Failure(ErrorKind.RETRYABLE, "HTTP 503", error_type="X"), clock.now(), policy, random.Random())
+    assert store.apply(run.lease, d)
+    queued = store.get(run.id)
+    assert queued is not None and queued.state is TaskState.QUEUED and queued.priority == 7
+    assert queued.run_after == clock.now() + 10 and queued.lease_owner is None
+    assert store.claim("me", 1, 30) == []
+    clock.advance(10)
+    (again,) = store.claim("me", 1, 30)
+    d2 = decide_failure(again, Failure(ErrorKind.RETRYABLE, "HTTP 503"), clock.now(), policy, random.Random())
+    assert store.apply(again.lease, d2)
+    failed = store.get(run.id)
+    assert failed is not None and failed.state is TaskState.FAILED and failed.attempts == 2
+    assert [e["message"] for e in failed.errors] == ["HTTP 503", "gave up after 2 attempts: HTTP 503"]
+    assert failed.error_message == "gave up after 2 attempts: HTTP 503"
+
+
+def test_auth_failure_pauses_the_type_and_refunds_the_attempt(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("me", 1, 30)
+    d = decide_failure(run, Failure(ErrorKind.AUTH, "401 invalid key"), clock.now(), RetryPolicy(), random.Random())
+    assert store.apply(run.lease, d)
+    task = store.get(run.id)
+    assert task is not None and task.state is TaskState.QUEUED and task.attempts == 0
+    control = store.controls()["transcribe"]
+    assert control.state is ControlState.PAUSED and control.reason == "401 invalid key"
+    store.resume_all()
+    assert "transcribe" not in store.controls()
+
+
+def test_release_requeues_at_once_and_refunds(store: Store) -> None:
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("me", 1, 30)
+    assert store.release(run.lease)
+    task = store.get(run.id)
+    assert task is not None and (task.state, task.attempts, task.lease_owner) == (TaskState.QUEUED, 0, None)
+
+
+def test_renew_extends_only_my_running_leases(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {}) for _ in range(2)])
+    mine, theirs = store.claim("me", 1, 30)[0], store.claim("them", 1, 30)[0]
+    clock.advance(20)
+    assert store.renew("me", [mine.id, theirs.id], 30) == {mine.id}
+    renewed = store.get(mine.id)
+    assert renewed is not None and renewed.lease_expires_at == clock.now() + 30
+
+
+def test_checkpoint_survives_a_rescue(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("me", 1, 30)
+    assert store.checkpoint(run.lease, {"done_chunks": [0, 1]})
+    assert store.rescue(run.lease, decide_rescue(run, clock.now(), "worker died"))
+    (again,) = store.claim("me2", 1, 30)
+    assert again.result == {"done_chunks": [0, 1]} and again.attempts == 2
+
+
+def test_retry_and_cancel_by_the_user(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}, max_retries=0) for i in range(3)])
+    runs = store.claim("me", 3, 30)
+    for r in runs[:2]:
+        d = decide_failure(r, Failure(ErrorKind.PERMANENT, "bad"), clock.now(), RetryPolicy(), random.Random())
+        store.apply(r.lease, d)
+    assert store.retry(runs[0].id) and not store.retry(runs[2].id)
+    assert store.retry_failed() == 1
+    assert store.counts()["queued"] == 2
+    assert store.cancel(runs[0].id) and not store.cancel(runs[0].id)
+
+
+def test_controls_and_heartbeats(store: Store, clock: FakeClock) -> None:
+    assert store.controls() == {}
+    store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, "by user")
+    assert store.controls()[GLOBAL_SCOPE].state is ControlState.PAUSED
+    store.set_control(GLOBAL_SCOPE, ControlState.RUNNING)
+    assert store.controls()[GLOBAL_SCOPE].reason is None
+    info = WorkerInfo("h:1:2.00", "h", 1, clock.now(), clock.now(), 2, 50.5, 12.0, 8)
+    store.heartbeat(info)
+    store.heartbeat(WorkerInfo("h:1:2.00", "h", 1, clock.now(), clock.now() + 5, 3, 51.0, 10.0, 8))
+    (row,) = store.workers()
+    assert (row.active_tasks, row.last_seen) == (3, clock.now() + 5)
+    store.remove_worker("h:1:2.00")
+    assert store.workers() == []
+    assert store.integrity_ok()
