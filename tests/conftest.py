@@ -1,22 +1,65 @@
-"""Shared fixtures: a real database file per test, a store on it, a fake clock."""
+"""Shared fixtures: a real database per test (SQLite file, and PostgreSQL when a server is given), a fake clock.
+
+The queue suite runs once per backend through the parametrised `db_url` fixture. PostgreSQL tests need
+TRAX_TEST_PG_URL (an admin URL; .ci/run starts a throwaway server and sets it); with TRAX_REQUIRE_PG=1 a
+missing server fails the run instead of skipping.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.queue.store import Store
 
+PG_ADMIN_URL = os.environ.get("TRAX_TEST_PG_URL")
+
+
+def _pg_database() -> Iterator[str]:
+    if not PG_ADMIN_URL:
+        if os.environ.get("TRAX_REQUIRE_PG") == "1":
+            pytest.fail("TRAX_REQUIRE_PG=1 but TRAX_TEST_PG_URL is not set: PostgreSQL did not start")
+        pytest.skip("PostgreSQL tests need TRAX_TEST_PG_URL (.ci/run starts a server and sets it)")
+    name = f"trax_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for this test: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trax.db'}"
+    else:
+        yield from _pg_database()
+
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite file for this test."""
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file (for SQLite-only behaviour)."""
     return f"sqlite:///{tmp_path / 'trax.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (PostgreSQL-only tests)."""
+    yield from _pg_database()
 
 
 @pytest.fixture

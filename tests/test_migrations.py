@@ -31,7 +31,7 @@ def test_upgrade_is_idempotent_and_creates_every_table(db_url: str) -> None:
     engine.dispose()
 
 
-def test_database_file_is_private(tmp_path: Path) -> None:
+def test_database_file_is_private(tmp_path: Path) -> None:  # SQLite only
     path = tmp_path / "trax.db"
     engine = open_engine(f"sqlite:///{path}")
     upgrade(engine)
