@@ -36,6 +36,8 @@ def handle_download(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]
         result = _via_ytdlp(ctx, url, folder)
     else:
         result = _via_httpx(ctx, url, folder)
+    if payload.get("title"):
+        result["title"] = payload["title"]
     ctx.checkpoint(result)
     log.info("download_finished", task_id=ctx.task.id, bytes=result["bytes"], via=result["via"])
     return result
