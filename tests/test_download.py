@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.media_server import MediaServer, media_files, media_server  # noqa: F401 - fixtures
+from tests.fakes.media_server import MediaServer
 from traxd.adapters import download as dl
 from traxd.config import Settings, load_settings
 from traxd.errors import PermanentError, RetryableError
@@ -90,7 +90,9 @@ def test_resume_of_a_part_left_by_a_crash_uses_if_range(
     assert hit.headers["range"] == "bytes=1000-" and hit.headers["if-range"] == etag
 
 
-def test_changed_file_restarts_from_zero(tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]) -> None:
+def test_changed_file_restarts_from_zero(
+    tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]
+) -> None:
     settings = make_settings(tmp_path)
     url = media_server.url("/media/tone.wav")
     part = settings.tmp_dir / "job-7" / "download" / "source.part"
@@ -112,7 +114,9 @@ def test_part_already_complete_is_not_downloaded_again(
     part.with_name("source.part.json").write_text(json.dumps({"url": url, "validator": None}))
     result = run(settings, url)
     assert Path(result["path"]).read_bytes() == media_files["tone.wav"]
-    assert [h.headers.get("range") for h in media_server.requests("/media/")] == [f"bytes={len(media_files['tone.wav'])}-"]
+    assert [h.headers.get("range") for h in media_server.requests("/media/")] == [
+        f"bytes={len(media_files['tone.wav'])}-"
+    ]
 
 
 def test_finished_download_is_reused_after_a_crash_before_completion(tmp_path: Path, media_server: MediaServer) -> None:
@@ -132,7 +136,9 @@ def test_size_cap(tmp_path: Path, media_server: MediaServer, route: str) -> None
     assert not list((settings.tmp_dir / "job-7" / "download").glob("source*"))
 
 
-def test_redirects_followed_up_to_the_limit(tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]) -> None:
+def test_redirects_followed_up_to_the_limit(
+    tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]
+) -> None:
     settings = make_settings(tmp_path)
     result = run(settings, media_server.url("/redirect/3/tone.wav"))
     assert Path(result["path"]).read_bytes() == media_files["tone.wav"]
@@ -146,8 +152,11 @@ def test_redirects_followed_up_to_the_limit(tmp_path: Path, media_server: MediaS
 
 @pytest.mark.parametrize(
     ("target", "reason"),
-    [("file:///etc/passwd", r"scheme \(file:"), ("ftp://127.0.0.1/a.mp3", r"scheme \(ftp://"),
-     ("http://nonexistent.invalid/a.mp3", "unknown host")],
+    [
+        ("file:///etc/passwd", r"scheme \(file:"),
+        ("ftp://127.0.0.1/a.mp3", r"scheme \(ftp://"),
+        ("http://nonexistent.invalid/a.mp3", "unknown host"),
+    ],
 )
 def test_every_redirect_target_is_checked(tmp_path: Path, media_server: MediaServer, target: str, reason: str) -> None:
     settings = make_settings(tmp_path)

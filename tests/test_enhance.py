@@ -78,16 +78,20 @@ def test_similarity_ignores_case_and_punctuation() -> None:
 
 def test_check_rejects_rewrites_and_length_changes() -> None:
     original = "we will meet on monday at ten and talk about the budget for next year"
-    assert enhance.check(original, "We will meet on Monday at ten, and talk about the budget for next year.", 0.85).accepted
+    assert enhance.check(
+        original, "We will meet on Monday at ten, and talk about the budget for next year.", 0.85
+    ).accepted
     summary = enhance.check(original, "Meeting Monday 10:00 re: budget.", 0.85)
     assert not summary.accepted and "length" in (summary.reason or "")
-    swapped = enhance.check(original, "they shall gather upon tuesday by eleven to argue over the costs of the year", 0.85)
+    swapped = enhance.check(
+        original, "they shall gather upon tuesday by eleven to argue over the costs of the year", 0.85
+    )
     assert not swapped.accepted and "similarity" in (swapped.reason or "")
     assert not enhance.check(original, "", 0.85).accepted
 
 
 def test_enhancement_that_keeps_content_is_accepted(tmp_path: Path) -> None:
-    result, server, out = run_enhance(tmp_path, tidy)
+    result, _, out = run_enhance(tmp_path, tidy)
     enhanced = (out / "talk.enhanced.txt").read_text(encoding="utf-8")
     assert enhanced.startswith("So today we talk about queues.") and enhance.similarity(TRANSCRIPT, enhanced) > 0.95
     doc = json.loads((out / "talk.json").read_text(encoding="utf-8"))
@@ -103,7 +107,9 @@ def test_rewrite_is_rejected_and_the_original_kept(tmp_path: Path) -> None:
     assert not (out / "talk.enhanced.txt").exists()
     doc = json.loads((out / "talk.json").read_text(encoding="utf-8"))
     assert doc["enhancement"]["status"] == "rejected" and doc["enhancement"]["similarity"] < 0.85
-    assert doc["warnings"][-1].startswith("enhancement rejected:") and "original transcript is kept" in doc["warnings"][-1]
+    assert (
+        doc["warnings"][-1].startswith("enhancement rejected:") and "original transcript is kept" in doc["warnings"][-1]
+    )
     assert result["enhancement"]["status"] == "rejected" and result["enhanced_path"] is None
     assert (out / "talk.txt").read_text(encoding="utf-8") == TRANSCRIPT
 
@@ -131,7 +137,11 @@ def test_closing_tag_in_the_transcript_cannot_end_the_data_block() -> None:
 
 
 def test_partial_rejection_keeps_the_original_of_the_bad_chunk(tmp_path: Path) -> None:
-    text = ("alpha one two three four five six seven. " * 3).strip() + "\n\n" + ("beta eight nine ten eleven. " * 3).strip()
+    text = (
+        ("alpha one two three four five six seven. " * 3).strip()
+        + "\n\n"
+        + ("beta eight nine ten eleven. " * 3).strip()
+    )
 
     def bad_on_beta(req: Recorded) -> str:
         data = user_data(req)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.media_server import MediaServer, media_files, media_server  # noqa: F401 - fixtures
+from tests.fakes.media_server import MediaServer
 from tests.test_download import make_settings
 from traxd.clock import SystemClock
 from traxd.config import Settings

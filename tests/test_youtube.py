@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
-from tests.fakes.media_server import MediaServer, media_files, media_server  # noqa: F401 - fixtures
+from tests.fakes.media_server import MediaServer
 from tests.test_download import make_ctx, make_settings
 from traxd.adapters import ytdlp
 from traxd.errors import PermanentError, RetryableError
@@ -41,7 +41,9 @@ def test_metadata_of_an_html5_page_is_saved_beside_the_outputs(
     assert out.out == "" and out.err == ""  # quiet logger, no progress bar
 
 
-def test_site_audio_downloads_through_ytdlp(tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]) -> None:
+def test_site_audio_downloads_through_ytdlp(
+    tmp_path: Path, media_server: MediaServer, media_files: dict[str, bytes]
+) -> None:
     settings = make_settings(tmp_path)
     meta = youtube(settings, media_server.url("/page/tone.mp3.html"))
     ctx = make_ctx(settings, meta, task_id=2)
@@ -66,10 +68,11 @@ def test_direct_url_with_the_generic_extractor_and_progress_hooks(
     assert (tmp_path / "ffmpeg-bin" / "ffmpeg").resolve().is_file()
 
 
-def test_size_cap_through_ytdlp(tmp_path: Path, media_server: MediaServer) -> None:
+@pytest.mark.parametrize("route", ["/media/long.wav", "/chunked/long.wav"])  # announced size, and none
+def test_size_cap_through_ytdlp(tmp_path: Path, media_server: MediaServer, route: str) -> None:
     limits = ytdlp.YtdlpLimits(timeout=10, max_bytes=20_000)
-    with pytest.raises(PermanentError, match="cap|did not produce"):
-        ytdlp.download_audio(media_server.url("/media/long.wav"), tmp_path / "dl", limits)
+    with pytest.raises(PermanentError, match="cap of 20000 bytes"):
+        ytdlp.download_audio(media_server.url(route), tmp_path / "dl", limits)
     assert not list((tmp_path / "dl").glob("audio.*"))
 
 
@@ -110,13 +113,21 @@ def test_translate_error_follows_the_wrapped_exception() -> None:
     assert isinstance(ytdlp.translate_error(wrapped, "u"), PermanentError)
     assert isinstance(ytdlp.translate_error(DownloadError("ERROR: odd"), "u"), RetryableError)
     gone = ExtractorError("Video unavailable", expected=True)
-    assert isinstance(ytdlp.translate_error(DownloadError("x", exc_info=(ExtractorError, gone, None)), "u"), PermanentError)
+    assert isinstance(
+        ytdlp.translate_error(DownloadError("x", exc_info=(ExtractorError, gone, None)), "u"), PermanentError
+    )
     assert "Video unavailable" in str(ytdlp.translate_error(gone, "u"))
 
 
 @pytest.mark.parametrize(
     ("name", "stem"),
-    [("../../etc/passwd", "passwd"), (".hidden", "hidden"), ("a/b\\c", "c"), ("Talk: Q&A?", "Talk_ Q_A"), ("", "download")],
+    [
+        ("../../etc/passwd", "passwd"),
+        (".hidden", "hidden"),
+        ("a/b\\c", "c"),
+        ("Talk: Q&A?", "Talk_ Q_A"),
+        ("", "download"),
+    ],
 )
 def test_output_names_stay_inside(name: str, stem: str) -> None:
     assert safe_stem(name) == stem

@@ -43,7 +43,10 @@ def build_messages(chunk: str) -> list[dict[str, str]]:
     """Fixed instructions first, the delimited transcript chunk last (the only part that changes)."""
     # A transcript that contains the closing tag must not be able to end the data block early.
     data = chunk.replace(CLOSE_TAG, "</ transcript>").replace(OPEN_TAG, "< transcript>")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": f"{OPEN_TAG}\n{data}\n{CLOSE_TAG}"}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"{OPEN_TAG}\n{data}\n{CLOSE_TAG}"},
+    ]
 
 
 def extract_reply(text: str) -> str:
@@ -116,7 +119,9 @@ def check(original: str, enhanced: str, min_similarity: float) -> Check:
     if not enhanced.strip() and original.strip():
         return Check(False, 0.0, 0.0, "the model returned nothing")
     if not MIN_LENGTH_RATIO <= ratio <= MAX_LENGTH_RATIO:
-        return Check(False, score, ratio, f"length changed {ratio:.2f}x (allowed {MIN_LENGTH_RATIO}-{MAX_LENGTH_RATIO})")
+        return Check(
+            False, score, ratio, f"length changed {ratio:.2f}x (allowed {MIN_LENGTH_RATIO}-{MAX_LENGTH_RATIO})"
+        )
     if score < min_similarity:
         return Check(False, score, ratio, f"word similarity {score:.2f} below {min_similarity:.2f}")
     return Check(True, score, ratio)

@@ -19,10 +19,10 @@ from traxd.errors import UserError
 from traxd.types import TaskType
 
 ALLOWED_SCHEMES = ("http", "https")
-MEDIA_EXTENSIONS = frozenset(
-    "aac aif aiff amr avi flac m4a m4b m4v mka mkv mov mp2 mp3 mp4 mpeg mpg mpga oga ogg ogv opus ts wav webm wma wmv"
-    " 3gp".split()
-)
+MEDIA_EXTENSIONS = frozenset({
+    "3gp", "aac", "aif", "aiff", "amr", "avi", "flac", "m4a", "m4b", "m4v", "mka", "mkv", "mov", "mp2", "mp3",
+    "mp4", "mpeg", "mpg", "mpga", "oga", "ogg", "ogv", "opus", "ts", "wav", "webm", "wma", "wmv",
+})  # fmt: skip
 URL_FILE_SUFFIXES = (".url", ".webloc", ".txt")
 # Anything that names a scheme: "https://…", "file:///…", "ftp://…", "mailto:x" is not a line we queue.
 _URL_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import imageio_ffmpeg
+import pytest
 
 
 @dataclass
@@ -33,8 +34,23 @@ class Hit:
 
 def make_tone(path: Path, seconds: float = 2.0, freq: int = 440) -> Path:
     """Generate a mono sine tone with the FFmpeg binary from imageio-ffmpeg (format from the suffix)."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}", "-ac", "1", "-ar", "16000", str(path)]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={freq}:duration={seconds}",
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+        str(path),
+    ]
     subprocess.run(cmd, check=True, timeout=60)  # fmt: skip
     return path
 
@@ -83,10 +99,10 @@ class MediaServer:
             def log_message(self, *args: Any) -> None:
                 return
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 srv._route(self, head=False)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 srv._route(self, head=True)
 
         return Handler
@@ -201,8 +217,7 @@ def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str
         h.wfile.write(body)
 
 
-# Fixtures: import them into a test module (`from tests.fakes.media_server import media_files, media_server`).
-import pytest  # noqa: E402
+# Fixtures, registered as a plugin by tests/conftest.py.
 
 
 @pytest.fixture(scope="session")

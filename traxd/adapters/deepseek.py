@@ -38,7 +38,9 @@ class DeepSeek:
         self.base_url = base_url
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float = DEFAULT_TEMPERATURE) -> ChatReply:
+    def complete(
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float = DEFAULT_TEMPERATURE
+    ) -> ChatReply:
         """One chat completion (thinking off, no tools); errors come back as RetryableError/PermanentError/AuthError."""
         try:
             response = self._client.chat.completions.create(

@@ -21,7 +21,6 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import (
     ContentTooShortError,
     DownloadCancelled,
-    DownloadError,
     ExtractorError,
     PostProcessingError,
     YoutubeDLError,
@@ -34,6 +33,10 @@ from traxd.logging import get_logger
 log = get_logger("ytdlp")
 Progress = Callable[[dict[str, Any]], None]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class TooLarge(DownloadCancelled):
+    """Raised from the progress hook when more bytes arrive than the cap (yt-dlp checks only announced sizes)."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,19 @@ def download_audio(
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=True)
+    except TooLarge as exc:
+        _remove_partials(dest)
+        raise PermanentError(str(exc)) from None
     except YoutubeDLError as exc:
         raise translate_error(exc, url) from None
     return _downloaded_path(info, dest, limits)
+
+
+def _remove_partials(dest: Path) -> None:
+    """Drop what an over-cap download left (no resume is wanted for a file we refuse)."""
+    for path in [*dest.glob("audio.*"), *(dest / "partial").glob("*")]:
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _download_options(
@@ -127,6 +140,8 @@ def _download_options(
     def hook(status: dict[str, Any]) -> None:
         if cancelled is not None and cancelled.is_set():
             raise DownloadCancelled("the task was cancelled")
+        if limits.max_bytes and (status.get("downloaded_bytes") or 0) > limits.max_bytes:
+            raise TooLarge(f"download passed the cap of {limits.max_bytes} bytes")
         if on_progress is not None:
             on_progress(status)
 
@@ -154,7 +169,8 @@ def _downloaded_path(info: dict[str, Any] | None, dest: Path, limits: YtdlpLimit
         size = info.get("filesize") or info.get("filesize_approx")
         if limits.max_bytes and size and size > limits.max_bytes:
             raise PermanentError(f"the audio is about {int(size)} bytes, over the download cap of {limits.max_bytes}")
-        raise PermanentError("yt-dlp did not produce an audio file (over the size cap, or no audio format)")
+        cap = f"over the download cap of {limits.max_bytes} bytes" if limits.max_bytes else "over the size cap"
+        raise PermanentError(f"yt-dlp did not produce an audio file: it is {cap}, or the site offers no audio")
     path = existing[0].resolve()
     if not path.is_relative_to(dest.resolve()):
         raise PermanentError(f"yt-dlp wrote outside its folder: {path}")
@@ -169,6 +185,8 @@ def translate_error(exc: YoutubeDLError, url: str) -> TaskError:
         if is_retryable_status(cause.status):
             headers = getattr(cause.response, "headers", None) or {}
             return RetryableError(message, retry_after=parse_retry_after(headers.get("retry-after")))
+        return PermanentError(message)
+    if isinstance(cause, TooLarge):
         return PermanentError(message)
     if isinstance(cause, (TransportError, ContentTooShortError, DownloadCancelled, TimeoutError, ConnectionError)):
         return RetryableError(message)

@@ -36,4 +36,3 @@ def _trimmed(info: dict[str, Any]) -> dict[str, Any]:
     """The info dict without the bulky per-format lists and signed media URLs (they expire anyway)."""
     drop = {"formats", "thumbnails", "requested_formats", "http_headers", "url", "fragments", "automatic_captions"}
     return {k: v for k, v in info.items() if k not in drop and not k.startswith("_")}
-
