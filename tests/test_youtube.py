@@ -11,6 +11,7 @@ from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
 from tests.fakes.media_server import MediaServer
 from tests.test_download import make_ctx, make_settings
+from traxd.adapters import download as dl
 from traxd.adapters import ytdlp
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.download import handle_download
@@ -131,3 +132,21 @@ def test_translate_error_follows_the_wrapped_exception() -> None:
 )
 def test_output_names_stay_inside(name: str, stem: str) -> None:
     assert safe_stem(name) == stem
+
+
+def test_media_url_chosen_from_a_page_is_checked_before_it_is_fetched(
+    tmp_path: Path, media_server: MediaServer
+) -> None:
+    # The page itself is fetched (loopback, treated as public here); the <audio> it embeds points at a cloud
+    # metadata address, which must be refused before yt-dlp connects to it.
+    def resolve(host: str, port: int) -> list[str]:
+        return ["169.254.169.254"] if host == "metadata.internal" else ["93.184.216.34"]
+
+    def check(url: str) -> None:
+        dl.check_url(url, allow_private=False, resolve=resolve)
+
+    page = media_server.url("/embed?src=http://metadata.internal/latest/meta-data.mp3")
+    with pytest.raises(PermanentError, match=r"refused metadata\.internal \(169\.254\.169\.254\)"):
+        ytdlp.download_audio(page, tmp_path / "dl", ytdlp.YtdlpLimits(timeout=5), check=check)
+    ok = media_server.url("/embed?src=/media/tone.wav")
+    assert ytdlp.download_audio(ok, tmp_path / "ok", ytdlp.YtdlpLimits(timeout=5), check=check).is_file()

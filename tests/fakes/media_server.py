@@ -1,7 +1,7 @@
 """A loopback HTTP server serving media for the download and yt-dlp tests.
 
 Routes: `/media/NAME` (files given to the server, with Range/If-Range, ETag and HEAD), `/page/NAME.html`
-(an HTML page with `<audio src="/media/NAME">` for yt-dlp's html5 extractor), `/redirect/N/NAME` (N hops of
+(an HTML page with `<audio src="/media/NAME">` for yt-dlp's html5 extractor), `/embed?src=URL` (a page whose <audio> points anywhere), `/redirect/N/NAME` (N hops of
 302 before `/media/NAME`), `/to?url=…` (one 302 to any URL), `/status/CODE` (that status, Retry-After: 7 for
 429/503), `/drop/NAME` (the first request sends half the body and drops the connection; later ones serve it
 normally), `/chunked/NAME` (no Content-Length). Every request is recorded with its headers.
@@ -116,6 +116,8 @@ class MediaServer:
             self._send_file(h, rest, head)
         elif kind == "page":
             self._send_page(h, rest.removesuffix(".html"))
+        elif kind == "embed":
+            self._send_page(h, "embedded", src=parse_qs(parts.query)["src"][0])
         elif kind == "redirect":
             hops, _, name = rest.partition("/")
             target = f"/redirect/{int(hops) - 1}/{name}" if int(hops) > 1 else f"/media/{name}"
@@ -157,11 +159,11 @@ class MediaServer:
         headers["content-range"] = f"bytes {first}-{last}/{len(data)}"
         _send(h, 206, data[first : last + 1], headers, head)
 
-    def _send_page(self, h: BaseHTTPRequestHandler, name: str) -> None:
+    def _send_page(self, h: BaseHTTPRequestHandler, name: str, src: str | None = None) -> None:
         title = html.escape(f"Episode {name}: Q&A / über")
         body = (f"<!DOCTYPE html><html><head><title>{title}</title>"
                 f'<meta property="og:title" content="{title}"><meta property="og:description" content="A test page">'
-                f'</head><body><h1>{title}</h1><audio controls src="/media/{name}"></audio></body></html>')  # fmt: skip
+                f'</head><body><h1>{title}</h1><audio controls src="{html.escape(src or f"/media/{name}")}"></audio></body></html>')  # fmt: skip
         _send(h, 200, body.encode(), {"content-type": "text/html; charset=utf-8"})
 
     def _send_drop(self, h: BaseHTTPRequestHandler, name: str, head: bool) -> None:

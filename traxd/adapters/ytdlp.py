@@ -39,6 +39,13 @@ class TooLarge(DownloadCancelled):
     """Raised from the progress hook when more bytes arrive than the cap (yt-dlp checks only announced sizes)."""
 
 
+class Refused(DownloadCancelled):
+    """Raised from the match filter when a media URL may not be fetched (yt-dlp re-raises it without args)."""
+
+
+UrlCheck = Callable[[str], None]
+
+
 @dataclass(frozen=True)
 class YtdlpLimits:
     """Socket timeout, size cap and where the FFmpeg shim lives."""
@@ -112,10 +119,18 @@ def download_audio(
     *,
     cancelled: threading.Event | None = None,
     on_progress: Progress | None = None,
+    check: UrlCheck | None = None,
 ) -> Path:
-    """Download the best audio of `url` as dest/audio.EXT (a .part left by a crash is resumed) and return it."""
+    """Download the best audio of `url` as dest/audio.EXT (a .part left by a crash is resumed) and return it.
+
+    `check(url)` vets each media URL yt-dlp chose (a page may point anywhere, e.g. a cloud metadata address)
+    before a byte is fetched from it; it raises a TaskError to refuse.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     opts = _download_options(dest, limits, cancelled, on_progress)
+    refused: list[TaskError] = []
+    if check is not None:
+        opts["match_filter"] = _media_url_filter(check, refused)
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=True)
@@ -123,8 +138,27 @@ def download_audio(
         _remove_partials(dest)
         raise PermanentError(str(exc)) from None
     except YoutubeDLError as exc:
+        if refused:
+            raise refused[0] from None
         raise translate_error(exc, url) from None
     return _downloaded_path(info, dest, limits)
+
+
+def _media_url_filter(check: UrlCheck, refused: list[TaskError]) -> Callable[..., str | None]:
+    """A yt-dlp match_filter that runs `check` on the chosen format URLs; a refusal is kept in `refused`."""
+
+    def media_filter(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
+        formats = info.get("requested_formats") or [info]
+        for url in [f.get("url") for f in formats if isinstance(f, dict)]:
+            if isinstance(url, str) and url:
+                try:
+                    check(url)
+                except TaskError as exc:
+                    refused.append(exc)
+                    raise Refused(str(exc)) from None
+        return None
+
+    return media_filter
 
 
 def _remove_partials(dest: Path) -> None:
@@ -186,7 +220,7 @@ def translate_error(exc: YoutubeDLError, url: str) -> TaskError:
             headers = getattr(cause.response, "headers", None) or {}
             return RetryableError(message, retry_after=parse_retry_after(headers.get("retry-after")))
         return PermanentError(message)
-    if isinstance(cause, TooLarge):
+    if isinstance(cause, (TooLarge, Refused)):
         return PermanentError(message)
     if isinstance(cause, (TransportError, ContentTooShortError, DownloadCancelled, TimeoutError, ConnectionError)):
         return RetryableError(message)

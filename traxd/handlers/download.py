@@ -76,7 +76,10 @@ def _via_ytdlp(ctx: TaskContext, url: str, folder: Path) -> dict[str, Any]:
         max_bytes=int(s.max_download_mb * 1024 * 1024),
         ffmpeg_dir=ytdlp.ffmpeg_dir(Path(s.tmp_dir)),
     )
-    path = ytdlp.download_audio(url, folder, limits, cancelled=ctx.cancelled)
+    allow = s.allow_private_urls
+    path = ytdlp.download_audio(
+        url, folder, limits, cancelled=ctx.cancelled, check=lambda media: http_download.check_url(media, allow)
+    )
     return _result(path, url, "yt-dlp")
 
 
