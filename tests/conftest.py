@@ -21,6 +21,9 @@ from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.queue.store import Store
 
+# Fixtures `media_files` and `media_server` (a loopback HTTP server with generated audio).
+pytest_plugins = ("tests.fakes.media_server",)
+
 PG_ADMIN_URL = os.environ.get("TRAX_TEST_PG_URL")
 
 

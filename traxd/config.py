@@ -49,6 +49,8 @@ class Settings:
     deepseek_base_url: str = "https://api.deepseek.com"
     enhance_model: str = "deepseek-flash"
     enhance: bool = False
+    enhance_min_similarity: float = 0.85
+    enhance_chunk_chars: int = 6000
     language: str | None = None
     chunk_size: float = 600.0
     workers: int = 8
@@ -62,6 +64,7 @@ class Settings:
     api_timeout_seconds: float = 300.0
     max_download_mb: float = 2048.0
     allow_private_urls: bool = False
+    download_timeout_seconds: float = 60.0
     task_types: tuple[str, ...] = ()
     log_level: str = "info"
 
@@ -114,6 +117,8 @@ ENV = {
     "DEEPSEEK_BASE_URL": "deepseek_base_url",
     "TRAX_ENHANCE_MODEL": "enhance_model",
     "TRAX_ENHANCE": "enhance",
+    "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
+    "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
     "TRAX_LANGUAGE": "language",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
@@ -127,6 +132,7 @@ ENV = {
     "TRAX_API_TIMEOUT_SECONDS": "api_timeout_seconds",
     "TRAX_MAX_DOWNLOAD_MB": "max_download_mb",
     "TRAX_ALLOW_PRIVATE_URLS": "allow_private_urls",
+    "TRAX_DOWNLOAD_TIMEOUT_SECONDS": "download_timeout_seconds",
     "TRAX_TASK_TYPES": "task_types",
     "TRAX_LOG_LEVEL": "log_level",
 }
@@ -243,6 +249,11 @@ def _validate(s: Settings) -> None:
     if s.workers < 1:
         raise ConfigError(f"workers must be at least 1, got {s.workers}")
     for name in ("chunk_size", "settle_seconds", "lease_seconds", "memory_limit_mb", "cpu_limit_percent"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
+    if not 0.0 < s.enhance_min_similarity <= 1.0:
+        raise ConfigError(f"enhance_min_similarity must be in (0, 1], got {s.enhance_min_similarity}")
+    for name in ("enhance_chunk_chars", "download_timeout_seconds", "max_download_mb"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
