@@ -94,8 +94,8 @@ class Store:
     def _raw_write(self) -> Iterator[hotpath.Cursor]:
         """A write transaction on the raw DB-API connection (the hot paths: enqueue, claim, complete)."""
         raw = self.engine.raw_connection()
+        cur = hotpath.Cursor(raw.cursor())
         try:
-            cur = hotpath.Cursor(raw.cursor())
             self.hot.begin(cur)
             yield cur
             self.hot.commit(raw, cur)
