@@ -121,11 +121,32 @@ class Store:
                     existing = to_task(row)
                     jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
                     return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
-            jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
-                       "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
-            jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
+            jrow = self._insert_job(conn, job, now)
             created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
             return to_job(jrow), created, True
+
+    def _insert_job(self, conn: Connection, job: NewJob, now: float) -> Row[Any]:
+        jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
+                   "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
+        return conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
+
+    def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
+        """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
+        now = self.clock.now()
+        with self._write() as conn:
+            if task.dedupe_key is not None:
+                row = conn.execute(select(T).where(T.c.dedupe_key == task.dedupe_key)).first()
+                if row is not None:
+                    existing = to_task(row)
+                    jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
+                    return (to_job(jrow) if jrow else _orphan_job(existing, job)), existing, False
+            jrow = self._insert_job(conn, job, now)
+            values = self._task_values(task, now, jrow.id)
+            entry = {"at": now, "attempt": 0, "kind": "permanent", "type": "Rejected", "message": reason[:2000]}
+            values.update(state=TaskState.FAILED.value, error_kind="permanent", error_message=reason[:2000],
+                          errors=[entry], finished_at=now)  # fmt: skip
+            trow = conn.execute(insert(T).values(values).returning(*T.c)).one()
+            return to_job(jrow), to_task(trow), True
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
@@ -285,6 +306,12 @@ class Store:
         stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
+
+    def finished_since(self, since: float) -> int:
+        """How many tasks reached a terminal state after `since` (throughput for the ETA)."""
+        stmt = select(func.count()).where(T.c.finished_at >= since)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
 
     def next_run_after(self) -> float | None:
         """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
