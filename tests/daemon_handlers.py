@@ -16,11 +16,11 @@ from traxd.handlers.registry import Registry, TaskContext
 from traxd.types import TaskType
 
 
-def _mark(ctx: TaskContext, what: str) -> None:
+def _mark(ctx: TaskContext, what: str, number: int | None = None) -> None:
     path = os.environ.get("TRAX_TEST_MARKS")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{what} {ctx.task.id}\n")
+            fh.write(f"{what} {ctx.task.id if number is None else number}\n")
 
 
 def _all(handler: Any) -> Registry:
@@ -59,7 +59,7 @@ def spawn(_settings: Any) -> Registry:
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(ctx.work_dir)])
         (ctx.work_dir / "child.pid").write_text(str(child.pid))
-        _mark(ctx, f"child{child.pid}")
+        _mark(ctx, "child", child.pid)
         while not ctx.cancelled.wait(0.2):
             pass
         raise RetryableError("cancelled")
