@@ -181,3 +181,17 @@ def test_manual_add_checks_every_input_first(store: Store, tmp_path: Path) -> No
         add_inputs(Ingestor(store), [str(tmp_path / "a.mp3"), str(tmp_path / "missing.mp3")], tmp_path / "out")
     assert store.counts()["queued"] == 0
     assert looks_like_url("https://x.org/a") and looks_like_url("file:///x") and not looks_like_url("a.mp3")
+
+
+def test_bulk_ingest_dedupes_within_the_batch_and_against_the_queue(store: Store, tmp_path: Path) -> None:
+    ing = Ingestor(store)
+    out = tmp_path / "out"
+    ing.ingest_files([(tmp_path / "old.mp3", out, "aa")])
+    files = [(tmp_path / "a.mp3", out, "bb"), (tmp_path / "b.mp3", out, "aa"), (tmp_path / "c.mp3", out, "bb"),
+             (tmp_path / "d.mp3", out, "cc")]  # fmt: skip
+    queued = ing.ingest_files(files)
+    assert [q.created for q in queued] == [True, False, False, True]
+    assert queued[0].task.id == queued[2].task.id
+    assert store.counts()["queued"] == 3
+    job = store.get_job(queued[3].task.job_id or 0)
+    assert job is not None and job.source == str(tmp_path / "d.mp3") and job.name == "d"

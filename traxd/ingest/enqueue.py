@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,19 @@ class Ingestor:
                         dedupe_key=f"file:{sha}:{outbox}")  # fmt: skip
         _job, tasks, created = self.store.create_job(job, [first])
         return [self._done(Queued(str(path), tasks[0], created), "file_ingested", sha256=sha)]
+
+    def ingest_files(self, files: Sequence[tuple[Path, Path, str]]) -> list[Queued]:
+        """Many hashed media files (path, outbox, sha256) in one transaction: the watcher's bulk path."""
+        items = []
+        for path, outbox, sha in files:
+            job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
+                         options=self.options)  # fmt: skip
+            task = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
+                           dedupe_key=f"file:{sha}:{outbox}")  # fmt: skip
+            items.append((job, task))
+        results = self.store.create_jobs(items)
+        return [self._done(Queued(str(path), task, created), "file_ingested", sha256=sha)
+                for (path, _, sha), (task, created) in zip(files, results)]  # fmt: skip
 
     def ingest_url(self, url: str, outbox: Path, origin: str | None = None) -> Queued:
         """One URL -> a YOUTUBE or DOWNLOAD job; another scheme -> a job whose task failed with the reason."""

@@ -34,6 +34,7 @@ log = get_logger("watcher")
 
 _IGNORED_EVENTS = {"deleted", "opened", "closed_no_write"}
 _UNREADABLE = {errno.EACCES, errno.EPERM}
+BATCH = 200
 
 
 class _Sink(FileSystemEventHandler):
@@ -252,37 +253,61 @@ class Watcher:
         self.settler.add(path)
 
     def _ingest_ready(self) -> None:
+        """Ingest settled files: URL files one by one, media files hashed and queued in one transaction."""
+        batch: list[tuple[Path, Path, str, Stamp]] = []
         for path in self.settler.poll():
             inbox = self._inbox_of(path)
             if inbox is None or self._stop.is_set():
                 continue
             try:
-                self._ingest(path, inbox)
+                item = self._prepare(path, inbox)
             except Exception as exc:  # noqa: BLE001 - e.g. the DB is busy: keep the file pending, try again
                 log.warning("ingest_failed", path=str(path), error=str(exc))
                 self.settler.add(path)
+                continue
+            if item is not None:
+                batch.append(item)
+            if len(batch) >= BATCH:
+                self._commit(batch)
+                batch = []
+        self._commit(batch)
 
-    def _ingest(self, path: Path, inbox: _Inbox) -> None:
-        """Hash, check the file did not change meanwhile, then create the job (one transaction with dedupe)."""
+    def _prepare(self, path: Path, inbox: _Inbox) -> tuple[Path, Path, str, Stamp] | None:
+        """Hash a settled file and check it did not change meanwhile; URL files are queued right here."""
         before = stamp_of(path)
         if before is None:
-            return
+            return None
+        if is_url_file(path):
+            self.ingestor.ingest_path(path, inbox.outbox)
+            self._seen[path] = before
+            return None
         try:
-            sha = None if is_url_file(path) else sha256_file(path)
+            sha = sha256_file(path)
         except FileNotFoundError:
-            return
+            return None
         except OSError as exc:
             if exc.errno in _UNREADABLE:
-                key = f"{before.size}:{before.mtime_ns}"
-                self.ingestor.record_unreadable(path, inbox.outbox, exc, key)
+                self.ingestor.record_unreadable(path, inbox.outbox, exc, f"{before.size}:{before.mtime_ns}")
                 self._seen[path] = before
-            return
+            return None
         if stamp_of(path) != before:
             self.settler.add(path)  # still being written: wait for it to settle again
+            return None
+        return (path, inbox.outbox, sha, before)
+
+    def _commit(self, batch: list[tuple[Path, Path, str, Stamp]]) -> None:
+        if not batch:
             return
-        self.ingestor.ingest_path(path, inbox.outbox, sha256=sha)
-        self._seen[path] = before
-        self.ingested += 1
+        try:
+            self.ingestor.ingest_files([(p, o, sha) for p, o, sha, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - nothing was written: the files wait and are tried again
+            log.warning("ingest_failed", files=len(batch), error=str(exc))
+            for path, *_ in batch:
+                self.settler.add(path)
+            return
+        for path, _, _, stamp in batch:
+            self._seen[path] = stamp
+        self.ingested += len(batch)
 
 
 def candidate_dir(path: Path, root: Path, excluded: Sequence[Path]) -> bool:

@@ -125,6 +125,34 @@ class Store:
             created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
             return to_job(jrow), created, True
 
+    def create_jobs(self, items: Sequence[tuple[NewJob, NewTask]]) -> list[tuple[Task, bool]]:
+        """Many one-task jobs in one transaction (bulk ingest); items whose dedupe key exists return that task."""
+        if not items:
+            return []
+        now = self.clock.now()
+        with self._write() as conn:
+            keys = [t.dedupe_key for _, t in items if t.dedupe_key is not None]
+            found = {r.dedupe_key: to_task(r) for r in conn.execute(select(T).where(T.c.dedupe_key.in_(keys)))}
+            fresh: dict[str, int] = {}
+            todo = [(i, j, t) for i, (j, t) in enumerate(items)
+                    if t.dedupe_key is None or (t.dedupe_key not in found and fresh.setdefault(t.dedupe_key, i) == i)]
+            made: dict[int, Task] = {}
+            if todo:
+                jrows = [{"source": j.source, "name": j.name, "output_dir": j.output_dir, "group_name": j.group,
+                          "options": j.options, "created_at": now} for _, j, _ in todo]  # fmt: skip
+                ids = conn.execute(insert(J).returning(J.c.id, sort_by_parameter_order=True), jrows).scalars().all()
+                trows = [self._task_values(t, now, job_id) for (_, _, t), job_id in zip(todo, ids)]
+                rows = conn.execute(insert(T).returning(*T.c, sort_by_parameter_order=True), trows).all()
+                made = {i: to_task(r) for (i, _, _), r in zip(todo, rows)}
+        out: list[tuple[Task, bool]] = []
+        for i, (_, t) in enumerate(items):
+            if i in made:
+                out.append((made[i], True))
+            else:
+                key = t.dedupe_key or ""
+                out.append((found.get(key) or made[fresh[key]], False))
+        return out
+
     def _insert_job(self, conn: Connection, job: NewJob, now: float) -> Row[Any]:
         jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
                    "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
