@@ -19,6 +19,10 @@ class ConfigError(UserError):
     """A setting is missing, misspelt or of the wrong type."""
 
 
+class UsageError(UserError):
+    """The command line itself is wrong (missing path, bad option value): exit code 2."""
+
+
 class DatabaseError(UserError):
     """The database cannot be opened or is not a Trax database."""
 

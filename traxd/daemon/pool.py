@@ -372,7 +372,7 @@ class Pool:
     def _shutdown(self, executor: ThreadPoolExecutor) -> None:
         """Let running tasks finish within the grace period, settle them, release the rest."""
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
-        while self.active and time.monotonic() < deadline:
+        while self.active and time.monotonic() < deadline and not self._stop_now:
             try:
                 self._outcomes_wait(min(0.2, max(0.01, deadline - time.monotonic())))
                 self._settle(self._unsettled + self._drain_outcomes())

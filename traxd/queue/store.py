@@ -139,20 +139,47 @@ class Store:
 
     def create_job(self, job: NewJob, first: Sequence[NewTask]) -> tuple[Job, list[Task], bool]:
         """Create a job and its first tasks in one transaction; if the first task's dedupe key exists, do nothing."""
+        with self._write() as conn:
+            return self._create_job_in(conn, job, first, self.clock.now())
+
+    def create_jobs(self, items: Sequence[tuple[NewJob, NewTask]]) -> list[tuple[Task, bool]]:
+        """Many one-task jobs in one transaction (bulk ingest); an item whose dedupe key exists returns that task."""
         now = self.clock.now()
         with self._write() as conn:
-            key = first[0].dedupe_key if first else None
-            if key is not None:
-                row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
-                if row is not None:
-                    existing = to_task(row)
-                    jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
-                    return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
-            jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
-                       "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
-            jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
-            created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
-            return to_job(jrow), created, True
+            made = [self._create_job_in(conn, job, [task], now) for job, task in items]
+        return [(tasks[0], created) for _job, tasks, created in made]
+
+    def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
+        """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
+        now = self.clock.now()
+        with self._write() as conn:
+            jrow, (created_task,), created = self._create_job_in(conn, job, [task], now)
+            if not created:
+                return jrow, created_task, False
+            entry = {"at": now, "attempt": 0, "kind": "permanent", "type": "Rejected", "message": reason[:2000]}
+            stmt = (
+                update(T).where(T.c.id == created_task.id)
+                .values(state=TaskState.FAILED.value, error_kind="permanent", error_message=reason[:2000],
+                        errors=[entry], finished_at=now, updated_at=now)
+                .returning(*T.c)
+            )  # fmt: skip
+            return jrow, to_task(conn.execute(stmt).one()), True
+
+    def _create_job_in(
+        self, conn: Connection, job: NewJob, first: Sequence[NewTask], now: float
+    ) -> tuple[Job, list[Task], bool]:
+        key = first[0].dedupe_key if first else None
+        if key is not None:
+            row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
+            if row is not None:
+                existing = to_task(row)
+                jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
+                return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
+        jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
+                   "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
+        jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
+        created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
+        return to_job(jrow), created, True
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
@@ -354,6 +381,12 @@ class Store:
         stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
+
+    def finished_since(self, since: float) -> int:
+        """How many tasks reached a terminal state after `since` (throughput for the ETA)."""
+        stmt = select(func.count()).where(T.c.finished_at >= since)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
 
     def next_run_after(self) -> float | None:
         """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
