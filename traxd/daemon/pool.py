@@ -27,6 +27,7 @@ log = get_logger("pool")
 
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
+SlotLimit = Callable[[], int]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class PoolConfig:
     rescue_seconds: float = 5.0
     types: tuple[TaskType, ...] | None = None
     type_limits: dict[TaskType, int] = field(default_factory=dict)
+    group: str | None = None  # claim only tasks of this job group (trax batch, the API); None = every group
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Pool:
         rng: random.Random | None = None,
         policy: RetryPolicy | None = None,
         gate: Gate | None = None,
+        slot_limit: SlotLimit | None = None,
         follow_ups: FollowUps = pipelines.follow_ups,
         make_context: Callable[[Task, Callable[[dict[str, Any]], bool]], TaskContext] | None = None,
         on_outcome: Callable[[Outcome, bool], None] | None = None,
@@ -90,6 +93,7 @@ class Pool:
         self.rng = rng or random.Random()
         self.policy = policy or RetryPolicy()
         self.gate = gate
+        self.slot_limit = slot_limit
         self.follow_ups = follow_ups
         self.make_context = make_context or self._default_context
         self.on_outcome = on_outcome
@@ -120,6 +124,12 @@ class Pool:
     def wake(self) -> None:
         """Look for work now instead of at the next poll (new tasks were added in-process)."""
         self._wake.set()
+
+    def slots_now(self) -> int:
+        """Slots usable now: config.slots, lowered by the slot_limit hook (resource scaling), at least 1."""
+        if self.slot_limit is None:
+            return self.config.slots
+        return max(1, min(self.config.slots, self.slot_limit()))
 
     def request_stop(self, now: bool = False) -> None:
         """Stop claiming; with now=True do not wait for running tasks (signals call this)."""
@@ -187,7 +197,7 @@ class Pool:
         return out
 
     def _claim_limit(self, types: list[TaskType]) -> int:
-        free = self.config.slots - self.active
+        free = self.slots_now() - self.active
         with self._lock:
             for t in types:
                 limit = self.config.type_limits.get(t)
@@ -206,7 +216,7 @@ class Pool:
             if reason:
                 self.stats.paused_reason = reason
                 return 0
-        tasks = self.store.claim(self.owner_id, limit, self.config.lease_seconds, types)
+        tasks = self.store.claim(self.owner_id, limit, self.config.lease_seconds, types, self.config.group)
         for task in tasks:
             self._start(executor, task)
         self.stats.claimed += len(tasks)
@@ -298,7 +308,7 @@ class Pool:
 
     def _drained(self) -> bool:
         types = self._claimable_types()
-        return not types or not self.store.has_work(types)
+        return not types or not self.store.has_work(types, self.config.group)
 
     # -- shutdown -------------------------------------------------------------------------------
     def _shutdown(self, executor: ThreadPoolExecutor) -> None:

@@ -34,10 +34,11 @@ class Dialect:
         return stmt
 
     def claim_statement(
-        self, tasks: Table, owner: str, limit: int, now: float, expires: float, types: list[str] | None
+        self, tasks: Table, owner: str, limit: int, now: float, expires: float, types: list[str] | None,
+        job_ids: Select[Any] | None = None,
     ) -> Any:
-        """One statement that leases the best runnable rows and returns them."""
-        pick = self._pick(tasks, limit, now, types)
+        """One statement that leases the best runnable rows (optionally only of these jobs) and returns them."""
+        pick = self._pick(tasks, limit, now, types, job_ids)
         return (
             update(tasks)
             .where(tasks.c.id.in_(pick.scalar_subquery()))
@@ -61,10 +62,14 @@ class Dialect:
             self._cache["complete"] = cached
         return cached
 
-    def _pick(self, tasks: Table, limit: int, now: float, types: list[str] | None) -> Select[Any]:
+    def _pick(
+        self, tasks: Table, limit: int, now: float, types: list[str] | None, job_ids: Select[Any] | None = None
+    ) -> Select[Any]:
         stmt = select(tasks.c.id).where(tasks.c.state == "queued", tasks.c.run_after <= now)
         if types is not None:
             stmt = stmt.where(tasks.c.type.in_(types))
+        if job_ids is not None:
+            stmt = stmt.where(tasks.c.job_id.in_(job_ids))
         return stmt.order_by(tasks.c.priority, tasks.c.id).limit(limit)
 
 
@@ -78,8 +83,10 @@ class PostgresDialect(Dialect):
         """SELECT … FOR UPDATE."""
         return stmt.with_for_update()
 
-    def _pick(self, tasks: Table, limit: int, now: float, types: list[str] | None) -> Select[Any]:
-        return super()._pick(tasks, limit, now, types).with_for_update(skip_locked=True)
+    def _pick(
+        self, tasks: Table, limit: int, now: float, types: list[str] | None, job_ids: Select[Any] | None = None
+    ) -> Select[Any]:
+        return super()._pick(tasks, limit, now, types, job_ids).with_for_update(skip_locked=True)
 
 
 def for_engine(engine: Engine) -> Dialect:

@@ -129,16 +129,18 @@ class Store:
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
-        self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None
+        self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None,
+        group: str | None = None,
     ) -> list[Task]:
-        """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here."""
+        """Lease up to `limit` runnable tasks (of one job group if given), best priority first; attempts counted."""
         if limit <= 0:
             return []
         now = self.clock.now()
         type_values = None if types is None else [TaskType.parse(t).value for t in types]
         if type_values == []:
             return []
-        stmt = self.dialect.claim_statement(T, owner, limit, now, now + lease_seconds, type_values)
+        jobs = _group_jobs(group)
+        stmt = self.dialect.claim_statement(T, owner, limit, now, now + lease_seconds, type_values, jobs)
         with self._write() as conn:
             rows = conn.execute(stmt).all()
         tasks = [to_task(r) for r in rows]
@@ -277,12 +279,15 @@ class Store:
                 out[state] = n
         return out
 
-    def has_work(self, types: Iterable[TaskType] | None = None) -> bool:
-        """True while a task of these types is queued (even in backoff) or any task is running."""
+    def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
+        """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
         cond = T.c.state == QUEUED
         if types is not None:
             cond = cond & T.c.type.in_([TaskType.parse(t).value for t in types])
         stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
+        jobs = _group_jobs(group)
+        if jobs is not None:
+            stmt = stmt.where(T.c.job_id.in_(jobs))
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
 
@@ -314,6 +319,19 @@ class Store:
                     lease_expires_at=None, finished_at=None)
         )  # fmt: skip
         with self._write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def reopen_job(self, job_id: int, group: str) -> int:
+        """Move a job into `group` and queue its failed or cancelled tasks again; returns how many were requeued."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.job_id == job_id, T.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]))
+            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
+                    lease_expires_at=None, finished_at=None)
+        )  # fmt: skip
+        with self._write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id).values(group_name=group))
             return conn.execute(stmt).rowcount
 
     def cancel(self, task_id: int) -> bool:
@@ -398,6 +416,11 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
     else:
         values["finished_at"] = now
     return values
+
+
+def _group_jobs(group: str | None) -> Any:
+    """The ids of a group's jobs as a subquery, or None for every group."""
+    return None if group is None else select(J.c.id).where(J.c.group_name == group)
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:
