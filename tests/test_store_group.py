@@ -30,3 +30,16 @@ def test_reopen_job_moves_it_and_requeues_failures(store: Store) -> None:
     assert store.reopen_job(job_id, "batch:1") == 1
     assert store.get_job(job_id).group == "batch:1"
     assert store.get(task.id).state is TaskState.QUEUED and store.counts("batch:1")["queued"] == 1
+
+
+def test_create_jobs_in_bulk_matches_create_job(store: Store) -> None:
+    old_job = add(store, "daemon", "k0")
+    items = [(NewJob(f"/x/{k}", k, "/out", "g"), NewTask(TaskType.PREPROCESS, {"n": k}, dedupe_key=k))
+             for k in ("k0", "k1", "k2", "k1")]  # fmt: skip
+    out = store.create_jobs(items)
+    assert [created for _, _, created in out] == [False, True, True, False]
+    assert out[0][0].id == old_job and out[0][0].group == "daemon"
+    assert out[3][1].id == out[1][1].id and out[3][0].id == out[1][0].id  # same key twice: one job
+    assert [t.job_id for _, t, _ in out[1:3]] == [j.id for j, _, _ in out[1:3]]
+    assert store.get_job(out[2][0].id).group == "g" and store.counts("g")["queued"] == 2
+    assert store.create_jobs([]) == []

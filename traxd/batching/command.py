@@ -128,8 +128,9 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
     options = job_options(settings)
     base = root if root.is_dir() else root.parent
-    for path in files:
-        run.add(file_input(path, output / path.parent.relative_to(base)), options, PRIORITY_NORMAL)
+    for start in range(0, len(files), 500):  # bounded transactions; the pool starts after the last one
+        chunk = [file_input(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
+        run.add_many(chunk, options, PRIORITY_NORMAL)
     found = run.enqueued
     if found.existing + found.skipped:
         reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "

@@ -129,12 +129,29 @@ class Added:
     status: str
 
 
+def _new(item: Input, group: str, options: dict[str, Any], priority: int) -> tuple[NewJob, NewTask]:
+    name = Path(urlparse(item.source).path).stem if is_url(item.source) else Path(item.source).stem
+    job = NewJob(item.source, name or "download", item.output_dir, group, options)
+    return job, NewTask(item.first, item.payload, priority=priority, dedupe_key=item.dedupe_key)
+
+
 def enqueue(store: Store, item: Input, group: str, options: dict[str, Any], priority: int, into: Enqueued) -> Added:
     """Create the input's job in `group`; an existing job is reused: done -> skipped, unfinished -> adopted."""
-    name = Path(urlparse(item.source).path).stem if is_url(item.source) else Path(item.source).stem
-    new = NewJob(item.source, name or "download", item.output_dir, group, options)
-    task = NewTask(item.first, item.payload, priority=priority, dedupe_key=item.dedupe_key)
-    job, tasks, created = store.create_job(new, [task])
+    new_job, first = _new(item, group, options, priority)
+    job, tasks, created = store.create_job(new_job, [first])
+    return _settle(store, item, job, tasks[0].id if tasks else 0, created, group, into)
+
+
+def enqueue_many(
+    store: Store, items: list[Input], group: str, options: dict[str, Any], priority: int, into: Enqueued
+) -> list[Added]:
+    """enqueue() for many inputs, with the new jobs created in one bulk transaction."""
+    rows = store.create_jobs([_new(item, group, options, priority) for item in items])
+    return [_settle(store, item, job, task.id, created, group, into) for item, (job, task, created) in zip(items, rows)]
+
+
+def _settle(store: Store, item: Input, job: Job, task_id: int, created: bool, group: str, into: Enqueued) -> Added:
+    """Classify what happened to one input and adopt an unfinished job of another group."""
     status = "created"
     if not created and not _finished_ok(store, job):
         status = "reopened" if store.reopen_job(job.id, group) > 0 or job.group != group else "existing"
@@ -146,7 +163,7 @@ def enqueue(store: Store, item: Input, group: str, options: dict[str, Any], prio
         into.jobs[job.id] = job
         if item.size is not None:
             into.sizes[job.id] = item.size
-    return Added(job, tasks[0].id if tasks else 0, status)
+    return Added(job, task_id, status)
 
 
 def _finished_ok(store: Store, job: Job) -> bool:

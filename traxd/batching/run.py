@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from traxd.batching import jobs as jobviews
-from traxd.batching.inputs import Added, Enqueued, Input, enqueue
+from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
 from traxd.batching.result import BatchResult, failures, quality_metrics, warnings
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.pool import Pool, PoolConfig
@@ -42,6 +42,13 @@ class BatchRun:
     def add(self, item: Input, options: dict[str, Any], priority: int) -> Added:
         """Queue one input as a job of this batch (reusing a job that already exists for the same content)."""
         added = enqueue(self.store, item, self.group, options, priority, self.enqueued)
+        if self.pool is not None:
+            self.pool.wake()
+        return added
+
+    def add_many(self, items: list[Input], options: dict[str, Any], priority: int) -> list[Added]:
+        """Queue many inputs with one bulk transaction for the new ones."""
+        added = enqueue_many(self.store, items, self.group, options, priority, self.enqueued)
         if self.pool is not None:
             self.pool.wake()
         return added

@@ -121,11 +121,54 @@ class Store:
                     existing = to_task(row)
                     jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
                     return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
-            jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
-                       "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
-            jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
+            jrow = conn.execute(insert(J).values(_job_values(job, now)).returning(*J.c)).one()
             created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
             return to_job(jrow), created, True
+
+    def create_jobs(self, items: Sequence[tuple[NewJob, NewTask]]) -> list[tuple[Job, Task, bool]]:
+        """Many single-task jobs in one transaction: create_job for each, with bulk inserts (batch enqueue)."""
+        now = self.clock.now()
+        with self._write() as conn:
+            known = self._tasks_by_key(conn, [t.dedupe_key for _, t in items if t.dedupe_key is not None])
+            fresh, seen = [], set(known)
+            for i, (_job, task) in enumerate(items):
+                if task.dedupe_key is None or task.dedupe_key not in seen:
+                    fresh.append(i)
+                    seen.add(task.dedupe_key)
+            made: dict[int, tuple[Job, Task]] = {}
+            if fresh:
+                jrows = conn.execute(insert(J).returning(*J.c, sort_by_parameter_order=True),
+                                     [_job_values(items[i][0], now) for i in fresh]).all()  # fmt: skip
+                tvalues = [self._task_values(items[i][1], now, jrow.id) for i, jrow in zip(fresh, jrows)]
+                trows = conn.execute(insert(T).returning(*T.c, sort_by_parameter_order=True), tvalues).all()
+                made = {i: (to_job(j), to_task(t)) for i, j, t in zip(fresh, jrows, trows)}
+                known.update({t.dedupe_key: t for _job, t in made.values() if t.dedupe_key is not None})
+            jobs = self._jobs_by_id(conn, [t.job_id for t in known.values() if t.job_id is not None])
+        return [self._created_or_known(i, item, made, known, jobs) for i, item in enumerate(items)]
+
+    @staticmethod
+    def _created_or_known(
+        i: int, item: tuple[NewJob, NewTask], made: dict[int, tuple[Job, Task]], known: dict[str, Task],
+        jobs: dict[int, Job],
+    ) -> tuple[Job, Task, bool]:  # fmt: skip
+        if i in made:
+            return made[i][0], made[i][1], True
+        task = known[item[1].dedupe_key or ""]
+        return jobs.get(task.job_id or -1) or _orphan_job(task, item[0]), task, False
+
+    def _tasks_by_key(self, conn: Connection, keys: list[str]) -> dict[str, Task]:
+        out: dict[str, Task] = {}
+        for start in range(0, len(keys), 500):
+            rows = conn.execute(select(T).where(T.c.dedupe_key.in_(keys[start : start + 500])))
+            out.update({r.dedupe_key: to_task(r) for r in rows})
+        return out
+
+    def _jobs_by_id(self, conn: Connection, ids: list[int]) -> dict[int, Job]:
+        out: dict[int, Job] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):
+            out.update({r.id: to_job(r) for r in conn.execute(select(J).where(J.c.id.in_(unique[start : start + 500])))})
+        return out
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
@@ -416,6 +459,11 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
     else:
         values["finished_at"] = now
     return values
+
+
+def _job_values(job: NewJob, now: float) -> dict[str, Any]:
+    return {"source": job.source, "name": job.name, "output_dir": job.output_dir, "group_name": job.group,
+            "options": job.options, "created_at": now}  # fmt: skip
 
 
 def _group_jobs(group: str | None) -> Any:
