@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from traxd.batching.result import BatchResult
 from traxd.progress import BatchProgress, format_eta, progress_line
@@ -52,9 +53,8 @@ class LiveReporter(PlainReporter):
 
     def __init__(self, out: Console, err: Console, as_json: bool = False) -> None:
         super().__init__(out, err, as_json)
-        self.bar = Progress(TextColumn("[bold]Transcribing"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), console=err)  # fmt: skip
-        self.task_id = self.bar.add_task("batch", total=None, info="")
+        self.bar = Progress(TextColumn("[bold]Transcribing"), BarColumn(), MofNCompleteColumn(), console=err)
+        self.task_id = self.bar.add_task("batch", total=None)
         self.live: Live | None = None
 
     def begin(self, total: int) -> None:
@@ -65,8 +65,9 @@ class LiveReporter(PlainReporter):
 
     def update(self, progress: BatchProgress) -> None:
         """Refresh counts and figures."""
-        self.bar.update(self.task_id, total=progress.total_tasks, completed=progress.finished_tasks,
-                        info=live_info(progress))  # fmt: skip
+        self.bar.update(self.task_id, total=progress.total_tasks, completed=progress.finished_tasks)
+        if self.live is not None:
+            self.live.update(Group(self.bar, Text(live_info(progress))), refresh=True)
 
     def finish(self, result: BatchResult, report: Path | None) -> None:
         """Close the display, then print the summary."""
