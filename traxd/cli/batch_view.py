@@ -36,7 +36,9 @@ class PlainReporter:
     def finish(self, result: BatchResult, report: Path | None) -> None:
         """The summary: JSON on stdout with --json, else rich tables."""
         if self.as_json:
-            self.out.print_json(json.dumps({**result.as_dict(), "report": str(report) if report else None}))
+            # Plain JSON even on a terminal: it is for machines.
+            data = {**result.as_dict(), "report": str(report) if report else None}
+            self.out.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return
         for table in summary_tables(result):
             self.out.print(table)
