@@ -134,7 +134,7 @@ class BatchProcessor:
                 now = run.clock.now()
                 if progress_callback is not None and progress_due(last, now, self.progress_interval):
                     last = now
-                    await _call(progress_callback, await asyncio.to_thread(run.progress))
+                    await _call(progress_callback, await asyncio.to_thread(run.progress, now))
         except BaseException:
             run.stop()
             await asyncio.to_thread(run.wait)

@@ -127,23 +127,32 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     run = BatchRun(store, load_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
     options = job_options(settings)
-    base = root if root.is_dir() else root.parent
-    for start in range(0, len(files), 500):  # bounded transactions; the pool starts after the last one
-        chunk = [file_input(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
-        run.add_many(chunk, options, PRIORITY_NORMAL)
-    found = run.enqueued
-    if found.existing + found.skipped:
-        reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
-                         f"{found.existing + found.skipped} already queued or done")  # fmt: skip
-    reporter.begin(len(files))
     with _interrupts(run):
-        _follow(run, reporter, opts.progress_interval)
-    result = run.result()
-    report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options})
-    reporter.finish(result, report)
+        _enqueue(run, files, root, output, options, reporter)
+        if not run.interrupted:
+            reporter.begin(len(files))
+            _follow(run, reporter, opts.progress_interval)
+        result = run.result()
+        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options})
+        reporter.finish(result, report)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],
+             reporter: Reporter) -> None:  # fmt: skip
+    """Hash and queue the files in bounded bulk transactions (outputs mirror the subfolders)."""
+    base = root if root.is_dir() else root.parent
+    for start in range(0, len(files), 500):
+        if run.interrupted:
+            return
+        chunk = [file_input(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
+        run.add_many(chunk, options, PRIORITY_NORMAL)
+    found = run.enqueued
+    if found.existing + found.skipped + found.reopened:
+        reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
+                         f"{found.existing + found.skipped} already queued or done")  # fmt: skip
 
 
 def _follow(run: BatchRun, reporter: Reporter, interval: float) -> None:
@@ -173,7 +182,8 @@ def _interrupts(run: BatchRun) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         # Only flags here: the follow loop prints, the pool's own thread does the stopping.
         count[0] += 1
-        run.stop(now=count[0] > 1)
+        if count[0] <= 2:
+            run.stop(now=count[0] > 1)
 
     previous: dict[int, Callable[..., Any] | int | None] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

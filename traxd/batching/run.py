@@ -105,22 +105,22 @@ class BatchRun:
         """The batch's inputs as jobs, from the database (tasks run by a daemon alongside included)."""
         return jobviews.fold(self.store.list_tasks(limit=ALL, group=self.group))
 
-    def elapsed(self) -> float:
-        """Seconds since the run began (up to its end)."""
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds since the run began (up to its end, or up to `now`)."""
         if self.started_at is None:
             return 0.0
-        end = self.ended_at if self.ended_at is not None else self.clock.now()
+        end = self.ended_at if self.ended_at is not None else (now if now is not None else self.clock.now())
         return max(0.0, end - self.started_at)
 
-    def progress(self, views: list[jobviews.JobView] | None = None) -> BatchProgress:
-        """The progress snapshot: inputs by state, memory/CPU, ETA, and why claims pause (if they do)."""
-        views = self.views() if views is None else views
+    def progress(self, now: float | None = None) -> BatchProgress:
+        """The progress snapshot (as of `now` for the elapsed time): inputs by state, memory/CPU, ETA, pauses."""
+        views = self.views()
         sample = self.monitor.sample()
         slots = self.pool.slots_now() if self.pool is not None else self.slots
         eta = estimate_eta(jobviews.work(views, self.enqueued.sizes), slots)
         return jobviews.snapshot(
             views, self.enqueued.skipped, memory_usage_mb=sample.rss_mb, cpu_usage_percent=sample.cpu_percent,
-            elapsed_seconds=self.elapsed(), eta_seconds=eta, paused_reason=self._pause_reason(),
+            elapsed_seconds=self.elapsed(now), eta_seconds=eta, paused_reason=self._pause_reason(),
             state=self._state(), extra={"slots": slots, "group": self.group},
         )  # fmt: skip
 

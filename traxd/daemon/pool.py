@@ -314,7 +314,7 @@ class Pool:
     def _shutdown(self, executor: ThreadPoolExecutor) -> None:
         """Let running tasks finish within the grace period, settle them, release the rest."""
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
-        while self.active and time.monotonic() < deadline:
+        while self.active and time.monotonic() < deadline and not self._stop_now:  # a second signal cuts it short
             try:
                 self._settle([self._outcomes.get(timeout=min(0.2, max(0.01, deadline - time.monotonic())))])
             except queue.Empty:
