@@ -258,3 +258,20 @@ def test_failures_urls_enhance_and_options_reach_handlers(tmp_path: Path, monkey
     assert reasons["good.mp3"] == ("enhance", "DEEPSEEK_API_KEY is not set: cannot enhance")
     assert (tmp_path / "out" / "good.txt").exists()
     assert result.warnings[0]["warning"] == "low_confidence" and result.warnings[0]["count"] == 1
+
+
+def test_a_crash_of_the_pool_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = make_files(tmp_path / "media", ["a.mp3"])[0]
+    proc = processor(tmp_path)
+
+    def broken(*args: Any, **kw: Any) -> list[Any]:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(proc._run.store, "claim", broken)
+
+    async def main() -> BatchResult:
+        await proc.add_task(TaskType.TRANSCRIBE, {"path": str(f)})
+        return await proc.start()
+
+    with pytest.raises(RuntimeError, match="database went away"):
+        asyncio.run(main())

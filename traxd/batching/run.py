@@ -35,6 +35,7 @@ class BatchRun:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.interrupted = False
+        self.error: Exception | None = None
         self._paused: str | None = None
         self._thread: threading.Thread | None = None
 
@@ -56,7 +57,7 @@ class BatchRun:
     # -- running --------------------------------------------------------------------------------
     def begin(self) -> None:
         """Start the pool thread (a new Pool for every run, so a stopped run can be started again)."""
-        self.interrupted, self.ended_at = False, None
+        self.interrupted, self.ended_at, self.error = False, None, None
         self.started_at = self.clock.now()
         cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
                          grace_seconds=self.settings.grace_seconds, group=self.group)  # fmt: skip
@@ -68,6 +69,8 @@ class BatchRun:
     def _run(self, pool: Pool) -> None:
         try:
             pool.run(drain=True)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller by result(), not lost in a thread
+            self.error = exc
         finally:
             self.ended_at = self.clock.now()
 
@@ -135,7 +138,9 @@ class BatchRun:
         return self.pool.stats.paused_reason if self.pool is not None and self.running() else None
 
     def result(self) -> BatchResult:
-        """The BatchResult of everything this batch holds (call after the run ended)."""
+        """The BatchResult of everything this batch holds (call after the run ended); re-raises a pool crash."""
+        if self.error is not None:
+            raise self.error
         views = self.views()
         snap = jobviews.snapshot(views, self.enqueued.skipped)
         jobs = self._jobs(views)
