@@ -146,9 +146,9 @@ class ResourceMonitor:
         """A fresh reading when the interval has passed (or forced); updates the decision and the peaks."""
         with self._lock:
             now = self.monotonic()
-            if not force and self.last is not None and self._sampled_at is not None:
-                if now - self._sampled_at < self.interval:
-                    return self.last
+            fresh = self._sampled_at is not None and now - self._sampled_at < self.interval
+            if not force and self.last is not None and fresh:
+                return self.last
             reading = self.sampler()
             self._sampled_at, self.last = now, reading
             self._record(reading)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,16 +24,16 @@ def _root() -> None:
 @app.command()
 def batch(
     path: Annotated[Path, typer.Argument(help="Folder of media files (or one file).", show_default=False)],
-    workers: Annotated[Optional[int], typer.Option(help="Parallel tasks.", show_default="8")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel tasks.", show_default="8")] = None,
     progress_interval: Annotated[float, typer.Option(help="Seconds between progress reports.")] = 5.0,
-    memory_limit: Annotated[Optional[float], typer.Option(help="Stop claiming above this RSS (MB).", show_default="2048")] = None,
-    cpu_limit: Annotated[Optional[float], typer.Option(help="Stop claiming above this CPU (% of the machine).", show_default="90")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Transcription model.", show_default="whisper-1")] = None,
-    language: Annotated[Optional[str], typer.Option(help="Spoken language, ISO-639-1 (e.g. en).")] = None,
-    chunk_size: Annotated[Optional[float], typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
+    memory_limit: Annotated[float | None, typer.Option(help="Stop claiming above this RSS (MB).", show_default="2048")] = None,
+    cpu_limit: Annotated[float | None, typer.Option(help="Stop claiming above this CPU (% of the machine).", show_default="90")] = None,
+    model: Annotated[str | None, typer.Option(help="Transcription model.", show_default="whisper-1")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language, ISO-639-1 (e.g. en).")] = None,
+    chunk_size: Annotated[float | None, typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
     enhance: Annotated[bool, typer.Option("--enhance", help="Clean up transcripts with DeepSeek.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
-    output: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
