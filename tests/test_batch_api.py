@@ -17,6 +17,7 @@ from traxd import BatchProgress, BatchResult, TaskType, create_batch_processor
 from traxd.batch import BatchProcessor, QueueFullError, TaskInputError
 from traxd.clock import FakeClock
 from traxd.errors import UserError
+from traxd.progress import progress_line
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.resources import Sample
 
@@ -275,3 +276,27 @@ def test_a_crash_of_the_pool_reaches_the_caller(tmp_path: Path, monkeypatch: pyt
 
     with pytest.raises(RuntimeError, match="database went away"):
         asyncio.run(main())
+
+
+def test_memory_pressure_holds_claims_and_shows_in_progress(tmp_path: Path) -> None:
+    counting = Counting()
+    readings = [Sample(5000.0, 10.0, 10_000.0)]  # far over the 2048 MB limit until the test says otherwise
+    files = make_files(tmp_path / "media", ["a.mp3", "b.mp3"])
+    proc = processor(tmp_path, counting.registry(), sampler=lambda: readings[-1])
+    proc._run.monitor.interval = 0.0
+
+    async def main() -> tuple[BatchProgress, int, BatchResult]:
+        for f in files:
+            await proc.add_task(TaskType.TRANSCRIBE, {"path": str(f)})
+        job = asyncio.create_task(proc.start())
+        while (proc.get_progress().paused_reason or "") != "memory 5000MB over limit 2048MB":
+            await asyncio.sleep(0.01)
+        held, ran = proc.get_progress(), sum(counting.runs.values())
+        readings.append(Sample(100.0, 10.0, 10_000.0))  # pressure gone: claims resume
+        return held, ran, await job
+
+    held, ran, result = asyncio.run(main())
+    assert held.completed_tasks == 0 and held.active_tasks == 0 and ran == 0
+    assert progress_line(held).endswith("| Paused: memory 5000MB over limit 2048MB")
+    assert held.extra["slots"] < 8  # lasting pressure lowered the slots too
+    assert result.completed_tasks == 2 and result.peak_memory_mb == 5000.0
