@@ -61,7 +61,7 @@ class Ingestor:
             items.append((job, task))
         results = self.store.create_jobs(items)
         return [self._done(Queued(str(path), task, created), "file_ingested", sha256=sha)
-                for (path, _, sha), (task, created) in zip(files, results)]  # fmt: skip
+                for (path, _, sha), (_job, task, created) in zip(files, results)]  # fmt: skip
 
     def ingest_url(self, url: str, outbox: Path, origin: str | None = None) -> Queued:
         """One URL -> a YOUTUBE or DOWNLOAD job; another scheme -> a job whose task failed with the reason."""
