@@ -195,3 +195,23 @@ def test_bulk_ingest_dedupes_within_the_batch_and_against_the_queue(store: Store
     assert store.counts()["queued"] == 3
     job = store.get_job(queued[3].task.job_id or 0)
     assert job is not None and job.source == str(tmp_path / "d.mp3") and job.name == "d"
+
+
+def test_files_are_pinned_to_the_ingesting_host_and_urls_are_not(store: Store, tmp_path: Path) -> None:
+    ing = Ingestor(store, affinity="laptop-a")
+    media = tmp_path / "talk.mp3"
+    media.write_bytes(b"audio")
+    links = tmp_path / "links.txt"
+    links.write_text("https://example.com/talk.mp3\n")
+    (file_q,) = ing.ingest_path(media, tmp_path / "out")
+    (url_q,) = ing.ingest_path(links, tmp_path / "out")
+    assert file_q.task.affinity == "laptop-a" and url_q.task.affinity is None
+    assert [t.id for t in store.claim("laptop-b:1:1.00", 5, 30, host="laptop-b")] == [url_q.task.id]
+    assert [t.id for t in store.claim("laptop-a:1:1.00", 5, 30, host="laptop-a")] == [file_q.task.id]
+
+
+def test_a_malformed_url_file_is_a_failed_task_with_the_parser_reason(store: Store, tmp_path: Path) -> None:
+    bad = tmp_path / "links.txt"
+    bad.write_bytes(b"\xff\xfe not utf-8 \xff")
+    (q,) = Ingestor(store).ingest_path(bad, tmp_path)
+    assert q.task.state is TaskState.FAILED and "not a UTF-8 text file" in (q.task.error_message or "")

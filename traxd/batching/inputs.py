@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,9 @@ class Added:
 def _new(item: Input, group: str, options: dict[str, Any], priority: int) -> tuple[NewJob, NewTask]:
     name = Path(urlparse(item.source).path).stem if is_url(item.source) else Path(item.source).stem
     job = NewJob(item.source, name or "download", item.output_dir, group, options)
-    return job, NewTask(item.first, item.payload, priority=priority, dedupe_key=item.dedupe_key)
+    # A local file can only be read on this machine; a URL may be fetched by any daemon sharing the queue.
+    affinity = None if is_url(item.source) else socket.gethostname()
+    return job, NewTask(item.first, item.payload, priority=priority, dedupe_key=item.dedupe_key, affinity=affinity)
 
 
 def enqueue(store: Store, item: Input, group: str, options: dict[str, Any], priority: int, into: Enqueued) -> Added:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,7 +129,9 @@ def add(
     target = _outbox(s, outbox)
     options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None}
     with store_for(s) as store:
-        queued = add_inputs(Ingestor(store, group="daemon", priority=priority, options=options), inputs, target)
+        pin = None if s.shared_storage else socket.gethostname()
+        ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
+        queued = add_inputs(ingestor, inputs, target)
     for q in queued:
         what = "queued" if q.created else f"already queued ({q.task.state.value})"
         extra = f": {q.task.error_message}" if q.task.state is TaskState.FAILED else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import signal
@@ -19,33 +18,15 @@ from traxd.config import SECRET_FIELDS, Settings, WatchFolder, load_settings
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig
-from traxd.errors import ConfigError, UserError
-from traxd.handlers import default_registry
-from traxd.handlers.registry import Registry
+from traxd.errors import ConfigError
+from traxd.handlers import load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
 from traxd.queue.store import Store
+from traxd.resources import Limits, ResourceMonitor
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
 
 log = trax_logging.get_logger("service")
-
-# `module:function` returning a Registry for `function(settings)`: lets tests run a real daemon with
-# no-op or slow handlers instead of the real pipeline. Honoured only when set.
-TEST_HANDLERS_ENV = "TRAX_TEST_HANDLERS"
-
-
-def load_registry(settings: Settings, env: Mapping[str, str] | None = None) -> Registry:
-    """The real handlers, or the test registry named by $TRAX_TEST_HANDLERS."""
-    spec = (os.environ if env is None else env).get(TEST_HANDLERS_ENV)
-    if not spec:
-        return default_registry(settings)
-    module, _, name = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module), name or "registry")
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"{TEST_HANDLERS_ENV}={spec!r} cannot be loaded: {exc}") from None
-    return factory(settings)
-
 
 def setup_logging(settings: Settings) -> None:
     """JSON lines to $TRAX_HOME/logs/traxd.log, readable lines on a TTY, every known secret redacted."""
@@ -134,7 +115,8 @@ class ConfigWatch:
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
     """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
     options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None}
-    ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None)
+    ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
+                        affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
     return Watcher(
         settings.watch, ingestor, settle_seconds=settings.settle_seconds, rescan_seconds=settings.rescan_seconds,
         excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides),
@@ -145,8 +127,12 @@ def build_pool(settings: Settings, store: Store) -> Pool:
     """The pool with the real (or test) handlers and the settings' slots, lease and grace."""
     types = tuple(TaskType.parse(t) for t in settings.task_types) or None
     config = PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
-                        grace_seconds=settings.grace_seconds, types=types)  # fmt: skip
-    return Pool(store, load_registry(settings), config, settings=settings)
+                        grace_seconds=settings.grace_seconds, types=types,
+                        pin_successors=not settings.shared_storage)  # fmt: skip
+    monitor = ResourceMonitor(Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent),
+                              settings.workers)  # fmt: skip
+    return Pool(store, load_registry(settings), config, settings=settings, gate=monitor.gate,
+                slot_limit=monitor.slot_limit)
 
 
 def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) -> int:

@@ -38,6 +38,8 @@ class Ingestor:
     priority: int = PRIORITY_NORMAL
     options: dict[str, Any] = field(default_factory=dict)
     on_queued: Callable[[Queued], None] | None = None
+    # The host whose disk holds the inbox: its file tasks run only there (None with shared storage).
+    affinity: str | None = None
 
     def ingest_path(self, path: Path, outbox: Path, sha256: str | None = None) -> list[Queued]:
         """A media file -> one PREPROCESS job; a .url/.webloc/.txt -> one job per URL."""
@@ -46,7 +48,7 @@ class Ingestor:
         sha = sha256 or sha256_file(path)
         job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group, options=self.options)
         first = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
-                        dedupe_key=f"file:{sha}:{outbox}")  # fmt: skip
+                        dedupe_key=f"file:{sha}:{outbox}", affinity=self.affinity)  # fmt: skip
         _job, tasks, created = self.store.create_job(job, [first])
         return [self._done(Queued(str(path), tasks[0], created), "file_ingested", sha256=sha)]
 
@@ -57,7 +59,7 @@ class Ingestor:
             job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
                          options=self.options)  # fmt: skip
             task = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
-                           dedupe_key=f"file:{sha}:{outbox}")  # fmt: skip
+                           dedupe_key=f"file:{sha}:{outbox}", affinity=self.affinity)  # fmt: skip
             items.append((job, task))
         results = self.store.create_jobs(items)
         return [self._done(Queued(str(path), task, created), "file_ingested", sha256=sha)
