@@ -66,6 +66,5 @@ def model_warning(model: str, today: date) -> str | None:
     fix = f"set TRAX_TRANSCRIBE_MODEL={REPLACEMENT}"
     if days < 0:
         return f"model {model} was shut down on {info.shutdown.isoformat()}; {fix}"
-    if days <= WARN_DAYS:
-        return f"model {model} shuts down on {info.shutdown.isoformat()} (in {days} days); {fix}"
-    return None
+    urgency = "soon, " if days <= WARN_DAYS else ""
+    return f"model {model} is deprecated and shuts down {urgency}on {info.shutdown.isoformat()} (in {days} days); {fix}"
