@@ -46,7 +46,13 @@ def follow_ups(task: Task, result: dict[str, Any] | None, job: Job | None) -> li
     payload = _payload(nxt, result)
     job_id = job.id if job is not None else task.job_id
     dedupe = f"job:{job_id}:{nxt.value}" if job_id is not None else None
-    return [NewTask(nxt, payload, priority=task.priority, dedupe_key=dedupe, max_retries=task.max_retries)]
+    return [NewTask(nxt, payload, priority=_priority(task, job), dedupe_key=dedupe, max_retries=task.max_retries)]
+
+
+def _priority(task: Task, job: Job | None) -> int:
+    """The job's own priority when it has one (retries degrade a task's priority, not its successors')."""
+    wanted = job.options.get("priority") if job is not None else None
+    return wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else task.priority
 
 
 def _payload(nxt: TaskType, result: dict[str, Any]) -> dict[str, Any]:
