@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from tests.fakes import media
+from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters import ffmpeg
 from traxd.adapters.transcribe_openai import OpenAITranscriber, retry_after
 from traxd.config import Settings, load_settings
 from traxd.errors import AuthError, ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
-from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
 from traxd.models_table import ModelInfo, model_info, model_warning, piece_seconds
-from traxd.types import Job, Task, TaskState, TaskType
 
 
 @pytest.fixture
@@ -143,26 +142,6 @@ def test_prompt_tail_keeps_the_last_words() -> None:
 def settings_for(server: FakeOpenAI, home: Path, **extra: Any) -> Settings:
     values = {"home": home, "openai_api_key": "sk-test", "openai_base_url": server.base_url, **extra}
     return load_settings(values, env={})
-
-
-class Ctx:
-    """A TaskContext whose checkpoints are kept, like the store would."""
-
-    def __init__(self, settings: Settings, options: dict[str, Any] | None = None, previous: dict[str, Any] | None = None) -> None:
-        self.saved: dict[str, Any] | None = previous
-        self.settings = settings
-        self.options = options or {}
-
-    def make(self, payload: dict[str, Any]) -> TaskContext:
-        task = Task(1, TaskType.TRANSCRIBE, payload, TaskState.RUNNING, 6, 1, 3, 0.0, "me", None, None, None, [],
-                    self.saved, None, 1, 0.0, 0.0, None, None)  # fmt: skip
-        out = self.settings.home / "outbox"
-        job = Job(1, str(payload.get("path")), "talk", str(out), "test", self.options, 0.0)
-        return TaskContext(task, job, self.settings, self.settings.tmp_dir / "job-1", self._checkpoint)
-
-    def _checkpoint(self, data: dict[str, Any]) -> bool:
-        self.saved = json.loads(json.dumps(data))
-        return True
 
 
 def run(ctx: Ctx, payload: dict[str, Any]) -> dict[str, Any]:
