@@ -27,6 +27,8 @@ CHUNK_MIME = "audio/ogg"
 SILENCE_DB = -35
 SILENCE_MIN = 0.4
 PROBE_TIMEOUT = 60.0
+PROBE_ABOVE_BYTES = 20_000_000
+SMALL_FILE_TIMEOUT = 1200.0
 _DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _STREAM = re.compile(r"^\s*Stream #\d+:\d+.*?: (Audio|Video):")
 _SIL_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
@@ -78,17 +80,30 @@ def run_ffmpeg(args: list[str], log_path: Path, timeout: float, cancelled: threa
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                 start_new_session=True, close_fds=True)  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                if cancelled is not None and cancelled.is_set():
-                    _kill(proc)
-                    raise RetryableError("FFmpeg interrupted: the task was cancelled") from None
-                if time.monotonic() > deadline:
-                    _kill(proc)
-                    raise PermanentError(f"FFmpeg took longer than {timeout:.0f} s and was stopped") from None
+    done, why = threading.Event(), []
+    # A watcher kills on timeout/cancel, so the blocking wait below returns the moment FFmpeg exits.
+    watcher = threading.Thread(target=_watch, args=(proc, done, time.monotonic() + timeout, cancelled, why), daemon=True)
+    watcher.start()
+    code = proc.wait()
+    done.set()
+    watcher.join()
+    if why == ["cancelled"]:
+        raise RetryableError("FFmpeg interrupted: the task was cancelled")
+    if why == ["timeout"]:
+        raise PermanentError(f"FFmpeg took longer than {timeout:.0f} s and was stopped")
+    return code
+
+
+def _watch(proc: subprocess.Popen[bytes], done: threading.Event, deadline: float,
+           cancelled: threading.Event | None, why: list[str]) -> None:  # fmt: skip
+    while not done.wait(0.1):
+        if cancelled is not None and cancelled.is_set():
+            why.append("cancelled")
+        elif time.monotonic() > deadline:
+            why.append("timeout")
+        if why:
+            _kill(proc)
+            return
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -96,7 +111,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
 
 
 def log_lines(log_path: Path) -> Iterator[str]:
@@ -149,19 +163,32 @@ def probe(path: Path, work_dir: Path, cancelled: threading.Event | None = None) 
     check_input(path)
     log = work_dir / "probe.log"
     run_ffmpeg(["-protocol_whitelist", "file,pipe", "-i", media_arg(path)], log, PROBE_TIMEOUT, cancelled)
+    info = read_header(log)
+    require_audio(path, info, log)
+    return info
+
+
+def read_header(log: Path) -> Probe | None:
+    """The input's duration and stream kinds from an FFmpeg log; None when FFmpeg could not open it as media."""
     duration, kinds, opened = None, set(), False
     for line in log_lines(log):
+        if line.startswith("Output #0") or "silence_start" in line:
+            break
         opened = opened or line.startswith("Input #0")
         if (m := _DURATION.match(line)) is not None:
             duration = _seconds(m.groups())
         if (m := _STREAM.match(line)) is not None:
             kinds.add(m.group(1))
-    if not opened:
+    return Probe(duration, "Audio" in kinds, "Video" in kinds) if opened else None
+
+
+def require_audio(path: Path, info: Probe | None, log: Path) -> None:
+    """PermanentError unless the header shows media with an audio stream."""
+    if info is None:
         raise PermanentError(f"{path.name}: not a media file FFmpeg can read ({last_error(log)})")
-    if "Audio" not in kinds:
-        what = "video without an audio track" if "Video" in kinds else "no audio stream"
+    if not info.audio:
+        what = "video without an audio track" if info.video else "no audio stream"
         raise PermanentError(f"{path.name}: {what}, nothing to transcribe")
-    return Probe(duration, True, "Video" in kinds)
 
 
 def _seconds(hms: Iterable[str]) -> float:
@@ -178,9 +205,10 @@ def convert_args(src: Path, dest: Path, silences: bool = True) -> list[str]:
 
 
 def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None) -> tuple[float, list[tuple[float, float]]]:
-    """Convert `src` into `dest`; returns (decoded seconds, silences as (start, end))."""
+    """Convert `src` into `dest` in one pass that also reads the header; (decoded seconds, silences)."""
     log = dest.with_suffix(".log")
     code = run_ffmpeg(convert_args(src, dest), log, timeout, cancelled)
+    require_audio(src, read_header(log), log)
     if code != 0:
         raise PermanentError(f"{src.name}: FFmpeg could not decode the audio ({last_error(log)})")
     decoded, silences, start = 0.0, [], None
@@ -232,12 +260,14 @@ def convert_timeout(duration: float | None) -> float:
 
 
 def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Event | None = None) -> Prepared:
-    """Probe, convert to speech Opus and chunk at silences into `out_dir` (emptied first)."""
+    """Check, convert to speech Opus and chunk at silences into `out_dir` (emptied first)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    info = probe(src, out_dir, cancelled)
+    check_input(src)
+    # Small files convert in seconds: skip the extra FFmpeg start of a probe and give them a fixed budget.
+    duration = probe(src, out_dir, cancelled).duration if src.stat().st_size > PROBE_ABOVE_BYTES else None
+    timeout = convert_timeout(duration) if duration is not None else SMALL_FILE_TIMEOUT
     full = out_dir / f"full.{CHUNK_EXT}"
-    timeout = convert_timeout(info.duration)
     decoded, silences = convert(src, full, timeout, cancelled)
     if decoded <= 0.0:
         raise PermanentError(f"{src.name}: no decodable audio")
@@ -245,7 +275,7 @@ def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Eve
     if not cuts:
         only = full.rename(out_dir / f"chunk_0000.{CHUNK_EXT}")
         return Prepared(decoded, [Chunk(str(only), 0.0, decoded)])
-    chunks = split(full, out_dir, cuts, timeout, cancelled)
+    chunks = split(full, out_dir, cuts, convert_timeout(decoded), cancelled)
     full.unlink()
     return Prepared(decoded, chunks)
 

@@ -81,7 +81,7 @@ def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -
         chunks = _prepared(ctx, payload, state)["chunks"]
         if plan_of(chunks) != plan:
             state.update(plan=plan_of(chunks), done={})
-        _run_chunks(ctx, engine, chunks, state)
+        _run_chunks(ctx, engine, chunks, state, payload)
     doc = build_doc(ctx, payload, state, engine.backend)
     return _write(ctx, payload, state, doc)
 
@@ -98,7 +98,9 @@ def _prepared(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) 
     return prepared
 
 
-def _run_chunks(ctx: TaskContext, engine: Transcriber, chunks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+def _run_chunks(
+    ctx: TaskContext, engine: Transcriber, chunks: list[dict[str, Any]], state: dict[str, Any], payload: dict[str, Any]
+) -> None:
     """Send each chunk not yet done, in order; checkpoint after each so a crash never re-sends a finished one."""
     done: dict[str, Any] = state["done"]
     for i, chunk in enumerate(chunks):
@@ -108,6 +110,8 @@ def _run_chunks(ctx: TaskContext, engine: Transcriber, chunks: list[dict[str, An
             raise RetryableError(f"stopped before chunk {i + 1} of {len(chunks)}")
         prompt = prompt_tail(done[str(i - 1)]["text"]) if str(i - 1) in done else None
         done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
+        if len(done) == len(chunks):
+            _choose_name(ctx, payload, state)  # saved with the last chunk: one write fewer per file
         ctx.checkpoint(state)
         log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
 
@@ -200,11 +204,19 @@ def _name(ctx: TaskContext, payload: dict[str, Any]) -> str:
     return Path(str(payload.get("path") or f"task-{ctx.task.id}")).stem
 
 
+def _choose_name(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> bool:
+    """Reserve the output name once per job (kept in the checkpoint, so re-runs overwrite their own files)."""
+    if state.get("output_base"):
+        return False
+    owner = _owner(ctx, payload)
+    state["output_base"] = outputs.choose_base(output_dir(ctx, payload), _name(ctx, payload), owner)
+    return True
+
+
 def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     """Choose the output name once per job (checkpointed), write the files, drop the scratch; the result."""
     folder = output_dir(ctx, payload)
-    if not state.get("output_base"):
-        state["output_base"] = outputs.choose_base(folder, doc["name"], doc["source"])
+    if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
     paths = outputs.write_transcript(folder, state["output_base"], doc)
     if ctx.work_dir is not None:
