@@ -17,6 +17,7 @@ from traxd.adapters import ffmpeg
 from traxd.adapters.transcribe_openai import OpenAITranscriber, retry_after
 from traxd.config import Settings, load_settings
 from traxd.errors import AuthError, ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
+from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
 from traxd.models_table import ModelInfo, model_info, model_warning, piece_seconds
 
@@ -237,3 +238,12 @@ def test_job_options_override_settings(server: FakeOpenAI, tmp_path: Path) -> No
     ctx = Ctx(settings_for(server, tmp_path / "home"), options={"model": "gpt-4o-transcribe", "language": "fr"})
     run(ctx, {"path": str(src)})
     assert server.calls()[0].fields["model"] == "gpt-4o-transcribe" and server.calls()[0].fields["language"] == "fr"
+
+
+def test_a_lost_lease_stops_sending_chunks(server: FakeOpenAI, tmp_path: Path, long_input: Path) -> None:
+    ctx = Ctx(settings_for(server, tmp_path / "home", chunk_size=6.0))
+    context = ctx.make({"path": str(long_input)})
+    lost = TaskContext(context.task, context.job, context.settings, context.work_dir, lambda data: "plan" not in data)
+    with pytest.raises(RetryableError, match="lost the lease"):
+        transcribe(lost, {"path": str(long_input)}, Backends().get(lost))
+    assert len(server.calls()) == 1
