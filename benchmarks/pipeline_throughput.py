@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,20 @@ def queue_files(store: Store, root: Path, files: int) -> None:
         store.create_job(NewJob(str(path), path.stem, str(root / "out"), "bench"), [first])
 
 
-def throughput(root: Path, files: int, latency: float, workers: int) -> None:
-    """Part 1: short files through pool + queue + fake server."""
+def queue_transcriptions(store: Store, root: Path, files: int) -> None:
+    """TRANSCRIBE tasks whose chunk is already made: the API stage alone, without FFmpeg's CPU."""
+    (root / "in").mkdir()
+    src = media.tone(root / "in" / "seed.wav", 2.0)
+    prepared = ffmpeg.preprocess(src, root / "in" / "chunks", 600.0)
+    chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
+    for i in range(files):
+        payload = {"path": str(src), "duration": prepared.duration, "chunks": chunks}
+        first = NewTask(TaskType.TRANSCRIBE, payload, dedupe_key=f"chunks:{i}")
+        store.create_job(NewJob(f"{src}#{i}", f"clip-{i:03d}", str(root / "out"), "bench"), [first])
+
+
+def throughput(root: Path, files: int, latency: float, workers: int, api_only: bool = False) -> None:
+    """Part 1: short files through pool + queue + fake server (api_only: TRANSCRIBE tasks of ready chunks)."""
     mine, theirs = multiprocessing.Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(latency, theirs), daemon=True)
     server.start()
@@ -75,7 +88,7 @@ def throughput(root: Path, files: int, latency: float, workers: int) -> None:
     settings = load_settings({"home": root / "home", "openai_api_key": "sk-bench", "openai_base_url": base_url}, env={})
     store = Store(open_engine(settings.database_url))
     upgrade(store.engine)
-    queue_files(store, root, files)
+    (queue_transcriptions if api_only else queue_files)(store, root, files)
     limits = {**default_type_limits(settings), TaskType.TRANSCRIBE: workers}
     config = PoolConfig(slots=workers + limits[TaskType.PREPROCESS], lease_seconds=60.0, type_limits=limits)
     pool = Pool(store, default_registry(settings), config, settings=settings)
@@ -91,7 +104,7 @@ def throughput(root: Path, files: int, latency: float, workers: int) -> None:
     server.join()
     done = store.counts()[TaskState.SUCCEEDED.value]
     ideal = len(stamps) / workers * latency
-    print(f"throughput: {files} files, {len(stamps)} requests, {done} tasks succeeded, {workers} API slots + "
+    print(f"throughput ({'TRANSCRIBE stage only' if api_only else 'PREPROCESS + TRANSCRIBE'}): {files} files, {len(stamps)} requests, {done} tasks succeeded, {workers} API slots + "
           f"{limits[TaskType.PREPROCESS]} preprocess slots, latency {latency}s")  # fmt: skip
     print(f"  wall {wall:.2f}s  ideal {ideal:.2f}s  ratio {wall / ideal:.3f}  (goal <= 1.15); requests from "
           f"{min(stamps) - t0:.2f}s to {max(stamps) - t0:.2f}s")  # fmt: skip
@@ -176,6 +189,7 @@ def main() -> None:
         root = Path(tmp)
         if args.only in (None, "throughput"):
             throughput(root / "t", args.files, args.latency, args.workers)
+            throughput(root / "a", args.files, args.latency, args.workers, api_only=True)
         if args.only in (None, "preprocess"):
             (root / "p").mkdir()
             preprocess_speed(root / "p", args.minutes)

@@ -197,11 +197,15 @@ def _seconds(hms: Iterable[str]) -> float:
 
 
 def convert_args(src: Path, dest: Path, silences: bool = True) -> list[str]:
-    """The FFmpeg arguments that turn any input into mono 16 kHz speech-bitrate Opus (and log silences)."""
+    """The FFmpeg arguments that turn any input into mono 16 kHz speech-bitrate Opus (and log silences).
+
+    One thread each: the audio chain is serial anyway, and the pool already runs one FFmpeg per core.
+    """
     filters = ["-af", f"silencedetect=noise={SILENCE_DB}dB:d={SILENCE_MIN}"] if silences else []
     return ["-protocol_whitelist", "file,pipe", "-i", media_arg(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
             "-map_metadata", "-1", "-ac", "1", "-ar", str(SAMPLE_RATE), *filters, "-c:a", "libopus",
-            "-b:a", f"{BITRATE_KBPS}k", "-application", "voip", "-f", "ogg", "-y", media_arg(dest)]  # fmt: skip
+            "-b:a", f"{BITRATE_KBPS}k", "-application", "voip", "-threads", "1", "-filter_threads", "1",
+            "-f", "ogg", "-y", media_arg(dest)]  # fmt: skip
 
 
 def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None) -> tuple[float, list[tuple[float, float]]]:
