@@ -60,3 +60,14 @@ def test_without_a_job_the_chain_goes_on_but_never_enhances() -> None:
 def test_successor_keeps_the_job_priority() -> None:
     hurried = Job(9, "/in/a.mp3", "a", "/out", "daemon", {"priority": 2}, 0.0)
     assert follow_ups(task(T.PREPROCESS, priority=4), CHUNKS, hurried)[0].priority == 2
+
+
+def test_default_registry_and_type_limits() -> None:
+    from traxd.config import load_settings
+    from traxd.handlers import default_registry, default_type_limits
+
+    assert {T.PREPROCESS, T.TRANSCRIBE} <= set(default_registry(None).types())
+    local = load_settings({"home": "/nonexistent-trax-home"}, env={})
+    remote = load_settings({"home": "/nonexistent-trax-home", "openai_api_key": "sk-x"}, env={})
+    assert T.TRANSCRIBE in default_type_limits(local) and T.TRANSCRIBE not in default_type_limits(remote)
+    assert default_type_limits(remote)[T.PREPROCESS] >= 1
