@@ -131,3 +131,20 @@ def test_remove_stale_scratch_keeps_live_jobs(tmp_path: Path) -> None:
     assert sorted(p.name for p in removed) == ["job-1", "task-7"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job-2", "other"]
     assert ffmpeg.remove_stale_scratch(tmp_path / "absent", []) == []
+
+
+def test_large_files_are_probed_first_for_a_duration_based_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ffmpeg, "PROBE_ABOVE_BYTES", 0)
+    seen: list[float] = []
+    real = ffmpeg.convert
+
+    def spy(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None) -> tuple[float, list[tuple[float, float]]]:
+        seen.append(timeout)
+        return real(src, dest, timeout, cancelled)
+
+    monkeypatch.setattr(ffmpeg, "convert", spy)
+    prepared = ffmpeg.preprocess(media.tone(tmp_path / "a.wav", 4.0), tmp_path / "out", 600.0)
+    assert prepared.duration == pytest.approx(4.0, abs=0.05) and seen == [ffmpeg.convert_timeout(4.0)]
+    assert (tmp_path / "out" / "probe.log").exists()
+    with pytest.raises(PermanentError, match="video without an audio track"):
+        ffmpeg.preprocess(media.video(tmp_path / "v.mp4", 1.0, audio=False), tmp_path / "out2", 600.0)

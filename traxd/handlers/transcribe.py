@@ -27,7 +27,9 @@ class Transcriber(Protocol):
     backend: str
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None) -> dict[str, Any]: ...  # fmt: skip
+                   prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """{"text", "language", "segments"} of one audio file."""
+        ...
 
 
 def build_transcriber(kind: str, settings: Any) -> Transcriber:
@@ -63,6 +65,7 @@ def make_handler(backends: Backends) -> Callable[[TaskContext, dict[str, Any]], 
     """The TRANSCRIBE handler bound to shared backends."""
 
     def handle(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """TRANSCRIBE with this process's shared transcriber."""
         return transcribe(ctx, payload, backends.get(ctx))
 
     return handle
