@@ -64,6 +64,7 @@ def test_name_starting_with_dash_is_not_an_option(tmp_path: Path) -> None:
         (25.0, 10.0, [(3.0, 4.0)], 2.5, [10.0, 20.0]),  # too far before the boundary
         (25.0, 10.0, [(8.0, 8.2), (9.0, 9.8)], 2.5, [9.4, 19.4]),  # the longer pause wins
         (20.0, 10.0, [], 2.5, [10.0]),
+        (600.02, 600.0, [], 60.0, []),  # no sliver of a chunk
     ],
 )
 def test_plan_cuts(duration: float, target: float, silences: list[tuple[float, float]], window: float, cuts: list[float]) -> None:

@@ -123,7 +123,7 @@ def test_model_table_and_shutdown_warning() -> None:
     assert model_info("whisper-large-v3").response_format == "verbose_json"
     assert piece_seconds(model_info("gpt-transcribe"), 600, 32) == 30.0
     assert piece_seconds(model_info("gpt-4o-transcribe"), 600, 32) == 30.0
-    assert piece_seconds(ModelInfo("verbose_json", segments=True, max_seconds=1400.0), 3000, 32) == 1400.0
+    assert piece_seconds(ModelInfo("verbose_json", segments=True, max_seconds=1400.0), 3000, 32) == 1395.0
     assert piece_seconds(model_info("whisper-1"), 90000, 32) < 25 * 1024 * 1024 * 8 / 32000
     assert "2027-02-26" in (model_warning("whisper-1", date(2026, 11, 29)) or "")
     assert "was shut down" in (model_warning("gpt-4o-transcribe", date(2027, 3, 1)) or "")

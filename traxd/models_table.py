@@ -53,7 +53,8 @@ def model_info(model: str) -> ModelInfo:
 def piece_seconds(info: ModelInfo, chunk_size: float, bitrate_kbps: float) -> float:
     """How long each uploaded chunk may be: the chunk size, capped by the model and the 25 MB limit."""
     by_size = MAX_UPLOAD_BYTES * 0.9 * 8 / (bitrate_kbps * 1000)
-    limit = min(chunk_size, by_size, info.max_seconds or chunk_size)
+    # The model's own cap keeps a margin: FFmpeg cuts at packet boundaries and plan_cuts allows a sliver over.
+    limit = min(chunk_size, by_size, (info.max_seconds - 5.0) if info.max_seconds else chunk_size)
     return min(limit, PIECE_SECONDS) if not info.segments else limit
 
 

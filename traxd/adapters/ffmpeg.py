@@ -233,7 +233,8 @@ def plan_cuts(duration: float, target: float, silences: list[tuple[float, float]
     """Cut points every <= `target` seconds, moved back to the longest silence in the `window` before each."""
     cuts: list[float] = []
     last = 0.0
-    while duration - last > target:
+    slack = min(0.5, target * 0.02)  # no cut for a sliver: 600.02 s stays one chunk (callers keep a margin)
+    while duration - last > target + slack:
         limit = last + target
         near = [(e - s, (s + e) / 2) for s, e in silences if limit - window <= (s + e) / 2 <= limit and (s + e) / 2 > last]
         cut = max(near)[1] if near else limit
