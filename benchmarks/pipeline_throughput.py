@@ -91,7 +91,9 @@ def throughput(root: Path, files: int, latency: float, workers: int, api_only: b
     (queue_transcriptions if api_only else queue_files)(store, root, files)
     limits = {**default_type_limits(settings), TaskType.TRANSCRIBE: workers}
     config = PoolConfig(slots=workers + limits[TaskType.PREPROCESS], lease_seconds=60.0, type_limits=limits)
-    pool = Pool(store, default_registry(settings), config, settings=settings)
+    spent: list[float] = []
+    pool = Pool(store, default_registry(settings), config, settings=settings,
+                on_outcome=lambda o, _took: spent.append(o.seconds) if o.task.type is TaskType.TRANSCRIBE else None)  # fmt: skip
     import traxd.adapters.transcribe_openai  # noqa: F401 - a daemon pays this import once at start, not per file
 
     cpu_before, load_before = _cpu_seconds(), os.getloadavg()[0]
@@ -109,7 +111,7 @@ def throughput(root: Path, files: int, latency: float, workers: int, api_only: b
     print(f"  wall {wall:.2f}s  ideal {ideal:.2f}s  ratio {wall / ideal:.3f}  (goal <= 1.15); requests from "
           f"{min(stamps) - t0:.2f}s to {max(stamps) - t0:.2f}s")  # fmt: skip
     print(f"  CPU used by trax + FFmpeg {cpu:.1f}s over {wall:.1f}s wall on {os.cpu_count()} cores; "
-          f"load average {load_before:.1f} -> {load:.1f}")  # fmt: skip
+          f"load average {load_before:.1f} -> {load:.1f}; TRANSCRIBE handler mean {sum(spent) / len(spent):.3f}s")  # fmt: skip
 
 
 def _cpu_seconds() -> float:
