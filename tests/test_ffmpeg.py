@@ -124,16 +124,6 @@ def test_other_protocols_are_refused(tmp_path: Path) -> None:
         ffmpeg.preprocess(playlist, tmp_path / "out", 600.0)
 
 
-def test_remove_stale_scratch_keeps_live_jobs(tmp_path: Path) -> None:
-    for name in ("job-1", "job-2", "task-7", "other"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "chunk.ogg").write_bytes(b"x")
-    removed = ffmpeg.remove_stale_scratch(tmp_path, live_job_ids=[2], live_task_ids=[])
-    assert sorted(p.name for p in removed) == ["job-1", "task-7"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job-2", "other"]
-    assert ffmpeg.remove_stale_scratch(tmp_path / "absent", []) == []
-
-
 def test_large_files_are_probed_first_for_a_duration_based_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ffmpeg, "PROBE_ABOVE_BYTES", 0)
     seen: list[float] = []

@@ -200,15 +200,3 @@ def _wait_for(condition: object, child: subprocess.Popen[str], timeout: float = 
         assert time.monotonic() < deadline, "worker made no progress"
         time.sleep(0.05)
 
-
-def test_scratch_of_finished_jobs_is_removed_at_start(tmp_path: Path, server: FakeOpenAI) -> None:
-    from traxd.handlers import clean_scratch
-
-    settings = make_settings(tmp_path / "home", server)
-    store = open_store(settings)
-    waiting = add_file(store, media.tone(tmp_path / "a.wav", 1.0), tmp_path / "out")
-    for name in (f"job-{waiting.id}", "job-999", "task-5"):
-        (settings.tmp_dir / name).mkdir(parents=True)
-    removed = clean_scratch(settings.tmp_dir, store.live_ids())
-    assert sorted(p.name for p in removed) == ["job-999", "task-5"]
-    assert (settings.tmp_dir / f"job-{waiting.id}").is_dir()

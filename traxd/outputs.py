@@ -22,6 +22,7 @@ _JSON_LOCK = threading.Lock()
 def write_text_atomic(path: Path | str, text: str) -> Path:
     """Write text to a temp file in the same folder, fsync it, then os.replace it over `path`."""
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
@@ -42,10 +43,11 @@ def write_json_atomic(path: Path | str, data: Any) -> Path:
 
 
 def update_json(path: Path | str, patch: dict[str, Any]) -> dict[str, Any]:
-    """Merge `patch` into the JSON object at `path` (top-level keys replaced) and rewrite it atomically."""
+    """Merge `patch` into the JSON object at `path` (created when missing; top-level keys replaced), atomically."""
     with _JSON_LOCK:
         target = Path(path)
-        data = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+        loaded = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+        data: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
         data.update(patch)
         write_json_atomic(target, data)
         return data

@@ -293,15 +293,3 @@ def resplit(chunk: Chunk, out_dir: Path, parts: int = 2, cancelled: threading.Ev
     pieces = split(Path(chunk.path), out_dir, cuts, convert_timeout(chunk.duration), cancelled)
     return [Chunk(p.path, chunk.offset + p.offset, p.duration) for p in pieces]
 
-
-def remove_stale_scratch(tmp_dir: Path, live_job_ids: Iterable[int], live_task_ids: Iterable[int] = ()) -> list[Path]:
-    """Delete tmp_dir/job-N (and task-N) folders whose jobs (tasks) have nothing queued or running (daemon start)."""
-    live = {f"job-{i}" for i in live_job_ids} | {f"task-{i}" for i in live_task_ids}
-    removed = []
-    if not tmp_dir.is_dir():
-        return removed
-    for entry in tmp_dir.iterdir():
-        if entry.is_dir() and entry.name.startswith(("job-", "task-")) and entry.name not in live:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed

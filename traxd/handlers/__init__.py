@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from traxd.adapters.ffmpeg import remove_stale_scratch
 from traxd.handlers.preprocess import preprocess
 from traxd.handlers.registry import Handler, Registry, TaskContext
 from traxd.handlers.transcribe import Backends, make_handler
 from traxd.types import TaskType
 
-__all__ = ["Handler", "Registry", "TaskContext", "clean_scratch", "default_registry", "default_type_limits"]
+__all__ = ["Handler", "Registry", "TaskContext", "default_registry", "default_type_limits"]
 
 
 def default_registry(settings: Any = None) -> Registry:
@@ -31,8 +29,3 @@ def default_type_limits(settings: Any = None) -> dict[TaskType, int]:
         limits[TaskType.TRANSCRIBE] = max(1, cores // 2)
     return limits
 
-
-def clean_scratch(tmp_dir: Path, live: tuple[set[int], set[int]]) -> list[Path]:
-    """Remove scratch folders of finished jobs (call at daemon start with `store.live_ids()`)."""
-    jobs, tasks = live
-    return remove_stale_scratch(tmp_dir, jobs, tasks)

@@ -286,16 +286,6 @@ class Store:
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
 
-    def live_ids(self) -> tuple[set[int], set[int]]:
-        """(job ids, job-less task ids) that still have a queued or running task: whose scratch must be kept."""
-        stmt = select(T.c.id, T.c.job_id).where(T.c.state.in_([QUEUED, RUNNING]))
-        jobs: set[int] = set()
-        tasks: set[int] = set()
-        with self._read() as conn:
-            for task_id, job_id in conn.execute(stmt):
-                (jobs.add(job_id) if job_id is not None else tasks.add(task_id))
-        return jobs, tasks
-
     def next_run_after(self) -> float | None:
         """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
         with self._read() as conn:
