@@ -53,6 +53,10 @@ class PermanentError(TaskError):
     kind = ErrorKind.PERMANENT
 
 
+class PayloadTooLargeError(PermanentError):
+    """The server refused an upload as too large (413): the caller may re-chunk smaller once."""
+
+
 class AuthError(TaskError):
     """Credentials refused (401/402/403): pause the task type instead of burning the queue."""
 
