@@ -10,6 +10,7 @@ from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
 from traxd.batching.result import BatchResult, failures, quality_metrics, warnings
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.pool import Pool, PoolConfig
+from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.store import Store
@@ -60,7 +61,8 @@ class BatchRun:
         self.interrupted, self.ended_at, self.error = False, None, None
         self.started_at = self.clock.now()
         cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
-                         grace_seconds=self.settings.grace_seconds, group=self.group)  # fmt: skip
+                         grace_seconds=self.settings.grace_seconds, group=self.group,
+                         type_limits=default_type_limits(self.settings))  # fmt: skip
         self.pool = Pool(self.store, self.registry, cfg, clock=self.clock, gate=self._gate,
                          slot_limit=self.monitor.slot_limit, settings=self.settings, **self.pool_kw)  # fmt: skip
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)

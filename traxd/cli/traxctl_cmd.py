@@ -52,7 +52,7 @@ def status(
     with store_for(s) as store:
         shown = 0
         while True:
-            report = collect(store, s.lease_seconds)
+            report = collect(store, s.lease_seconds, s.transcribe_model if s.effective_backend == "openai" else None)
             _print_json(report.as_dict()) if as_json else _print_status(report)
             shown += 1
             if not follow or (count and shown >= count):
@@ -78,6 +78,8 @@ def _print_status(report: Any) -> None:
                   f"{h.info.rss_mb:.1f}MB, {h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
     if not report.heartbeats:
         out.print("No daemon is running (traxd run, or traxctl service install).")
+    for warning in report.warnings:
+        out.print(f"Warning: {warning}")
 
 
 # -- control ------------------------------------------------------------------------------------

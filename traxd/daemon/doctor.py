@@ -14,10 +14,9 @@ from traxd.daemon.folders import config_path, fs_type, is_network_fs
 from traxd.daemon.home import lock_holder
 from traxd.db.engine import open_engine, sqlite_path
 from traxd.errors import UserError
+from traxd.models_table import model_info, model_warning
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-# Announced shutdowns (OpenAI deprecations page); doctor warns ahead of them.
-MODEL_SHUTDOWNS = {"whisper-1": "2027-02-26", "gpt-4o-transcribe": "2027-02-26", "gpt-4o-mini-transcribe": "2027-02-26"}
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,15 @@ def check_backend(s: Settings) -> Check:
 
 
 def check_model(s: Settings, today: dt.date | None = None) -> Check:
-    """Warn ahead of the configured model's announced shutdown."""
-    when = MODEL_SHUTDOWNS.get(s.transcribe_model)
-    if when is None or s.effective_backend != "openai":
-        return Check("model", OK, s.transcribe_model if s.effective_backend == "openai" else "local")
-    days = (dt.date.fromisoformat(when) - (today or dt.date.today())).days
-    level = FAIL if days <= 0 else WARN
-    return Check("model", level, f"{s.transcribe_model} shuts down on {when} ({days} days); "
-                                 "set TRAX_TRANSCRIBE_MODEL to a current model")  # fmt: skip
+    """Warn ahead of the configured model's announced shutdown (traxd.models_table knows the dates)."""
+    if s.effective_backend != "openai":
+        return Check("model", OK, "local")
+    when = today or dt.date.today()
+    warning = model_warning(s.transcribe_model, when)
+    if warning is None:
+        return Check("model", OK, s.transcribe_model)
+    shutdown = model_info(s.transcribe_model).shutdown
+    return Check("model", FAIL if shutdown is not None and shutdown <= when else WARN, warning)
 
 
 def check_ffmpeg() -> Check:

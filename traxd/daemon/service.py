@@ -19,7 +19,7 @@ from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.errors import ConfigError
-from traxd.handlers import load_registry
+from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
 from traxd.queue.store import Store
@@ -128,6 +128,7 @@ def build_pool(settings: Settings, store: Store) -> Pool:
     types = tuple(TaskType.parse(t) for t in settings.task_types) or None
     config = PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
                         grace_seconds=settings.grace_seconds, types=types,
+                        type_limits=default_type_limits(settings),
                         pin_successors=not settings.shared_storage)  # fmt: skip
     monitor = ResourceMonitor(Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent),
                               settings.workers)  # fmt: skip

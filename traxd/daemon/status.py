@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
 from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.models_table import model_warning
 from traxd.progress import BatchProgress, from_counts
 from traxd.queue.store import Store
 from traxd.types import GLOBAL_SCOPE, Control, ControlState, WorkerInfo
@@ -30,6 +32,7 @@ class Status:
     progress: BatchProgress
     heartbeats: list[Heartbeat]
     controls: dict[str, Control]
+    warnings: tuple[str, ...] = ()
 
     @property
     def type_pauses(self) -> dict[str, str | None]:
@@ -40,6 +43,7 @@ class Status:
         """The spec's `status --json` keys, plus daemons and per-type pauses."""
         out = self.progress.as_dict()
         out["paused_types"] = self.type_pauses
+        out["warnings"] = list(self.warnings)
         out["daemons"] = [
             {"owner": h.info.owner, "host": h.info.host, "pid": h.info.pid, "started_at": h.info.started_at,
              "last_seen": h.info.last_seen, "age_seconds": round(h.age, 1), "active_tasks": h.info.active_tasks,
@@ -59,8 +63,8 @@ def heartbeats(workers: list[WorkerInfo], now: float, stale_after: float) -> lis
     ]
 
 
-def collect(store: Store, lease_seconds: float) -> Status:
-    """Read counts, controls and heartbeats (each its own short read) into a Status."""
+def collect(store: Store, lease_seconds: float, model: str | None = None) -> Status:
+    """Read counts, controls and heartbeats (each its own short read) into a Status; warn about `model`."""
     now = store.clock.now()
     counts = store.counts()
     controls = store.controls()
@@ -78,7 +82,8 @@ def collect(store: Store, lease_seconds: float) -> Status:
     )
     eta = estimate_eta(progress.remaining_tasks, store.finished_since(now - ETA_WINDOW), ETA_WINDOW)
     progress = _with_eta(progress, eta if live else None)
-    return Status(progress, beats, controls)
+    warning = model_warning(model, dt.date.fromtimestamp(now)) if model else None
+    return Status(progress, beats, controls, (warning,) if warning else ())
 
 
 def _state(glob: Control | None, running: bool) -> str:
