@@ -56,12 +56,3 @@ def test_models_without_statistics_have_no_confidence() -> None:
     assert q["confidence"] is None and q["warnings"] == []
 
 
-def test_aggregate_deduplicates_warnings_across_files() -> None:
-    a = quality.file_quality([seg(0, 1, lp=-2), seg(1, 2, lp=-2)])
-    b = quality.file_quality([seg(0, 1, lp=-2), seg(3, 4, cr=9)])
-    c = quality.file_quality([seg(0, 1)])
-    batch = quality.aggregate([a, b, c])
-    assert batch["files"] == 3 and batch["files_with_warnings"] == 2 and batch["flagged_segments"] == 4
-    assert batch["warnings"] == ["low confidence: 2 files", "repetitive text (possible hallucination): 1 file"]
-    assert batch["confidence"] == pytest.approx((a["confidence"] + b["confidence"] + c["confidence"]) / 3, abs=1e-3)
-    assert quality.aggregate([]) == {"files": 0, "confidence": None, "flagged_segments": 0, "files_with_warnings": 0, "warnings": []}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 LOGPROB_THRESHOLD = -1.0
@@ -64,18 +63,3 @@ def _describe(warning: str, starts: list[float]) -> str:
 def _clock(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def aggregate(files: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Batch metrics from per-file quality dicts: mean confidence, counts and de-duplicated warnings by kind."""
-    items = list(files)
-    confs = [f["confidence"] for f in items if f.get("confidence") is not None]
-    kinds: dict[str, int] = {}
-    for f in items:
-        for warning in dict.fromkeys(f.get("warnings", [])):
-            kind = warning.split(":", 1)[0]
-            kinds[kind] = kinds.get(kind, 0) + 1
-    warnings = [f"{kind}: {n} file{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items())]
-    return {"files": len(items), "confidence": round(sum(confs) / len(confs), 4) if confs else None,
-            "flagged_segments": sum(int(f.get("flagged_segments", 0)) for f in items),
-            "files_with_warnings": sum(1 for f in items if f.get("warnings")), "warnings": warnings}  # fmt: skip
