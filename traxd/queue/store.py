@@ -45,6 +45,7 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
+FINISHED_BADLY = [TaskState.FAILED.value, TaskState.CANCELLED.value]
 MAX_ERROR_HISTORY = 20
 
 
@@ -390,48 +391,32 @@ class Store:
         with self._read() as conn:
             return int(conn.execute(stmt).scalar() or 0)
 
-    def next_run_after(self) -> float | None:
-        """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
-        with self._read() as conn:
-            return conn.execute(select(func.min(T.c.run_after)).where(T.c.state == QUEUED)).scalar()
-
     # -- user actions -------------------------------------------------------------------------
     def retry(self, task_id: int) -> bool:
         """Queue a failed or cancelled task again with a fresh attempt budget."""
-        now = self.clock.now()
-        stmt = (
-            update(T)
-            .where(T.c.id == task_id, T.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]))
-            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
-                    lease_expires_at=None, finished_at=None)
-        )  # fmt: skip
         with self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(self._requeue(T.c.id == task_id, FINISHED_BADLY)).rowcount == 1
 
     def retry_failed(self) -> int:
         """Queue every failed task again; returns how many."""
-        now = self.clock.now()
-        stmt = (
-            update(T)
-            .where(T.c.state == TaskState.FAILED.value)
-            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
-                    lease_expires_at=None, finished_at=None)
-        )  # fmt: skip
         with self._write() as conn:
-            return conn.execute(stmt).rowcount
+            return conn.execute(self._requeue(T.c.state == TaskState.FAILED.value, [TaskState.FAILED.value])).rowcount
 
     def reopen_job(self, job_id: int, group: str) -> int:
         """Move a job into `group` and queue its failed or cancelled tasks again; returns how many were requeued."""
+        with self._write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id).values(group_name=group))
+            return conn.execute(self._requeue(T.c.job_id == job_id, FINISHED_BADLY)).rowcount
+
+    def _requeue(self, which: Any, states: list[str]) -> Any:
+        """UPDATE that puts matching failed/cancelled tasks back in the queue with a fresh attempt budget."""
         now = self.clock.now()
-        stmt = (
+        return (
             update(T)
-            .where(T.c.job_id == job_id, T.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]))
+            .where(which, T.c.state.in_(states))
             .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
                     lease_expires_at=None, finished_at=None)
         )  # fmt: skip
-        with self._write() as conn:
-            conn.execute(update(J).where(J.c.id == job_id).values(group_name=group))
-            return conn.execute(stmt).rowcount
 
     def cancel(self, task_id: int) -> bool:
         """Cancel a queued task at once; a running one is cancelled when its worker reports back."""
