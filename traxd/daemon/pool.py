@@ -18,7 +18,7 @@ from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.logging import get_logger
-from traxd.queue.store import DB_UNAVAILABLE, Store
+from traxd.queue.store import Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -172,7 +172,7 @@ class Pool:
                 claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
                 if drain and not stopping and not claimed and self.active == 0 and self._drained():
                     return
-            except DB_UNAVAILABLE as exc:
+            except self.store.unavailable as exc:
                 self._db_outage(exc)
                 continue
             self._db_backoff = 0.0
@@ -386,12 +386,12 @@ class Pool:
             try:
                 self._outcomes_wait(min(0.2, max(0.01, deadline - time.monotonic())))
                 self._settle(self._unsettled + self._drain_outcomes())
-            except DB_UNAVAILABLE as exc:
+            except self.store.unavailable as exc:
                 self._db_outage(exc)
         try:
             self._settle(self._unsettled + self._drain_outcomes())
             self._release_running()
-        except DB_UNAVAILABLE as exc:
+        except self.store.unavailable as exc:
             # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
             log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
         executor.shutdown(wait=False, cancel_futures=True)

@@ -8,12 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from traxd.errors import ConfigError
-from traxd.handlers.download import handle_download
-from traxd.handlers.enhance import handle_enhance
-from traxd.handlers.preprocess import preprocess
 from traxd.handlers.registry import Handler, Registry, TaskContext
-from traxd.handlers.transcribe import Backends, make_handler
-from traxd.handlers.youtube import handle_youtube
 from traxd.types import TaskType
 
 __all__ = [
@@ -28,6 +23,14 @@ TEST_HANDLERS_ENV = "TRAX_TEST_HANDLERS"
 
 def default_registry(settings: Any = None) -> Registry:
     """The registry the daemon runs: every task type with its real handler."""
+    # Imported here: the SDKs behind the handlers (openai, yt-dlp, httpx) cost ~50 MB and seconds of start-up,
+    # which traxctl and the queue itself never need.
+    from traxd.handlers.download import handle_download
+    from traxd.handlers.enhance import handle_enhance
+    from traxd.handlers.preprocess import preprocess
+    from traxd.handlers.transcribe import Backends, make_handler
+    from traxd.handlers.youtube import handle_youtube
+
     registry = Registry()
     registry.register(TaskType.PREPROCESS, preprocess)
     registry.register(TaskType.TRANSCRIBE, make_handler(Backends()))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
@@ -38,10 +36,8 @@ C = ControlRow.__table__
 W = WorkerRow.__table__
 
 # Errors that mean "the database cannot be reached or is busy right now": the pool backs off and retries.
-DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
-    sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError,
-)  # fmt: skip
+# The hot path talks to the driver directly, so its own OperationalError/InterfaceError count too (Store.unavailable).
+SA_UNAVAILABLE: tuple[type[BaseException], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
 QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
@@ -86,6 +82,10 @@ class Store:
         self.clock = clock or SystemClock()
         self.dialect = dialects.for_engine(engine)
         self.hot = hotpath.for_dialect(self.dialect.name)
+        dbapi = engine.dialect.dbapi
+        self.unavailable: tuple[type[BaseException], ...] = SA_UNAVAILABLE + tuple(
+            getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if hasattr(dbapi, name)
+        )
 
     # -- transactions -------------------------------------------------------------------------
     def _write(self) -> Any:
@@ -101,7 +101,7 @@ class Store:
             yield cur
             self.hot.commit(raw, cur)
         except BaseException as exc:
-            broken = isinstance(exc, DB_UNAVAILABLE)
+            broken = isinstance(exc, self.unavailable)
             try:
                 self.hot.rollback(raw, cur)
             except Exception:  # noqa: BLE001 - no transaction left to undo, or the connection is gone
