@@ -166,3 +166,27 @@ def test_rescue_leaves_live_leases_alone(store: Store, clock: FakeClock) -> None
     assert pool.maintenance.rescue() == 0
     clock.advance(2)
     assert pool.maintenance.rescue() == 1
+
+
+def test_successors_are_pinned_to_the_host_that_wrote_their_files(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(TaskType.PREPROCESS, {}))
+
+    def follow(task: Any, result: Any, job: Any) -> list[NewTask]:
+        return [NewTask(T, {"chunks": 1})] if task.type is TaskType.PREPROCESS else []
+
+    registry = Registry({TaskType.PREPROCESS: lambda c, p: {}, T: lambda c, p: {}})
+    pool = Pool(store, registry, PoolConfig(types=(TaskType.PREPROCESS,)), clock=clock, follow_ups=follow)
+    pool.run(drain=True)
+    (succ,) = store.list_tasks(TaskState.QUEUED)
+    assert succ.affinity == pool.owner.host
+    shared = Pool(store, registry, PoolConfig(pin_successors=False), clock=clock, follow_ups=follow)
+    assert shared._successors(Outcome_of(TaskType.PREPROCESS), None)[0].affinity is None
+
+
+def Outcome_of(task_type: TaskType) -> Any:  # noqa: N802 - a tiny factory
+    from traxd.daemon.runner import Outcome
+    from traxd.types import Task
+
+    task = Task(1, task_type, {}, TaskState.RUNNING, 6, 1, 3, 0.0, "o", 1.0, None, None, [], None, None, None,
+                0.0, 0.0, 0.0, None)  # fmt: skip
+    return Outcome(task, {})

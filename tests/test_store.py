@@ -210,3 +210,12 @@ def test_controls_and_heartbeats(store: Store, clock: FakeClock) -> None:
     store.remove_worker("h:1:2.00")
     assert store.workers() == []
     assert store.integrity_ok()
+
+
+def test_tasks_pinned_to_another_host_are_left_alone(store: Store) -> None:
+    store.enqueue(NewTask(T, {"where": "there"}, affinity="laptop-b"))
+    store.enqueue(NewTask(T, {"where": "anywhere"}))
+    store.enqueue(NewTask(T, {"where": "here"}, affinity="laptop-a"))
+    claimed = store.claim("laptop-a:1:1.00", 5, 30, host="laptop-a")
+    assert sorted(t.payload["where"] for t in claimed) == ["anywhere", "here"]
+    assert [t.payload["where"] for t in store.claim("laptop-b:1:1.00", 5, 30, host="laptop-b")] == ["there"]

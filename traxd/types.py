@@ -82,6 +82,7 @@ class NewTask:
     max_retries: int = DEFAULT_MAX_RETRIES
     run_after: float | None = None
     job_id: int | None = None
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Task:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    affinity: str | None = None
 
     @property
     def lease(self) -> Lease:

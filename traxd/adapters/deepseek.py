@@ -12,7 +12,13 @@ from typing import Any
 import openai
 
 from traxd.adapters.http_errors import is_retryable_status, parse_retry_after
-from traxd.errors import AuthError, ModelGoneError, PermanentError, RetryableError, TaskError
+from traxd.errors import (
+    AuthError,
+    ModelGoneError,
+    PermanentError,
+    RetryableError,
+    TaskError,
+)
 
 THINKING_OFF = {"thinking": {"type": "disabled"}}
 DEFAULT_TEMPERATURE = 0.2

@@ -7,9 +7,9 @@ import time
 from typing import TYPE_CHECKING
 
 import psutil
-from traxd.logging import get_logger
 
 from traxd.daemon.owner import owner_is_dead
+from traxd.logging import get_logger
 from traxd.queue.transitions import decide_rescue
 from traxd.types import Task, WorkerInfo
 

@@ -8,10 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-
-from traxd.logging import get_logger
 
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
@@ -19,12 +17,23 @@ from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.handlers.registry import Registry, TaskContext
-from traxd.queue.store import Store
+from traxd.logging import get_logger
+from traxd.queue.store import DB_UNAVAILABLE, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
-from traxd.types import GLOBAL_SCOPE, Control, ControlState, Job, NewTask, Task, TaskState, TaskType
+from traxd.types import (
+    GLOBAL_SCOPE,
+    Control,
+    ControlState,
+    Job,
+    NewTask,
+    Task,
+    TaskState,
+    TaskType,
+)
 
 log = get_logger("pool")
 
+Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision]]
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
 
@@ -41,6 +50,9 @@ class PoolConfig:
     rescue_seconds: float = 5.0
     types: tuple[TaskType, ...] | None = None
     type_limits: dict[TaskType, int] = field(default_factory=dict)
+    # Successors read files this machine wrote (chunks, downloads): pin them here unless storage is shared.
+    pin_successors: bool = True
+    db_retry_max_seconds: float = 10.0
 
 
 @dataclass
@@ -103,6 +115,9 @@ class Pool:
         self._stop_now = False
         self._controls: dict[str, Control] = {}
         self._controls_read = -1e9
+        self._unsettled: list[Outcome] = []
+        self._jobs: dict[int, Job | None] = {}
+        self._db_backoff = 0.0
         self.maintenance = Maintenance(self)
 
     # -- public ---------------------------------------------------------------------------------
@@ -141,49 +156,70 @@ class Pool:
     # -- the dispatcher -------------------------------------------------------------------------
     def _loop(self, executor: ThreadPoolExecutor, drain: bool) -> None:
         while True:
-            state = self._control_state()
-            stopping = self._stop.is_set() or state is ControlState.STOPPING
-            claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
+            try:
+                state = self._control_state()
+                stopping = self._stop.is_set() or state is ControlState.STOPPING
+                claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
+                if drain and not stopping and not claimed and self.active == 0 and self._drained():
+                    return
+            except DB_UNAVAILABLE as exc:
+                self._db_outage(exc)
+                continue
+            self._db_backoff = 0.0
             if stopping:
                 glob = self._controls.get(GLOBAL_SCOPE)
                 if glob is not None and glob.state is ControlState.STOPPING and glob.reason == "now":
                     self._stop_now = True
                 return
-            if drain and not claimed and self.active == 0 and self._drained():
-                return
             if claimed == 0 or self.active >= self.config.slots:
                 self._wait(self.config.idle_seconds)
                 self._linger()
 
+    def _db_outage(self, exc: BaseException) -> None:
+        """The database is unreachable: keep unsettled outcomes, back off, and try again (the pool reconnects)."""
+        self._db_backoff = min(self.config.db_retry_max_seconds, max(0.25, self._db_backoff * 2))
+        log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
+        self._stop.wait(self._db_backoff)
+
     def _round(self, executor: ThreadPoolExecutor, claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
-        outcomes = self._drain_outcomes()
-        done, failed, decisions = self._prepare(outcomes)
-        types: list[TaskType] = []
-        limit = 0
-        if claim:
-            pausing = {d.pause_scope for d in decisions if d.pause_scope}
-            types = [t for t in self._claimable_types() if t.value not in pausing]
-            limit = self._claim_limit(types) if types else 0
-            if limit > 0 and self.gate is not None and (reason := self.gate()):
-                self.stats.paused_reason = reason
-                limit = 0
+        outcomes = self._unsettled + self._drain_outcomes()
+        self._unsettled = outcomes  # kept until the transaction that settles them commits
+        prepared = self._prepare(outcomes)
+        types, limit = self._claim_plan(prepared[2]) if claim else ([], 0)
         if not outcomes and limit <= 0:
             return 0
+        claimed = self._commit(prepared, limit, types)
+        for task in claimed:
+            self._start(executor, task)
+        self.stats.claimed += len(claimed)
+        return len(claimed)
+
+    def _claim_plan(self, decisions: list[Decision]) -> tuple[list[TaskType], int]:
+        """Which types to claim and how many: free slots, type limits, pauses, resource gate."""
+        pausing = {d.pause_scope for d in decisions if d.pause_scope}
+        types = [t for t in self._claimable_types() if t.value not in pausing]
+        limit = self._claim_limit(types) if types else 0
+        if limit > 0 and self.gate is not None and (reason := self.gate()):
+            self.stats.paused_reason = reason
+            limit = 0
+        return types, limit
+
+    def _commit(self, prepared: Prepared, limit: int, types: list[TaskType]) -> list[Task]:
+        """One exchange with the store; afterwards report each settled run."""
+        done, failed, decisions = prepared
         ex = self.store.exchange(
             self.owner_id,
             [(o.task.lease, o.result, succ) for o, succ in done],
             [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
-            limit, self.config.lease_seconds, types,
+            limit, self.config.lease_seconds, types, self.owner.host,
         )  # fmt: skip
+        self._unsettled = []
         for (o, _), took in zip(done, ex.done):
             self._finish(o, took)
         for o, d, took in zip(failed, decisions, ex.failed):
             self._finished_failure(o, d, took)
-        for task in ex.claimed:
-            self._start(executor, task)
-        self.stats.claimed += len(ex.claimed)
-        return len(ex.claimed)
+        return ex.claimed
 
     def _linger(self, seconds: float = 0.002) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
@@ -267,9 +303,7 @@ class Pool:
             except queue.Empty:
                 return batch
 
-    def _prepare(
-        self, outcomes: list[Outcome]
-    ) -> tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision]]:
+    def _prepare(self, outcomes: list[Outcome]) -> Prepared:
         """Split finished runs into completions (with successors) and failure decisions; free their slots."""
         now = self.clock.now()
         done: list[tuple[Outcome, list[NewTask]]] = []
@@ -278,26 +312,26 @@ class Pool:
         for o in outcomes:
             with self._lock:
                 running = self._running.pop(o.task.id, None)
+                if running is not None:
+                    self._jobs[o.task.id] = running.ctx.job
             if o.failure is None:
-                done.append((o, self.follow_ups(o.task, o.result, running.ctx.job if running else None)))
+                done.append((o, self._successors(o, self._jobs.get(o.task.id))))
             else:
                 failed.append(o)
                 decisions.append(decide_failure(o.task, o.failure, now, self.policy, self.rng))
         return done, failed, decisions
 
+    def _successors(self, o: Outcome, job: Job | None) -> list[NewTask]:
+        follow = self.follow_ups(o.task, o.result, job)
+        if not self.config.pin_successors:
+            return follow
+        return [t if t.affinity else replace(t, affinity=self.owner.host) for t in follow]
+
     def _settle(self, outcomes: list[Outcome]) -> None:
         """Settle without claiming (shutdown)."""
-        done, failed, decisions = self._prepare(outcomes)
-        ex = self.store.exchange(
-            self.owner_id,
-            [(o.task.lease, o.result, succ) for o, succ in done],
-            [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
-            0, self.config.lease_seconds,
-        )  # fmt: skip
-        for (o, _), took in zip(done, ex.done):
-            self._finish(o, took)
-        for o, d, took in zip(failed, decisions, ex.failed):
-            self._finished_failure(o, d, took)
+        self._unsettled = outcomes
+        if outcomes:
+            self._commit(self._prepare(outcomes), 0, [])
 
     def _finished_failure(self, o: Outcome, decision: Decision, took: bool) -> None:
         if took and decision.pause_scope:
@@ -308,6 +342,7 @@ class Pool:
         self._finish(o, took)
 
     def _finish(self, outcome: Outcome, took: bool) -> None:
+        self._jobs.pop(outcome.task.id, None)
         if not took:
             self.stats.lost += 1
             log.warning("lease_lost", task_id=outcome.task.id, attempt=outcome.task.attempts)
@@ -339,10 +374,25 @@ class Pool:
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
         while self.active and time.monotonic() < deadline:
             try:
-                self._settle([self._outcomes.get(timeout=min(0.2, max(0.01, deadline - time.monotonic())))])
-            except queue.Empty:
-                continue
-        self._settle(self._drain_outcomes())
+                self._outcomes_wait(min(0.2, max(0.01, deadline - time.monotonic())))
+                self._settle(self._unsettled + self._drain_outcomes())
+            except DB_UNAVAILABLE as exc:
+                self._db_outage(exc)
+        try:
+            self._settle(self._unsettled + self._drain_outcomes())
+            self._release_running()
+        except DB_UNAVAILABLE as exc:
+            # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
+            log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def _outcomes_wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self._outcomes.empty() and time.monotonic() < deadline:
+            self._wake.wait(0.02)
+            self._wake.clear()
+
+    def _release_running(self) -> None:
         for task in self.active_tasks():
             with self._lock:
                 running = self._running.pop(task.id, None)
@@ -351,4 +401,3 @@ class Pool:
             if self.store.release(task.lease):
                 self.stats.released += 1
                 log.info("task_released", task_id=task.id)
-        executor.shutdown(wait=False, cancel_futures=True)

@@ -16,7 +16,7 @@ from traxd.types import Lease, NewTask, Task, TaskState, TaskType
 COLUMNS = (
     "id", "job_id", "type", "payload", "state", "priority", "attempts", "max_retries", "run_after",
     "lease_owner", "lease_expires_at", "error_kind", "error_message", "errors", "result", "dedupe_key",
-    "created_at", "updated_at", "started_at", "finished_at",
+    "created_at", "updated_at", "started_at", "finished_at", "affinity",
 )  # fmt: skip
 _RETURNING = ", ".join(COLUMNS)
 
@@ -31,7 +31,7 @@ class HotPath:
     decodes_json = False
 
     def __init__(self) -> None:
-        self._claim_sql: dict[int, str] = {}
+        self._claim_sql: dict[tuple[int, bool], str] = {}
 
     def complete_sql(self) -> str:
         """Guarded completion of one run (executemany-able)."""
@@ -42,16 +42,18 @@ class HotPath:
             f"WHERE id = {m} AND lease_owner = {m} AND attempts = {m} AND state = 'running'"
         )
 
-    def claim_sql(self, n_types: int) -> str:
-        """Lease the best runnable rows of the given types in one statement."""
-        sql = self._claim_sql.get(n_types)
+    def claim_sql(self, n_types: int, host: bool) -> str:
+        """Lease the best runnable rows of the given types (and, with host, not pinned elsewhere) in one statement."""
+        key = (n_types, host)
+        sql = self._claim_sql.get(key)
         if sql is None:
             m = self.mark
             types = ", ".join([m] * n_types)
-            sql = self._claim_sql[n_types] = (
+            pinned = f"AND (affinity IS NULL OR affinity = {m}) " if host else ""
+            sql = self._claim_sql[key] = (
                 f"UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = {m}, "
                 f"lease_expires_at = {m}, started_at = {m}, updated_at = {m} WHERE id IN ("
-                f"SELECT id FROM tasks WHERE state = 'queued' AND run_after <= {m} AND type IN ({types}) "
+                f"SELECT id FROM tasks WHERE state = 'queued' AND run_after <= {m} AND type IN ({types}) {pinned}"
                 f"ORDER BY priority, id LIMIT {m}{self.lock_clause}) RETURNING {_RETURNING}"
             )
         return sql
@@ -61,8 +63,8 @@ class HotPath:
         m, j = self.mark, self.json_param
         sql = (
             "INSERT INTO tasks (type, payload, state, priority, attempts, max_retries, run_after, errors, "
-            f"dedupe_key, job_id, created_at, updated_at) VALUES ({m}, {j}, 'queued', {m}, 0, {m}, {m}, {j}, "
-            f"{m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
+            f"dedupe_key, job_id, created_at, updated_at, affinity) VALUES ({m}, {j}, 'queued', {m}, 0, {m}, {m}, "
+            f"{j}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
         )
         return sql + f" RETURNING {_RETURNING}" if returning else sql
 
@@ -71,7 +73,7 @@ class HotPath:
         run_after = new.run_after if new.run_after is not None else now
         job = job_id if job_id is not None else new.job_id
         return (task_type_value(new.type), payload_json(new.payload), new.priority, new.max_retries, run_after,
-                "[]", new.dedupe_key, job, now, now)  # fmt: skip
+                "[]", new.dedupe_key, job, now, now, new.affinity)  # fmt: skip
 
     def insert_one(self, cur: Any, new: NewTask, now: float, job_id: int | None) -> Task | None:
         """Insert a task; None when its dedupe key already exists."""
@@ -101,10 +103,13 @@ class HotPath:
         """Undo it."""
         cur.execute("ROLLBACK")
 
-    def claim(self, cur: Any, owner: str, limit: int, expires: float, now: float, types: Sequence[str]) -> list[Task]:
+    def claim(
+        self, cur: Any, owner: str, limit: int, expires: float, now: float, types: Sequence[str], host: str | None
+    ) -> list[Task]:
         """Run the claim and freeze the rows, best first."""
-        params = (owner, expires, now, now, now, *types, limit)
-        tasks = [self.to_task(row) for row in cur.execute_returning(self.claim_sql(len(types)), params)]
+        params = (owner, expires, now, now, now, *types, *([host] if host else []), limit)
+        sql = self.claim_sql(len(types), host is not None)
+        tasks = [self.to_task(row) for row in cur.execute_returning(sql, params)]
         tasks.sort(key=lambda t: (t.priority, t.id))
         return tasks
 
@@ -122,11 +127,11 @@ class HotPath:
     def to_task(self, row: Sequence[Any]) -> Task:
         """Freeze a row in COLUMNS order."""
         (id_, job_id, type_, payload, state, priority, attempts, max_retries, run_after, owner, expires,
-         error_kind, error_message, errors, result, dedupe_key, created, updated, started, finished) = row  # fmt: skip
+         error_kind, error_message, errors, result, dedupe_key, created, updated, started, finished, affinity) = row  # fmt: skip
         return Task(
             id_, TaskType(type_), self._json(payload) or {}, TaskState(state), priority, attempts, max_retries,
             run_after, owner, expires, error_kind, error_message, list(self._json(errors) or []),
-            self._json(result), dedupe_key, job_id, created, updated, started, finished,
+            self._json(result), dedupe_key, job_id, created, updated, started, finished, affinity,
         )
 
 

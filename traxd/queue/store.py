@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 
 from traxd.clock import Clock, SystemClock
@@ -33,6 +36,12 @@ T = TaskRow.__table__
 J = JobRow.__table__
 C = ControlRow.__table__
 W = WorkerRow.__table__
+
+# Errors that mean "the database cannot be reached or is busy right now": the pool backs off and retries.
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+    sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError,
+)  # fmt: skip
 
 QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
@@ -90,8 +99,14 @@ class Store:
             self.hot.begin(cur)
             yield cur
             self.hot.commit(raw, cur)
-        except BaseException:
-            self.hot.rollback(raw, cur)
+        except BaseException as exc:
+            broken = isinstance(exc, DB_UNAVAILABLE)
+            try:
+                self.hot.rollback(raw, cur)
+            except Exception:  # noqa: BLE001 - no transaction left to undo, or the connection is gone
+                broken = True
+            if broken:
+                raw.invalidate()  # a fresh connection next time
             raise
         finally:
             raw.close()
@@ -141,10 +156,14 @@ class Store:
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
-        self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None
-    ) -> list[Task]:
-        """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here."""
-        return self.exchange(owner, [], [], limit, lease_seconds, types).claimed
+        self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None,
+        host: str | None = None,
+    ) -> list[Task]:  # fmt: skip
+        """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here.
+
+        With `host`, tasks pinned to another host (their files live there) are left alone.
+        """
+        return self.exchange(owner, [], [], limit, lease_seconds, types, host).claimed
 
     def exchange(
         self,
@@ -154,6 +173,7 @@ class Store:
         limit: int,
         lease_seconds: float,
         types: Iterable[TaskType] | None = None,
+        host: str | None = None,
     ) -> Exchange:
         """Settle finished runs (each guarded) and lease up to `limit` new tasks.
 
@@ -174,20 +194,20 @@ class Store:
         claimed: list[Task] = []
         if plain or claimable > 0:
             took, claimed = self._hot_exchange(owner, [done[i][:2] for i in plain], claimable, lease_seconds,
-                                               type_values, now)  # fmt: skip
+                                               type_values, host, now)  # fmt: skip
             for i, ok in zip(plain, took):
                 done_took[i] = ok
         return Exchange(done_took, failed_took, claimed)
 
     def _hot_exchange(
         self, owner: str, items: list[tuple[Lease, dict[str, Any] | None]], limit: int, lease_seconds: float,
-        types: list[str], now: float,
+        types: list[str], host: str | None, now: float,
     ) -> tuple[list[bool], list[Task]]:  # fmt: skip
         with self._raw_write() as cur:
             took = [True] * len(items)
             if items and self.hot.complete(cur, items, now) != len(items):
                 took = self._hot_which_took(cur, items, now)
-            claimed = self.hot.claim(cur, owner, limit, now + lease_seconds, now, types) if limit > 0 else []
+            claimed = self.hot.claim(cur, owner, limit, now + lease_seconds, now, types, host) if limit > 0 else []
             return took, claimed
 
     def _hot_which_took(self, cur: hotpath.Cursor, items: list[tuple[Lease, Any]], now: float) -> list[bool]:
