@@ -158,7 +158,9 @@ def test_sigkilled_pool_tasks_are_rescued_by_its_neighbours_at_once(tmp_path: Pa
                        for t in store.running_leases())  # fmt: skip
 
         wait_until("the victim to run a slow task", victim_holds_a_slow_task, children)
-        in_flight = {t.id for t in store.running_leases() if f":{victim.pid}:" in (t.lease_owner or "")}
+        held = [t for t in store.running_leases() if f":{victim.pid}:" in (t.lease_owner or "")]
+        in_flight = {t.id for t in held}
+        slow = {t.id for t in held if t.payload.get("sleep") == 2.0}  # still running when the kill lands
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
         assert victim.returncode == -signal.SIGKILL, "the victim had already finished"
@@ -175,7 +177,8 @@ def test_sigkilled_pool_tasks_are_rescued_by_its_neighbours_at_once(tmp_path: Pa
     assert len(twice) <= SLOTS, f"{len(twice)} tasks ran twice; the victim had at most {SLOTS} in flight"
     assert twice <= in_flight | {t for t, _, pid in runs if pid == victim.pid}
     tasks = {t.id: t for t in store.list_tasks(limit=total)}
-    assert in_flight and all(tasks[t].attempts == 2 for t in in_flight), "the victim's tasks were not rescued"
+    assert slow and all(tasks[t].attempts == 2 for t in slow), "the victim's tasks were not rescued and rerun"
+    assert all("died" in str(tasks[t].errors) for t in slow), "rescued for another reason than a dead owner"
     assert not any(f":{victim.pid}:" in (t.lease_owner or "") for t in store.running_leases())
     assert store.counts() == {**DONE, "succeeded": total}
     assert store.integrity_ok()
