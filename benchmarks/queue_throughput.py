@@ -131,8 +131,10 @@ def bench_ceiling(folder: Path, n: int, slots: int, synchronous: str) -> float:
 
 # -- PostgreSQL: several processes on one database ---------------------------------------------------
 PG_CEILING_SCHEMA = (
-    "CREATE TABLE q (id BIGSERIAL PRIMARY KEY, payload TEXT, state TEXT, priority INT, owner TEXT, "
-    "expires DOUBLE PRECISION)",
+    (
+        "CREATE TABLE q (id BIGSERIAL PRIMARY KEY, payload TEXT, state TEXT, priority INT, owner TEXT, "
+        "expires DOUBLE PRECISION)"
+    ),
     "CREATE INDEX q_claim ON q (priority, id) WHERE state = 'queued'",
 )
 PG_CLAIM = """UPDATE q SET state = 'running', owner = %s, expires = %s WHERE id = (
@@ -248,16 +250,15 @@ def bench_pg_ceiling(admin_url: str, n: int, processes: int, slots: int) -> floa
     """The same workload through the hand-written psycopg SKIP LOCKED queue."""
     import psycopg
 
-    with fresh_pg_database(admin_url) as url:
-        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-            for stmt in PG_CEILING_SCHEMA:
-                conn.execute(stmt)
-            with conn.cursor() as cur:
-                cur.executemany("INSERT INTO q (payload, state, priority) VALUES (%s, 'queued', %s)",
-                                [(json.dumps({"i": i}), i % 10) for i in range(n)])  # fmt: skip
-            seconds = run_processes("ceiling", url, processes, slots)
-            left = conn.execute("SELECT count(*) FROM q WHERE state <> 'done'").fetchone()
-            assert left is not None and left[0] == 0, f"{left} rows not done"
+    with fresh_pg_database(admin_url) as url, psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for stmt in PG_CEILING_SCHEMA:
+            conn.execute(stmt)
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO q (payload, state, priority) VALUES (%s, 'queued', %s)",
+                            [(json.dumps({"i": i}), i % 10) for i in range(n)])  # fmt: skip
+        seconds = run_processes("ceiling", url, processes, slots)
+        left = conn.execute("SELECT count(*) FROM q WHERE state <> 'done'").fetchone()
+        assert left is not None and left[0] == 0, f"{left} rows not done"
     return n / seconds
 
 

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 from traxd.db.engine import open_engine
-from traxd.db.migrate import current_revision, head_revision, alembic_config, upgrade
+from traxd.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from traxd.db.models import Base
 
 

@@ -208,12 +208,12 @@ def own_pg() -> Iterator[tuple[str, Path]]:
     cluster = top / "pg"
     try:
         started = subprocess.run(["bash", str(PG_SH), "start", str(cluster), str(_free_port())],
-                                 capture_output=True, text=True, timeout=180)  # fmt: skip
+                                 check=False, capture_output=True, text=True, timeout=180)  # fmt: skip
         if started.returncode != 0:
             _no_server(f"a throwaway PostgreSQL did not start:\n{started.stderr[-2000:]}")
         yield started.stdout.strip(), cluster
     finally:
-        subprocess.run(["bash", str(PG_SH), "stop", str(cluster)], capture_output=True, timeout=180)
+        subprocess.run(["bash", str(PG_SH), "stop", str(cluster)], check=False, capture_output=True, timeout=180)
         shutil.rmtree(top, ignore_errors=True)
 
 
@@ -227,8 +227,8 @@ def test_pools_survive_a_postgresql_restart_and_finish(tmp_path: Path, own_pg: t
     children = start_pools(store, url, log, "--lease", "10", "--rescue", "1", "--max-sleep", "0.02")
     try:
         wait_until("some progress", lambda: len(runs_of(log)) >= 200, children)
-        restarted = subprocess.run(["bash", str(PG_SH), "restart", str(cluster)], capture_output=True, text=True,
-                                   timeout=180)  # fmt: skip
+        restart = ["bash", str(PG_SH), "restart", str(cluster)]
+        restarted = subprocess.run(restart, check=False, capture_output=True, text=True, timeout=180)
         assert restarted.returncode == 0, restarted.stderr
         before = len(runs_of(log))
         assert before < total, "the run finished before the restart"
