@@ -60,7 +60,7 @@ def test_stop_releases_what_does_not_finish_within_the_grace_period(tmp_path: Pa
     engine = open_engine(db_url)
     upgrade(engine)
     store = Store(engine)
-    store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"sleep": 30}) for _ in range(6)])
+    store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"sleep": 6}) for _ in range(6)])
     log = tmp_path / "runs.log"
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.workers.pool_child", db_url, str(log), "4", "serve"],

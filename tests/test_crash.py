@@ -40,7 +40,7 @@ def wait_for_progress(log: Path, at_least: int, proc: subprocess.Popen[str], tim
 
 
 def test_sigkill_mid_task_loses_nothing_and_reruns_only_what_was_in_flight(tmp_path: Path, db_url: str) -> None:
-    total, kills = 400, 5
+    total, kills = 300, 3
     engine = open_engine(db_url)
     upgrade(engine)
     store = Store(engine)

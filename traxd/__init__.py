@@ -1,5 +1,22 @@
-"""Trax: an unattended media-transcription queue."""
+"""Trax: an unattended media-transcription queue.
+
+The original design's API: `from traxd import create_batch_processor, TaskType, BatchTask, BatchProgress,
+BatchResult`. It is loaded on first use, so importing a small module such as `traxd.types` stays light.
+"""
+
+from typing import Any
 
 from traxd import logging as _logging
 
 _logging.configure("warning")
+
+__all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskType", "create_batch_processor"]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the API (traxd.batch) lazily on first access."""
+    if name in __all__:
+        from traxd import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module 'traxd' has no attribute {name!r}")

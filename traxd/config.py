@@ -66,6 +66,7 @@ class Settings:
     allow_private_urls: bool = False
     download_timeout_seconds: float = 60.0
     task_types: tuple[str, ...] = ()
+    shared_storage: bool = False
     log_level: str = "info"
 
     @property
@@ -134,6 +135,7 @@ ENV = {
     "TRAX_ALLOW_PRIVATE_URLS": "allow_private_urls",
     "TRAX_DOWNLOAD_TIMEOUT_SECONDS": "download_timeout_seconds",
     "TRAX_TASK_TYPES": "task_types",
+    "TRAX_SHARED_STORAGE": "shared_storage",
     "TRAX_LOG_LEVEL": "log_level",
 }
 BACKENDS = ("auto", "openai", "local")

@@ -19,6 +19,10 @@ class ConfigError(UserError):
     """A setting is missing, misspelt or of the wrong type."""
 
 
+class UsageError(UserError):
+    """The command line itself is wrong (missing path, bad option value): exit code 2."""
+
+
 class DatabaseError(UserError):
     """The database cannot be opened or is not a Trax database."""
 
@@ -47,6 +51,10 @@ class PermanentError(TaskError):
     """Will fail again however often it is tried: missing file, not media, 4xx."""
 
     kind = ErrorKind.PERMANENT
+
+
+class PayloadTooLargeError(PermanentError):
+    """The server refused an upload as too large (413): the caller may re-chunk smaller once."""
 
 
 class AuthError(TaskError):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,41 +56,98 @@ def redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> di
     return _redact(event_dict)
 
 
-def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | None = None) -> None:
-    """Route structlog through stdlib logging: JSON to logs_dir/traxd.log, console lines to stderr."""
-    lvl = _LEVELS.get(level.lower(), logging.INFO)
-    pre = [
+LOG_FILE = "traxd.log"
+MAX_BYTES = 10_000_000
+BACKUPS = 5
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file created 0600 (logs may name private files even with secrets redacted)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        return super()._open()
+
+
+def _pre_chain() -> list[Any]:
+    # Tracebacks are rendered to text *before* redaction, so a key inside an exception message is masked too.
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
         redact_processor,
     ]
+
+
+def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | None = None) -> None:
+    """Route structlog and stdlib logging (redacted) to JSON lines in logs_dir/traxd.log and to stderr."""
+    lvl = _LEVELS.get(level.lower(), logging.INFO)
+    pre = _pre_chain()
     structlog.configure(
         processors=[*pre, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         cache_logger_on_first_use=True,
     )
-    root = logging.getLogger("trax")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(lvl)
-    root.propagate = False
+    # Handlers sit on the root logger so that library warnings (httpx, openai, ...) are redacted as well.
+    root = logging.getLogger()
+    for logger in (root, logging.getLogger("trax")):
+        for handler in [h for h in logger.handlers if getattr(h, "_trax", False) or logger.name == "trax"]:
+            logger.removeHandler(handler)
+            handler.close()
+    root.setLevel(logging.WARNING)
+    trax = logging.getLogger("trax")
+    trax.setLevel(lvl)
+    trax.propagate = True
     is_tty = sys.stderr.isatty() if tty is None else tty
     console = logging.StreamHandler(sys.stderr)
-    renderer = structlog.dev.ConsoleRenderer(colors=is_tty) if is_tty else structlog.processors.JSONRenderer()
-    console.setFormatter(structlog.stdlib.ProcessorFormatter(processors=[_strip_meta, renderer], foreign_pre_chain=pre))
-    root.addHandler(console)
+    console.setFormatter(_formatter(_console_renderer(is_tty), pre))
+    _add(root, console)
     if logs_dir is not None:
         logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        rotating = logging.handlers.RotatingFileHandler(logs_dir / "traxd.log", maxBytes=10_000_000, backupCount=5)
-        rotating.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                processors=[_strip_meta, structlog.processors.JSONRenderer()], foreign_pre_chain=pre
-            )
-        )
-        root.addHandler(rotating)
+        rotating = PrivateRotatingFileHandler(logs_dir / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+        rotating.setFormatter(_formatter(structlog.processors.JSONRenderer(), pre))
+        _add(root, rotating)
+
+
+def _add(logger: logging.Logger, handler: logging.Handler) -> None:
+    handler._trax = True  # type: ignore[attr-defined]  # ours, so a re-configure removes only ours
+    logger.addHandler(handler)
+
+
+def _console_renderer(is_tty: bool) -> Any:
+    if not is_tty:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=True, exception_formatter=structlog.dev.plain_traceback)
+
+
+def _formatter(renderer: Any, pre: list[Any]) -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(processors=[_strip_meta, renderer], foreign_pre_chain=pre)
+
+
+def install_excepthooks() -> None:
+    """Uncaught exceptions (main and threads) go through the redacting log instead of raw stderr."""
+    crash = get_logger("crash")
+
+    def _hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        crash.error("unhandled_exception", exc_info=(exc_type, exc, tb))
+
+    def _thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not SystemExit and args.exc_value is not None:
+            crash.error("unhandled_exception", thread=getattr(args.thread, "name", None),
+                        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # fmt: skip
+
+    sys.excepthook = _hook
+    threading.excepthook = _thread_hook
+
+
+def flush() -> None:
+    """Flush every log handler (before a hard exit)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def _strip_meta(logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str, Any]:

@@ -1,38 +1,175 @@
-"""Atomic output writes: a temp file in the same folder, fsync, then os.replace (minimal; media helper owns the rest)."""
+"""Transcript outputs: NAME.txt/.json/.srt/.vtt written atomically, names sanitised and kept in the output folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import threading
+import unicodedata
 from pathlib import Path
 from typing import Any
 
+EXTENSIONS = ("txt", "json", "srt", "vtt")
+MAX_NAME_CHARS = 120
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+# update_json is read-modify-write; threads of one daemon must not interleave on the same file.
+_JSON_LOCK = threading.Lock()
+
 
 def write_text_atomic(path: Path | str, text: str) -> Path:
-    """Write `text` to `path` so a reader sees the old file or the whole new one, never a half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return target
+
+
+def write_json_atomic(path: Path | str, data: Any) -> Path:
+    """Write `data` as indented UTF-8 JSON, atomically."""
+    return write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def update_json(path: Path | str, patch: dict[str, Any]) -> dict[str, Any]:
-    """Merge `patch` into the JSON object at `path` (created when missing) and rewrite it atomically."""
-    path = Path(path)
-    data: dict[str, Any] = {}
-    if path.exists():
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-        data = loaded if isinstance(loaded, dict) else {}
-    data.update(patch)
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    return data
+    """Merge `patch` into the JSON object at `path` (created when missing; top-level keys replaced), atomically."""
+    with _JSON_LOCK:
+        target = Path(path)
+        loaded = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+        data: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+        data.update(patch)
+        write_json_atomic(target, data)
+        return data
+
+
+def sanitize_name(name: str) -> str:
+    """A file-name stem safe on every OS: no separators, control characters, leading dots or reserved names."""
+    text = unicodedata.normalize("NFC", name)
+    text = _UNSAFE.sub("_", text).strip().strip(".").strip()
+    text = re.sub(r"\s+", " ", text)[:MAX_NAME_CHARS].rstrip(". ")
+    while len(text.encode("utf-8")) > 200:
+        text = text[:-1]
+    if not text:
+        return "transcript"
+    return f"_{text}" if text.split(".")[0].lower() in _RESERVED else text
+
+
+def inside(folder: Path, name: str) -> Path:
+    """folder/name, refusing anything that would resolve outside the folder."""
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ValueError(f"output name {name!r} escapes the output folder {root}")
+    return path
+
+
+def choose_base(output_dir: Path, name: str, owner: str) -> str:
+    """Pick NAME, NAME-2, NAME-3 … so different inputs never share names; `owner` (the source) keeps its own."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = sanitize_name(name)
+    for n in range(1, 10_000):
+        base = stem if n == 1 else f"{stem}-{n}"
+        if _claim(output_dir, base, owner):
+            return base
+    raise RuntimeError(f"no free output name for {name!r} in {output_dir}")
+
+
+def _claim(output_dir: Path, base: str, owner: str) -> bool:
+    """True when `base` is ours (its JSON names us) or free, in which case a placeholder JSON reserves it."""
+    json_path = inside(output_dir, f"{base}.json")
+    if json_path.exists():
+        return _owner_of(json_path) == owner
+    if any(inside(output_dir, f"{base}.{ext}").exists() for ext in EXTENSIONS):
+        return False  # something that is not ours already uses this name
+    try:
+        fd = os.open(json_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return _owner_of(json_path) == owner
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"source": owner, "status": "writing"}, fh)
+    return True
+
+
+def _owner_of(json_path: Path) -> str | None:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("source") if isinstance(data, dict) else None
+
+
+def stamp(seconds: float, sep: str) -> str:
+    """HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (VTT)."""
+    ms = max(0, int(round(seconds * 1000)))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+
+
+def cues(segments: list[dict[str, Any]], max_chars: int = 160) -> list[tuple[float, float, str]]:
+    """Subtitle cues: one per segment; long segments (models without timings) split by sentence, time by length."""
+    out: list[tuple[float, float, str]] = []
+    for seg in segments:
+        text = " ".join(str(seg.get("text", "")).split())
+        start, end = float(seg.get("start", 0.0)), float(seg.get("end", 0.0))
+        if not text or end <= start:
+            continue
+        parts = _sentences(text, max_chars) if len(text) > max_chars else [text]
+        total = sum(len(p) for p in parts)
+        at = start
+        for part in parts:
+            nxt = at + (end - start) * len(part) / total
+            out.append((at, nxt, part))
+            at = nxt
+    return out
+
+
+def _sentences(text: str, max_chars: int) -> list[str]:
+    pieces = re.split(r"(?<=[.!?…])\s+", text)
+    out: list[str] = []
+    for piece in pieces:
+        if out and len(out[-1]) + 1 + len(piece) <= max_chars:
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
+def to_srt(segments: list[dict[str, Any]]) -> str:
+    """SubRip text of the segments."""
+    blocks = [f"{i}\n{stamp(a, ',')} --> {stamp(b, ',')}\n{t}\n" for i, (a, b, t) in enumerate(cues(segments), 1)]
+    return "\n".join(blocks)
+
+
+def to_vtt(segments: list[dict[str, Any]]) -> str:
+    """WebVTT text of the segments."""
+    blocks = [f"{stamp(a, '.')} --> {stamp(b, '.')}\n{t}\n" for a, b, t in cues(segments)]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def to_txt(segments: list[dict[str, Any]], text: str | None = None) -> str:
+    """Plain transcript: the model's text, else the segments' texts, one paragraph per segment."""
+    if text is not None and text.strip():
+        return text.strip() + "\n"
+    lines = [" ".join(str(s.get("text", "")).split()) for s in segments]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[str, str]:
+    """Write NAME.txt, .srt, .vtt and finally .json (the JSON last: it marks the set complete)."""
+    segments = list(doc.get("segments") or [])
+    texts = {"txt": to_txt(segments, doc.get("text")), "srt": to_srt(segments), "vtt": to_vtt(segments)}
+    paths: dict[str, str] = {}
+    for ext, text in texts.items():
+        paths[ext] = str(write_text_atomic(inside(output_dir, f"{base}.{ext}"), text))
+    paths["json"] = str(write_json_atomic(inside(output_dir, f"{base}.json"), doc))
+    return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,3 +96,89 @@ def progress_line(p: BatchProgress) -> str:
     if p.paused_reason:
         line += f" | Paused: {p.paused_reason}"
     return line
+
+
+@dataclass(frozen=True)
+class EtaSample:
+    """One finished unit of work: how long it ran and how much media it covered."""
+
+    seconds: float
+    media_seconds: float
+
+
+class EtaEstimator:
+    """ETA from a moving window of task durations, weighted by media duration (not by task count)."""
+
+    def __init__(self, window: int = 50) -> None:
+        self.window = window
+        self._samples: deque[EtaSample] = deque(maxlen=window)
+
+    def observe(self, seconds: float, media_seconds: float) -> None:
+        """Record a finished task; tasks without a known media duration are skipped."""
+        if seconds >= 0 and media_seconds > 0:
+            self._samples.append(EtaSample(seconds, media_seconds))
+
+    def cost_per_media_second(self) -> float | None:
+        """Wall seconds one media second takes in one slot (duration-weighted mean over the window)."""
+        media = sum(s.media_seconds for s in self._samples)
+        return sum(s.seconds for s in self._samples) / media if media > 0 else None
+
+    def eta(self, remaining_media_seconds: float, remaining_tasks: int, slots: int) -> float | None:
+        """Seconds until the remaining media is done on `slots` parallel slots; None while nothing is known."""
+        if remaining_tasks <= 0:
+            return 0.0
+        cost = self.cost_per_media_second()
+        if cost is None:
+            return None
+        parallel = max(1, min(slots, remaining_tasks))
+        return remaining_media_seconds * cost / parallel
+
+
+@dataclass(frozen=True)
+class JobWork:
+    """What the ETA needs to know about one input: done or not, time spent, and how much media it holds."""
+
+    done: bool
+    seconds: float = 0.0
+    media_seconds: float | None = None
+    size_bytes: int | None = None
+    finished_at: float = 0.0
+
+
+def media_weights(jobs: list[JobWork]) -> list[float]:
+    """Each job's media seconds: known, else guessed from its size at the bytes/s seen so far, else the mean."""
+    pairs = [(j.size_bytes, j.media_seconds) for j in jobs if j.size_bytes and j.media_seconds]
+    total_bytes = sum(b for b, _ in pairs)
+    rate = sum(s for _, s in pairs) / total_bytes if total_bytes else None  # media seconds per byte
+    out: list[float | None] = []
+    for j in jobs:
+        if j.media_seconds:
+            out.append(j.media_seconds)
+        elif j.size_bytes and rate is not None:
+            out.append(j.size_bytes * rate)
+        else:
+            out.append(None)
+    known = [w for w in out if w]
+    if not known:
+        # Nothing measured yet: sizes (when every job has one) still weigh better than counts.
+        if all(j.size_bytes for j in jobs):
+            return [float(j.size_bytes or 1) for j in jobs]
+        return [1.0] * len(jobs)
+    mean = sum(known) / len(known)
+    return [w if w else mean for w in out]
+
+
+def estimate_eta(jobs: list[JobWork], slots: int, window: int = 50) -> float | None:
+    """ETA of a batch: the remaining media at the duration-weighted cost of the last `window` finished jobs."""
+    weights = media_weights(jobs)
+    finished = sorted((j.finished_at, j.seconds, w) for j, w in zip(jobs, weights) if j.done)
+    estimator = EtaEstimator(window)
+    for _at, seconds, weight in finished[-window:]:
+        estimator.observe(seconds, weight)
+    remaining = [w for j, w in zip(jobs, weights) if not j.done]
+    return estimator.eta(sum(remaining), len(remaining), slots)
+
+
+def progress_due(last: float | None, now: float, interval: float) -> bool:
+    """True when a progress report is due: never reported yet, or `interval` has passed since the last one."""
+    return last is None or now - last >= interval

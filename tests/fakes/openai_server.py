@@ -88,7 +88,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -159,8 +159,7 @@ class FakeOpenAI:
         fault = self._take_fault(h.path)
         if self.latency:
             time.sleep(self.latency)
-        if fault_handled(h, fault, rec):
-            self._record(rec)
+        if fault_handled(h, fault, rec, self._record):
             return
         if self.api_key is not None and h.headers.get("authorization") != f"Bearer {self.api_key}":
             rec.status = 401
@@ -182,7 +181,7 @@ class FakeOpenAI:
         if fmt == "verbose_json":
             _send_json(h, 200, verbose)
         elif fmt == "json":
-            _send_json(h, 200, {"text": verbose["text"], "usage": verbose.get("usage")})
+            _send_json(h, 200, _json_transcription(verbose, rec))
         elif fmt == "text":
             _send_text(h, verbose["text"], "text/plain")
         elif fmt in ("srt", "vtt"):
@@ -201,20 +200,39 @@ class FakeOpenAI:
         })  # fmt: skip
 
 
-def fault_handled(h: BaseHTTPRequestHandler, fault: Fault | None, rec: Recorded) -> bool:
-    """Apply a scripted fault; True when the response was sent (or the connection dropped)."""
+def _json_transcription(verbose: dict[str, Any], rec: Recorded) -> dict[str, Any]:
+    """The `json` format: text and usage, plus token logprobs when asked (`include[]=logprobs`, gpt-4o models)
+    and detected languages for models that take `languages[]` hints (gpt-transcribe)."""
+    out: dict[str, Any] = {"text": verbose["text"], "usage": verbose.get("usage")}
+    if "logprobs" in rec.fields.get("include", []):
+        out["logprobs"] = [{"token": w, "bytes": list(w.encode()), "logprob": s.get("avg_logprob", -0.1)}
+                           for s in verbose.get("segments", []) for w in s["text"].split()]  # fmt: skip
+    if "languages" in rec.fields:
+        out["languages"] = [{"code": code} for code in rec.fields["languages"]]
+    return out
+
+
+def fault_handled(
+    h: BaseHTTPRequestHandler, fault: Fault | None, rec: Recorded, record: Callable[[Recorded], None]
+) -> bool:
+    """Apply a scripted fault; True when the response was sent (or the connection dropped).
+
+    The request is recorded before the client can see the response, so `calls()` never lags behind the client.
+    """
     if fault is None:
         return False
     if fault.delay:
         time.sleep(fault.delay)
     if fault.drop:
         rec.status = 0
+        record(rec)
         h.close_connection = True
         h.connection.close()
         return True
     if fault.status < 400 and fault.body is None:
-        return False
+        return False  # a pure delay: the caller records and serves normally
     rec.status = fault.status
+    record(rec)
     body = fault.body or {"error": {"message": f"injected {fault.status}", "type": "server_error"}}
     _send_json(h, fault.status, body, fault.headers)
     return True

@@ -36,6 +36,7 @@ log = get_logger("pool")
 Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision]]
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
+SlotLimit = Callable[[], int]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class PoolConfig:
     # Successors read files this machine wrote (chunks, downloads): pin them here unless storage is shared.
     pin_successors: bool = True
     db_retry_max_seconds: float = 10.0
+    group: str | None = None  # claim only tasks of this job group (trax batch, the API); None = every group
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Pool:
         rng: random.Random | None = None,
         policy: RetryPolicy | None = None,
         gate: Gate | None = None,
+        slot_limit: SlotLimit | None = None,
         follow_ups: FollowUps = pipelines.follow_ups,
         make_context: Callable[[Task, Callable[[dict[str, Any]], bool]], TaskContext] | None = None,
         on_outcome: Callable[[Outcome, bool], None] | None = None,
@@ -102,6 +105,7 @@ class Pool:
         self.rng = rng or random.Random()
         self.policy = policy or RetryPolicy()
         self.gate = gate
+        self.slot_limit = slot_limit
         self.follow_ups = follow_ups
         self.make_context = make_context or self._default_context
         self.on_outcome = on_outcome
@@ -135,6 +139,12 @@ class Pool:
     def wake(self) -> None:
         """Look for work now instead of at the next poll (new tasks were added in-process)."""
         self._wake.set()
+
+    def slots_now(self) -> int:
+        """Slots usable now: config.slots, lowered by the slot_limit hook (resource scaling), at least 1."""
+        if self.slot_limit is None:
+            return self.config.slots
+        return max(1, min(self.config.slots, self.slot_limit()))
 
     def request_stop(self, now: bool = False) -> None:
         """Stop claiming; with now=True do not wait for running tasks (signals call this)."""
@@ -171,7 +181,7 @@ class Pool:
                 if glob is not None and glob.state is ControlState.STOPPING and glob.reason == "now":
                     self._stop_now = True
                 return
-            if claimed == 0 or self.active >= self.config.slots:
+            if claimed == 0 or self.active >= self.slots_now():
                 self._wait(self.config.idle_seconds)
                 self._linger()
 
@@ -212,7 +222,7 @@ class Pool:
             self.owner_id,
             [(o.task.lease, o.result, succ) for o, succ in done],
             [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
-            limit, self.config.lease_seconds, types, self.owner.host,
+            limit, self.config.lease_seconds, types, self.owner.host, self.config.group,
         )  # fmt: skip
         self._unsettled = []
         for (o, _), took in zip(done, ex.done):
@@ -261,7 +271,7 @@ class Pool:
         return out
 
     def _claim_limit(self, types: list[TaskType]) -> int:
-        free = self.config.slots - self.active
+        free = self.slots_now() - self.active
         with self._lock:
             for t in types:
                 limit = self.config.type_limits.get(t)
@@ -366,13 +376,13 @@ class Pool:
 
     def _drained(self) -> bool:
         types = self._claimable_types()
-        return not types or not self.store.has_work(types)
+        return not types or not self.store.has_work(types, self.config.group)
 
     # -- shutdown -------------------------------------------------------------------------------
     def _shutdown(self, executor: ThreadPoolExecutor) -> None:
         """Let running tasks finish within the grace period, settle them, release the rest."""
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
-        while self.active and time.monotonic() < deadline:
+        while self.active and time.monotonic() < deadline and not self._stop_now:  # a second signal cuts it short
             try:
                 self._outcomes_wait(min(0.2, max(0.01, deadline - time.monotonic())))
                 self._settle(self._unsettled + self._drain_outcomes())

@@ -9,6 +9,7 @@ from typing import Any
 
 from traxd.errors import PermanentError, classify
 from traxd.handlers.registry import Handler, TaskContext
+from traxd.logging import redact_text
 from traxd.types import ErrorKind, Failure, Task
 
 
@@ -46,4 +47,6 @@ def run_task(handler: Handler | None, ctx: TaskContext) -> Outcome:
             # Unexpected exceptions keep their stack in the error history for the user to read.
             tail = "".join(traceback.format_exception(exc, limit=-3)).strip()
             failure = Failure(failure.kind, f"{failure.message}\n{tail}", failure.retry_after, failure.error_type)
+        # The message is stored in the DB and shown by `status`: no API key may ride along in it.
+        failure = Failure(failure.kind, redact_text(failure.message), failure.retry_after, failure.error_type)
         return Outcome(task, None, failure, time.monotonic() - started)

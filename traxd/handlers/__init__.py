@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Mapping
 from typing import Any
 
+from traxd.errors import ConfigError
 from traxd.handlers.download import handle_download
 from traxd.handlers.enhance import handle_enhance
+from traxd.handlers.preprocess import preprocess
 from traxd.handlers.registry import Handler, Registry, TaskContext
+from traxd.handlers.transcribe import Backends, make_handler
 from traxd.handlers.youtube import handle_youtube
 from traxd.types import TaskType
 
-__all__ = ["Handler", "Registry", "TaskContext", "default_registry"]
+__all__ = [
+    "Handler", "Registry", "TaskContext", "default_registry", "default_type_limits", "load_registry",
+    "TEST_HANDLERS_ENV",
+]  # fmt: skip
+
+# `module:function` returning a Registry (called with the settings): tests and benchmarks swap the real
+# handlers for their own in `trax batch` and `traxd run` subprocesses through this one variable.
+TEST_HANDLERS_ENV = "TRAX_TEST_HANDLERS"
 
 
 def default_registry(settings: Any = None) -> Registry:
     """The registry the daemon runs: every task type with its real handler."""
     registry = Registry()
+    registry.register(TaskType.PREPROCESS, preprocess)
+    registry.register(TaskType.TRANSCRIBE, make_handler(Backends()))
     registry.register(TaskType.YOUTUBE, handle_youtube)
     registry.register(TaskType.DOWNLOAD, handle_download)
     registry.register(TaskType.ENHANCE, handle_enhance)
+    return registry
+
+
+def default_type_limits(settings: Any = None) -> dict[TaskType, int]:
+    """Slots per CPU-bound type (FFmpeg, local inference) so they never take every slot; API-bound types are free."""
+    cores = max(1, os.cpu_count() or 1)
+    limits = {TaskType.PREPROCESS: cores}
+    if settings is not None and settings.effective_backend == "local":
+        limits[TaskType.TRANSCRIBE] = max(1, cores // 2)
+    return limits
+
+
+def load_registry(settings: Any = None, env: Mapping[str, str] | None = None) -> Registry:
+    """The registry every command runs: default_registry, unless TRAX_TEST_HANDLERS names another factory."""
+    spec = (os.environ if env is None else env).get(TEST_HANDLERS_ENV, "").strip()
+    if not spec:
+        return default_registry(settings)
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr or "registry")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{TEST_HANDLERS_ENV}={spec!r} cannot be loaded: {exc}") from None
+    registry = factory(settings)
+    if not isinstance(registry, Registry):
+        raise ConfigError(f"{TEST_HANDLERS_ENV}={spec!r} returned {type(registry).__name__}, not a Registry")
     return registry

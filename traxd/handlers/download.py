@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlsplit
 from traxd.adapters import download as http_download
 from traxd.adapters import ytdlp
 from traxd.errors import PermanentError
+from traxd.handlers.common import work_dir
 from traxd.handlers.registry import TaskContext
-from traxd.handlers.workspace import work_dir
 from traxd.logging import get_logger
 from traxd.urls import MEDIA_EXTENSIONS, url_problem
 

@@ -6,18 +6,10 @@ import re
 import unicodedata
 from pathlib import Path
 
+from traxd.handlers.common import work_dir
 from traxd.handlers.registry import TaskContext
 
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
-
-
-def work_dir(ctx: TaskContext) -> Path:
-    """The job's scratch folder (created); a task without a job gets its own under settings.tmp_dir."""
-    folder = ctx.work_dir
-    if folder is None:
-        folder = Path(ctx.settings.tmp_dir) / f"task-{ctx.task.id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def safe_stem(name: str, fallback: str = "download") -> str:

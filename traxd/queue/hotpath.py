@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from traxd.errors import InvalidTaskError
@@ -21,6 +22,19 @@ COLUMNS = (
 _RETURNING = ", ".join(COLUMNS)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one claim asks for: owner, how many, lease expiry, now, types, and optional host/group filters."""
+
+    owner: str
+    limit: int
+    expires: float
+    now: float
+    types: tuple[str, ...]
+    host: str | None = None
+    group: str | None = None
+
+
 class HotPath:
     """SQLite flavour: qmark parameters, JSON stored as text, transactions opened with BEGIN IMMEDIATE."""
 
@@ -31,7 +45,7 @@ class HotPath:
     decodes_json = False
 
     def __init__(self) -> None:
-        self._claim_sql: dict[tuple[int, bool], str] = {}
+        self._claim_sql: dict[tuple[int, bool, bool], str] = {}
 
     def complete_sql(self) -> str:
         """Guarded completion of one run (executemany-able)."""
@@ -42,14 +56,15 @@ class HotPath:
             f"WHERE id = {m} AND lease_owner = {m} AND attempts = {m} AND state = 'running'"
         )
 
-    def claim_sql(self, n_types: int, host: bool) -> str:
-        """Lease the best runnable rows of the given types (and, with host, not pinned elsewhere) in one statement."""
-        key = (n_types, host)
+    def claim_sql(self, n_types: int, host: bool, group: bool) -> str:
+        """Lease the best runnable rows of the given types (not pinned elsewhere, of one group) in one statement."""
+        key = (n_types, host, group)
         sql = self._claim_sql.get(key)
         if sql is None:
             m = self.mark
             types = ", ".join([m] * n_types)
             pinned = f"AND (affinity IS NULL OR affinity = {m}) " if host else ""
+            pinned += f"AND job_id IN (SELECT id FROM jobs WHERE group_name = {m}) " if group else ""
             sql = self._claim_sql[key] = (
                 f"UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = {m}, "
                 f"lease_expires_at = {m}, started_at = {m}, updated_at = {m} WHERE id IN ("
@@ -103,12 +118,11 @@ class HotPath:
         """Undo it."""
         cur.execute("ROLLBACK")
 
-    def claim(
-        self, cur: Any, owner: str, limit: int, expires: float, now: float, types: Sequence[str], host: str | None
-    ) -> list[Task]:
+    def claim(self, cur: Any, c: Claim) -> list[Task]:
         """Run the claim and freeze the rows, best first."""
-        params = (owner, expires, now, now, now, *types, *([host] if host else []), limit)
-        sql = self.claim_sql(len(types), host is not None)
+        filters = [v for v in (c.host, c.group) if v is not None]
+        params = (c.owner, c.expires, c.now, c.now, c.now, *c.types, *filters, c.limit)
+        sql = self.claim_sql(len(c.types), c.host is not None, c.group is not None)
         tasks = [self.to_task(row) for row in cur.execute_returning(sql, params)]
         tasks.sort(key=lambda t: (t.priority, t.id))
         return tasks

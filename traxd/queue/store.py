@@ -139,31 +139,57 @@ class Store:
 
     def create_job(self, job: NewJob, first: Sequence[NewTask]) -> tuple[Job, list[Task], bool]:
         """Create a job and its first tasks in one transaction; if the first task's dedupe key exists, do nothing."""
+        with self._write() as conn:
+            return self._create_job_in(conn, job, first, self.clock.now())
+
+    def create_jobs(self, items: Sequence[tuple[NewJob, NewTask]]) -> list[tuple[Job, Task, bool]]:
+        """Many one-task jobs in one transaction (bulk ingest); an item whose dedupe key exists returns that task."""
         now = self.clock.now()
         with self._write() as conn:
-            key = first[0].dedupe_key if first else None
-            if key is not None:
-                row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
-                if row is not None:
-                    existing = to_task(row)
-                    jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
-                    return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
-            jvalues = {"source": job.source, "name": job.name, "output_dir": job.output_dir,
-                       "group_name": job.group, "options": job.options, "created_at": now}  # fmt: skip
-            jrow = conn.execute(insert(J).values(jvalues).returning(*J.c)).one()
-            created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
-            return to_job(jrow), created, True
+            made = [self._create_job_in(conn, job, [task], now) for job, task in items]
+        return [(job, tasks[0], created) for job, tasks, created in made]
+
+    def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
+        """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
+        now = self.clock.now()
+        with self._write() as conn:
+            jrow, (created_task,), created = self._create_job_in(conn, job, [task], now)
+            if not created:
+                return jrow, created_task, False
+            entry = {"at": now, "attempt": 0, "kind": "permanent", "type": "Rejected", "message": reason[:2000]}
+            stmt = (
+                update(T).where(T.c.id == created_task.id)
+                .values(state=TaskState.FAILED.value, error_kind="permanent", error_message=reason[:2000],
+                        errors=[entry], finished_at=now, updated_at=now)
+                .returning(*T.c)
+            )  # fmt: skip
+            return jrow, to_task(conn.execute(stmt).one()), True
+
+    def _create_job_in(
+        self, conn: Connection, job: NewJob, first: Sequence[NewTask], now: float
+    ) -> tuple[Job, list[Task], bool]:
+        key = first[0].dedupe_key if first else None
+        if key is not None:
+            row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
+            if row is not None:
+                existing = to_task(row)
+                jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
+                return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
+        jrow = conn.execute(insert(J).values(_job_values(job, now)).returning(*J.c)).one()
+        created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
+        return to_job(jrow), created, True
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
         self, owner: str, limit: int, lease_seconds: float, types: Iterable[TaskType] | None = None,
-        host: str | None = None,
+        host: str | None = None, group: str | None = None,
     ) -> list[Task]:  # fmt: skip
         """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here.
 
-        With `host`, tasks pinned to another host (their files live there) are left alone.
+        With `host`, tasks pinned to another host (their files live there) are left alone; with `group`, only
+        tasks of that job group are taken.
         """
-        return self.exchange(owner, [], [], limit, lease_seconds, types, host).claimed
+        return self.exchange(owner, [], [], limit, lease_seconds, types, host, group).claimed
 
     def exchange(
         self,
@@ -174,6 +200,7 @@ class Store:
         lease_seconds: float,
         types: Iterable[TaskType] | None = None,
         host: str | None = None,
+        group: str | None = None,
     ) -> Exchange:
         """Settle finished runs (each guarded) and lease up to `limit` new tasks.
 
@@ -193,21 +220,20 @@ class Store:
         claimable = limit if type_values else 0
         claimed: list[Task] = []
         if plain or claimable > 0:
-            took, claimed = self._hot_exchange(owner, [done[i][:2] for i in plain], claimable, lease_seconds,
-                                               type_values, host, now)  # fmt: skip
+            claim = hotpath.Claim(owner, claimable, now + lease_seconds, now, tuple(type_values), host, group)
+            took, claimed = self._hot_exchange([done[i][:2] for i in plain], claim)
             for i, ok in zip(plain, took):
                 done_took[i] = ok
         return Exchange(done_took, failed_took, claimed)
 
     def _hot_exchange(
-        self, owner: str, items: list[tuple[Lease, dict[str, Any] | None]], limit: int, lease_seconds: float,
-        types: list[str], host: str | None, now: float,
-    ) -> tuple[list[bool], list[Task]]:  # fmt: skip
+        self, items: list[tuple[Lease, dict[str, Any] | None]], claim: hotpath.Claim
+    ) -> tuple[list[bool], list[Task]]:
         with self._raw_write() as cur:
             took = [True] * len(items)
-            if items and self.hot.complete(cur, items, now) != len(items):
-                took = self._hot_which_took(cur, items, now)
-            claimed = self.hot.claim(cur, owner, limit, now + lease_seconds, now, types, host) if limit > 0 else []
+            if items and self.hot.complete(cur, items, claim.now) != len(items):
+                took = self._hot_which_took(cur, items, claim.now)
+            claimed = self.hot.claim(cur, claim) if claim.limit > 0 else []
             return took, claimed
 
     def _hot_which_took(self, cur: hotpath.Cursor, items: list[tuple[Lease, Any]], now: float) -> list[bool]:
@@ -346,14 +372,23 @@ class Store:
                 out[state] = n
         return out
 
-    def has_work(self, types: Iterable[TaskType] | None = None) -> bool:
-        """True while a task of these types is queued (even in backoff) or any task is running."""
+    def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
+        """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
         cond = T.c.state == QUEUED
         if types is not None:
             cond = cond & T.c.type.in_([TaskType.parse(t).value for t in types])
         stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
+        jobs = _group_jobs(group)
+        if jobs is not None:
+            stmt = stmt.where(T.c.job_id.in_(jobs))
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
+
+    def finished_since(self, since: float) -> int:
+        """How many tasks reached a terminal state after `since` (throughput for the ETA)."""
+        stmt = select(func.count()).where(T.c.finished_at >= since)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
 
     def next_run_after(self) -> float | None:
         """The earliest run_after among queued tasks (for sleeping until a backoff ends)."""
@@ -383,6 +418,19 @@ class Store:
                     lease_expires_at=None, finished_at=None)
         )  # fmt: skip
         with self._write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def reopen_job(self, job_id: int, group: str) -> int:
+        """Move a job into `group` and queue its failed or cancelled tasks again; returns how many were requeued."""
+        now = self.clock.now()
+        stmt = (
+            update(T)
+            .where(T.c.job_id == job_id, T.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]))
+            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
+                    lease_expires_at=None, finished_at=None)
+        )  # fmt: skip
+        with self._write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id).values(group_name=group))
             return conn.execute(stmt).rowcount
 
     def cancel(self, task_id: int) -> bool:
@@ -472,6 +520,16 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
     else:
         values["finished_at"] = now
     return values
+
+
+def _job_values(job: NewJob, now: float) -> dict[str, Any]:
+    return {"source": job.source, "name": job.name, "output_dir": job.output_dir, "group_name": job.group,
+            "options": job.options, "created_at": now}  # fmt: skip
+
+
+def _group_jobs(group: str | None) -> Any:
+    """The ids of a group's jobs as a subquery, or None for every group."""
+    return None if group is None else select(J.c.id).where(J.c.group_name == group)
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:

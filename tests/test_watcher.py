@@ -1,0 +1,212 @@
+"""The supervised watcher with real watchdog observers and a real DB: settle, dedupe, ignore, restart, rescan."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_helpers import wait_until
+from traxd.config import WatchFolder
+from traxd.ingest.enqueue import Ingestor
+from traxd.ingest.watcher import Watcher
+from traxd.queue.store import Store
+from traxd.types import TaskType
+
+SETTLE = 0.5
+
+
+def sources(store: Store) -> list[str]:
+    """The source of every PREPROCESS task's job."""
+    out = []
+    for task in store.list_tasks(limit=10_000):
+        job = store.get_job(task.job_id or 0)
+        if task.type is TaskType.PREPROCESS and job is not None:
+            out.append(job.source)
+    return out
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> WatchFolder:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    return WatchFolder(inbox, tmp_path / "outbox")
+
+
+def make_watcher(store: Store, folders: WatchFolder, **kw: Any) -> Watcher:
+    kw.setdefault("rescan_seconds", 3600)
+    return Watcher([folders], Ingestor(store), settle_seconds=SETTLE, **kw)
+
+
+@pytest.fixture
+def running(store: Store, folders: WatchFolder) -> Iterator[Watcher]:
+    watcher = make_watcher(store, folders)
+    watcher.start()
+    wait_until(lambda: watcher.inboxes[0].observer is not None, what="observer")
+    yield watcher
+    watcher.stop()
+
+
+def test_two_hundred_files_some_before_start_each_queued_once(store: Store, folders: WatchFolder) -> None:
+    inbox = folders.inbox
+    for i in range(100):
+        (inbox / f"early-{i:03}.mp3").write_bytes(f"early {i}".encode())
+    watcher = make_watcher(store, folders)
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.inboxes[0].observer is not None, what="observer")
+        (inbox / "sub").mkdir()
+        for i in range(100):
+            (inbox / "sub" / f"late-{i:03}.mp3").write_bytes(f"late {i}".encode())
+        wait_until(lambda: len(sources(store)) >= 200, what="200 tasks")
+        watcher.rescan()  # a rescan finds nothing new
+        time.sleep(SETTLE * 3)
+    finally:
+        watcher.stop()
+    found = sources(store)
+    assert len(found) == 200 and len(set(found)) == 200
+
+
+def test_slow_writer_is_queued_once_after_completion(store: Store, running: Watcher, folders: WatchFolder) -> None:
+    path = folders.inbox / "slow.wav"
+    done = threading.Event()
+    chunks = [os.urandom(1000) for _ in range(12)]
+
+    def writer() -> None:
+        with open(path, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                fh.flush()
+                time.sleep(0.42)  # ~5 s in total, each pause shorter than the settle interval
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join()
+    finished = time.time()
+    wait_until(lambda: sources(store), what="the slow file")
+    time.sleep(SETTLE * 3)
+    tasks = store.list_tasks()
+    assert len(tasks) == 1
+    assert tasks[0].payload["sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert tasks[0].created_at >= finished
+
+
+def test_renamed_duplicate_and_ignored_files_are_not_queued(store: Store, running: Watcher, folders: WatchFolder) -> None:
+    inbox = folders.inbox
+    (inbox / "a.mp3").write_bytes(b"content")
+    wait_until(lambda: len(sources(store)) == 1, what="first file")
+    (inbox / "copy of a.mp3").write_bytes(b"content")
+    os.rename(inbox / "a.mp3", inbox / "renamed.mp3")
+    (inbox / ".hidden.mp3").write_bytes(b"h")
+    (inbox / "x.mp3.part").write_bytes(b"p")
+    (inbox / "y.crdownload").write_bytes(b"c")
+    (inbox / "~lock.mp3").write_bytes(b"l")
+    (inbox / "link.mp3").symlink_to("/etc/hostname")
+    os.mkfifo(inbox / "pipe.mp3")
+    (inbox / "marker.mp3").write_bytes(b"marker")  # written last: once it is in, the others had their chance
+    wait_until(lambda: len(sources(store)) == 2, what="marker")
+    running.rescan()
+    time.sleep(SETTLE * 3)
+    assert sorted(Path(s).name for s in sources(store)) == ["a.mp3", "marker.mp3"]
+
+
+def test_outbox_inside_the_inbox_is_never_ingested(store: Store, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "transcripts").mkdir(parents=True)
+    (inbox / "transcripts" / "a.txt").write_text("https://example.org/a.mp3\n")
+    watcher = Watcher([WatchFolder(inbox, inbox / "transcripts")], Ingestor(store), settle_seconds=SETTLE,
+                      rescan_seconds=3600)  # fmt: skip
+    watcher.start()
+    try:
+        (inbox / "transcripts" / "b.srt").write_text("1\n")
+        (inbox / "real.mp3").write_bytes(b"r")
+        wait_until(lambda: len(sources(store)) == 1, what="real.mp3")
+        time.sleep(SETTLE * 3)
+    finally:
+        watcher.stop()
+    assert store.counts()["queued"] == 1 and store.counts()["failed"] == 0
+
+
+def test_inbox_removed_and_recreated_gets_a_new_observer(store: Store, running: Watcher, folders: WatchFolder) -> None:
+    first = running.inboxes[0].observer
+    shutil.rmtree(folders.inbox)
+    wait_until(lambda: running.inboxes[0].missing, what="missing inbox noticed")
+    folders.inbox.mkdir()
+    wait_until(lambda: running.inboxes[0].observer not in (None, first), what="new observer")
+    (folders.inbox / "after.mp3").write_bytes(b"after")
+    wait_until(lambda: sources(store), what="file in re-created inbox")
+
+
+class DeafObserver:
+    """An observer that never reports anything (events the OS dropped)."""
+
+    def __init__(self) -> None:
+        self.alive = False
+        self.emitters: list[Any] = []
+
+    def schedule(self, *_a: Any, **_k: Any) -> None: ...
+
+    def start(self) -> None:
+        self.alive = True
+
+    def stop(self) -> None:
+        self.alive = False
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def test_periodic_rescan_catches_dropped_events(store: Store, folders: WatchFolder) -> None:
+    watcher = make_watcher(store, folders, rescan_seconds=0.5, observer_factory=DeafObserver)
+    watcher.start()
+    try:
+        (folders.inbox / "unseen.mp3").write_bytes(b"u")
+        wait_until(lambda: sources(store), what="rescan")
+    finally:
+        watcher.stop()
+
+
+def test_dead_observer_is_restarted(store: Store, running: Watcher, folders: WatchFolder) -> None:
+    first = running.inboxes[0].observer
+    first.stop()
+    first.join()
+    wait_until(lambda: running.inboxes[0].observer is not first, what="restart")
+    (folders.inbox / "later.mp3").write_bytes(b"l")
+    wait_until(lambda: sources(store), what="file after restart")
+
+
+def test_new_watch_folder_from_the_source_is_picked_up(store: Store, tmp_path: Path, folders: WatchFolder) -> None:
+    second = WatchFolder(tmp_path / "inbox2", tmp_path / "outbox2")
+    second.inbox.mkdir()
+    current: list[WatchFolder] = [folders]
+    watcher = Watcher([folders], Ingestor(store), settle_seconds=SETTLE, rescan_seconds=3600,
+                      folders_source=lambda: list(current))  # fmt: skip
+    watcher.start()
+    try:
+        current.append(second)
+        wait_until(lambda: len(watcher.inboxes) == 2 and watcher.inboxes[1].observer, what="second inbox")
+        (second.inbox / "two.mp3").write_bytes(b"2")
+        wait_until(lambda: sources(store), what="file in second inbox")
+    finally:
+        watcher.stop()
+    job = store.get_job(store.list_tasks()[0].job_id or 0)
+    assert job is not None and job.output_dir == str(second.outbox.resolve())
+
+
+def test_unreadable_file_ends_as_a_failed_task(store: Store, running: Watcher, folders: WatchFolder) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    path = folders.inbox / "locked.mp3"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    wait_until(lambda: store.counts()["failed"] == 1, what="failed task")

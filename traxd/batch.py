@@ -1,0 +1,215 @@
+"""The original design's programmatic API, backed by the durable queue: create_batch_processor and friends.
+
+    processor = create_batch_processor(max_workers=4)
+    await processor.add_task(TaskType.TRANSCRIBE, {"file_path": "talk.mp3"})
+    result = await processor.start(progress_callback=print)
+
+One task here is one input (a file or a URL); its pipeline stages (preprocess, transcribe, enhance) run as
+queue tasks of one job in the processor's own job group, so a crash or a re-run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traxd.batching.inputs import Input, file_input, is_url, url_input
+from traxd.batching.result import BatchResult
+from traxd.batching.run import BatchRun
+from traxd.batching.setup import open_store, processor_settings
+from traxd.clock import Clock
+from traxd.errors import UserError
+from traxd.handlers import load_registry
+from traxd.handlers.registry import Registry
+from traxd.languages import normalize_language
+from traxd.progress import BatchProgress, progress_due
+from traxd.resources import Limits, ResourceMonitor, Sampler
+from traxd.types import TaskType
+
+__all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskInputError", "QueueFullError",
+           "TaskType", "create_batch_processor"]  # fmt: skip
+
+PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance")
+ProgressCallback = Callable[[BatchProgress], Any]
+
+
+class TaskInputError(UserError):
+    """add_task was given an unknown task type or a malformed payload; nothing was written."""
+
+
+class QueueFullError(UserError):
+    """More inputs were added than the processor's queue_size allows before start()."""
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """One input added to a processor: the queue task that starts its pipeline, and whether it is new."""
+
+    task_id: int
+    job_id: int
+    task_type: TaskType
+    data: dict[str, Any]
+    priority: int = 0
+    created: bool = True
+    source: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    """Adds inputs to the durable queue and runs them with progress callbacks (the original design's API)."""
+
+    def __init__(self, run: BatchRun, *, queue_size: int, progress_interval: float, defaults: dict[str, Any],
+                 output_dir: Path | None) -> None:  # fmt: skip
+        self._run = run
+        self.queue_size = queue_size
+        self.progress_interval = progress_interval
+        self.defaults = defaults
+        self.output_dir = output_dir
+        self.tasks: list[BatchTask] = []
+        self._since_start = 0
+        self.poll_seconds = 0.05
+
+    @property
+    def group(self) -> str:
+        """The job group this processor's inputs live in."""
+        return self._run.group
+
+    async def add_task(self, task_type: TaskType | str, data: dict[str, Any], priority: int = 0) -> BatchTask:
+        """Queue one input; an unknown type or a malformed payload raises TaskInputError and writes nothing."""
+        kind = _task_type(task_type)
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
+            raise TaskInputError(f"priority must be a whole number >= 0, got {priority!r}")
+        if self._since_start >= self.queue_size:
+            raise QueueFullError(f"queue_size {self.queue_size} reached: call start() before adding more")
+        item, options = self._input(kind, data)
+        added = await asyncio.to_thread(self._run.add, item, options, priority)
+        task = BatchTask(added.task_id, added.job.id, item.first, dict(data), priority, added.status == "created",
+                         item.source, options)  # fmt: skip
+        self.tasks.append(task)
+        self._since_start += 1
+        return task
+
+    def _input(self, kind: TaskType, data: Any) -> tuple[Input, dict[str, Any]]:
+        """Validate a payload and turn it into a job input plus its job options."""
+        if not isinstance(data, dict):
+            raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
+        options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
+        options["language"] = _language(options.get("language"))
+        url = data.get("url")
+        path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
+        if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
+            if not isinstance(url, str) or not is_url(url):
+                raise TaskInputError(f"{kind.name} task data needs a 'url' (http or https), got {url!r}")
+            return url_input(url, self._outbox(None)), options
+        if path is None:
+            raise TaskInputError(f"{kind.name} task data needs a 'path' (or file_path/audio_path) or a 'url'")
+        file = Path(str(path)).expanduser()
+        if not file.is_file():
+            raise TaskInputError(f"{kind.name} task: no such file {str(file)!r}")
+        out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
+        return file_input(file, out, kind), options
+
+    def _outbox(self, file: Path | None) -> Path:
+        if self.output_dir is not None:
+            return self.output_dir
+        if file is not None:
+            return file.resolve().parent / "transcripts"
+        return Path(self._run.settings.watch[0].outbox) if self._run.settings.watch else Path.cwd() / "transcripts"
+
+    async def start(self, progress_callback: ProgressCallback | None = None) -> BatchResult:
+        """Run until every input of this processor is settled, calling back every progress_interval."""
+        self._since_start = 0
+        run = self._run
+        run.begin()
+        last: float | None = None
+        try:
+            while run.running():
+                await asyncio.sleep(self.poll_seconds)
+                now = run.clock.now()
+                if progress_callback is not None and progress_due(last, now, self.progress_interval):
+                    last = now
+                    await _call(progress_callback, await asyncio.to_thread(run.progress, now))
+        except BaseException:
+            run.stop()
+            await asyncio.to_thread(run.wait)
+            raise
+        if progress_callback is not None:
+            await _call(progress_callback, await asyncio.to_thread(run.progress))
+        return await asyncio.to_thread(run.result)
+
+    def pause(self) -> None:
+        """Stop claiming new tasks; running ones finish. Only this processor is affected."""
+        self._run.pause()
+
+    def resume(self) -> None:
+        """Claim again after pause()."""
+        self._run.resume()
+
+    def stop(self) -> None:
+        """Stop: running tasks finish, the rest stay queued for the next start() (nothing is lost)."""
+        self._run.stop()
+
+    def get_progress(self) -> BatchProgress:
+        """A progress snapshot now."""
+        return self._run.progress()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._run.store.engine.dispose()
+
+
+async def _call(callback: ProgressCallback, progress: BatchProgress) -> None:
+    outcome = callback(progress)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+def _task_type(value: TaskType | str) -> TaskType:
+    try:
+        return TaskType.parse(value)
+    except ValueError as exc:
+        raise TaskInputError(str(exc)) from None
+
+
+def _language(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TaskInputError(f"language must be a string, got {value!r}")
+    try:
+        return normalize_language(value)
+    except UserError as exc:
+        raise TaskInputError(str(exc)) from None
+
+
+def create_batch_processor(
+    max_workers: int = 8,
+    queue_size: int = 1000,
+    progress_interval: float = 5.0,
+    memory_limit_mb: float = 2048,
+    cpu_limit_percent: float = 90,
+    **kw: Any,
+) -> BatchProcessor:
+    """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
+    output_dir, sampler, language, model, chunk_size, enhance, follow_ups."""
+    if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
+        raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
+    settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
+                                  cpu_limit_percent=cpu_limit_percent)  # fmt: skip
+    clock: Clock | None = kw.get("clock")
+    store = open_store(settings, clock)
+    registry: Registry = kw.get("registry") or load_registry(settings)
+    sampler: Sampler | None = kw.get("sampler")
+    monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)
+    pool_kw = {"follow_ups": kw["follow_ups"]} if "follow_ups" in kw else {}
+    group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
+    run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
+    defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
+                "model": kw.get("model"), "chunk_size": kw.get("chunk_size")}  # fmt: skip
+    output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
+    return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
+                          output_dir=output_dir)  # fmt: skip

@@ -1,0 +1,1 @@
+"""The parts behind the batch API and `trax batch`: inputs, the run, the result."""

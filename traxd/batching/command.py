@@ -1,0 +1,193 @@
+"""`trax batch`: validate the options, queue the folder's files in the batch's own group, run, report."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from traxd.batching.inputs import discover, file_input, group_for
+from traxd.batching.result import BatchResult, report_path, write_json
+from traxd.batching.run import BatchRun
+from traxd.batching.setup import check_memory_limit, open_store
+from traxd.config import Settings, load_settings, with_changes
+from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.errors import UserError
+from traxd.handlers import load_registry
+from traxd.languages import normalize_language
+from traxd.progress import BatchProgress, progress_due
+from traxd.queue.store import Store
+from traxd.resources import Limits, ResourceMonitor
+from traxd.types import PRIORITY_NORMAL, WorkerInfo
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The options of `trax batch` as given (None = not given: environment/config/default decide)."""
+
+    path: Path
+    workers: int | None = None
+    progress_interval: float = 5.0
+    memory_limit: float | None = None
+    cpu_limit: float | None = None
+    model: str | None = None
+    language: str | None = None
+    chunk_size: float | None = None
+    enhance: bool = False
+    recursive: bool = True
+    output: Path | None = None
+
+
+class Reporter(Protocol):
+    """Where `trax batch` shows what happens (a rich live display, plain lines, or nothing)."""
+
+    def message(self, text: str) -> None: ...
+
+    def begin(self, total: int) -> None: ...
+
+    def update(self, progress: BatchProgress) -> None: ...
+
+    def finish(self, result: BatchResult, report: Path | None) -> None: ...
+
+
+def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Settings:
+    """Validate the options (UserError = usage error, exit 2) and merge them over env/config/defaults."""
+    if not opts.path.exists():
+        raise UserError(f"no such file or folder: {opts.path}")
+    if opts.workers is not None and opts.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {opts.workers}")
+    if opts.progress_interval <= 0:
+        raise UserError(f"--progress-interval must be greater than 0, got {opts.progress_interval:g}")
+    if opts.chunk_size is not None and opts.chunk_size <= 0:
+        raise UserError(f"--chunk-size must be greater than 0 seconds, got {opts.chunk_size:g}")
+    if opts.cpu_limit is not None and not 0 < opts.cpu_limit <= 100:
+        raise UserError(f"--cpu-limit must be between 0 and 100 (% of this machine), got {opts.cpu_limit:g}")
+    flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
+             "transcribe_model": opts.model, "language": normalize_language(opts.language),
+             "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None}  # fmt: skip
+    settings = load_settings(flags, env)
+    check_memory_limit(settings.memory_limit_mb)
+    return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
+
+
+def job_options(settings: Settings) -> dict[str, Any]:
+    """The per-job options every handler reads first (the BRIEF's shared convention)."""
+    return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
+            "chunk_size": settings.chunk_size}  # fmt: skip
+
+
+def output_folder(opts: BatchOptions) -> Path:
+    """--output, else a `transcripts` folder next to the inputs."""
+    if opts.output is not None:
+        return opts.output.expanduser().resolve()
+    root = opts.path.resolve()
+    return (root if root.is_dir() else root.parent) / "transcripts"
+
+
+def other_workers(store: Store, fresh_seconds: float) -> list[WorkerInfo]:
+    """Daemons (or other batches) heartbeating on this database right now."""
+    me = Owner.current()
+    now = store.clock.now()
+    return [w for w in store.workers()
+            if now - w.last_seen <= fresh_seconds and not owner_is_dead(w.owner, me.host)]  # fmt: skip
+
+
+def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None = None) -> int:
+    """The whole command; returns the exit code (UserError propagates: the CLI turns it into exit 2)."""
+    settings = batch_settings(opts, env)
+    output = output_folder(opts)
+    root = opts.path.resolve()
+    files = discover(root, opts.recursive, exclude=output)
+    if not files:
+        reporter.message(f"nothing to do: no media files in {root}")
+        return EXIT_OK
+    if settings.enhance and not settings.deepseek_api_key:
+        reporter.message("warning: --enhance without DEEPSEEK_API_KEY: transcripts are written, "
+                         "enhancement tasks will fail with that reason")  # fmt: skip
+    store = open_store(settings)
+    try:
+        return _run(store, settings, opts, root, files, output, reporter)
+    finally:
+        store.engine.dispose()
+
+
+def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files: list[Path], output: Path,
+         reporter: Reporter) -> int:  # fmt: skip
+    for w in other_workers(store, max(3 * settings.lease_seconds, 30.0)):
+        reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
+                         "alongside it and both share the batch's tasks through their leases")  # fmt: skip
+    limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
+    run = BatchRun(store, load_registry(settings), settings, group_for(root), slots=settings.workers,
+                   monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
+    options = job_options(settings)
+    with _interrupts(run):
+        _enqueue(run, files, root, output, options, reporter)
+        if not run.interrupted:
+            reporter.begin(len(files))
+            _follow(run, reporter, opts.progress_interval)
+        result = run.result()
+        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options})
+        reporter.finish(result, report)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],
+             reporter: Reporter) -> None:  # fmt: skip
+    """Hash and queue the files in bounded bulk transactions (outputs mirror the subfolders)."""
+    base = root if root.is_dir() else root.parent
+    for start in range(0, len(files), 500):
+        if run.interrupted:
+            return
+        chunk = [file_input(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
+        run.add_many(chunk, options, PRIORITY_NORMAL)
+    found = run.enqueued
+    if found.existing + found.skipped + found.reopened:
+        reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
+                         f"{found.existing + found.skipped} already queued or done")  # fmt: skip
+
+
+def _follow(run: BatchRun, reporter: Reporter, interval: float) -> None:
+    """Run and report progress every interval until the batch's group is settled."""
+    run.begin()
+    last: float | None = None
+    announced = False
+    while not run.wait(0.1):
+        if run.interrupted and not announced:
+            announced = True
+            reporter.message("stopping: running tasks finish, the rest stay queued (Ctrl-C again to stop now)")
+        now = time.monotonic()
+        if progress_due(last, now, interval):
+            last = now
+            reporter.update(run.progress())
+    reporter.update(run.progress())
+
+
+@contextmanager
+def _interrupts(run: BatchRun) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM): stop claiming, let running tasks finish; a second one releases them at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    count = [0]
+
+    def handler(signum: int, _frame: Any) -> None:
+        # Only flags here: the follow loop prints, the pool's own thread does the stopping.
+        count[0] += 1
+        if count[0] <= 2:
+            run.stop(now=count[0] > 1)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

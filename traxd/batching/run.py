@@ -1,0 +1,184 @@
+"""One batch run: a Pool on threads working only on the batch's job group until every input is settled."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from traxd.batching import jobs as jobviews
+from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
+from traxd.batching.result import BatchResult, failures, quality_metrics, warnings
+from traxd.clock import Clock, SystemClock
+from traxd.daemon.pool import Pool, PoolConfig
+from traxd.handlers import default_type_limits
+from traxd.handlers.registry import Registry
+from traxd.progress import BatchProgress, estimate_eta
+from traxd.queue.store import Store
+from traxd.resources import ResourceMonitor
+from traxd.types import ControlState, Job, TaskState
+
+ALL = 10**9
+
+
+class BatchRun:
+    """Adds inputs to the durable queue under one group and runs them on a drain-mode Pool in a thread."""
+
+    def __init__(
+        self, store: Store, registry: Registry, settings: Any, group: str, *, slots: int,
+        monitor: ResourceMonitor, clock: Clock | None = None, pool_kw: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        self.store, self.registry, self.settings, self.group = store, registry, settings, group
+        self.slots, self.monitor = slots, monitor
+        self.clock = clock or store.clock or SystemClock()
+        self.pool_kw = pool_kw or {}
+        self.enqueued = Enqueued()
+        self.pool: Pool | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.interrupted = False
+        self.error: Exception | None = None
+        self._paused: str | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def add(self, item: Input, options: dict[str, Any], priority: int) -> Added:
+        """Queue one input as a job of this batch (reusing a job that already exists for the same content)."""
+        added = enqueue(self.store, item, self.group, options, priority, self.enqueued)
+        if self.pool is not None:
+            self.pool.wake()
+        return added
+
+    def add_many(self, items: list[Input], options: dict[str, Any], priority: int) -> list[Added]:
+        """Queue many inputs with one bulk transaction for the new ones."""
+        added = enqueue_many(self.store, items, self.group, options, priority, self.enqueued)
+        if self.pool is not None:
+            self.pool.wake()
+        return added
+
+    # -- running --------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Start the pool thread (a new Pool for every run, so a stopped run can be started again)."""
+        self.interrupted, self.ended_at, self.error = False, None, None
+        self.started_at = self.clock.now()
+        cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
+                         grace_seconds=self.settings.grace_seconds, group=self.group,
+                         type_limits=default_type_limits(self.settings))  # fmt: skip
+        self.pool = Pool(self.store, self.registry, cfg, clock=self.clock, gate=self._gate,
+                         slot_limit=self.monitor.slot_limit, settings=self.settings, **self.pool_kw)  # fmt: skip
+        self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
+        self._thread.start()
+
+    def _run(self, pool: Pool) -> None:
+        try:
+            pool.run(drain=True)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller by result(), not lost in a thread
+            self.error = exc
+        finally:
+            self.ended_at = self.clock.now()
+
+    def running(self) -> bool:
+        """True while the pool thread works."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running()
+
+    def _gate(self) -> str | None:
+        return self._paused or self.monitor.gate()
+
+    def pause(self, reason: str = "paused by the caller") -> None:
+        """Stop claiming new tasks (running ones finish); only this batch, never the daemon."""
+        self._paused = reason
+
+    def resume(self) -> None:
+        """Claim again."""
+        self._paused = None
+        if self.pool is not None:
+            self.pool.wake()
+
+    def stop(self, now: bool = False) -> None:
+        """Stop claiming; running tasks finish within the grace period (or are released at once with now)."""
+        self.interrupted = True
+        if self.pool is not None:
+            self.pool.request_stop(now)
+
+    # -- reporting ------------------------------------------------------------------------------
+    def views(self) -> list[jobviews.JobView]:
+        """The batch's inputs as jobs, from the database (tasks run by a daemon alongside included)."""
+        return jobviews.fold(self.store.list_tasks(limit=ALL, group=self.group))
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds since the run began (up to its end, or up to `now`)."""
+        if self.started_at is None:
+            return 0.0
+        end = self.ended_at if self.ended_at is not None else (now if now is not None else self.clock.now())
+        return max(0.0, end - self.started_at)
+
+    def progress(self, now: float | None = None) -> BatchProgress:
+        """The progress snapshot (as of `now` for the elapsed time): inputs by state, memory/CPU, ETA, pauses."""
+        views = self.views()
+        sample = self.monitor.sample()
+        slots = self.pool.slots_now() if self.pool is not None else self.slots
+        eta = estimate_eta(jobviews.work(views, self.enqueued.sizes), slots)
+        return jobviews.snapshot(
+            views, self.enqueued.skipped, memory_usage_mb=sample.rss_mb, cpu_usage_percent=sample.cpu_percent,
+            elapsed_seconds=self.elapsed(now), eta_seconds=eta, paused_reason=self._pause_reason(),
+            state=self._state(), extra={"slots": slots, "group": self.group},
+        )  # fmt: skip
+
+    def _state(self) -> str:
+        if self.running():
+            return "stopping" if self.interrupted else ("paused" if self._paused else "running")
+        return "stopped" if self.interrupted else ("finished" if self.started_at is not None else "idle")
+
+    def _pause_reason(self) -> str | None:
+        if self._paused:
+            return self._paused
+        return self.pool.stats.paused_reason if self.pool is not None and self.running() else None
+
+    def result(self) -> BatchResult:
+        """The BatchResult of everything this batch holds (call after the run ended); re-raises a pool crash."""
+        if self.error is not None:
+            raise self.error
+        views = self.views()
+        snap = jobviews.snapshot(views, self.enqueued.skipped)
+        jobs = self._jobs(views)
+        peaks = self.monitor.peaks
+        return BatchResult(
+            total_tasks=snap.total_tasks, completed_tasks=snap.completed_tasks, failed_tasks=snap.failed_tasks,
+            cancelled_tasks=snap.cancelled_tasks, pending_tasks=snap.queued_tasks + snap.active_tasks,
+            skipped_tasks=self.enqueued.skipped, processing_time=self.elapsed(), peak_memory_mb=peaks.rss_mb,
+            peak_cpu_percent=peaks.cpu_percent, quality_metrics=quality_metrics(views),
+            warnings=warnings(views, jobs), failures=failures(views, jobs),
+            pending_reason=self.pending_reason(views), interrupted=self.interrupted, group=self.group,
+        )  # fmt: skip
+
+    def _jobs(self, views: list[jobviews.JobView]) -> dict[int, Job]:
+        jobs = dict(self.enqueued.jobs)
+        for v in views:
+            if v.job_id not in jobs and (job := self.store.get_job(v.job_id)) is not None:
+                jobs[v.job_id] = job
+        return jobs
+
+    def pending_reason(self, views: list[jobviews.JobView]) -> str | None:
+        """Why inputs are left unfinished after the run: stopped, a paused type, or no handler here."""
+        waiting = jobviews.types_waiting(views)
+        if not any(not v.state.terminal for v in views):
+            return None
+        if self.interrupted:
+            return "stopped before they finished; run the batch again to continue"
+        controls = self.store.controls()
+        reasons = []
+        for t in sorted(waiting, key=lambda t: t.value):
+            c = controls.get(t.value)
+            if c is not None and c.state is ControlState.PAUSED:
+                reasons.append(f"{t.value} is paused: {c.reason}")
+            elif t not in self.registry:
+                reasons.append(f"no {t.value} handler in this process")
+        glob = controls.get("*")
+        if glob is not None and glob.state is not ControlState.RUNNING:
+            reasons.append(f"the queue is {glob.state.value}" + (f": {glob.reason}" if glob.reason else ""))
+        return "; ".join(reasons) or f"{sum(1 for v in views if v.state is TaskState.QUEUED)} inputs still queued"

@@ -1,0 +1,43 @@
+"""Composition helpers shared by the batch API and `trax batch`: settings, the store, limit checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psutil
+
+from traxd.clock import Clock
+from traxd.config import Settings, load_settings, with_changes
+from traxd.db.engine import open_engine, sqlite_path
+from traxd.db.migrate import upgrade
+from traxd.errors import UserError
+from traxd.queue.store import Store
+
+
+def processor_settings(kw: Mapping[str, Any], **flags: Any) -> Settings:
+    """Settings from an explicit `settings=` (flags applied on top) or loaded with home/database_url overrides."""
+    given = kw.get("settings")
+    if given is not None:
+        return with_changes(given, **{k: v for k, v in flags.items() if v is not None})
+    overrides = {"home": kw.get("home"), "database_url": kw.get("database_url"), **flags}
+    return load_settings(overrides)
+
+
+def check_memory_limit(limit_mb: float) -> None:
+    """A memory limit must be positive and no more than this machine has."""
+    total = psutil.virtual_memory().total / 1e6
+    if limit_mb <= 0:
+        raise UserError(f"--memory-limit must be greater than 0, got {limit_mb:g}")
+    if limit_mb > total:
+        raise UserError(f"--memory-limit {limit_mb:g}MB is more than this machine's memory ({total:.0f}MB)")
+
+
+def open_store(settings: Settings, clock: Clock | None = None) -> Store:
+    """Open (creating the home folder for the default SQLite file) and upgrade the database."""
+    path = sqlite_path(settings.database_url)
+    if path is not None and path.parent == settings.home:
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = open_engine(settings.database_url, synchronous=settings.synchronous)
+    upgrade(engine)
+    return Store(engine, clock)

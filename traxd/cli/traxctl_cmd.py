@@ -1,0 +1,361 @@
+"""`traxctl`: status, pause/resume/stop, add, list, show, retry, cancel, watch, service, doctor (thin commands)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.errors import UsageError, UserError
+from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
+
+app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
+watch_app = typer.Typer(help="Inbox folders the daemon watches.", no_args_is_help=True)
+service_app = typer.Typer(help="The login service (launchd agent on macOS, systemd --user unit on Linux).",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(watch_app, name="watch")
+app.add_typer(service_app, name="service")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# -- status -------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def status(
+    as_json: JsonOpt = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print again every interval until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --follow.")] = 5.0,
+    count: Annotated[int, typer.Option(hidden=True, help="Stop --follow after this many reports.")] = 0,
+) -> None:
+    """Progress line with ETA, per-state counts, daemon heartbeats and why the queue is paused."""
+    from traxd.daemon.status import collect
+
+    s = settings()
+    with store_for(s) as store:
+        shown = 0
+        while True:
+            report = collect(store, s.lease_seconds, s.transcribe_model if s.effective_backend == "openai" else None)
+            _print_json(report.as_dict()) if as_json else _print_status(report)
+            shown += 1
+            if not follow or (count and shown >= count):
+                return
+            time.sleep(interval)
+
+
+def _print_status(report: Any) -> None:
+    from traxd.progress import progress_line
+
+    out, p = _out(), report.progress
+    out.print(progress_line(p))
+    out.print(f"State: {p.state} | queued {p.queued_tasks} | running {p.active_tasks} | succeeded "
+              f"{p.completed_tasks} | failed {p.failed_tasks} | cancelled {p.cancelled_tasks}")  # fmt: skip
+    glob = report.controls.get(GLOBAL_SCOPE)
+    if glob is not None and glob.state is ControlState.PAUSED:
+        out.print(f"Paused: {glob.reason or 'paused'} (traxctl resume)")
+    for scope, reason in report.type_pauses.items():
+        out.print(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)")
+    for h in report.heartbeats:
+        flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
+        out.print(f"Daemon {h.info.host} pid {h.info.pid}: {h.info.active_tasks}/{h.info.slots} busy, "
+                  f"{h.info.rss_mb:.1f}MB, {h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+    if not report.heartbeats:
+        out.print("No daemon is running (traxd run, or traxctl service install).")
+    for warning in report.warnings:
+        out.print(f"Warning: {warning}")
+
+
+# -- control ------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def pause(reason: Annotated[str, typer.Option(help="Shown by status.")] = "paused by traxctl") -> None:
+    """Stop claiming new tasks (running ones finish); daemons obey within a second."""
+    with store_for(settings()) as store:
+        store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, reason)
+    typer.echo("paused: no new task starts until `traxctl resume`")
+
+
+@app.command()
+@one_line_errors
+def resume() -> None:
+    """Run again, lifting the global pause and every per-type pause (e.g. after fixing a key)."""
+    with store_for(settings()) as store:
+        store.resume_all()
+    typer.echo("resumed")
+
+
+@app.command()
+@one_line_errors
+def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for running tasks.")] = False) -> None:
+    """Ask every daemon to stop: finish running tasks within the grace period (or not, with --now), exit 0."""
+    from traxd.daemon.home import lock_holder
+
+    s = settings()
+    with store_for(s) as store:
+        store.set_control(GLOBAL_SCOPE, ControlState.STOPPING, "now" if now else "stop requested by traxctl")
+    pid = lock_holder(s.home)
+    typer.echo(f"stop requested (daemon pid {pid})" if pid else "stop requested (no daemon runs on this home now)")
+
+
+# -- tasks --------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def add(
+    inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
+    priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
+    enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
+    outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+) -> None:
+    """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
+    from traxd.ingest.enqueue import Ingestor
+    from traxd.ingest.manual import add_inputs
+
+    s = settings()
+    target = _outbox(s, outbox)
+    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None}
+    with store_for(s) as store:
+        pin = None if s.shared_storage else socket.gethostname()
+        ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
+        queued = add_inputs(ingestor, inputs, target)
+    for q in queued:
+        what = "queued" if q.created else f"already queued ({q.task.state.value})"
+        extra = f": {q.task.error_message}" if q.task.state is TaskState.FAILED else ""
+        typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}{extra}")
+    if not queued:
+        typer.echo("nothing to queue (hidden, partial or empty inputs are skipped)")
+
+
+def _outbox(s: Any, outbox: Path | None) -> Path:
+    if outbox is not None:
+        path = outbox.expanduser().resolve()
+    elif s.watch:
+        path = s.watch[0].outbox
+    else:
+        raise UsageError("no watch folder is configured: give --outbox DIR")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@app.command("list")
+@one_line_errors
+def list_(
+    state: Annotated[TaskState | None, typer.Option(case_sensitive=False, help="Only tasks in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tasks, newest first."""
+    with store_for(settings()) as store:
+        tasks = store.list_tasks(state, limit)
+        names = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
+    if as_json:
+        _print_json([_task_dict(t, names.get(t.job_id)) for t in tasks])
+        return
+    table = Table("ID", "Type", "State", "Pri", "Try", "Name", "Error")
+    for t in tasks:
+        job = names.get(t.job_id)
+        table.add_row(str(t.id), t.type.value, t.state.value, str(t.priority), str(t.attempts),
+                      job.name if job else "", (t.error_message or "").splitlines()[0][:60] if t.error_message else "")
+    _out().print(table)
+
+
+def _task_dict(t: Task, job: Any) -> dict[str, Any]:
+    return {"id": t.id, "type": t.type.value, "state": t.state.value, "priority": t.priority,
+            "attempts": t.attempts, "max_retries": t.max_retries, "job_id": t.job_id,
+            "name": job.name if job else None, "source": job.source if job else None,
+            "output_dir": job.output_dir if job else None, "error_kind": t.error_kind,
+            "error_message": t.error_message, "created_at": t.created_at, "finished_at": t.finished_at}  # fmt: skip
+
+
+@app.command()
+@one_line_errors
+def show(task_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+    """One task in full: payload, result, error history, its job."""
+    with store_for(settings()) as store:
+        task = store.get(task_id)
+        if task is None:
+            raise UserError(f"no task #{task_id} (traxctl list shows the tasks)")
+        job = store.get_job(task.job_id) if task.job_id is not None else None
+    data = _task_dict(task, job) | {"payload": task.payload, "result": task.result, "errors": task.errors,
+                                    "options": job.options if job else None}  # fmt: skip
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        if value not in (None, [], {}):
+            shown = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+            typer.echo(f"{key}: {shown}")
+
+
+@app.command()
+@one_line_errors
+def retry(
+    task_id: Annotated[int | None, typer.Argument(metavar="ID", help="A failed or cancelled task.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Every failed task.")] = False,
+) -> None:
+    """Queue a failed or cancelled task again with a fresh attempt budget."""
+    if (task_id is None) == (not failed):
+        raise UsageError("give a task ID or --failed (not both)")
+    with store_for(settings()) as store:
+        if failed:
+            typer.echo(f"{store.retry_failed()} failed task(s) queued again")
+            return
+        assert task_id is not None
+        if not store.retry(task_id):
+            raise UserError(_why_not(store.get(task_id), task_id, "retried", "failed or cancelled"))
+    typer.echo(f"#{task_id} queued again")
+
+
+@app.command()
+@one_line_errors
+def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Cancel a queued or running task (a running one stops at its next check)."""
+    with store_for(settings()) as store:
+        if not store.cancel(task_id):
+            raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
+    typer.echo(f"#{task_id} cancelled")
+
+
+def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
+    if task is None:
+        return f"no task #{task_id} (traxctl list shows the tasks)"
+    return f"task #{task_id} is {task.state.value}: only {states} tasks can be {verb}"
+
+
+# -- watch folders ------------------------------------------------------------------------------
+@watch_app.command("add")
+@one_line_errors
+def watch_add(
+    inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
+    outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+) -> None:
+    """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
+    from traxd.daemon.folders import add_watch
+
+    folder = add_watch(settings(), inbox, outbox)
+    typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
+
+
+@watch_app.command("remove")
+@one_line_errors
+def watch_remove(inbox: Annotated[Path, typer.Argument(help="A watched inbox.")]) -> None:
+    """Stop watching an inbox (nothing is deleted)."""
+    from traxd.daemon.folders import remove_watch
+
+    folder = remove_watch(settings(), inbox)
+    typer.echo(f"no longer watching {folder.inbox}")
+
+
+@watch_app.command("list")
+@one_line_errors
+def watch_list(as_json: JsonOpt = False) -> None:
+    """The watched inboxes and their outboxes."""
+    folders = settings().watch
+    if as_json:
+        _print_json([{"inbox": str(w.inbox), "outbox": str(w.outbox), "exists": w.inbox.is_dir()} for w in folders])
+        return
+    for w in folders:
+        typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
+    if not folders:
+        typer.echo("no watch folders (traxctl watch add DIR)")
+
+
+# -- doctor -------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def doctor() -> None:
+    """Check keys (never shown), FFmpeg, the database, folders, permissions and the backend."""
+    from traxd.daemon.doctor import FAIL, run_checks
+
+    checks = run_checks(settings())
+    marks = {"ok": "[green]ok[/]  ", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    out = _out()
+    for c in checks:
+        out.print(f"{marks[c.level]} {c.name}: {c.detail}", markup=True)
+    if any(c.level == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
+# -- service ------------------------------------------------------------------------------------
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print what would be written and run; change nothing.")]
+
+
+@service_app.command("install")
+@one_line_errors
+def service_install(dry_run: DryRun = False) -> None:
+    """Write the launchd agent / systemd unit and load it, so traxd runs at login and restarts after a crash."""
+    from traxd.daemon import unit
+
+    kind = unit.service_kind()
+    plan = unit.plan_install(settings(), kind, unit.default_dir(kind), os.getuid())
+    if dry_run:
+        typer.echo(f"# would write {plan.path}\n{plan.content}")
+        for cmd in plan.commands:
+            typer.echo(f"# would run: {' '.join(cmd)}")
+        return
+    for line in unit.apply_install(plan, unit.run_command):
+        typer.echo(line)
+    typer.echo(f"installed {plan.path}; API keys are not in it: keep them in config.toml (0600)")
+
+
+@service_app.command("uninstall")
+@one_line_errors
+def service_uninstall(dry_run: DryRun = False) -> None:
+    """Stop and remove the login service (the queue and transcripts stay)."""
+    from traxd.daemon import unit
+
+    kind = unit.service_kind()
+    plan = unit.plan_uninstall(kind, unit.default_dir(kind), os.getuid())
+    if dry_run:
+        for cmd in plan.commands + plan.after:
+            typer.echo(f"# would run: {' '.join(cmd)}")
+        typer.echo(f"# would remove {plan.path}")
+        return
+    for line in unit.apply_uninstall(plan, unit.run_command):
+        typer.echo(line)
+    typer.echo(f"removed {plan.path}")
+
+
+@service_app.command("status")
+@one_line_errors
+def service_status(dry_run: DryRun = False) -> None:
+    """Whether the login service is installed, and what launchd/systemd says about it."""
+    from traxd.daemon import unit
+
+    kind = unit.service_kind()
+    path = unit.default_dir(kind) / (f"{unit.LABEL}.plist" if kind == "launchd" else unit.UNIT_NAME)
+    typer.echo(f"{kind}: {path} {'installed' if path.exists() else 'not installed'}")
+    cmd = unit.status_command(kind, os.getuid())
+    if dry_run or not path.exists():
+        typer.echo(f"# {'would run' if dry_run else 'check with'}: {' '.join(cmd)}")
+        return
+    done = unit.run_command(cmd)
+    typer.echo((done.stdout or done.stderr).strip())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main", "fail"]

@@ -1,0 +1,44 @@
+"""`traxd run`: the daemon in the foreground (launchd and systemd run this)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from traxd.cli.common import one_line_errors
+
+app = typer.Typer(
+    help="traxd: the Trax daemon. Watches inbox folders and runs the transcription queue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """traxd: the Trax daemon."""
+
+
+@app.command()
+@one_line_errors
+def run(
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Tasks run at once.")] = None,
+    drain: Annotated[bool, typer.Option("--drain", help="Process until nothing is runnable, then exit 0.")] = False,
+) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT or `traxctl stop` (exit 0)."""
+    from traxd.daemon.service import main_thread_exit, run_daemon
+
+    code = run_daemon({"workers": workers}, drain=drain)
+    main_thread_exit(code)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

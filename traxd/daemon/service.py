@@ -1,0 +1,186 @@
+"""The composition root of traxd: settings, home, DB, logs, the pool, ingestion, signals, a clean exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from traxd import logging as trax_logging
+from traxd.config import SECRET_FIELDS, Settings, WatchFolder, load_settings
+from traxd.daemon.children import kill_children, reap_orphans
+from traxd.daemon.home import DaemonLock, open_store, prepare_home
+from traxd.daemon.pool import Pool, PoolConfig
+from traxd.errors import ConfigError
+from traxd.handlers import default_type_limits, load_registry
+from traxd.ingest.enqueue import Ingestor
+from traxd.ingest.watcher import Watcher
+from traxd.queue.store import Store
+from traxd.resources import Limits, ResourceMonitor
+from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
+
+log = trax_logging.get_logger("service")
+
+def setup_logging(settings: Settings) -> None:
+    """JSON lines to $TRAX_HOME/logs/traxd.log, readable lines on a TTY, every known secret redacted."""
+    trax_logging.register_secrets(getattr(settings, name) for name in SECRET_FIELDS)
+    trax_logging.register_secrets(os.environ.get(var) for var in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"))
+    trax_logging.configure(settings.log_level, settings.logs_dir)
+    trax_logging.install_excepthooks()
+
+
+def reset_stop_request(store: Store) -> None:
+    """A leftover `stopping` is from the previous run: the user started us, so run."""
+    glob = store.controls().get(GLOBAL_SCOPE)
+    if glob is not None and glob.state is ControlState.STOPPING:
+        store.set_control(GLOBAL_SCOPE, ControlState.RUNNING, None)
+        log.info("stop_request_cleared")
+
+
+def clean_scratch(store: Store, scratch: Path) -> int:
+    """Remove scratch folders of jobs and tasks that will not run again."""
+    removed = 0
+    if not scratch.is_dir():
+        return 0
+    for entry in scratch.iterdir():
+        kind, _, ident = entry.name.partition("-")
+        if not entry.is_dir() or not ident.isdigit() or kind not in ("job", "task"):
+            continue
+        tasks = store.tasks_of_job(int(ident)) if kind == "job" else [t for t in [store.get(int(ident))] if t]
+        if all(t.state.terminal for t in tasks):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@dataclass
+class _Signals:
+    """Signal handlers only set flags on the pool: first = graceful stop, second = stop now."""
+
+    pool: Pool
+    count: int = 0
+    previous: dict[int, Any] = field(default_factory=dict)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        self.pool.request_stop(now=self.count > 1)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class ConfigWatch:
+    """Re-reads config.toml's watch folders when the file changes (`traxctl watch add` while running)."""
+
+    def __init__(self, settings: Settings, overrides: Mapping[str, Any]) -> None:
+        self.path = settings.home / "config.toml"
+        self.overrides = dict(overrides)
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def __call__(self) -> Sequence[WatchFolder] | None:
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        try:
+            settings = load_settings(self.overrides)
+        except ConfigError as exc:
+            log.warning("config_reload_failed", error=str(exc))
+            return None
+        prepare_home(settings)
+        log.info("watch_folders_reloaded", inboxes=[str(w.inbox) for w in settings.watch])
+        return settings.watch
+
+
+def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
+    """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
+    options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None}
+    ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
+                        affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
+    return Watcher(
+        settings.watch, ingestor, settle_seconds=settings.settle_seconds, rescan_seconds=settings.rescan_seconds,
+        excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides),
+    )  # fmt: skip
+
+
+def build_pool(settings: Settings, store: Store) -> Pool:
+    """The pool with the real (or test) handlers and the settings' slots, lease and grace."""
+    types = tuple(TaskType.parse(t) for t in settings.task_types) or None
+    config = PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
+                        grace_seconds=settings.grace_seconds, types=types,
+                        type_limits=default_type_limits(settings),
+                        pin_successors=not settings.shared_storage)  # fmt: skip
+    monitor = ResourceMonitor(Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent),
+                              settings.workers)  # fmt: skip
+    return Pool(store, load_registry(settings), config, settings=settings, gate=monitor.gate,
+                slot_limit=monitor.slot_limit)
+
+
+def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) -> int:
+    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0."""
+    overrides = dict(overrides or {})
+    settings = load_settings(overrides)
+    os.umask(0o077)
+    prepare_home(settings)
+    with DaemonLock(settings.home):
+        setup_logging(settings)
+        store = open_store(settings, pool_size=settings.workers + 6)
+        try:
+            return _serve(settings, store, overrides, drain)
+        finally:
+            store.engine.dispose()
+
+
+def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:
+    reset_stop_request(store)
+    reap_orphans(settings.tmp_dir)
+    clean_scratch(store, settings.tmp_dir)
+    pool = build_pool(settings, store)
+    watcher = build_watcher(settings, store, pool, overrides)
+    signals = _Signals(pool)
+    signals.install()
+    log.info("daemon_started", pid=os.getpid(), home=str(settings.home), workers=settings.workers,
+             inboxes=[str(w.inbox) for w in settings.watch], drain=drain)  # fmt: skip
+    try:
+        if drain:
+            watcher.ingest_pending()
+        else:
+            watcher.start()
+        stats = pool.run(drain=drain)
+    finally:
+        watcher.stop()
+        signals.restore()
+        kill_children()
+    log.info("daemon_stopped", claimed=stats.claimed, succeeded=stats.succeeded, failed=stats.failed,
+             released=stats.released, lost=stats.lost)  # fmt: skip
+    return 0
+
+
+def main_thread_exit(code: int) -> None:
+    """Exit now even if a handler thread is stuck in a call that ignores cancellation (leases are released)."""
+    trax_logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        os._exit(code)

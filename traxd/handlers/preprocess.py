@@ -1,0 +1,45 @@
+"""PREPROCESS: probe the input, convert it to mono 16 kHz speech Opus and cut it into chunks at silences."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from traxd.adapters import ffmpeg
+from traxd.errors import PermanentError
+from traxd.handlers.common import backend, model_name, option, work_dir
+from traxd.handlers.registry import TaskContext
+from traxd.models_table import LOCAL, model_info, piece_seconds
+
+
+def chunk_seconds(ctx: TaskContext) -> float:
+    """Chunk length: --chunk-size (job, then settings), capped by the model's limits and the 25 MB upload cap."""
+    size = float(option(ctx, "chunk_size", "chunk_size", 600.0))
+    if size <= 0:
+        raise PermanentError(f"chunk size must be greater than 0, got {size}")
+    info = LOCAL if backend(ctx) == "local" else model_info(model_name(ctx))
+    return piece_seconds(info, size, ffmpeg.BITRATE_KBPS)
+
+
+def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, folder: str = "chunks") -> dict[str, Any]:
+    """Run FFmpeg on the input into the job's scratch folder; the result TRANSCRIBE needs."""
+    if not isinstance(path_value, str) or not path_value:
+        raise PermanentError("the task has no input path")
+    out_dir = work_dir(ctx) / folder
+    try:
+        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds or chunk_seconds(ctx), ctx.cancelled)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
+        raise
+    chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
+    return {"path": path_value, "duration": prepared.duration, "chunks": chunks}
+
+
+def preprocess(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """The PREPROCESS handler: {"path", "sha256"?} -> {"path", "duration", "chunks": [{path, offset, duration}]}."""
+    result = prepare(ctx, payload.get("path"))
+    for key in ("sha256", "url", "title"):
+        if key in payload:
+            result[key] = payload[key]
+    return result

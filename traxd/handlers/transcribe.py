@@ -1,0 +1,232 @@
+"""TRANSCRIBE: chunks in order through the configured backend, each result checkpointed, merged, outputs written."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from traxd import outputs, quality
+from traxd.adapters import ffmpeg
+from traxd.errors import PayloadTooLargeError, PermanentError, RetryableError
+from traxd.handlers.common import backend, model_name, option, output_dir, work_dir
+from traxd.handlers.preprocess import prepare
+from traxd.handlers.registry import TaskContext
+from traxd.logging import get_logger
+
+log = get_logger("transcribe")
+PROMPT_CHARS = 600  # ~ the last 224 tokens Whisper reads from a prompt, for most languages
+
+
+class Transcriber(Protocol):
+    """A backend: transcribe one audio file; segments relative to its start."""
+
+    backend: str
+
+    def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
+                   prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """{"text", "language", "segments"} of one audio file."""
+        ...
+
+
+def build_transcriber(kind: str, settings: Any) -> Transcriber:
+    """The transcriber of a backend (SDK imports stay in the adapters)."""
+    if kind == "openai":
+        from traxd.adapters.transcribe_openai import OpenAITranscriber
+
+        return OpenAITranscriber(settings.openai_api_key, settings.openai_base_url, settings.api_timeout_seconds)
+    from traxd.adapters.transcribe_local import LocalTranscriber
+
+    return LocalTranscriber()
+
+
+class Backends:
+    """Transcribers built on first use and shared by every worker thread of the process."""
+
+    def __init__(self, factory: Callable[[str, Any], Transcriber] = build_transcriber) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], Transcriber] = {}
+
+    def get(self, ctx: TaskContext) -> Transcriber:
+        """The transcriber for this task's settings."""
+        kind, s = backend(ctx), ctx.settings
+        key = (kind, s.openai_api_key, s.openai_base_url, s.api_timeout_seconds) if kind == "openai" else (kind,)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._factory(kind, s)
+            return self._cache[key]
+
+
+def make_handler(backends: Backends) -> Callable[[TaskContext, dict[str, Any]], dict[str, Any]]:
+    """The TRANSCRIBE handler bound to shared backends."""
+
+    def handle(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        """TRANSCRIBE with this process's shared transcriber."""
+        return transcribe(ctx, payload, backends.get(ctx))
+
+    return handle
+
+
+def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
+    """The chunk layout ([offset, duration] rounded): checkpointed results are reused only for the same layout."""
+    return [[round(float(c["offset"]), 2), round(float(c["duration"]), 2)] for c in chunks]
+
+
+def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -> dict[str, Any]:
+    """{"chunks": …} from PREPROCESS, or a plain {"path": …} (preprocessed inline) -> outputs written."""
+    state = dict(ctx.previous)
+    plan = state.get("plan") or []
+    if not plan or len(state.get("done") or {}) < len(plan):
+        chunks = _prepared(ctx, payload, state)["chunks"]
+        if plan_of(chunks) != plan:
+            state.update(plan=plan_of(chunks), done={})
+        _run_chunks(ctx, engine, chunks, state, payload)
+    doc = build_doc(ctx, payload, state, engine.backend)
+    return _write(ctx, payload, state, doc)
+
+
+def _prepared(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The chunks: the payload's, a previous attempt's inline preprocessing, or a fresh one when files are gone."""
+    for candidate in (payload, state.get("prepared")):
+        if candidate and candidate.get("chunks") and all(Path(c["path"]).is_file() for c in candidate["chunks"]):
+            return candidate
+    source = payload.get("path") or (ctx.job.source if ctx.job is not None else None)
+    prepared = prepare(ctx, source)
+    state["prepared"] = prepared
+    ctx.checkpoint(state)
+    return prepared
+
+
+def _run_chunks(
+    ctx: TaskContext, engine: Transcriber, chunks: list[dict[str, Any]], state: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    """Send each chunk not yet done, in order; checkpoint after each so a crash never re-sends a finished one."""
+    done: dict[str, Any] = state["done"]
+    for i, chunk in enumerate(chunks):
+        if str(i) in done:
+            continue
+        if ctx.cancelled.is_set():
+            raise RetryableError(f"stopped before chunk {i + 1} of {len(chunks)}")
+        prompt = prompt_tail(done[str(i - 1)]["text"]) if str(i - 1) in done else None
+        done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
+        if len(done) == len(chunks):
+            _choose_name(ctx, payload, state)  # saved with the last chunk: one write fewer per file
+        if not ctx.checkpoint(state):
+            raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
+        log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
+
+
+def _one_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: int, prompt: str | None) -> dict[str, Any]:
+    """Transcribe a chunk; on 413 cut it in two and try once more."""
+    try:
+        return _send(ctx, engine, Path(chunk["path"]), float(chunk["duration"]), prompt)
+    except PayloadTooLargeError:
+        log.warning("chunk_too_large", task_id=ctx.task.id, chunk=i + 1)
+    whole = ffmpeg.Chunk(str(chunk["path"]), 0.0, float(chunk["duration"]))
+    pieces = ffmpeg.resplit(whole, work_dir(ctx) / f"resplit-{i}", 2, ctx.cancelled)
+    parts: list[dict[str, Any]] = []
+    for piece in pieces:
+        try:
+            part = _send(ctx, engine, Path(piece.path), piece.duration, prompt)
+        except PayloadTooLargeError as exc:
+            raise PermanentError(f"chunk {i + 1} is too large even after re-chunking: {exc}") from None
+        parts.append(shift(part, piece.offset, piece.offset + piece.duration))
+        prompt = prompt_tail(part["text"]) or prompt
+    return {"text": " ".join(p["text"] for p in parts if p["text"]), "language": parts[0].get("language"),
+            "segments": [s for p in parts for s in p["segments"]]}  # fmt: skip
+
+
+def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, prompt: str | None) -> dict[str, Any]:
+    language = option(ctx, "language", "language")
+    return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt)
+
+
+def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
+    """The last words of a text, at most `max_chars` long (the context passed to the next chunk)."""
+    words: list[str] = []
+    used = 0
+    for word in reversed(text.split()):
+        if used + len(word) + 1 > max_chars:
+            break
+        words.append(word)
+        used += len(word) + 1
+    return " ".join(reversed(words)) or None
+
+
+def shift(result: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
+    """A chunk result with segment times moved by `offset` and clamped to the chunk's end."""
+    segs = []
+    for seg in result.get("segments") or []:
+        moved = dict(seg)
+        moved["start"] = round(min(offset + float(seg["start"]), cap), 3)
+        moved["end"] = round(min(max(offset + float(seg["end"]), moved["start"]), cap), 3)
+        segs.append(moved)
+    return {**result, "segments": segs}
+
+
+def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
+    """Segments of all chunks on the whole file's timeline, the joined text and the first detected language."""
+    segments: list[dict[str, Any]] = []
+    texts: list[str] = []
+    language = None
+    for i, (offset, duration) in enumerate(plan):
+        result = shift(done[str(i)], offset, offset + duration)
+        segments += result["segments"]
+        texts += [result["text"]] if result.get("text") else []
+        language = language or result.get("language")
+    for seg in segments:
+        if seg.get("avg_logprob") is not None:
+            seg["confidence"] = quality.confidence(seg["avg_logprob"])
+    return segments, " ".join(texts), language
+
+
+def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The NAME.json document."""
+    plan = state["plan"]
+    segments, text, language = merge(plan, state["done"])
+    duration = round(sum(d for _, d in plan), 3)
+    metrics = quality.file_quality(segments, duration)
+    enhance = bool(ctx.job is not None and ctx.job.options.get("enhance"))
+    return {"name": _name(ctx, payload), "source": _owner(ctx, payload), "language": language, "duration": duration,
+            "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
+            "text": text, "segments": segments, "quality": metrics, "warnings": metrics["warnings"],
+            "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def _owner(ctx: TaskContext, payload: dict[str, Any]) -> str:
+    return ctx.job.source if ctx.job is not None else str(payload.get("path") or f"task-{ctx.task.id}")
+
+
+def _name(ctx: TaskContext, payload: dict[str, Any]) -> str:
+    if ctx.job is not None and ctx.job.name:
+        return ctx.job.name
+    return Path(str(payload.get("path") or f"task-{ctx.task.id}")).stem
+
+
+def _choose_name(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> bool:
+    """Reserve the output name once per job (kept in the checkpoint, so re-runs overwrite their own files)."""
+    if state.get("output_base"):
+        return False
+    owner = _owner(ctx, payload)
+    state["output_base"] = outputs.choose_base(output_dir(ctx, payload), _name(ctx, payload), owner)
+    return True
+
+
+def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """Choose the output name once per job (checkpointed), write the files, drop the scratch; the result."""
+    folder = output_dir(ctx, payload)
+    if _choose_name(ctx, payload, state):
+        ctx.checkpoint(state)
+    paths = outputs.write_transcript(folder, state["output_base"], doc)
+    if ctx.work_dir is not None:
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # chunks are no longer needed by any stage
+    log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
+    return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
+            "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
+            "quality": doc["quality"], "warnings": doc["warnings"]}  # fmt: skip
+

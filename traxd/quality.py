@@ -1,0 +1,65 @@
+"""Pure: confidence and quality warnings from segment statistics, using Whisper's own thresholds."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LOGPROB_THRESHOLD = -1.0
+COMPRESSION_THRESHOLD = 2.4
+NO_SPEECH_THRESHOLD = 0.6
+MIN_SPEECH_SECONDS = 1.0  # a file at least this long with no words gets a warning
+
+
+def confidence(avg_logprob: float | None) -> float | None:
+    """exp(avg_logprob), the mean token probability of a segment."""
+    if avg_logprob is None:
+        return None
+    return round(math.exp(min(0.0, float(avg_logprob))), 4)
+
+
+def segment_warnings(seg: dict[str, Any]) -> list[str]:
+    """Why a segment looks doubtful (empty when it looks fine or has no statistics)."""
+    lp, cr, ns = seg.get("avg_logprob"), seg.get("compression_ratio"), seg.get("no_speech_prob")
+    out = []
+    if lp is not None and ns is not None and ns > NO_SPEECH_THRESHOLD and lp < LOGPROB_THRESHOLD:
+        out.append("probably silence or noise")
+    elif lp is not None and lp < LOGPROB_THRESHOLD:
+        out.append("low confidence")
+    if cr is not None and cr > COMPRESSION_THRESHOLD:
+        out.append("repetitive text (possible hallucination)")
+    return out
+
+
+def _span(seg: dict[str, Any]) -> float:
+    return max(0.0, float(seg.get("end", 0.0)) - float(seg.get("start", 0.0)))
+
+
+def file_quality(segments: list[dict[str, Any]], duration: float | None = None) -> dict[str, Any]:
+    """Per-file metrics (duration-weighted confidence, flagged segments) and de-duplicated warnings."""
+    scored = [(s, _span(s)) for s in segments if s.get("avg_logprob") is not None]
+    weight = sum(w for _, w in scored)
+    conf = None
+    if scored:
+        total = sum((confidence(s["avg_logprob"]) or 0.0) * (w if weight else 1.0) for s, w in scored)
+        conf = round(total / (weight if weight else len(scored)), 4)
+    flagged: dict[str, list[float]] = {}
+    for seg in segments:
+        for warning in segment_warnings(seg):
+            flagged.setdefault(warning, []).append(float(seg.get("start", 0.0)))
+    warnings = [_describe(w, starts) for w, starts in flagged.items()]
+    words = sum(len(str(s.get("text", "")).split()) for s in segments)
+    if words == 0 and (duration or 0.0) >= MIN_SPEECH_SECONDS:
+        warnings.append("low confidence: no speech recognised")
+    return {"confidence": conf, "segments": len(segments), "scored_segments": len(scored),
+            "flagged_segments": sum(len(v) for v in flagged.values()), "words": words, "warnings": warnings}  # fmt: skip
+
+
+def _describe(warning: str, starts: list[float]) -> str:
+    first = ", ".join(_clock(t) for t in starts[:3]) + (" …" if len(starts) > 3 else "")
+    return f"{warning}: {len(starts)} segment{'s' if len(starts) != 1 else ''} (at {first})"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
