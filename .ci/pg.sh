@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop a throwaway PostgreSQL cluster on a loopback port, as the `postgres` user.
 # Usage: .ci/pg.sh start DIR PORT   -> prints the database URL on stdout
+#        .ci/pg.sh restart DIR      -> fast restart (drops every connection), same port and options
 #        .ci/pg.sh stop DIR
 set -euo pipefail
 cmd=$1 dir=$2
@@ -24,8 +25,13 @@ case "$cmd" in
       || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
     ;;
-  stop)
-    [ -d "$dir/data" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+  restart)
+    # -l again: without it the restarted server would write its log to our stdout and keep it open.
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >&2 \
+      || { cat "$dir/server.log" >&2; exit 1; }
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  stop)
+    [ -f "$dir/data/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2 || true
+    ;;
+  *) echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2; exit 2 ;;
 esac

@@ -2,7 +2,13 @@
 
 Run: uv run python benchmarks/queue_throughput.py [--tasks 10000] [--slots 8] [--synchronous NORMAL]
      uv run python benchmarks/queue_throughput.py --backlog 100000   (throughput with a large queued backlog)
-     uv run python benchmarks/queue_throughput.py --db postgresql+psycopg://...  (see --processes)
+     uv run python benchmarks/queue_throughput.py --db postgresql+psycopg://USER@HOST:PORT/DB [--processes 1,2,4]
+
+With --db (PostgreSQL) it runs N pool processes (each `--slots` slots, like N daemons) on one database, and the
+same workload through a minimal hand-written psycopg FOR UPDATE SKIP LOCKED queue (N processes x `--slots`
+threads, one claim statement + one update per task) as the ceiling. The URL must be allowed to CREATE DATABASE:
+each run gets a fresh database, dropped afterwards. Process start-up is not timed: every process connects,
+says it is ready, and the clock starts when all are told to go.
 """
 
 from __future__ import annotations
@@ -12,10 +18,14 @@ import json
 import os
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -119,14 +129,201 @@ def bench_ceiling(folder: Path, n: int, slots: int, synchronous: str) -> float:
     return n / (time.perf_counter() - t0)
 
 
+# -- PostgreSQL: several processes on one database ---------------------------------------------------
+PG_CEILING_SCHEMA = (
+    (
+        "CREATE TABLE q (id BIGSERIAL PRIMARY KEY, payload TEXT, state TEXT, priority INT, owner TEXT, "
+        "expires DOUBLE PRECISION)"
+    ),
+    "CREATE INDEX q_claim ON q (priority, id) WHERE state = 'queued'",
+)
+PG_CLAIM = """UPDATE q SET state = 'running', owner = %s, expires = %s WHERE id = (
+  SELECT id FROM q WHERE state = 'queued' ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, payload"""
+PG_DONE = "UPDATE q SET state = 'done' WHERE id = %s AND owner = %s AND state = 'running'"
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a plain libpq one (for psycopg.connect)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_pg_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of admin_url; dropped on the way out."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"trax_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_processes(kind: str, url: str, processes: int, slots: int) -> tuple[float, float]:
+    """Start `processes` children of this script, start the clock when all are ready.
+
+    Returns (seconds until the last one finished, CPU seconds the children spent after the start).
+    """
+    cmd = [sys.executable, __file__, "--child", kind, "--db", url, "--slots", str(slots)]
+    children = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]  # fmt: skip
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready", f"{kind} child failed"
+        t0 = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the children's readings
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        ends, cpu = [], 0.0
+        for child in children:
+            out, _ = child.communicate(timeout=3600)
+            assert child.returncode == 0, f"{kind} child exited with {child.returncode}"
+            end, used = out.split()[-2:]
+            ends.append(float(end))
+            cpu += float(used)
+        return max(ends) - t0, cpu
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+
+
+def wait_for_go() -> float:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    return time.process_time()
+
+
+def report_end(cpu_at_go: float) -> None:
+    """The end time (system-wide monotonic clock) and the CPU this process used since the go."""
+    print(time.monotonic(), time.process_time() - cpu_at_go, flush=True)
+
+
+def child_trax(url: str, slots: int) -> None:
+    """One daemon-like pool process: drain the queue with no-op handlers."""
+    engine = open_engine(url)
+    store = Store(engine)
+    pool = Pool(store, Registry({TaskType.TRANSCRIBE: lambda _ctx, _payload: {}}), PoolConfig(slots=slots))
+    cpu = wait_for_go()
+    pool.run(drain=True)
+    report_end(cpu)
+    engine.dispose()
+
+
+def child_ceiling(url: str, slots: int) -> None:
+    """The hand-written queue: `slots` threads, each on its own connection, claim one + finish one per task."""
+    import psycopg
+
+    me = f"{os.uname().nodename}:{os.getpid()}"
+    conns = [psycopg.connect(libpq_url(url), autocommit=True) for _ in range(slots)]
+
+    def worker(conn: psycopg.Connection, name: str) -> None:
+        while True:
+            row = conn.execute(PG_CLAIM, (name, time.time() + 30)).fetchone()
+            if row is None:
+                return
+            json.loads(row[1])
+            conn.execute(PG_DONE, (row[0], name))
+
+    threads = [threading.Thread(target=worker, args=(c, f"{me}:{i}")) for i, c in enumerate(conns)]
+    cpu = wait_for_go()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report_end(cpu)
+
+
+def bench_pg_trax(admin_url: str, n: int, processes: int, slots: int) -> tuple[float, float]:
+    """End-to-end no-op tasks/s through `processes` Trax pools on one fresh PostgreSQL database."""
+    with fresh_pg_database(admin_url) as url:
+        engine = open_engine(url)
+        upgrade(engine)
+        store = Store(engine)
+        store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"i": i}, priority=i % 10) for i in range(n)])
+        seconds, cpu = run_processes("trax", url, processes, slots)
+        counts = store.counts()
+        assert counts["succeeded"] == n, f"only {counts} after the run"
+        engine.dispose()
+    return n / seconds, 1000 * cpu / n
+
+
+def bench_pg_ceiling(admin_url: str, n: int, processes: int, slots: int) -> tuple[float, float]:
+    """The same workload through the hand-written psycopg SKIP LOCKED queue."""
+    import psycopg
+
+    with fresh_pg_database(admin_url) as url, psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for stmt in PG_CEILING_SCHEMA:
+            conn.execute(stmt)
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO q (payload, state, priority) VALUES (%s, 'queued', %s)",
+                            [(json.dumps({"i": i}), i % 10) for i in range(n)])  # fmt: skip
+        seconds, cpu = run_processes("ceiling", url, processes, slots)
+        left = conn.execute("SELECT count(*) FROM q WHERE state <> 'done'").fetchone()
+        assert left is not None and left[0] == 0, f"{left} rows not done"
+    return n / seconds, 1000 * cpu / n
+
+
+def main_pg(admin_url: str, n: int, slots: int, processes: list[int], repeat: int) -> None:
+    """The PostgreSQL table: Trax pools vs the hand-written ceiling per process count."""
+    import psycopg
+
+    load = os.getloadavg()
+    print(f"{n:,} no-op tasks per run (best of {repeat}), {slots} slots per process, {os.cpu_count()} cores, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")  # fmt: skip
+    print("client CPU = CPU ms per task spent in the queue processes (not the server), start-up excluded")
+    print(f"{'processes':>9} | {'Trax tasks/s':>12} | {'ceiling tasks/s':>15} | {'Trax/ceiling':>12} | "
+          f"{'client CPU Trax':>15} | {'ceiling':>7}")  # fmt: skip
+    for p in processes:
+        # Best of `repeat` (neighbours on a shared machine only ever slow a run down), alternating the two.
+        trax, trax_cpu, ceiling, ceiling_cpu = 0.0, 0.0, 0.0, 0.0
+        for _ in range(repeat):
+            rate, cpu = bench_pg_trax(admin_url, n, p, slots)
+            if rate > trax:
+                trax, trax_cpu = rate, cpu
+            rate, cpu = bench_pg_ceiling(admin_url, n, p, slots)
+            if rate > ceiling:
+                ceiling, ceiling_cpu = rate, cpu
+        print(f"{p:>9} | {trax:>12,.0f} | {ceiling:>15,.0f} | {trax / ceiling:>12.2f} | "
+              f"{trax_cpu:>12.2f} ms | {ceiling_cpu:>4.2f} ms", flush=True)  # fmt: skip
+    with psycopg.connect(libpq_url(admin_url)) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    load = os.getloadavg()
+    print(f"PostgreSQL {version[0] if version else '?'}, psycopg {psycopg.__version__}, Python "
+          f"{sys.version.split()[0]}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at end")  # fmt: skip
+
+
 def main() -> None:
     """Run every measurement in one process on the same DB settings and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--tasks", type=int, default=10_000)
+    ap.add_argument("--tasks", type=int, default=None, help="no-op tasks per run (10,000; 5,000 on PostgreSQL)")
     ap.add_argument("--slots", type=int, default=8)
     ap.add_argument("--synchronous", default="NORMAL")
     ap.add_argument("--backlog", type=int, default=100_000, help="queued low-priority tasks for the backlog run")
+    ap.add_argument("--db", help="a PostgreSQL URL (allowed to create databases); without it: SQLite files")
+    ap.add_argument("--processes", default="1,2,4", help="PostgreSQL: pool process counts to measure")
+    ap.add_argument("--repeat", type=int, default=1, help="PostgreSQL: best of this many runs per figure")
+    ap.add_argument("--child", choices=("trax", "ceiling"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        (child_trax if args.child == "trax" else child_ceiling)(args.db, args.slots)
+        return
+    if args.db:
+        if not args.db.startswith("postgresql"):
+            ap.error("--db takes a PostgreSQL URL (postgresql+psycopg://...); omit it for the SQLite benchmark")
+        processes = [int(p) for p in args.processes.split(",") if p.strip()]
+        main_pg(args.db, args.tasks or 5_000, args.slots, processes, args.repeat)
+        return
+    args.tasks = args.tasks or 10_000
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         one, bulk = bench_enqueue(folder, args.tasks, args.synchronous)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
 
 from traxd.db.engine import open_engine
-from traxd.db.migrate import current_revision, head_revision, alembic_config, upgrade
+from traxd.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from traxd.db.models import Base
 
 
@@ -39,3 +41,55 @@ def test_database_file_is_private(tmp_path: Path) -> None:  # SQLite only
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_postgresql_schema_has_the_partial_indexes_and_types(pg_url: str) -> None:
+    """What compare_metadata does not look at on PostgreSQL: partial-index predicates, and types/defaults."""
+    engine = open_engine(pg_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        opts = {"compare_type": True, "compare_server_default": True}
+        assert compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata) == []
+        defs = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'").all())
+    assert "WHERE ((state)::text = 'queued'::text)" in defs["ix_tasks_claim"]
+    assert "(priority, id, run_after)" in defs["ix_tasks_claim"]
+    assert "WHERE ((state)::text = 'running'::text)" in defs["ix_tasks_lease"]
+    columns = {c["name"]: c for c in inspect(engine).get_columns("tasks")}
+    # Epoch seconds need double precision (a 4-byte real would round them to minutes).
+    assert columns["run_after"]["type"].__class__.__name__ == "DOUBLE_PRECISION"
+    assert columns["payload"]["type"].__class__.__name__ == "JSON"
+    engine.dispose()
+
+
+def test_daemons_starting_together_on_an_empty_postgresql_migrate_once(pg_url: str) -> None:
+    """Several machines start at the same moment: one runs the DDL, the others wait and find it done."""
+    engines = [open_engine(pg_url) for _ in range(3)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            barrier.wait(timeout=60)
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,), daemon=True) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "concurrent migrations blocked each other"
+    assert errors == []
+    with engines[0].connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    for e in engines:
+        e.dispose()
+
+
+def test_one_linear_migration_history_for_both_dialects(sqlite_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config(open_engine(sqlite_url)))
+    assert len(script.get_heads()) == 1 and len(script.get_bases()) == 1
+    revisions = list(script.walk_revisions())
+    assert all(len(r._all_down_revisions) <= 1 for r in revisions), "branched history"

@@ -1,15 +1,17 @@
-"""A child process running a Pool on a real database, for crash and control tests.
+"""A child process running a Pool on a real database, for crash, control and multi-process tests.
 
-Usage: python -m tests.workers.pool_child DB_URL SIDE_EFFECT_LOG SLOTS MODE
+Usage: python -m tests.workers.pool_child DB_URL SIDE_EFFECT_LOG SLOTS MODE [--lease S] [--rescue S]
+                                         [--max-sleep S] [--no-migrate]
 MODE "drain": run until nothing is left; "serve": run until told to stop through the control table.
-Each run appends "task_id attempt" to SIDE_EFFECT_LOG (O_APPEND), then sleeps a little, then returns.
+Each run appends "task_id attempt pid" to SIDE_EFFECT_LOG (O_APPEND), then sleeps a little (the payload's
+"sleep", else up to --max-sleep seconds; 0 makes it a no-op), then returns.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
-import sys
 import time
 from typing import Any
 
@@ -23,21 +25,34 @@ from traxd.types import TaskType
 
 def main() -> None:
     """Run the pool with a side-effect-logging handler."""
-    url, log_path, slots, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    engine = open_engine(url)
-    upgrade(engine)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("log")
+    ap.add_argument("slots", type=int)
+    ap.add_argument("mode", choices=("drain", "serve"))
+    ap.add_argument("--lease", type=float, default=600.0, help="lease seconds (long: only dead-owner rescue)")
+    ap.add_argument("--rescue", type=float, default=5.0, help="seconds between rescue rounds")
+    ap.add_argument("--max-sleep", type=float, default=0.02, help="upper bound of a run's random sleep")
+    ap.add_argument("--no-migrate", action="store_true", help="the parent already migrated the database")
+    args = ap.parse_args()
+    engine = open_engine(args.url)
+    if not args.no_migrate:
+        upgrade(engine)
     rng = random.Random()
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(args.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    pid = os.getpid()
 
     def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
-        os.write(fd, f"{ctx.task.id} {ctx.task.attempts}\n".encode())
-        time.sleep(payload.get("sleep", rng.uniform(0.0, 0.02)))
-        return {"pid": os.getpid()}
+        os.write(fd, f"{ctx.task.id} {ctx.task.attempts} {pid}\n".encode())
+        pause = payload.get("sleep", rng.uniform(0.0, args.max_sleep) if args.max_sleep > 0 else 0.0)
+        if pause:
+            time.sleep(pause)
+        return {"pid": pid}
 
     registry = Registry({TaskType.TRANSCRIBE: handler})
-    config = PoolConfig(slots=slots, lease_seconds=600, grace_seconds=float(os.environ.get("GRACE", "10")),
-                        control_seconds=0.2)  # fmt: skip
-    Pool(Store(engine), registry, config).run(drain=mode == "drain")
+    config = PoolConfig(slots=args.slots, lease_seconds=args.lease, grace_seconds=float(os.environ.get("GRACE", "10")),
+                        control_seconds=0.2, rescue_seconds=args.rescue)  # fmt: skip
+    Pool(Store(engine), registry, config).run(drain=args.mode == "drain")
     print("exited cleanly", flush=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import psutil
@@ -47,15 +48,20 @@ class Maintenance:
             log.warning("heartbeat_remove_failed", error=str(exc))
 
     def _loop(self) -> None:
+        # Renewal follows the lease (every lease/3 s) and rescue its own interval: with long leases a
+        # dead neighbour's tasks must still come back within rescue_seconds, not lease/3.
         cfg = self.pool.config
-        interval = max(0.2, cfg.lease_seconds / 3)
-        since_rescue = 0.0
-        while not self._stop.wait(interval):
+        renew_every = max(0.2, cfg.lease_seconds / 3)
+        rescue_every = max(0.2, cfg.rescue_seconds)
+        next_beat = time.monotonic() + renew_every
+        next_rescue = time.monotonic() + rescue_every
+        while not self._stop.wait(max(0.0, min(next_beat, next_rescue) - time.monotonic())):
             try:
-                self.beat()
-                since_rescue += interval
-                if since_rescue >= cfg.rescue_seconds:
-                    since_rescue = 0.0
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + renew_every
+                    self.beat()
+                if time.monotonic() >= next_rescue:
+                    next_rescue = time.monotonic() + rescue_every
                     self.rescue()
             except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
                 log.warning("maintenance_failed", error=str(exc))
