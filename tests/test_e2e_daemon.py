@@ -116,6 +116,11 @@ def test_daemon_acceptance_kills_faults_pause_resume_stop(tmp_path: Path) -> Non
             long_file = media.tones_with_gaps(inbox / "long lecture.mp3", [3.0, 3.0, 2.0], 0.6)
             dropped.append(long_file)
             daemon.start().wait_ready()
+            long_sha = sha(long_file)
+            wait_until(lambda: any(t.payload.get("sha256") == long_sha for t in all_tasks(store)), DEADLINE,
+                       "the long file ingested while paused")  # fmt: skip
+            mine = f":{daemon.proc.pid}:"  # type: ignore[union-attr]
+            assert not [t for t in store.list_tasks(TaskState.RUNNING) if mine in (t.lease_owner or "")]  # paused
             status = traxctl(home, "status", env=env)
             assert status.returncode == 0 and "paused" in status.stdout.lower(), status.stdout
 
