@@ -89,3 +89,18 @@ def test_write_transcript_writes_the_four_files(tmp_path: Path) -> None:
     assert Path(paths["txt"]).read_text() == "Hello there. General Kenobi!\n"
     assert json.loads(Path(paths["json"]).read_text())["source"] == "s"
     assert all(oct(os.stat(p).st_mode)[-3:] == "644" for p in paths.values())
+
+
+def test_a_rewrite_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> None:
+    stale = tmp_path / ".talk.txt.abc123.tmp"
+    stale.write_text("half a transcr")
+    old = os.stat(stale).st_mtime - 60
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".talk.txt.def456.tmp"  # a writer still between mkstemp and os.replace
+    fresh.write_text("in progress")
+    other = tmp_path / ".talk.srt.abc123.tmp"
+    other.write_text("x")
+    os.utime(other, (old, old))
+    outputs.write_text_atomic(tmp_path / "talk.txt", "done")
+    assert (tmp_path / "talk.txt").read_text() == "done"
+    assert not stale.exists() and fresh.exists() and other.exists()

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+
 import pytest
 
-from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue, next_retry_at
+from traxd.queue.transitions import (
+    RetryPolicy,
+    decide_failure,
+    decide_rescue,
+    next_retry_at,
+)
 from traxd.types import ErrorKind, Failure, Task, TaskState, TaskType
 
 NOW = 1_000_000.0
@@ -81,13 +88,20 @@ def test_retryable_with_retry_after_schedules_exactly_then() -> None:
     assert d.run_after == NOW + 42.0
 
 
-@pytest.mark.parametrize(("attempts", "state", "kind"), [
-    (1, TaskState.QUEUED, ErrorKind.RETRYABLE),
-    (3, TaskState.QUEUED, ErrorKind.RETRYABLE),
-    (4, TaskState.FAILED, ErrorKind.POISON),
+def lost(n: int, other: int = 0) -> list[dict]:
+    return [{"type": "RetryableError"}] * other + [{"type": "WorkerLost", "message": "worker died"}] * n
+
+
+@pytest.mark.parametrize(("deaths_before", "other_errors", "state", "kind"), [
+    (0, 0, TaskState.QUEUED, ErrorKind.RETRYABLE),
+    (2, 0, TaskState.QUEUED, ErrorKind.RETRYABLE),
+    (2, 3, TaskState.QUEUED, ErrorKind.RETRYABLE),  # a 429 and two kills are not three dead workers
+    (3, 0, TaskState.FAILED, ErrorKind.POISON),
 ])  # fmt: skip
-def test_rescue_requeues_until_the_task_is_poison(attempts: int, state: TaskState, kind: ErrorKind) -> None:
-    d = decide_rescue(task(attempts, 3), NOW, "worker died")
+def test_rescue_requeues_until_the_task_is_poison(deaths_before: int, other_errors: int, state: TaskState,
+                                                  kind: ErrorKind) -> None:  # fmt: skip
+    t = replace(task(deaths_before + other_errors + 1, 3), errors=lost(deaths_before, other_errors))
+    d = decide_rescue(t, NOW, "worker died")
     assert (d.state, d.error_kind, d.refund_attempt) == (state, kind, False)
     if state is TaskState.FAILED:
         assert "poison" in d.message and "4 times" in d.message

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import tempfile
 import threading
+import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,23 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale_temps(target)
     return target
+
+
+def _remove_stale_temps(target: Path, min_age: float = 2.0) -> None:
+    """Delete temp files of earlier writes of `target` that a kill -9 left behind (the retry rewrites `target`).
+
+    Only one lease holder writes a given name, so an older `.NAME.*.tmp` belongs to a dead writer; the age check
+    keeps clear of a writer that is still between mkstemp and os.replace.
+    """
+    cutoff = time.time() - min_age
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            pass
 
 
 def write_json_atomic(path: Path | str, data: Any) -> Path:

@@ -17,13 +17,13 @@ from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, open_store
 from traxd.config import Settings, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
-from traxd.errors import UserError
-from traxd.handlers import load_registry
+from traxd.errors import PermanentError, UserError
+from traxd.handlers import Registry, load_registry
 from traxd.languages import normalize_language
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
-from traxd.types import PRIORITY_NORMAL, WorkerInfo
+from traxd.types import PRIORITY_NORMAL, TaskType, WorkerInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -124,7 +124,7 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
         reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
                          "alongside it and both share the batch's tasks through their leases")  # fmt: skip
     limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
-    run = BatchRun(store, load_registry(settings), settings, group_for(root), slots=settings.workers,
+    run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
     options = job_options(settings)
     with _interrupts(run):
@@ -138,6 +138,23 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def batch_registry(settings: Settings) -> Registry:
+    """The handlers, except that --enhance without a DeepSeek key fails ENHANCE tasks with that reason.
+
+    The enhance handler raises AuthError without a key, which pauses the ENHANCE type for the whole database
+    (right for the daemon, where a key can be added and `traxctl resume` run); a foreground batch would
+    instead end with its enhancements left queued and a global pause left behind for the daemon.
+    """
+    registry = load_registry(settings)
+    if settings.enhance and not settings.deepseek_api_key and TaskType.ENHANCE in registry:
+        registry.register(TaskType.ENHANCE, _no_deepseek_key)
+    return registry
+
+
+def _no_deepseek_key(_ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
+    raise PermanentError("DEEPSEEK_API_KEY is not set: set it and run the batch again to enhance this transcript")
 
 
 def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],

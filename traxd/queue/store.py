@@ -15,7 +15,7 @@ from traxd.clock import Clock, SystemClock
 from traxd.db.engine import READ_ONLY
 from traxd.db.models import ControlRow, JobRow, TaskRow, WorkerRow
 from traxd.queue import dialects, hotpath
-from traxd.queue.transitions import Decision
+from traxd.queue.transitions import WORKER_LOST, Decision
 from traxd.types import (
     GLOBAL_SCOPE,
     Control,
@@ -330,7 +330,7 @@ class Store:
 
     def rescue(self, lease: Lease, decision: Decision) -> bool:
         """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under."""
-        return self.apply(lease, decision, "WorkerLost")
+        return self.apply(lease, decision, WORKER_LOST)
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: int) -> Task | None:

@@ -60,9 +60,17 @@ def decide_failure(task: Task, failure: Failure, now: float, policy: RetryPolicy
     return Decision(TaskState.FAILED, failure.kind, failure.message)
 
 
+WORKER_LOST = "WorkerLost"  # the error type a rescue records in the task's error history
+
+
 def decide_rescue(task: Task, now: float, reason: str) -> Decision:
-    """A task whose worker vanished: run it again, unless it has now killed max_retries+1 workers (poison)."""
-    if retries_left(task):
+    """A task whose worker vanished: run it again, unless it has now killed max_retries+1 workers (poison).
+
+    Deaths are counted from the error history, not from attempts: a 429 or a timeout before a kill -9 is not a
+    dead worker (the e2e run poisoned a task after one 429 and three daemon kills).
+    """
+    deaths = 1 + sum(1 for e in task.errors if isinstance(e, dict) and e.get("type") == WORKER_LOST)
+    if deaths <= task.max_retries:
         return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0)
-    message = f"poison task: its worker died {task.attempts} times ({reason})"
+    message = f"poison task: its worker died {deaths} times ({reason})"
     return Decision(TaskState.FAILED, ErrorKind.POISON, message)
