@@ -8,14 +8,12 @@ missing server fails the run instead of skipping.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from tests.pgdb import fresh_pg_database
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
@@ -32,16 +30,8 @@ def _pg_database() -> Iterator[str]:
         if os.environ.get("TRAX_REQUIRE_PG") == "1":
             pytest.fail("TRAX_REQUIRE_PG=1 but TRAX_TEST_PG_URL is not set: PostgreSQL did not start")
         pytest.skip("PostgreSQL tests need TRAX_TEST_PG_URL (.ci/run starts a server and sets it)")
-    name = f"trax_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(PG_ADMIN_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
