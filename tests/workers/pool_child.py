@@ -1,10 +1,11 @@
 """A child process running a Pool on a real database, for crash, control and multi-process tests.
 
 Usage: python -m tests.workers.pool_child DB_URL SIDE_EFFECT_LOG SLOTS MODE [--lease S] [--rescue S]
-                                         [--max-sleep S] [--no-migrate]
+                                         [--max-sleep S] [--no-migrate] [--gate PATH]
 MODE "drain": run until nothing is left; "serve": run until told to stop through the control table.
 Each run appends "task_id attempt pid" to SIDE_EFFECT_LOG (O_APPEND), then sleeps a little (the payload's
-"sleep", else up to --max-sleep seconds; 0 makes it a no-op), then returns.
+"sleep", else up to --max-sleep seconds; 0 makes it a no-op), then returns; with --gate it first waits until
+the file PATH exists (a test holds every slot busy that way, for as long as it needs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--rescue", type=float, default=5.0, help="seconds between rescue rounds")
     ap.add_argument("--max-sleep", type=float, default=0.02, help="upper bound of a run's random sleep")
     ap.add_argument("--no-migrate", action="store_true", help="the parent already migrated the database")
+    ap.add_argument("--gate", help="runs wait until this file exists")
     args = ap.parse_args()
     engine = open_engine(args.url)
     if not args.no_migrate:
@@ -44,6 +46,8 @@ def main() -> None:
 
     def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
         os.write(fd, f"{ctx.task.id} {ctx.task.attempts} {pid}\n".encode())
+        while args.gate and not os.path.exists(args.gate):
+            time.sleep(0.01)
         pause = payload.get("sleep", rng.uniform(0.0, args.max_sleep) if args.max_sleep > 0 else 0.0)
         if pause:
             time.sleep(pause)
