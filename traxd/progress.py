@@ -9,8 +9,26 @@ from typing import Any
 from traxd.types import TaskState
 
 
+class Rates:
+    """success_rate and failure_rate of the original design, for anything with the three counts."""
+
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+
+    @property
+    def success_rate(self) -> float:
+        """Succeeded tasks as a percentage of all tasks."""
+        return 100.0 * self.completed_tasks / self.total_tasks if self.total_tasks else 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed tasks as a percentage of all tasks."""
+        return 100.0 * self.failed_tasks / self.total_tasks if self.total_tasks else 0.0
+
+
 @dataclass(frozen=True)
-class BatchProgress:
+class BatchProgress(Rates):
     """A snapshot of a batch (or of the daemon's queue), named as in the original design."""
 
     total_tasks: int = 0
@@ -32,16 +50,6 @@ class BatchProgress:
     def finished_tasks(self) -> int:
         """Tasks that will not run again (succeeded, failed or cancelled)."""
         return self.completed_tasks + self.failed_tasks + self.cancelled_tasks
-
-    @property
-    def success_rate(self) -> float:
-        """Succeeded tasks as a percentage of all tasks."""
-        return 100.0 * self.completed_tasks / self.total_tasks if self.total_tasks else 0.0
-
-    @property
-    def failure_rate(self) -> float:
-        """Failed tasks as a percentage of all tasks."""
-        return 100.0 * self.failed_tasks / self.total_tasks if self.total_tasks else 0.0
 
     @property
     def remaining_tasks(self) -> int:

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from traxd.batching.jobs import JobView
+from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Rates):
     """The outcome of a batch, named as in the original design (one task = one input)."""
 
     total_tasks: int = 0
@@ -34,16 +35,6 @@ class BatchResult:
     pending_reason: str | None = None
     interrupted: bool = False
     group: str = ""
-
-    @property
-    def success_rate(self) -> float:
-        """Succeeded inputs as a percentage of all inputs."""
-        return 100.0 * self.completed_tasks / self.total_tasks if self.total_tasks else 0.0
-
-    @property
-    def failure_rate(self) -> float:
-        """Failed inputs as a percentage of all inputs."""
-        return 100.0 * self.failed_tasks / self.total_tasks if self.total_tasks else 0.0
 
     @property
     def ok(self) -> bool:
