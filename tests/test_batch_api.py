@@ -17,8 +17,8 @@ from traxd import BatchProgress, BatchResult, TaskType, create_batch_processor
 from traxd.batch import BatchProcessor, QueueFullError, TaskInputError
 from traxd.clock import FakeClock
 from traxd.errors import UserError
-from traxd.progress import progress_line
 from traxd.handlers.registry import Registry, TaskContext
+from traxd.progress import progress_line
 from traxd.resources import Sample
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -62,10 +61,7 @@ def test_stop_releases_what_does_not_finish_within_the_grace_period(tmp_path: Pa
     store = Store(engine)
     store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"sleep": 6}) for _ in range(6)])
     log = tmp_path / "runs.log"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.workers.pool_child", db_url, str(log), "4", "serve"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "GRACE": "0.5"},
-    )  # fmt: skip
+    child = start_child(db_url, log, mode="serve", GRACE="0.5")
     wait_for_progress(log, 4, child)
     control(db_url, "stopping")
     out, err = child.communicate(timeout=30)

@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOTS = 4
 
 
-def start_child(db_url: str, log: Path, mode: str = "drain") -> subprocess.Popen[str]:
+def start_child(db_url: str, log: Path, mode: str = "drain", **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.workers.pool_child", db_url, str(log), str(SLOTS), mode],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     )  # fmt: skip
 
 

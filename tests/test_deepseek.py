@@ -9,7 +9,13 @@ import pytest
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters.deepseek import DeepSeek
 from traxd.enhance import SYSTEM_PROMPT, build_messages
-from traxd.errors import AuthError, ModelGoneError, PermanentError, RetryableError, classify
+from traxd.errors import (
+    AuthError,
+    ModelGoneError,
+    PermanentError,
+    RetryableError,
+    classify,
+)
 from traxd.types import ErrorKind
 
 KEY = "sk-deepseek-test-key"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from traxd.errors import UsageError
 from traxd.ingest import scan
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.manual import add_inputs, looks_like_url
-from traxd.errors import UsageError
 from traxd.queue.store import Store
 from traxd.types import TaskState, TaskType
 

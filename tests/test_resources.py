@@ -11,7 +11,14 @@ import pytest
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Store
-from traxd.resources import GateState, Limits, ResourceMonitor, Sample, TreeSampler, decide
+from traxd.resources import (
+    GateState,
+    Limits,
+    ResourceMonitor,
+    Sample,
+    TreeSampler,
+    decide,
+)
 from traxd.types import NewTask, TaskType
 
 LIMITS = Limits(memory_mb=1000, cpu_percent=90, resume_ratio=0.9, scale_down_after=2, scale_up_after=2)

@@ -16,7 +16,13 @@ from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters import ffmpeg
 from traxd.adapters.transcribe_openai import OpenAITranscriber, retry_after
 from traxd.config import Settings, load_settings
-from traxd.errors import AuthError, ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
+from traxd.errors import (
+    AuthError,
+    ModelGoneError,
+    PayloadTooLargeError,
+    PermanentError,
+    RetryableError,
+)
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
 from traxd.models_table import ModelInfo, model_info, model_warning, piece_seconds

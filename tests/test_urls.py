@@ -9,7 +9,13 @@ import pytest
 
 from traxd.errors import UserError
 from traxd.types import TaskType
-from traxd.urls import classify_url, is_url_file, parse_url_file, task_type_for, url_problem
+from traxd.urls import (
+    classify_url,
+    is_url_file,
+    parse_url_file,
+    task_type_for,
+    url_problem,
+)
 
 
 @pytest.mark.parametrize(

@@ -70,11 +70,6 @@ class Settings:
     log_level: str = "info"
 
     @property
-    def db_path(self) -> Path:
-        """Default SQLite file under the home."""
-        return self.home / "trax.db"
-
-    @property
     def logs_dir(self) -> Path:
         """Where JSON log lines go."""
         return self.home / "logs"
@@ -90,20 +85,6 @@ class Settings:
         if self.backend != "auto":
             return self.backend
         return "openai" if self.openai_api_key else "local"
-
-    def public_dict(self) -> dict[str, Any]:
-        """The settings with secrets replaced by a mark (for doctor/status/logs)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS:
-                value = "set" if value else None
-            elif isinstance(value, Path):
-                value = str(value)
-            elif f.name == "watch":
-                value = [{"inbox": str(w.inbox), "outbox": str(w.outbox)} for w in value]
-            out[f.name] = value
-        return out
 
 
 # Environment variables and the setting each feeds.
