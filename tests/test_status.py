@@ -203,3 +203,9 @@ def test_follow_on_a_terminal_is_a_live_display(env: Store) -> None:
 def test_follow_without_a_terminal_prints_the_progress_line(env: Store) -> None:
     out = text("--follow", "--interval", "0.1", "--count", "2")
     assert out.count("Progress: 0/0") == 2 and "Transcribing" not in out
+
+
+def test_the_light_head_revision_is_alembics(env: Store) -> None:
+    from traxd.db import migrate, readonly
+
+    assert readonly.head_revision() == migrate.head_revision(migrate.alembic_config(env.engine))

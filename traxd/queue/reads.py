@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from traxd.queue import hotpath
 from traxd.types import Control, ControlState, Task, TaskState, TaskType, WorkerInfo
 
 OPEN_JOBS = "SELECT job_id FROM tasks WHERE state = 'queued' UNION SELECT job_id FROM tasks WHERE state = 'running'"
@@ -23,6 +24,32 @@ _BRIEF = ("t.id, t.job_id, t.type, t.state, t.priority, t.attempts, t.max_retrie
           "t.lease_expires_at, t.error_kind, t.error_message, t.created_at, t.updated_at, t.started_at, "
           "t.finished_at, t.affinity")  # fmt: skip
 MAX_EPOCH_STEPS = 20
+_HAS = "j.id IN (SELECT job_id FROM tasks WHERE state = '{}')"
+_LACKS = "j.id NOT IN (SELECT job_id FROM tasks WHERE state = '{}' AND job_id IS NOT NULL)"
+# A job's state from its tasks (running, else queued, else failed, else cancelled, else succeeded) as a filter
+# on `jobs j`; sparse states read a partial index or one pass over tasks, never a per-job aggregate.
+JOB_STATE_WHERE = {
+    "running": _HAS.format("running"),
+    "queued": f"{_HAS.format('queued')} AND {_LACKS.format('running')}",
+    "failed": f"{_HAS.format('failed')} AND {_LACKS.format('queued')} AND {_LACKS.format('running')}",
+    "cancelled": (f"{_HAS.format('cancelled')} AND {_LACKS.format('failed')} AND {_LACKS.format('queued')} "
+                  f"AND {_LACKS.format('running')}"),
+    "succeeded": "NOT EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.state <> 'succeeded')",
+}  # fmt: skip
+_RANK = ("MAX(CASE state WHEN 'running' THEN 4 WHEN 'queued' THEN 3 WHEN 'failed' THEN 2 "
+         "WHEN 'cancelled' THEN 1 ELSE 0 END)")  # fmt: skip
+RANKED = ("succeeded", "cancelled", "failed", "queued", "running")
+_ERRORS = {
+    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.message') FROM tasks t, "
+         "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
+    "%s": "SELECT e ->> 'type', e ->> 'message' FROM tasks t, json_array_elements(t.errors) e "
+          "WHERE json_array_length(t.errors) > 0",
+}  # fmt: skip
+_AUDIO = {
+    "?": "SELECT SUM(json_extract(result, '$.duration')) FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
+    "%s": "SELECT SUM(CASE WHEN json_typeof(result -> 'duration') = 'number' THEN (result ->> 'duration')::float END) "
+          "FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +154,82 @@ class Reader:
             sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})"
             out.update({r[0]: JobInfo(*r) for r in self.rows(sql, chunk)})
         return out
+
+
+    # -- the dashboard ------------------------------------------------------------------------
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per state (a job's state comes from its tasks)."""
+        out = {s: int(self.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {w}") or 0)
+               for s, w in JOB_STATE_WHERE.items() if s != "succeeded"}  # fmt: skip
+        total = int(self.scalar("SELECT COUNT(*) FROM jobs") or 0)
+        out["succeeded"] = max(0, total - sum(out.values()))
+        return out
+
+    def task_counts(self) -> list[tuple[str, str, int]]:
+        """(type, state, count) of every task."""
+        return [(t, s, int(n)) for t, s, n in self.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")]
+
+    def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
+        """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
+        sql = ("SELECT FLOOR(finished_at / ?), SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
+               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? "
+               "GROUP BY FLOOR(finished_at / ?)")  # fmt: skip
+        if self.mark == "?":
+            sql = sql.replace("FLOOR(", "CAST(").replace(" / ?)", " / ? AS INTEGER)")
+        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since, bucket))}
+
+    def page_jobs(
+        self, state: str | None = None, inbox: str | None = None, task_type: str | None = None,
+        before: int | None = None, limit: int = 50,
+    ) -> list[tuple[JobInfo, str, str | None]]:  # fmt: skip
+        """Jobs newest first (keyset paging on id), filtered; each with its state and the stage it is at."""
+        where, params = ["1 = 1"], []
+        if state is not None:
+            where.append(JOB_STATE_WHERE[state])
+        if inbox:
+            where.append("substr(j.source, 1, ?) = ?")
+            params += [len(inbox), inbox]
+        if task_type:
+            where.append("j.id IN (SELECT job_id FROM tasks WHERE type = ?)")
+            params.append(task_type)
+        if before is not None:
+            where.append("j.id < ?")
+            params.append(before)
+        sql = (f"SELECT j.id, j.name, j.source, j.output_dir, j.created_at FROM jobs j WHERE {' AND '.join(where)} "
+               "ORDER BY j.id DESC LIMIT ?")  # fmt: skip
+        jobs = [JobInfo(*r) for r in self.rows(sql, (*params, limit))]
+        states = self.job_states([j.id for j in jobs])
+        return [(j, *states.get(j.id, ("succeeded", None))) for j in jobs]
+
+    def job_states(self, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """State and latest task type of each of these jobs."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        sql = f"SELECT job_id, {_RANK}, MAX(id) FROM tasks WHERE job_id IN ({marks}) GROUP BY job_id"
+        ranks = {j: (RANKED[int(r)], last) for j, r, last in self.rows(sql, list(ids))}
+        types = dict(self.rows(f"SELECT id, type FROM tasks WHERE id IN ({', '.join('?' * len(ranks))})",
+                               [last for _, last in ranks.values()])) if ranks else {}  # fmt: skip
+        return {j: (state, types.get(last)) for j, (state, last) in ranks.items()}
+
+    def job_tasks(self, job_id: int) -> list[Task]:
+        """Every task of a job in full (payload, result, error history), oldest first."""
+        hot = hotpath.for_dialect("sqlite" if self.mark == "?" else "postgresql")
+        sql = f"SELECT {', '.join(hotpath.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
+        return [hot.to_task(r) for r in self.rows(sql, (job_id,))]
+
+    def running_tasks(self) -> list[Task]:
+        """Tasks under a lease now, with their owner and expiry (payloads left out)."""
+        sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running' ORDER BY t.id"
+        return [_brief_task(r) for r in self.rows(sql)]
+
+    def error_entries(self) -> list[tuple[str | None, str | None]]:
+        """(type, message) of every entry of every task's error history."""
+        return [(t, m) for t, m in self.rows(_ERRORS[self.mark])]
+
+    def audio_seconds(self) -> float:
+        """Media seconds of every transcript made."""
+        return float(self.scalar(_AUDIO[self.mark]) or 0.0)
 
 
 def _brief_task(r: tuple[Any, ...]) -> Task:
