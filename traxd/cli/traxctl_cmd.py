@@ -347,6 +347,26 @@ def watch_list(as_json: JsonOpt = False) -> None:
         typer.echo("no watch folders (traxctl watch add DIR)")
 
 
+# -- dashboard ----------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+                                              "(made up and printed when listening beyond loopback).")] = None,
+) -> None:
+    """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
+
+    s = settings()
+    token = check_binding(host, token)
+    with store_for(s) as store:
+        server = make_server(dashboard_for(s, store, token), host, port)
+        typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
+        server.run()
+
+
 # -- doctor -------------------------------------------------------------------------------------
 @app.command()
 @one_line_errors
