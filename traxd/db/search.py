@@ -75,17 +75,23 @@ def search(conn: Connection, node: Node, filters: SearchFilters) -> list[SearchH
         params["opts"] = HEADLINE_OPTIONS
     else:
         params.update(q=to_fts5(node), open=OPEN, close=CLOSE)
-        sql = _SQLITE_SQL.format(where=where, tokens=SNIPPET_TOKENS)
+        sql = _SQLITE_SQL.format(where=where, tokens=SNIPPET_TOKENS, joins=_JOINS if where else "")
     return [_hit(r) for r in conn.execute(text(sql), params)]
 
 
 _SELECT = ("t.name, t.source, t.json_path, s.start_sec, s.end_sec, s.speaker, t.language, t.job_id, s.id AS segment")
+# The best rows come from the FTS5 table alone (ORDER BY rank is FTS5's own bm25 ordering); the joins and snippet()
+# then run for those rows only. Filters need the joins inside, so they are added there only when given.
+_FTS = "transcript_segments_fts"
 _SQLITE_SQL = (
-    f"SELECT {_SELECT}, snippet(transcript_segments_fts, 0, :open, :close, '…', {{tokens}}) AS snip, "
-    "-bm25(transcript_segments_fts) AS score FROM transcript_segments_fts "
-    "JOIN transcript_segments s ON s.id = transcript_segments_fts.rowid JOIN transcripts t ON t.id = s.transcript_id "
-    "WHERE transcript_segments_fts MATCH :q {where} ORDER BY score DESC, s.id LIMIT :limit"
+    f"SELECT {_SELECT}, snippet({_FTS}, 0, :open, :close, '…', {{tokens}}) AS snip, best.score AS score FROM ("
+    f"SELECT {_FTS}.rowid AS id, -{_FTS}.rank AS score FROM {_FTS} {{joins}}"
+    f"WHERE {_FTS} MATCH :q {{where}} ORDER BY {_FTS}.rank LIMIT :limit) AS best "
+    f"JOIN {_FTS} ON {_FTS}.rowid = best.id AND {_FTS} MATCH :q "
+    "JOIN transcript_segments s ON s.id = best.id JOIN transcripts t ON t.id = s.transcript_id "
+    "ORDER BY best.score DESC, s.id"
 )
+_JOINS = f"JOIN transcript_segments s ON s.id = {_FTS}.rowid JOIN transcripts t ON t.id = s.transcript_id "
 _PG_SQL = (
     f"SELECT {_SELECT}, ts_headline('{{config}}', s.text, q.q, :opts) AS snip, best.score AS score FROM ("
     "SELECT s.id, ts_rank_cd(s.tsv, q.q) AS score FROM transcript_segments s "
