@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -310,6 +311,63 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def search(
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
+    since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
+    inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,
+    speaker: Annotated[str | None, typer.Option(help="Only segments of this speaker.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only transcripts in this language (e.g. en).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many hits, best first.")] = 20,
+    as_json: JsonOpt = False,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="With --reindex: read the .json files here.")] = None,
+) -> None:
+    """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
+    from traxd import archive
+
+    if query is None and not reindex:
+        raise UsageError("give a QUERY to search for (or --reindex)")
+    if query is not None:
+        archive.make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
+    with store_for(settings()) as store:
+        if reindex:
+            done = archive.reindex(store, from_dir.expanduser() if from_dir else None)
+            typer.echo(f"indexed {done.transcripts} transcripts ({done.segments} segments)"
+                       + (f"; skipped {len(done.skipped)} unreadable" if done.skipped else ""), err=query is not None)
+        if query is None:
+            return
+        hits = archive.search(query, since=since, inbox=inbox, speaker=speaker, language=language, limit=limit,
+                              store=store)
+    _print_json([_hit_dict(h) for h in hits]) if as_json else _print_hits(hits)
+
+
+def _hit_dict(h: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(h), "marks": [list(m) for m in h.marks], "marked": h.marked("**", "**"),
+            "file": Path(h.source).name or h.name, "at": _clock(h.start)}
+
+
+def _clock(seconds: float) -> str:
+    """mm:ss.s (minutes keep counting past the hour, so a player can seek)."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600:02d}:{tenths % 600 // 10:02d}.{tenths % 10}"
+
+
+def _print_hits(hits: list[Any]) -> None:
+    """`file  [mm:ss.s]  speaker: …snippet…` (matches in bold on a terminal, else between **), then the output."""
+    if not hits:
+        typer.echo("no matches")
+        return
+    marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() else ("**", "**")
+    for h in hits:
+        who = f"{h.speaker}: " if h.speaker else ""
+        typer.echo(f"{Path(h.source).name or h.name}  [{_clock(h.start)}]  {who}{h.marked(*marks)}")
+        typer.echo(f"    {h.json_path}")
+
+
 @watch_app.command("add")
 @one_line_errors
 def watch_add(
