@@ -115,7 +115,7 @@ def _run_chunks(
         done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
         if len(done) == len(chunks):
             _choose_name(ctx, payload, state)  # saved with the last chunk: one write fewer per file
-        if not ctx.checkpoint(state):
+        if not ctx.checkpoint(state, paid=True):
             raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
         log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
 
@@ -228,5 +228,6 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
             "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
-            "quality": doc["quality"], "warnings": doc["warnings"]}  # fmt: skip
+            "quality": doc["quality"], "warnings": doc["warnings"],
+            "index": outputs.index_entry(doc, paths["json"])}  # fmt: skip
 
