@@ -31,13 +31,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.txt"
-QUEUE_TESTS = ["tests/test_store.py", "tests/test_store_group.py", "tests/test_queue_guarantees.py", "tests/test_pool.py"]
+QUEUE_TESTS = [
+    "tests/test_store.py", "tests/test_store_group.py", "tests/test_queue_guarantees.py", "tests/test_search.py",
+    "tests/test_durability.py::test_paid_checkpoint_is_stored_and_guarded_like_any_checkpoint", "tests/test_pool.py",
+]  # fmt: skip
 TARGETS: dict[str, list[str]] = {
     "traxd/queue/transitions.py": ["tests/test_transitions.py", *QUEUE_TESTS],
     "traxd/queue/store.py": QUEUE_TESTS,
     "traxd/queue/hotpath.py": QUEUE_TESTS,
     "traxd/queue/dialects.py": [*QUEUE_TESTS, "tests/test_bad_database.py"],
-    "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py"],
+    "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py", "tests/test_search.py"],
 }
 # Code only PostgreSQL runs: a SQLite run cannot judge it (the PostgreSQL suite in .ci/run covers it).
 POSTGRES_ONLY = {"PostgresHotPath", "PostgresDialect"}
