@@ -94,8 +94,9 @@ def _segment(seg: Any) -> dict[str, Any]:
 
 
 def _whole(text: str, duration: float, logprobs: list[Any] | None) -> dict[str, Any]:
-    """A model without segments: the chunk (cut at silences, ~30 s) is one segment; token logprobs averaged."""
-    seg: dict[str, Any] = {"start": 0.0, "end": float(duration), "text": text}
+    """A model without segments: the chunk (cut at silences, ~30 s) is one segment without timings inside (the
+    handler times its pieces from the silences); token logprobs averaged."""
+    seg: dict[str, Any] = {"start": 0.0, "end": float(duration), "text": text, "timing": "none"}
     values = [float(lp.logprob) for lp in logprobs or [] if getattr(lp, "logprob", None) is not None]
     if values:
         seg["avg_logprob"] = sum(values) / len(values)

@@ -32,7 +32,17 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise
     chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
+    if not model_caps(ctx).segments:  # text-only models: their subtitles are timed from the silences
+        for chunk in chunks:
+            chunk["silences"] = silences_in(prepared.silences, chunk["offset"], chunk["duration"])
     return {"path": path_value, "duration": prepared.duration, "chunks": chunks}
+
+
+def silences_in(silences: list[tuple[float, float]], offset: float, duration: float) -> list[list[float]]:
+    """The silences within one chunk, relative to its start (rounded: they travel in the task payload)."""
+    end = offset + duration
+    return [[round(max(s, offset) - offset, 3), round(min(e, end) - offset, 3)]
+            for s, e in silences if e > offset and s < end]  # fmt: skip
 
 
 def preprocess(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from traxd.handlers.common import backend, model_caps, model_name, option, outpu
 from traxd.handlers.preprocess import prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
+from traxd.timeline import timed_from_silences
 
 log = get_logger("transcribe")
 PROMPT_CHARS = 600  # ~ the last 224 tokens Whisper reads from a prompt, for most languages
@@ -121,6 +122,16 @@ def _run_chunks(
 
 
 def _one_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: int, prompt: str | None) -> dict[str, Any]:
+    """Transcribe a chunk (on 413 in two halves); text without timings is timed from the chunk's silences."""
+    result = _whole_chunk(ctx, engine, chunk, i, prompt)
+    silences = [(float(s), float(e)) for s, e in chunk.get("silences") or []]
+    segments = []
+    for seg in result["segments"]:
+        segments += timed_from_silences(seg, silences) if seg.get("timing") == "none" else [seg]
+    return {**result, "segments": segments}
+
+
+def _whole_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: int, prompt: str | None) -> dict[str, Any]:
     """Transcribe a chunk; on 413 cut it in two and try once more."""
     try:
         return _send(ctx, engine, Path(chunk["path"]), float(chunk["duration"]), prompt)
