@@ -114,6 +114,7 @@ def create_app(dash: Dashboard) -> Starlette:
         Route("/api/summary", views.api_summary), Route("/api/jobs", views.api_jobs),
         Route("/api/jobs/{job_id:int}", views.api_job), Route("/api/failed", views.api_failed),
         Route("/api/daemons", views.api_daemons), Route("/metrics", views.metrics),
+        Route("/search", views.search_page), Route("/api/search", views.api_search),
         Route("/actions/jobs/{job_id:int}/{action}", views.job_action, methods=["POST"]),
         Route("/actions/failed/retry", views.retry_all, methods=["POST"]),
         Route("/actions/{action}", views.control, methods=["POST"]),
@@ -205,6 +206,18 @@ class Views:
 
     def _daemons(self) -> dict[str, Any]:
         return self._read(data.daemons, self.dash.clock.now(), self.dash.lease_seconds)
+
+    def search_page(self, request: Request) -> Response:
+        return self._page(request, "search.html", **self._search(request))
+
+    def api_search(self, request: Request) -> Response:
+        found = self._search(request)
+        return JSONResponse(found, 400 if found["error"] else 200)
+
+    def _search(self, request: Request) -> dict[str, Any]:
+        query = request.query_params.get("q", "").strip()
+        hits, error = data.search(self.dash.store, query) if query else ([], None)
+        return {"q": query, "hits": hits, "error": error}
 
     # -- files ------------------------------------------------------------------------------------
     def media(self, request: Request) -> Response:
