@@ -24,6 +24,7 @@ from traxd.types import (
     Task,
     TaskState,
     TaskType,
+    WorkerInfo,
 )
 
 T = TaskType.TRANSCRIBE
@@ -244,3 +245,48 @@ def test_rejected_input_is_recorded_as_a_failed_task_with_its_reason(store: Stor
     again = store.create_failed_job(NewJob("file:///etc/passwd", "passwd", "/out"), NewTask(TaskType.DOWNLOAD, {},
                                     dedupe_key="url:x"), "file:// refused")  # fmt: skip
     assert again[2] is False and again[1].id == task.id and again[0].id == job.id
+
+
+def test_a_bulk_enqueue_of_only_known_files_reports_none_added(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {}, dedupe_key=f"k{i}") for i in range(3)])
+    assert store.enqueue_many([NewTask(T, {}, dedupe_key=f"k{i}") for i in range(3)]) == 0
+    assert store.enqueue_many([]) == 0 and store.counts()["queued"] == 3
+
+
+def test_the_workers_view_shows_what_each_daemon_last_reported(store: Store, clock: FakeClock) -> None:
+    first = WorkerInfo("a:1:1.00", "laptop-a", 11, clock.now(), clock.now(), 1, 60.5, 3.0, 8)
+    store.heartbeat(first)
+    later = WorkerInfo("a:1:1.00", "laptop-a", 11, clock.now(), clock.now() + 5, 4, 71.25, 42.5, 6)
+    other = WorkerInfo("b:2:1.00", "laptop-b", 22, clock.now(), clock.now() + 1, 0, 50.0, 1.0, 2)
+    store.heartbeat(later)
+    store.heartbeat(other)
+    assert store.workers() == [later, other]  # most recently seen first
+    store.remove_worker("a:1:1.00")
+    assert store.workers() == [other]
+
+
+def test_has_work_sees_queued_tasks_of_the_asked_types_and_any_running_task(store: Store, clock: FakeClock) -> None:
+    assert not store.has_work()
+    store.enqueue(NewTask(TaskType.ENHANCE, {}, run_after=clock.now() + 60))  # in backoff still counts
+    assert store.has_work() and store.has_work([TaskType.ENHANCE]) and not store.has_work([T])
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    assert run.type is T and store.has_work([TaskType.YOUTUBE])  # a running task of any type keeps the daemon up
+
+
+def test_the_rescuer_sees_the_running_leases_of_other_daemons_only(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(3)])
+    mine, theirs = _one(store, "me"), _one(store, "them")
+    assert {t.id for t in store.running_leases()} == {mine.id, theirs.id}
+    assert [t.id for t in store.running_leases(exclude_owner="me")] == [theirs.id]
+
+
+def test_listing_shows_the_newest_first_by_state_and_counts_by_group(store: Store) -> None:
+    store.create_job(NewJob("/a", "a", "/out", "left"), [NewTask(T, {"n": 1})])
+    store.create_job(NewJob("/b", "b", "/out", "right"), [NewTask(T, {"n": 2})])
+    store.enqueue(NewTask(T, {"n": 3}))
+    _one(store, "me")
+    assert [t.payload["n"] for t in store.list_tasks()] == [3, 2, 1]
+    assert [t.payload["n"] for t in store.list_tasks(TaskState.QUEUED, limit=1)] == [3]
+    assert [t.payload["n"] for t in store.list_tasks(group="right")] == [2]
+    assert store.counts("left") == {"queued": 0, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 0}
