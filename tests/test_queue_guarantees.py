@@ -290,3 +290,13 @@ def test_listing_shows_the_newest_first_by_state_and_counts_by_group(store: Stor
     assert [t.payload["n"] for t in store.list_tasks(TaskState.QUEUED, limit=1)] == [3]
     assert [t.payload["n"] for t in store.list_tasks(group="right")] == [2]
     assert store.counts("left") == {"queued": 0, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 0}
+
+
+def test_a_job_is_read_back_with_the_options_it_was_created_with(store: Store, clock: FakeClock) -> None:
+    new = NewJob("/in/talk.m4a", "talk", "/out", "team", {"language": "de", "diarize": True})
+    job, (task,), _ = store.create_job(new, [NewTask(T, {})])
+    read = store.get_job(job.id)
+    assert read == job and read is not None
+    assert (read.source, read.name, read.output_dir, read.group, read.options) == ("/in/talk.m4a", "talk", "/out",
+                                                                                 "team", new.options)  # fmt: skip
+    assert store.get_job(job.id + 1) is None and store.get(task.id + 1) is None
