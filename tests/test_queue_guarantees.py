@@ -7,11 +7,15 @@ so that losing any one of them is noticed, on the path the daemon uses (`exchang
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from traxd.clock import FakeClock
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
 from traxd.queue.store import Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
@@ -300,3 +304,22 @@ def test_a_job_is_read_back_with_the_options_it_was_created_with(store: Store, c
     assert (read.source, read.name, read.output_dir, read.group, read.options) == ("/in/talk.m4a", "talk", "/out",
                                                                                  "team", new.options)  # fmt: skip
     assert store.get_job(job.id + 1) is None and store.get(task.id + 1) is None
+
+
+def test_a_write_blocked_past_the_busy_timeout_is_an_outage_the_daemon_waits_out(tmp_path: Path) -> None:
+    """SQLite only: another writer holds the lock longer than the busy timeout (PostgreSQL waits on row locks)."""
+    path = tmp_path / "trax.db"
+    engine = open_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    upgrade(engine)
+    store = Store(engine, FakeClock())
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        for write in (lambda: store.enqueue(NewTask(T, {})), lambda: store.claim("me", 1, 30)):
+            with pytest.raises(store.unavailable):
+                write()
+        blocker.execute("COMMIT")
+        assert store.enqueue(NewTask(T, {}))[1] and [t.attempts for t in store.claim("me", 5, 30)] == [1]
+    finally:
+        blocker.close()
+        engine.dispose()

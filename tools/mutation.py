@@ -34,6 +34,7 @@ EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.txt"
 QUEUE_TESTS = [
     "tests/test_store.py", "tests/test_store_group.py", "tests/test_queue_guarantees.py", "tests/test_search.py",
     "tests/test_durability.py::test_paid_checkpoint_is_stored_and_guarded_like_any_checkpoint", "tests/test_pool.py",
+    "tests/test_resilience.py",
 ]  # fmt: skip
 TARGETS: dict[str, list[str]] = {
     "traxd/queue/transitions.py": ["tests/test_transitions.py", *QUEUE_TESTS],
