@@ -243,8 +243,8 @@ def test_rejected_input_is_recorded_as_a_failed_task_with_its_reason(store: Stor
     assert created and task.state is TaskState.FAILED and task.error_kind == "permanent"
     assert task.error_message == "file:// refused" and task.finished_at == clock.now()
     (entry,) = task.errors
-    assert (entry["message"], entry["kind"], entry["attempt"], entry["at"]) == ("file:// refused", "permanent", 0,
-                                                                               clock.now())  # fmt: skip
+    assert (entry["message"], entry["kind"], entry["type"], entry["attempt"], entry["at"]) == (
+        "file:// refused", "permanent", "Rejected", 0, clock.now())  # fmt: skip
     assert store.get(task.id) == task and store.claim("me", 5, 30) == []
     again = store.create_failed_job(NewJob("file:///etc/passwd", "passwd", "/out"), NewTask(TaskType.DOWNLOAD, {},
                                     dedupe_key="url:x"), "file:// refused")  # fmt: skip
