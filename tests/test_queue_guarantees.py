@@ -323,3 +323,8 @@ def test_a_write_blocked_past_the_busy_timeout_is_an_outage_the_daemon_waits_out
     finally:
         blocker.close()
         engine.dispose()
+
+
+def test_a_very_long_rejection_reason_is_cut_to_2000_characters(store: Store) -> None:
+    _, task, _ = store.create_failed_job(NewJob("x", "x", "/out"), NewTask(TaskType.DOWNLOAD, {}), "r" * 5000)
+    assert len(task.error_message or "") == 2000 and len(task.errors[0]["message"]) == 2000
