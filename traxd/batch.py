@@ -23,6 +23,7 @@ from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import open_store, processor_settings
 from traxd.clock import Clock
+from traxd.config import diarize_options
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
@@ -35,7 +36,7 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
            "TaskType", "create_batch_processor"]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "diarize", "speakers", "min_speakers", "max_speakers")
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -209,7 +210,8 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size")}  # fmt: skip
+                "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                **{k: kw.get(k, v) for k, v in diarize_options(settings).items()}}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -51,6 +51,10 @@ class Settings:
     enhance: bool = False
     enhance_min_similarity: float = 0.85
     enhance_chunk_chars: int = 6000
+    diarize: bool = False
+    speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
     language: str | None = None
     chunk_size: float = 600.0
     workers: int = 8
@@ -101,6 +105,10 @@ ENV = {
     "TRAX_ENHANCE": "enhance",
     "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
     "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
+    "TRAX_DIARIZE": "diarize",
+    "TRAX_SPEAKERS": "speakers",
+    "TRAX_MIN_SPEAKERS": "min_speakers",
+    "TRAX_MAX_SPEAKERS": "max_speakers",
     "TRAX_LANGUAGE": "language",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
@@ -239,8 +247,23 @@ def _validate(s: Settings) -> None:
     for name in ("enhance_chunk_chars", "download_timeout_seconds", "max_download_mb"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
+    _validate_speakers(s.speakers, s.min_speakers, s.max_speakers)
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, got {s.synchronous!r}")
+
+
+def _validate_speakers(speakers: int | None, low: int | None, high: int | None) -> None:
+    """Speaker counts are at least 1, and the minimum is not above the maximum."""
+    for name, value in (("speakers", speakers), ("min_speakers", low), ("max_speakers", high)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if low is not None and high is not None and low > high:
+        raise ConfigError(f"min_speakers ({low}) is above max_speakers ({high})")
+
+
+def diarize_options(s: Settings) -> dict[str, Any]:
+    """The per-job speaker options every entry point stores with its jobs (`diarize`, the speaker counts)."""
+    return {"diarize": s.diarize, "speakers": s.speakers, "min_speakers": s.min_speakers, "max_speakers": s.max_speakers}
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

@@ -8,7 +8,7 @@ from pathlib import Path
 # Voices espeak-ng makes distinct enough to tell apart: a male US voice, a female British one, a male Scottish one.
 MALE_US = "en-us+m3"
 FEMALE_GB = "en-gb+f4"
-MALE_SC = "en-gb-scotland+m7"
+THIRD = "en-gb-x-rp+m1"  # a third voice the clustering tells apart (the Scottish m7 was merged with m3)
 RATE = 16000
 
 LINES = (

@@ -122,14 +122,21 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    diarize: Annotated[bool, typer.Option("--diarize", help="Label who speaks (the `diarize` extra).")] = False,
+    speakers: Annotated[int | None, typer.Option(min=1, help="How many people speak, when known.")] = None,
+    min_speakers: Annotated[int | None, typer.Option(min=1, help="At least this many speakers.")] = None,
+    max_speakers: Annotated[int | None, typer.Option(min=1, help="At most this many speakers.")] = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
+    from traxd.config import diarize_options
     from traxd.ingest.enqueue import Ingestor
     from traxd.ingest.manual import add_inputs
 
-    s = settings()
+    s = settings(diarize=True if diarize else None, speakers=speakers, min_speakers=min_speakers,
+                 max_speakers=max_speakers)  # fmt: skip
     target = _outbox(s, outbox)
-    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None}
+    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
+               **diarize_options(s)}  # fmt: skip
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)

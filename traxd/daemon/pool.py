@@ -14,9 +14,9 @@ from typing import Any
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.maintenance import Maintenance
-from traxd.db.voices import Voices
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
+from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import get_logger
 from traxd.queue.store import Store
