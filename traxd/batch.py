@@ -37,6 +37,7 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
 OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "diarize", "speakers", "min_speakers", "max_speakers")
+DIARIZE_KEYS = OPTION_KEYS[4:]
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -196,11 +197,12 @@ def create_batch_processor(
     **kw: Any,
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
-    output_dir, sampler, language, model, chunk_size, enhance, follow_ups."""
+    output_dir, sampler, language, model, chunk_size, enhance, diarize, speakers, min_speakers, max_speakers,
+    follow_ups."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
-                                  cpu_limit_percent=cpu_limit_percent)  # fmt: skip
+                                  cpu_limit_percent=cpu_limit_percent, **{k: kw.get(k) for k in DIARIZE_KEYS})  # fmt: skip
     clock: Clock | None = kw.get("clock")
     store = open_store(settings, clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
@@ -211,7 +213,7 @@ def create_batch_processor(
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
-                **{k: kw.get(k, v) for k, v in diarize_options(settings).items()}}  # fmt: skip
+                **diarize_options(settings)}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -55,6 +55,7 @@ class Settings:
     speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    speaker_threshold: float = 0.7
     language: str | None = None
     chunk_size: float = 600.0
     workers: int = 8
@@ -109,6 +110,7 @@ ENV = {
     "TRAX_SPEAKERS": "speakers",
     "TRAX_MIN_SPEAKERS": "min_speakers",
     "TRAX_MAX_SPEAKERS": "max_speakers",
+    "TRAX_SPEAKER_THRESHOLD": "speaker_threshold",
     "TRAX_LANGUAGE": "language",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
@@ -248,6 +250,8 @@ def _validate(s: Settings) -> None:
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     _validate_speakers(s.speakers, s.min_speakers, s.max_speakers)
+    if not 0.0 < s.speaker_threshold <= 1.0:
+        raise ConfigError(f"speaker_threshold must be in (0, 1], got {s.speaker_threshold}")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, got {s.synchronous!r}")
 
@@ -262,8 +266,11 @@ def _validate_speakers(speakers: int | None, low: int | None, high: int | None) 
 
 
 def diarize_options(s: Settings) -> dict[str, Any]:
-    """The per-job speaker options every entry point stores with its jobs (`diarize`, the speaker counts)."""
-    return {"diarize": s.diarize, "speakers": s.speakers, "min_speakers": s.min_speakers, "max_speakers": s.max_speakers}
+    """The per-job speaker options every entry point stores with its jobs: none unless diarization is asked for."""
+    if not s.diarize:
+        return {}
+    counts = {"speakers": s.speakers, "min_speakers": s.min_speakers, "max_speakers": s.max_speakers}
+    return {"diarize": True, **{k: v for k, v in counts.items() if v is not None}}
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

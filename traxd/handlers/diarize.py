@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from traxd import outputs, speakers
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
-from traxd.handlers.common import option, work_dir
+from traxd.handlers.common import option, setting, work_dir
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.models_table import model_info
@@ -78,7 +78,8 @@ def diarize(ctx: TaskContext, payload: dict[str, Any], get: Callable[[], Diarize
         found, how = _found(ctx, payload, doc, get)
     except PermanentError as exc:  # DiarizationUnavailableError among them: the transcript stands without speakers
         return _without(ctx, payload, json_path, str(exc))
-    named = speakers.match_names(found.voices, ctx.voices()) if found.voices else {}
+    threshold = float(setting(ctx, "speaker_threshold", speakers.NAME_THRESHOLD))
+    named = speakers.match_names(found.voices, ctx.voices(), threshold) if found.voices else {}
     doc = with_speakers(doc, found, named, how)
     outputs.write_transcript(json_path.parent, json_path.name.removesuffix(".json"), doc)
     _drop_scratch(ctx)
@@ -175,3 +176,14 @@ def _drop_scratch(ctx: TaskContext) -> None:
     """The job's scratch folder (kept by TRANSCRIBE for this stage) is no longer needed."""
     if ctx.work_dir is not None:
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
+
+
+def voice_print(sample: Path, scratch: Path, diarizer: Diarizer | None = None) -> tuple[list[float], float]:
+    """The voice print of the one person speaking in `sample` (any media file), and the seconds of speech heard."""
+    wav = ffmpeg.to_wav(sample, scratch / "sample.wav")
+    found = (diarizer or build_diarizer()).diarize(wav, speakers=1)
+    heard = speakers.talk_time(found.turns)
+    if not heard or not found.voices:
+        raise PermanentError(f"{sample.name}: no speech heard in the sample")
+    main = next(iter(heard))  # the longest talker, should the sample hold a second voice
+    return found.voices[main], sum(heard.values())
