@@ -84,7 +84,8 @@ def diarize(ctx: TaskContext, payload: dict[str, Any], get: Callable[[], Diarize
     outputs.write_transcript(json_path.parent, json_path.name.removesuffix(".json"), doc)
     _drop_scratch(ctx)
     log.info("speakers_written", task_id=ctx.task.id, speakers=len(doc["speakers"]), diarizer=how)
-    return {**payload, "speakers": doc["speakers"], "diarization": doc["diarization"]}
+    return {**payload, "speakers": doc["speakers"], "diarization": doc["diarization"],
+            "index": outputs.index_entry(doc, json_path)}  # the search archive gets the speakers too
 
 
 def transcript_json(payload: dict[str, Any]) -> Path:
