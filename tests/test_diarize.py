@@ -14,6 +14,8 @@ import pytest
 from tests.fakes import media
 from tests.test_e2e_batch import TRANSCRIPTIONS, TRAX, key, report_of, server, trax, user_env, wait_for  # noqa: F401
 from traxd.pipelines import follow_ups
+
+TRAXCTL = TRAX.parent / "traxctl"
 from traxd.types import Job, Task, TaskState, TaskType
 
 
@@ -85,6 +87,30 @@ def test_api_diarizing_model_labels_speakers_in_every_output(tmp_path: Path, ser
     assert (out / "meeting.txt").read_text().splitlines()[0].startswith("A: hello from the fake server.")
     assert "<v B>" in (out / "meeting.vtt").read_text()
     assert "\nA: hello" in (out / "meeting.srt").read_text()
+    assert "Speakers:" in done.stdout and "meeting.mp3: A " in done.stdout  # the batch summary
+    tasks = json.loads(_ctl(env, "list", "--json").stdout)
+    transcribe = next(t["id"] for t in tasks if t["type"] == "transcribe")
+    shown = _ctl(env, "show", str(transcribe)).stdout  # any task of the job shows its speakers
+    assert next(line for line in shown.splitlines() if line.startswith("speakers: ")).startswith("speakers: A ")
+
+
+def _ctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TRAXCTL), *args], env=env, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_speakers_commands_fail_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "TRAX_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([_no_extra(tmp_path), str(Path(__file__).resolve().parent.parent)])}  # fmt: skip
+    sample = media.tone(tmp_path / "ann.wav", 1.0)
+    cases = [(("speakers", "enroll", "Ann", str(tmp_path / "missing.wav")), 2, "no such file"),
+             (("speakers", "enroll", "Ann", str(sample)), 1, "uv sync --extra diarize"),
+             (("speakers", "remove", "Nobody"), 1, "no enrolled voice named 'Nobody'")]  # fmt: skip
+    for args, code, says in cases:
+        done = _ctl(env, *args)
+        assert (done.returncode, done.stderr.count("\n")) == (code, 1), done.stderr
+        assert says in done.stderr and "Traceback" not in done.stderr
+    listed = _ctl(env, "speakers", "list")
+    assert listed.returncode == 0 and "no enrolled voices" in listed.stdout
 
 
 def test_kill_while_diarizing_redoes_only_the_diarization(tmp_path: Path, server: object, key: str) -> None:  # noqa: F811
