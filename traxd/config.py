@@ -31,6 +31,13 @@ class WatchFolder:
 
     inbox: Path
     outbox: Path
+    word_timestamps: bool | None = None  # None: the setting decides
+    diarize: bool | None = None  # speaker labels for this folder's files; None: the setting decides
+
+    def options(self) -> dict[str, Any]:
+        """The job options this folder sets for its files (over the daemon's)."""
+        own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize}
+        return {k: v for k, v in own.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Settings:
     max_speakers: int | None = None
     speaker_threshold: float = 0.7
     language: str | None = None
+    word_timestamps: bool = False
     chunk_size: float = 600.0
     workers: int = 8
     settle_seconds: float = 2.0
@@ -112,6 +120,7 @@ ENV = {
     "TRAX_MAX_SPEAKERS": "max_speakers",
     "TRAX_SPEAKER_THRESHOLD": "speaker_threshold",
     "TRAX_LANGUAGE": "language",
+    "TRAX_WORD_TIMESTAMPS": "word_timestamps",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
     "TRAX_SETTLE_SECONDS": "settle_seconds",
@@ -228,11 +237,14 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         if isinstance(item, WatchFolder):
             out.append(item)
             continue
-        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox"}:
+        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox", "word_timestamps", "diarize"}:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
-        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox"))
+        words, diarize = item.get("word_timestamps"), item.get("diarize")
+        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
+                               None if words is None else _to_bool(words),
+                               None if diarize is None else _to_bool(diarize)))  # fmt: skip
     return tuple(out)
 
 

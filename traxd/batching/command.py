@@ -43,6 +43,7 @@ class BatchOptions:
     enhance: bool = False
     recursive: bool = True
     output: Path | None = None
+    word_timestamps: bool = False
     diarize: bool = False
     speakers: int | None = None
     min_speakers: int | None = None
@@ -76,6 +77,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
              "transcribe_model": opts.model, "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
+             "word_timestamps": True if opts.word_timestamps else None,
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
              "max_speakers": opts.max_speakers}  # fmt: skip
     settings = load_settings(flags, env)
@@ -86,7 +88,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
 def job_options(settings: Settings) -> dict[str, Any]:
     """The per-job options every handler reads first (the BRIEF's shared convention)."""
     return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size, **diarize_options(settings)}  # fmt: skip
+            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps,
+            **diarize_options(settings)}  # fmt: skip
 
 
 def output_folder(opts: BatchOptions) -> Path:

@@ -196,6 +196,7 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
     diarize: Annotated[bool, typer.Option("--diarize", help="Label who speaks (the `diarize` extra).")] = False,
     speakers: Annotated[int | None, typer.Option(min=1, help="How many people speak, when known.")] = None,
     min_speakers: Annotated[int | None, typer.Option(min=1, help="At least this many speakers.")] = None,
@@ -210,6 +211,7 @@ def add(
                  max_speakers=max_speakers)  # fmt: skip
     target = _outbox(s, outbox)
     options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
+               "word_timestamps": True if word_timestamps else None,  # None: the setting when it runs
                **diarize_options(s)}  # fmt: skip
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()

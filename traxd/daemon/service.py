@@ -121,6 +121,7 @@ class ConfigWatch:
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
     """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
     options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None,
+               "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
                **diarize_options(settings)}  # fmt: skip
     ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
