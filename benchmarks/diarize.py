@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes import dialog  # noqa: E402
-from traxd.speakers import Turn, der, relabel  # noqa: E402
+from tests.fakes import dialog
+from traxd.speakers import Turn, der, relabel
 
 GOAL_RTF, GOAL_RSS_MB, GOAL_DER = 5.0, 1500.0, 0.15
 

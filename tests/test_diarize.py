@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import media
-from tests.test_e2e_batch import TRANSCRIPTIONS, TRAX, key, report_of, server, trax, user_env, wait_for  # noqa: F401
+from tests.test_e2e_batch import (
+    TRANSCRIPTIONS,
+    TRAX,
+    key,
+    report_of,
+    server,
+    trax,
+    user_env,
+    wait_for,
+)
 from traxd.pipelines import follow_ups
 
 TRAXCTL = TRAX.parent / "traxctl"
@@ -47,7 +56,7 @@ def _no_extra(tmp_path: Path) -> str:
 
 
 def test_unavailable_diarizer_still_delivers_the_transcript_with_one_line_why(
-    tmp_path: Path, server: object, key: str  # noqa: F811
+    tmp_path: Path, server: object, key: str
 ) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -68,7 +77,7 @@ def test_unavailable_diarizer_still_delivers_the_transcript_with_one_line_why(
     assert report_of(out)["failed"] == 0
 
 
-def test_api_diarizing_model_labels_speakers_in_every_output(tmp_path: Path, server: object, key: str) -> None:  # noqa: F811
+def test_api_diarizing_model_labels_speakers_in_every_output(tmp_path: Path, server: object, key: str) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     media.tones_with_gaps(folder / "meeting.mp3", [15.0, 20.0], 0.5)  # over 30 s: chunking_strategy is required
@@ -113,7 +122,7 @@ def test_speakers_commands_fail_in_one_line(tmp_path: Path) -> None:
     assert listed.returncode == 0 and "no enrolled voices" in listed.stdout
 
 
-def test_kill_while_diarizing_redoes_only_the_diarization(tmp_path: Path, server: object, key: str) -> None:  # noqa: F811
+def test_kill_while_diarizing_redoes_only_the_diarization(tmp_path: Path, server: object, key: str) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     media.tone(folder / "talk.wav", 3.0)

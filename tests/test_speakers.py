@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from traxd import outputs
-from traxd.speakers import Diarization, Turn, assign, der, match_names, relabel, talk_time
+from traxd.speakers import (
+    Diarization,
+    Turn,
+    assign,
+    der,
+    match_names,
+    relabel,
+    talk_time,
+)
 
 TURNS = [Turn(0.0, 4.0, "A"), Turn(4.0, 10.0, "B")]
 
@@ -28,8 +36,8 @@ def test_a_segment_spanning_a_change_is_split_with_its_words_shared_by_time() ->
 
 
 def test_word_timings_decide_and_every_word_carries_its_speaker() -> None:
-    words = [{"start": 3.0, "end": 3.5, "word": " yes"}, {"start": 3.6, "end": 3.9, "word": " sir."},
-             {"start": 4.2, "end": 4.6, "word": " Thank"}, {"start": 4.6, "end": 5.0, "word": " you."}]  # fmt: skip
+    words = [{"start": 3.0, "end": 3.5, "word": "yes"}, {"start": 3.6, "end": 3.9, "word": "sir."},
+             {"start": 4.2, "end": 4.6, "word": "Thank"}, {"start": 4.6, "end": 5.0, "word": "you."}]  # fmt: skip
     out = assign([{"start": 3.0, "end": 5.0, "text": "yes sir. Thank you.", "words": words}], TURNS)
     assert [(s["speaker"], s["text"], s["start"], s["end"]) for s in out] == [
         ("A", "yes sir.", 3.0, 3.9), ("B", "Thank you.", 4.2, 5.0)]  # fmt: skip

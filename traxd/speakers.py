@@ -82,9 +82,8 @@ def _by_words(seg: dict[str, Any], words: list[dict[str, Any]], turns: Sequence[
 
 
 def _join_words(words: list[dict[str, Any]]) -> str:
-    """Words back into text (Whisper words carry their own leading space)."""
-    text = "".join(str(w.get("word", w.get("text", ""))) for w in words)
-    return " ".join(text.split())
+    """Words back into text (NAME.json keeps each word stripped)."""
+    return " ".join(" ".join(str(w.get("word", w.get("text", ""))).split()) for w in words).strip()
 
 
 def _by_time(seg: dict[str, Any], turns: Sequence[Turn]) -> list[dict[str, Any]]:
