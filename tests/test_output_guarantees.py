@@ -124,13 +124,12 @@ def test_a_segment_of_exactly_the_limit_is_one_cue() -> None:
     assert [t for _, _, t in outputs.cues([{"start": 0, "end": 4, "text": text}])] == [text]
 
 
-def test_sentences_are_joined_into_cues_up_to_exactly_the_limit() -> None:
-    a, b, c = "A" * 78 + ".", "B" * 79 + ".", "C" * 9 + "."  # a + " " + b is 160 characters
-    parts = [t for _, _, t in outputs.cues([{"start": 0, "end": 10, "text": f"{a} {b} {c}"}])]
-    assert parts == [f"{a} {b}", c]
-    d = "D" * 80 + "."  # a + " " + d is 161: one too many
-    parts = [t for _, _, t in outputs.cues([{"start": 0, "end": 10, "text": f"{a} {d} {c}"}])]
-    assert parts == [a, f"{d} {c}"]
+def test_a_segment_one_character_over_the_limit_is_cut_into_cues_within_it() -> None:
+    text = "A" * 78 + ". " + "B" * 81 + "."  # 161 characters
+    cues = outputs.cues([{"start": 0, "end": 10, "text": text}])
+    assert len(cues) > 1 and all(len(t) <= 160 for _, _, t in cues)
+    assert " ".join(t for _, _, t in cues) == text
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(10) and all(a < b for a, b, _ in cues)
 
 
 def test_cue_times_are_shared_out_by_length_and_empty_or_timeless_segments_give_none() -> None:
