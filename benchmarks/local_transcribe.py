@@ -108,7 +108,7 @@ def cpu_of_children() -> float:
 def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """(wall seconds, CPU seconds, the finished process)."""
     cpu, started = cpu_of_children(), time.perf_counter()
-    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - started, cpu_of_children() - cpu, done
 
 
