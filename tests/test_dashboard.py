@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,11 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     inbox.mkdir()
     outbox.mkdir()
     src = inbox / f"{HOSTILE}.wav"
-    src.write_bytes(b"RIFF0000WAVEfmt ")
+    with wave.open(str(src), "wb") as w:  # three seconds of silence the browser can play
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 24000)
     job, _, _ = store.create_job(NewJob(str(src), src.stem, str(outbox)),
                                         [NewTask(TaskType.PREPROCESS, {"path": str(src)}, dedupe_key="a")])  # fmt: skip
     (t,) = store.claim("me", 1, 60)
