@@ -158,3 +158,15 @@ def test_a_set_that_fails_half_way_is_not_marked_complete(tmp_path: Path) -> Non
     with pytest.raises(OSError):
         outputs.write_transcript(tmp_path, "talk", {"text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}]})
     assert not (tmp_path / "talk.json").exists()
+
+
+def test_the_json_keeps_non_ascii_text_readable(tmp_path: Path) -> None:
+    path = outputs.write_json_atomic(tmp_path / "a.json", {"text": "Grüße, 你好"})
+    assert "Grüße, 你好" in path.read_text(encoding="utf-8")
+
+
+def test_a_reserved_name_is_readable_like_any_output_while_it_is_being_written(tmp_path: Path) -> None:
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    placeholder = tmp_path / f"{base}.json"
+    assert oct(placeholder.stat().st_mode)[-3:] == "644"
+    assert json.loads(placeholder.read_text()) == {"source": "/inbox/talk.mp3", "status": "writing"}
