@@ -170,3 +170,11 @@ def test_a_reserved_name_is_readable_like_any_output_while_it_is_being_written(t
     placeholder = tmp_path / f"{base}.json"
     assert oct(placeholder.stat().st_mode)[-3:] == "644"
     assert json.loads(placeholder.read_text()) == {"source": "/inbox/talk.mp3", "status": "writing"}
+
+
+@pytest.mark.parametrize("ext", ["txt", "srt", "vtt"])
+def test_a_users_own_file_of_any_output_kind_keeps_its_name(tmp_path: Path, ext: str) -> None:
+    mine = tmp_path / f"talk.{ext}"
+    mine.write_text("the user's own subtitles")
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
+    assert mine.read_text() == "the user's own subtitles"
