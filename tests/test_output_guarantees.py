@@ -95,6 +95,11 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("con.txt", "_con.txt"),
         ("COM9", "_COM9"),
         ("COM10", "COM10"),
+        ("PRN", "_PRN"),
+        ("aux.log", "_aux.log"),
+        ("Nul", "_Nul"),
+        ("LPT9", "_LPT9"),
+        ("LPT10", "LPT10"),
         ("...", "transcript"),
     ],
 )
