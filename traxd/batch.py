@@ -27,6 +27,7 @@ from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.resources import Limits, ResourceMonitor, Sampler
 from traxd.types import TaskType
@@ -35,7 +36,7 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
            "TaskType", "create_batch_processor"]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "translate_to", "summarize")
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -101,6 +102,7 @@ class BatchProcessor:
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
         options["language"] = _language(options.get("language"))
+        options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
         url = data.get("url")
         path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
         if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
@@ -209,7 +211,9 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size")}  # fmt: skip
+                "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                **later_stages(kw.get("translate_to", settings.translate_to),
+                               bool(kw.get("summarize", settings.summarize)))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -51,6 +51,10 @@ class Settings:
     enhance: bool = False
     enhance_min_similarity: float = 0.85
     enhance_chunk_chars: int = 6000
+    translate_to: tuple[str, ...] = ()
+    translate_chunk_chars: int = 4000
+    summarize: bool = False
+    summary_chunk_chars: int = 12000
     language: str | None = None
     chunk_size: float = 600.0
     workers: int = 8
@@ -101,6 +105,10 @@ ENV = {
     "TRAX_ENHANCE": "enhance",
     "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
     "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
+    "TRAX_TRANSLATE_TO": "translate_to",
+    "TRAX_TRANSLATE_CHUNK_CHARS": "translate_chunk_chars",
+    "TRAX_SUMMARIZE": "summarize",
+    "TRAX_SUMMARY_CHUNK_CHARS": "summary_chunk_chars",
     "TRAX_LANGUAGE": "language",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
@@ -175,6 +183,10 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
     try:
         if name == "watch":
             return _parse_watch(raw)
+        if name == "translate_to":
+            from traxd.translate import parse_codes
+
+            return parse_codes(raw if isinstance(raw, str) else [str(r) for r in raw])
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -236,7 +248,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     if not 0.0 < s.enhance_min_similarity <= 1.0:
         raise ConfigError(f"enhance_min_similarity must be in (0, 1], got {s.enhance_min_similarity}")
-    for name in ("enhance_chunk_chars", "download_timeout_seconds", "max_download_mb"):
+    for name in ("enhance_chunk_chars", "translate_chunk_chars", "summary_chunk_chars", "download_timeout_seconds",
+                 "max_download_mb"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):

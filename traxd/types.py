@@ -15,6 +15,8 @@ class TaskType(str, enum.Enum):
     YOUTUBE = "youtube"
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
+    TRANSLATE = "translate"
+    SUMMARIZE = "summarize"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:
