@@ -36,7 +36,7 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
            "TaskType", "create_batch_processor"]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "translate_to", "summarize")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "translate_to", "summarize")
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -197,7 +197,7 @@ def create_batch_processor(
     **kw: Any,
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
-    output_dir, sampler, language, model, chunk_size, enhance, follow_ups."""
+    output_dir, sampler, language, model, chunk_size, enhance, word_timestamps, follow_ups."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
@@ -212,6 +212,7 @@ def create_batch_processor(
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
                 **later_stages(kw.get("translate_to", settings.translate_to),
                                bool(kw.get("summarize", settings.summarize)))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None

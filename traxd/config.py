@@ -31,6 +31,18 @@ class WatchFolder:
 
     inbox: Path
     outbox: Path
+    word_timestamps: bool | None = None  # None: the setting decides
+    translate_to: tuple[str, ...] | None = None  # None: the setting decides; () = none for this folder
+    summarize: bool | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The job options this folder sets for its files (over the daemon's)."""
+        out: dict[str, Any] = {} if self.word_timestamps is None else {"word_timestamps": self.word_timestamps}
+        if self.translate_to is not None:
+            out["translate_to"] = list(self.translate_to)
+        if self.summarize is not None:
+            out["summarize"] = self.summarize
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class Settings:
     summarize: bool = False
     summary_chunk_chars: int = 12000
     language: str | None = None
+    word_timestamps: bool = False
     chunk_size: float = 600.0
     workers: int = 8
     settle_seconds: float = 2.0
@@ -110,6 +123,7 @@ ENV = {
     "TRAX_SUMMARIZE": "summarize",
     "TRAX_SUMMARY_CHUNK_CHARS": "summary_chunk_chars",
     "TRAX_LANGUAGE": "language",
+    "TRAX_WORD_TIMESTAMPS": "word_timestamps",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
     "TRAX_SETTLE_SECONDS": "settle_seconds",
@@ -184,9 +198,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
         if name == "watch":
             return _parse_watch(raw)
         if name == "translate_to":
-            from traxd.translate import parse_codes
-
-            return parse_codes(raw if isinstance(raw, str) else [str(r) for r in raw])
+            return _codes(raw)
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -219,6 +231,16 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "translate_to", "summarize"}
+
+
+def _codes(raw: Any) -> tuple[str, ...]:
+    """Language codes from "de,fr" or a list (UsageError for a bad one)."""
+    from traxd.translate import parse_codes
+
+    return parse_codes(raw if isinstance(raw, str) else [str(r) for r in raw])
+
+
 def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
     """`watch = [{inbox = "...", outbox = "..."}]` in TOML, or "inbox=outbox;inbox2=outbox2" in the environment."""
     items: list[Any] = raw if isinstance(raw, list) else [p for p in str(raw).split(";") if p.strip()]
@@ -230,11 +252,15 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         if isinstance(item, WatchFolder):
             out.append(item)
             continue
-        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox"}:
+        if not isinstance(item, dict) or "inbox" not in item or set(item) - WATCH_KEYS:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
-        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox"))
+        words, codes, summary = item.get("word_timestamps"), item.get("translate_to"), item.get("summarize")
+        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
+                               None if words is None else _to_bool(words),
+                               None if codes is None else _codes(codes),
+                               None if summary is None else _to_bool(summary)))  # fmt: skip
     return tuple(out)
 
 

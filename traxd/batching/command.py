@@ -44,6 +44,7 @@ class BatchOptions:
     enhance: bool = False
     recursive: bool = True
     output: Path | None = None
+    word_timestamps: bool = False
     translate_to: str | None = None
     summarize: bool = False
 
@@ -75,6 +76,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
              "transcribe_model": opts.model, "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
+             "word_timestamps": True if opts.word_timestamps else None,
              "translate_to": opts.translate_to or None, "summarize": True if opts.summarize else None}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
@@ -84,8 +86,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
 def job_options(settings: Settings) -> dict[str, Any]:
     """The per-job options every handler reads first (the BRIEF's shared convention)."""
     return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size, **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
-
+            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps,
+            **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
 
 
 def output_folder(opts: BatchOptions) -> Path:

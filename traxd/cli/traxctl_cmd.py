@@ -197,6 +197,7 @@ def add(
                                                      help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.ingest.enqueue import Ingestor
@@ -206,6 +207,7 @@ def add(
     s = settings(translate_to=translate_to, summarize=True if summarize else None)
     target = _outbox(s, outbox)
     options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
+               "word_timestamps": True if word_timestamps else None,  # None: the setting when it runs
                **later_stages(s.translate_to, s.summarize)}  # fmt: skip
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
@@ -378,11 +380,17 @@ def _print_hits(hits: list[Any]) -> None:
 def watch_add(
     inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
+                                                     help="Translate this folder's transcripts (DeepSeek).")] = None,
+    summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
+                                                   help="Summarise this folder's transcripts (DeepSeek).")] = None,
 ) -> None:
     """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
     from traxd.daemon.folders import add_watch
+    from traxd.translate import parse_codes
 
-    folder = add_watch(settings(), inbox, outbox)
+    codes = parse_codes(translate_to) if translate_to is not None else None
+    folder = add_watch(settings(), inbox, outbox, translate_to=codes, summarize=summarize)
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 
@@ -408,6 +416,26 @@ def watch_list(as_json: JsonOpt = False) -> None:
         typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
     if not folders:
         typer.echo("no watch folders (traxctl watch add DIR)")
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+                                              "(made up and printed when listening beyond loopback).")] = None,
+) -> None:
+    """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
+
+    s = settings()
+    token = check_binding(host, token)
+    with store_for(s) as store:
+        server = make_server(dashboard_for(s, store, token), host, port)
+        typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
+        server.run()
 
 
 # -- doctor -------------------------------------------------------------------------------------

@@ -172,11 +172,10 @@ class Reader:
     def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
         """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
         sql = ("SELECT FLOOR(finished_at / ?), SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
-               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? "
-               "GROUP BY FLOOR(finished_at / ?)")  # fmt: skip
+               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? GROUP BY 1")  # fmt: skip
         if self.mark == "?":
             sql = sql.replace("FLOOR(", "CAST(").replace(" / ?)", " / ? AS INTEGER)")
-        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since, bucket))}
+        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since))}
 
     def page_jobs(
         self, state: str | None = None, inbox: str | None = None, task_type: str | None = None,
