@@ -278,3 +278,24 @@ def test_traxctl_add_and_config_ask_for_translation_and_summary(tmp_path: Path, 
     job = store.get_job(task.job_id or 0)
     assert job is not None and job.options["translate_to"] == ["de", "fr"] and job.options["summarize"] is True
     store.engine.dispose()
+
+
+def test_a_watch_folder_sets_its_own_translation_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from traxd.cli.traxctl_cmd import app
+    from traxd.config import load_settings
+
+    for var in [v for v in __import__("os").environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in2").mkdir()
+    runner = CliRunner()
+    result = runner.invoke(app, ["watch", "add", str(tmp_path / "in"), "--outbox", str(tmp_path / "out"),
+                                 "--translate-to", "de,es", "--summarize"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["watch", "add", str(tmp_path / "in2"), "--outbox", str(tmp_path / "out2")])
+    assert result.exit_code == 0, result.output  # rewriting config.toml keeps the first folder's options
+    first, second = load_settings().watch[-2:]  # after the home's default inbox
+    assert first.options() == {"translate_to": ["de", "es"], "summarize": True} and second.options() == {}
