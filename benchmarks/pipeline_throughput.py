@@ -197,14 +197,14 @@ def paid_sync_cost(root: Path, rounds: int, latency: float) -> None:
     fd = os.open(root / "raw.bin", os.O_CREAT | os.O_WRONLY, 0o600)
     times: dict[str, list[float]] = {"plain": [], "paid": [], "disk": []}
     for i in range(rounds):
-        for kind in times:
+        for kind, spent in times.items():
             started = time.perf_counter()
             if kind == "disk":  # the disk's own price: write the same bytes and fdatasync them
                 os.pwrite(fd, blob, (i % 50) * len(blob))
                 os.fdatasync(fd)
             else:
                 assert store.checkpoint(run.lease, state, paid=kind == "paid")
-            times[kind].append(time.perf_counter() - started)
+            spent.append(time.perf_counter() - started)
     os.close(fd)
     plain, synced, disk = (sorted(times[k])[rounds // 2] * 1000 for k in ("plain", "paid", "disk"))
     extra = synced - plain

@@ -82,7 +82,7 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     (tmp / "secret.txt").write_text("not yours")
     outputs = {"json": str(doc), "escape": str(tmp / "secret.txt"), "dots": str(outbox / ".." / "secret.txt")}
     assert store.complete(t.lease, {"duration": 5.0, "outputs": outputs})
-    entry = index_entry({"name": HOSTILE, "source": str(src), "segments": json.loads(doc.read_text())["segments"]}, doc)
+    entry = index_entry({"name": HOSTILE, "source": str(src), "duration": 5.0, "segments": json.loads(doc.read_text())["segments"]}, doc)
     store.index_transcript(entry, job.id)
     bad, _, _ = store.create_failed_job(NewJob("https://x.org/a.mp3", "refused"), NewTask(TaskType.DOWNLOAD, {},
                                         dedupe_key="b"), "the server refused the credentials (HTTP 401)")  # fmt: skip

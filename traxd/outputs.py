@@ -78,9 +78,10 @@ def sanitize_name(name: str) -> str:
     """A file-name stem safe on every OS: no separators, control characters, leading dots or reserved names."""
     text = unicodedata.normalize("NFC", name)
     text = _UNSAFE.sub("_", text).strip().strip(".").strip()
-    text = re.sub(r"\s+", " ", text)[:MAX_NAME_CHARS].rstrip(". ")
+    text = re.sub(r"\s+", " ", text)[:MAX_NAME_CHARS]
     while len(text.encode("utf-8")) > 200:
         text = text[:-1]
+    text = text.rstrip(". ")  # after both cuts: Windows refuses names ending in a dot or a space
     if not text:
         return "transcript"
     return f"_{text}" if text.split(".")[0].lower() in _RESERVED else text

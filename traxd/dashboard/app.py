@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,8 @@ class Dashboard:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     errors: Counter[int] = field(default_factory=Counter)
     clock: data.Clock = field(default_factory=data.Clock)
+    summary_ttl: float = 1.0  # the page polls every second: one count per second however many tabs are open
+    metrics_ttl: float = 5.0  # Prometheus scrapes every 15 s or more
 
 
 def is_loopback(host: str) -> bool:
@@ -124,8 +128,6 @@ def create_app(dash: Dashboard) -> Starlette:
 
 
 def _when(ts: float | None) -> str:
-    import time
-
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
@@ -139,6 +141,25 @@ class Views:
 
     def __init__(self, dash: Dashboard, templates: Jinja2Templates) -> None:
         self.dash, self.templates = dash, templates
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key: str, ttl: float, make: Callable[[], Any]) -> Any:
+        """One computation per `ttl` seconds however many tabs poll (counts over every job are the costly part)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < ttl:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop cached figures (after a state change, so the next page shows it)."""
+        with self._lock:
+            self._cache.clear()
 
     def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         reader = self.dash.open_reader()
@@ -202,7 +223,7 @@ class Views:
         return self._page(request, "_daemons.html", **self._daemons())
 
     def _summary(self) -> dict[str, Any]:
-        return self._read(data.summary, self.dash.clock.now())
+        return self._cached("summary", self.dash.summary_ttl, lambda: self._read(data.summary, self.dash.clock.now()))
 
     def _daemons(self) -> dict[str, Any]:
         return self._read(data.daemons, self.dash.clock.now(), self.dash.lease_seconds)
@@ -250,7 +271,8 @@ class Views:
         return JSONResponse(self._daemons())
 
     def metrics(self, request: Request) -> Response:
-        body = render(QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors)))
+        collector = QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors))
+        body = self._cached("metrics", self.dash.metrics_ttl, lambda: render(collector))
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- state changes (CSRF-checked) -------------------------------------------------------------
@@ -261,6 +283,7 @@ class Views:
         return form if _same(sent, self.dash.csrf) else None
 
     def _done(self, request: Request, form: dict[str, str], result: dict[str, Any]) -> Response:
+        self.forget()
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(result)
         back = form.get("next", "/")
