@@ -380,6 +380,7 @@ def _print_hits(hits: list[Any]) -> None:
 def watch_add(
     inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
                                                      help="Translate this folder's transcripts (DeepSeek).")] = None,
     summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
@@ -390,7 +391,8 @@ def watch_add(
     from traxd.translate import parse_codes
 
     codes = parse_codes(translate_to) if translate_to is not None else None
-    folder = add_watch(settings(), inbox, outbox, translate_to=codes, summarize=summarize)
+    folder = add_watch(settings(), inbox, outbox, word_timestamps=True if word_timestamps else None,
+                       translate_to=codes, summarize=summarize)
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 
@@ -410,10 +412,12 @@ def watch_list(as_json: JsonOpt = False) -> None:
     """The watched inboxes and their outboxes."""
     folders = settings().watch
     if as_json:
-        _print_json([{"inbox": str(w.inbox), "outbox": str(w.outbox), "exists": w.inbox.is_dir()} for w in folders])
+        _print_json([{"inbox": str(w.inbox), "outbox": str(w.outbox), "exists": w.inbox.is_dir(), **w.options()}
+                     for w in folders])  # fmt: skip
         return
     for w in folders:
-        typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
+        words = "  (word timings)" if w.word_timestamps else ""
+        typer.echo(f"{w.inbox} -> {w.outbox}{words}" + ("" if w.inbox.is_dir() else "  (missing)"))
     if not folders:
         typer.echo("no watch folders (traxctl watch add DIR)")
 
