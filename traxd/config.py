@@ -32,17 +32,15 @@ class WatchFolder:
     inbox: Path
     outbox: Path
     word_timestamps: bool | None = None  # None: the setting decides
+    diarize: bool | None = None  # speaker labels for this folder's files; None: the setting decides
     translate_to: tuple[str, ...] | None = None  # None: the setting decides; () = none for this folder
     summarize: bool | None = None
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
-        out: dict[str, Any] = {} if self.word_timestamps is None else {"word_timestamps": self.word_timestamps}
-        if self.translate_to is not None:
-            out["translate_to"] = list(self.translate_to)
-        if self.summarize is not None:
-            out["summarize"] = self.summarize
-        return out
+        own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize, "summarize": self.summarize,
+               "translate_to": None if self.translate_to is None else list(self.translate_to)}  # fmt: skip
+        return {k: v for k, v in own.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,11 @@ class Settings:
     enhance: bool = False
     enhance_min_similarity: float = 0.85
     enhance_chunk_chars: int = 6000
+    diarize: bool = False
+    speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    speaker_threshold: float = 0.7
     translate_to: tuple[str, ...] = ()
     translate_chunk_chars: int = 4000
     summarize: bool = False
@@ -118,6 +121,11 @@ ENV = {
     "TRAX_ENHANCE": "enhance",
     "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
     "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
+    "TRAX_DIARIZE": "diarize",
+    "TRAX_SPEAKERS": "speakers",
+    "TRAX_MIN_SPEAKERS": "min_speakers",
+    "TRAX_MAX_SPEAKERS": "max_speakers",
+    "TRAX_SPEAKER_THRESHOLD": "speaker_threshold",
     "TRAX_TRANSLATE_TO": "translate_to",
     "TRAX_TRANSLATE_CHUNK_CHARS": "translate_chunk_chars",
     "TRAX_SUMMARIZE": "summarize",
@@ -231,7 +239,7 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
-WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "translate_to", "summarize"}
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize"}
 
 
 def _codes(raw: Any) -> tuple[str, ...]:
@@ -256,9 +264,11 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
-        words, codes, summary = item.get("word_timestamps"), item.get("translate_to"), item.get("summarize")
+        words, diarize = item.get("word_timestamps"), item.get("diarize")
+        codes, summary = item.get("translate_to"), item.get("summarize")
         out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
+                               None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),
                                None if summary is None else _to_bool(summary)))  # fmt: skip
     return tuple(out)
@@ -278,8 +288,28 @@ def _validate(s: Settings) -> None:
                  "max_download_mb"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
+    _validate_speakers(s.speakers, s.min_speakers, s.max_speakers)
+    if not 0.0 < s.speaker_threshold <= 1.0:
+        raise ConfigError(f"speaker_threshold must be in (0, 1], got {s.speaker_threshold}")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, got {s.synchronous!r}")
+
+
+def _validate_speakers(speakers: int | None, low: int | None, high: int | None) -> None:
+    """Speaker counts are at least 1, and the minimum is not above the maximum."""
+    for name, value in (("speakers", speakers), ("min_speakers", low), ("max_speakers", high)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if low is not None and high is not None and low > high:
+        raise ConfigError(f"min_speakers ({low}) is above max_speakers ({high})")
+
+
+def diarize_options(s: Settings) -> dict[str, Any]:
+    """The per-job speaker options every entry point stores with its jobs: none unless diarization is asked for."""
+    if not s.diarize:
+        return {}
+    counts = {"speakers": s.speakers, "min_speakers": s.min_speakers, "max_speakers": s.max_speakers}
+    return {"diarize": True, **{k: v for k, v in counts.items() if v is not None}}
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

@@ -1,8 +1,9 @@
 """Pure: which tasks follow a finished task (enqueued in the transaction that completes it).
 
-The chain: YOUTUBE -> DOWNLOAD -> PREPROCESS -> TRANSCRIBE -> ENHANCE -> TRANSLATE -> SUMMARIZE; the last three only
-when the job's `enhance`, `translate_to` or `summarize` option asks for them.
-Each stage's result is the next stage's payload, so a crash after any stage resumes at the next one.
+The chain: YOUTUBE -> DOWNLOAD -> PREPROCESS -> TRANSCRIBE -> DIARIZE -> ENHANCE -> TRANSLATE -> SUMMARIZE; the
+stages after TRANSCRIBE run only when the job's `diarize`, `enhance`, `translate_to` or `summarize` option asks for
+them. Each stage's result is the next stage's payload, so a crash after any stage resumes at the next one (a kill
+while diarizing never re-pays the transcription).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from traxd.types import Job, NewTask, Task, TaskType
 # The stages in order; the optional ones run only when the job asked for them.
 _CHAIN: list[TaskType] = [
     TaskType.YOUTUBE, TaskType.DOWNLOAD, TaskType.PREPROCESS, TaskType.TRANSCRIBE,
-    TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE,
+    TaskType.DIARIZE, TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE,
 ]  # fmt: skip
 # What the next stage needs from the result (any of these keys); a stage whose result lacks it ends the chain.
 _REQUIRES: dict[TaskType, tuple[str, ...]] = {
     TaskType.DOWNLOAD: ("url",),
     TaskType.PREPROCESS: ("path",),
     TaskType.TRANSCRIBE: ("chunks",),
+    TaskType.DIARIZE: ("outputs",),
     TaskType.ENHANCE: ("outputs",),
     TaskType.TRANSLATE: ("outputs", "json_path"),
     TaskType.SUMMARIZE: ("outputs", "json_path"),
@@ -31,6 +33,11 @@ _REQUIRES: dict[TaskType, tuple[str, ...]] = {
 def wants_enhance(job: Job | None) -> bool:
     """True when the job asked for the DeepSeek clean-up."""
     return bool(job is not None and job.options.get("enhance"))
+
+
+def wants_diarize(job: Job | None) -> bool:
+    """True when the job asked for speaker labels."""
+    return bool(job is not None and job.options.get("diarize"))
 
 
 def wants_translation(job: Job | None) -> bool:
@@ -43,7 +50,8 @@ def wants_summary(job: Job | None) -> bool:
     return bool(job is not None and job.options.get("summarize"))
 
 
-_OPTIONAL = {TaskType.ENHANCE: wants_enhance, TaskType.TRANSLATE: wants_translation, TaskType.SUMMARIZE: wants_summary}
+_OPTIONAL = {TaskType.DIARIZE: wants_diarize, TaskType.ENHANCE: wants_enhance,
+             TaskType.TRANSLATE: wants_translation, TaskType.SUMMARIZE: wants_summary}
 
 
 def later_stages(translate_to: Any, summarize: bool) -> dict[str, Any]:
@@ -53,7 +61,7 @@ def later_stages(translate_to: Any, summarize: bool) -> dict[str, Any]:
 
 
 def next_type(task_type: TaskType, job: Job | None) -> TaskType | None:
-    """The stage after `task_type` for this job, or None at the end of the chain."""
+    """The stage after `task_type` for this job (stages it did not ask for skipped), or None at the end."""
     if task_type not in _CHAIN:
         return None
     for nxt in _CHAIN[_CHAIN.index(task_type) + 1 :]:

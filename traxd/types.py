@@ -15,6 +15,7 @@ class TaskType(str, enum.Enum):
     YOUTUBE = "youtube"
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
+    DIARIZE = "diarize"
     TRANSLATE = "translate"
     SUMMARIZE = "summarize"
 
