@@ -375,11 +375,12 @@ def _print_hits(hits: list[Any]) -> None:
 def watch_add(
     inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
 ) -> None:
     """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
     from traxd.daemon.folders import add_watch
 
-    folder = add_watch(settings(), inbox, outbox)
+    folder = add_watch(settings(), inbox, outbox, True if word_timestamps else None)
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 
@@ -399,10 +400,12 @@ def watch_list(as_json: JsonOpt = False) -> None:
     """The watched inboxes and their outboxes."""
     folders = settings().watch
     if as_json:
-        _print_json([{"inbox": str(w.inbox), "outbox": str(w.outbox), "exists": w.inbox.is_dir()} for w in folders])
+        _print_json([{"inbox": str(w.inbox), "outbox": str(w.outbox), "exists": w.inbox.is_dir(), **w.options()}
+                     for w in folders])  # fmt: skip
         return
     for w in folders:
-        typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
+        words = "  (word timings)" if w.word_timestamps else ""
+        typer.echo(f"{w.inbox} -> {w.outbox}{words}" + ("" if w.inbox.is_dir() else "  (missing)"))
     if not folders:
         typer.echo("no watch folders (traxctl watch add DIR)")
 
