@@ -67,6 +67,10 @@ class ModelGoneError(AuthError):
     """The configured model no longer exists: pause the type and name the fix."""
 
 
+class DiarizationUnavailableError(PermanentError):
+    """Speakers were asked for but cannot be found here (extra not installed, model missing): the transcript stands."""
+
+
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
 
 
