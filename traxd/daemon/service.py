@@ -28,6 +28,7 @@ from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
+from traxd.pipelines import later_stages
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
@@ -122,7 +123,7 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
     """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
     options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None,
                "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
-               **diarize_options(settings)}  # fmt: skip
+               **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
     ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
     return Watcher(
