@@ -47,6 +47,11 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class BadAnswerError(RetryableError):
+    """An LLM reply that failed validation (not JSON, ids missing, empty): the queue retries the task (only the
+    chunk in question is sent again), then fails it with this reason."""
+
+
 class PermanentError(TaskError):
     """Will fail again however often it is tried: missing file, not media, 4xx."""
 
@@ -65,6 +70,10 @@ class AuthError(TaskError):
 
 class ModelGoneError(AuthError):
     """The configured model no longer exists: pause the type and name the fix."""
+
+
+class DiarizationUnavailableError(PermanentError):
+    """Speakers were asked for but cannot be found here (extra not installed, model missing): the transcript stands."""
 
 
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}

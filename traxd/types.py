@@ -15,6 +15,9 @@ class TaskType(str, enum.Enum):
     YOUTUBE = "youtube"
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
+    DIARIZE = "diarize"
+    TRANSLATE = "translate"
+    SUMMARIZE = "summarize"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:

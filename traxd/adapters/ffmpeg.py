@@ -235,6 +235,19 @@ def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | 
     return decoded, silences
 
 
+def to_wav(src: Path, dest: Path, cancelled: threading.Event | None = None) -> Path:
+    """Decode `src` into a 16 kHz mono 16-bit WAV (what the speaker diarizer reads)."""
+    check_input(src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    args = ["-protocol_whitelist", "file,pipe", "-i", media_arg(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-threads", "1", "-f", "wav", "-y",
+            media_arg(dest)]  # fmt: skip
+    log = dest.with_suffix(".log")
+    if run_ffmpeg(args, log, convert_timeout(None), cancelled) != 0:
+        raise PermanentError(f"{src.name}: FFmpeg could not decode the audio for diarization ({last_error(log)})")
+    return dest
+
+
 def plan_cuts(duration: float, target: float, silences: list[tuple[float, float]], window: float) -> list[float]:
     """Cut points every <= `target` seconds, moved back to the longest silence in the `window` before each."""
     cuts: list[float] = []

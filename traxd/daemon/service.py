@@ -14,7 +14,13 @@ from types import FrameType
 from typing import Any
 
 from traxd import logging as trax_logging
-from traxd.config import SECRET_FIELDS, Settings, WatchFolder, load_settings
+from traxd.config import (
+    SECRET_FIELDS,
+    Settings,
+    WatchFolder,
+    diarize_options,
+    load_settings,
+)
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig
@@ -22,6 +28,7 @@ from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
+from traxd.pipelines import later_stages
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
@@ -115,7 +122,8 @@ class ConfigWatch:
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
     """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
     options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None,
-               "word_timestamps": None}  # None: the setting when it runs; a watch folder may set its own
+               "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
+               **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
     ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
     return Watcher(
