@@ -21,7 +21,7 @@ from typing import Any
 from traxd.batching.inputs import Input, file_input, is_url, url_input
 from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import open_store, processor_settings
+from traxd.batching.setup import model_options, open_store, processor_settings
 from traxd.clock import Clock
 from traxd.errors import UserError
 from traxd.handlers import load_registry
@@ -101,6 +101,8 @@ class BatchProcessor:
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
         options["language"] = _language(options.get("language"))
+        if "model" in data:
+            options.update(self._model(data["model"]))
         url = data.get("url")
         path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
         if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
@@ -114,6 +116,14 @@ class BatchProcessor:
             raise TaskInputError(f"{kind.name} task: no such file {str(file)!r}")
         out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
         return file_input(file, out, kind), options
+
+    def _model(self, value: Any) -> dict[str, Any]:
+        if value is not None and not isinstance(value, str):
+            raise TaskInputError(f"model must be a string, got {value!r}")
+        try:
+            return model_options(self._run.settings, value)
+        except UserError as exc:
+            raise TaskInputError(str(exc)) from None
 
     def _outbox(self, file: Path | None) -> Path:
         if self.output_dir is not None:
@@ -209,7 +219,7 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size")}  # fmt: skip
+                "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model"))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -57,6 +57,10 @@ class PayloadTooLargeError(PermanentError):
     """The server refused an upload as too large (413): the caller may re-chunk smaller once."""
 
 
+class ModelLoadError(PermanentError):
+    """The local model cannot be loaded (no such folder, not downloaded, not a model): this task fails, nothing pauses."""
+
+
 class AuthError(TaskError):
     """Credentials refused (401/402/403): pause the task type instead of burning the queue."""
 
@@ -64,7 +68,7 @@ class AuthError(TaskError):
 
 
 class ModelGoneError(AuthError):
-    """The configured model no longer exists: pause the type and name the fix."""
+    """The configured API model no longer exists: pause the type and name the fix (a job's own model fails the job)."""
 
 
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}

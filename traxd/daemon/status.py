@@ -71,7 +71,7 @@ def collect(store: Store, lease_seconds: float, model: str | None = None) -> Sta
     beats = heartbeats(store.workers(), now, stale_after=lease_seconds + 5)
     live = [h for h in beats if not h.stale and not h.dead]
     glob = controls.get(GLOBAL_SCOPE)
-    state = _state(glob, bool(live))
+    state = _state(glob, live)
     progress = from_counts(
         counts,
         memory_usage_mb=sum(h.info.rss_mb for h in live),
@@ -86,10 +86,14 @@ def collect(store: Store, lease_seconds: float, model: str | None = None) -> Sta
     return Status(progress, beats, controls, (warning,) if warning else ())
 
 
-def _state(glob: Control | None, running: bool) -> str:
-    if glob is not None and glob.state is not ControlState.RUNNING:
+def _state(glob: Control | None, live: list[Heartbeat]) -> str:
+    """The queue's state; `stopping` only while a worker the stop request was made for is still alive."""
+    if glob is not None and glob.state is ControlState.STOPPING:
+        if any(glob.stops(h.info.started_at) for h in live):
+            return "stopping"
+    elif glob is not None and glob.state is not ControlState.RUNNING:
         return glob.state.value
-    return "running" if running else "stopped"
+    return "running" if live else "stopped"
 
 
 def _paused_reason(glob: Control | None, controls: dict[str, Control]) -> str | None:

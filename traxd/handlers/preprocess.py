@@ -27,13 +27,14 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
     if not isinstance(path_value, str) or not path_value:
         raise PermanentError("the task has no input path")
     out_dir = work_dir(ctx) / folder
+    seconds = seconds or chunk_seconds(ctx)
     try:
-        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds or chunk_seconds(ctx), ctx.cancelled)
+        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds, ctx.cancelled)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise
     chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
-    return {"path": path_value, "duration": prepared.duration, "chunks": chunks}
+    return {"path": path_value, "duration": prepared.duration, "chunks": chunks, "chunk_seconds": seconds}
 
 
 def preprocess(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
