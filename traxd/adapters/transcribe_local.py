@@ -7,6 +7,7 @@ missing), a Hugging Face id (`Systran/faster-whisper-small`), a folder holding a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -86,10 +87,8 @@ def resolve(name: str) -> str:
         raise ModelLoadError(f"cannot load the local model {name!r}: {problem}")
     from faster_whisper.utils import download_model
 
-    try:
+    with contextlib.suppress(Exception):  # huggingface_hub raises several "not cached" types
         return str(download_model(name, local_files_only=True))  # the cache first: no network when it is there
-    except Exception:  # noqa: BLE001 - huggingface_hub raises several "not cached" types
-        pass
     try:
         return str(download_model(name))
     except Exception as exc:  # noqa: BLE001 - offline, hub errors, disk errors: all mean "not available here"

@@ -15,7 +15,6 @@ from traxd.batching.jobs import JobView
 from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 
-
 # The original design's names -> the fields that hold them (both work in the constructor and as attributes).
 DESIGN_NAMES = {"success_count": "completed_tasks", "failure_count": "failed_tasks", "total_count": "total_tasks",
                 "memory_peak_mb": "peak_memory_mb", "cpu_peak_percent": "peak_cpu_percent"}  # fmt: skip

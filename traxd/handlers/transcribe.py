@@ -11,8 +11,20 @@ from typing import Any, Protocol
 
 from traxd import outputs, quality
 from traxd.adapters import ffmpeg
-from traxd.errors import ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
-from traxd.handlers.common import backend, model_name, option, output_dir, own_model, work_dir
+from traxd.errors import (
+    ModelGoneError,
+    PayloadTooLargeError,
+    PermanentError,
+    RetryableError,
+)
+from traxd.handlers.common import (
+    backend,
+    model_name,
+    option,
+    output_dir,
+    own_model,
+    work_dir,
+)
 from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
