@@ -134,7 +134,7 @@ def _run_chunks(
         done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
         if len(done) == len(chunks):
             _choose_name(ctx, payload, state)  # saved with the last chunk: one write fewer per file
-        if not ctx.checkpoint(state):
+        if not ctx.checkpoint(state, paid=True):
             raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
         log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
 
