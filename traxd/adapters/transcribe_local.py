@@ -46,7 +46,7 @@ def model_folder(name: str) -> Path | None:
         except (ImportError, ValueError):
             spec = None
         if spec is None or not spec.origin:
-            raise ModelLoadError(f"no Python package {module!r} is installed for the local model {name!r}")
+            raise ModelLoadError(f"no Python package {module!r} is installed")
         return Path(spec.origin).parent / sub
     path = Path(name).expanduser()
     if path.exists() or name.startswith(("/", "~", ".")) or not _HUB_ID.match(name) and os.sep in name:
@@ -65,7 +65,7 @@ def model_problem(name: str) -> str | None:
     known = sizes()
     if _HUB_ID.match(name) or not known or name in known:
         return None
-    return f"{name!r} is not a local model: give " + ACCEPTED.format(sizes=", ".join(known))
+    return f"{name!r} is no model size, Hugging Face id or model folder"
 
 
 def _folder_problem(folder: Path) -> str | None:
@@ -76,19 +76,26 @@ def _folder_problem(folder: Path) -> str | None:
     return None
 
 
-def resolve(name: str) -> str:
-    """The folder of the model `name`: given, inside a package, in the Hugging Face cache, or downloaded now."""
-    folder = model_folder(name)
+def resolve(name: str, download: bool = True) -> str:
+    """The folder of the model `name`: given, inside a package, in the Hugging Face cache, or (with `download`)
+    downloaded now."""
+    try:
+        folder = model_folder(name)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"cannot load the local model {name!r}: {exc}; {FIX}") from None
     if folder is not None:
         if (problem := _folder_problem(folder)) is not None:
             raise ModelLoadError(f"cannot load the local model {name!r}: {problem}; {FIX}")
         return str(folder)
     if (problem := model_problem(name)) is not None:
-        raise ModelLoadError(f"cannot load the local model {name!r}: {problem}")
+        raise ModelLoadError(f"cannot load the local model {name!r}: {problem}; {FIX}")
     from faster_whisper.utils import download_model
 
     with contextlib.suppress(Exception):  # huggingface_hub raises several "not cached" types
         return str(download_model(name, local_files_only=True))  # the cache first: no network when it is there
+    if not download:
+        raise ModelLoadError(f"cannot load the local model {name!r}: it is not downloaded; run Trax once with "
+                             f"internet, or copy a model folder here (README: Offline use), or {FIX}")  # fmt: skip
     try:
         return str(download_model(name))
     except Exception as exc:  # noqa: BLE001 - offline, hub errors, disk errors: all mean "not available here"
@@ -97,7 +104,7 @@ def resolve(name: str) -> str:
                              f"(README: Offline use), or {FIX}") from None  # fmt: skip
 
 
-def load_model(name: str) -> Any:
+def load_model(name: str, download: bool = True) -> Any:
     """The faster-whisper model `name` (see the module docstring), loaded once under a lock."""
     with _LOAD_LOCK:
         if name in _MODELS:
@@ -107,7 +114,7 @@ def load_model(name: str) -> Any:
         except ImportError:
             raise ModelLoadError("the local backend needs faster-whisper: install the extra with "
                                  "`uv sync --extra local` (pip install 'trax[local]') or set OPENAI_API_KEY") from None  # fmt: skip
-        folder = resolve(name)
+        folder = resolve(name, download)
         threads = max(1, min(4, os.cpu_count() or 1))
         try:
             model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1)
