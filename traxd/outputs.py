@@ -191,3 +191,16 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
         paths[ext] = str(write_text_atomic(inside(output_dir, f"{base}.{ext}"), text))
     paths["json"] = str(write_json_atomic(inside(output_dir, f"{base}.json"), doc))
     return paths
+
+
+def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
+    """What the search archive keeps of a NAME.json document (None when it is not a finished transcript)."""
+    segments = doc.get("segments") if isinstance(doc, dict) else None
+    if not isinstance(segments, list) or doc.get("status") == "writing":
+        return None
+    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s.get("text") or ""),
+             "speaker": str(s["speaker"]) if s.get("speaker") else None}
+            for s in segments if isinstance(s, dict) and str(s.get("text") or "").strip()]  # fmt: skip
+    return {"json_path": str(json_path), "name": str(doc.get("name") or Path(json_path).stem),
+            "source": str(doc.get("source") or ""), "language": doc.get("language"),
+            "duration": doc.get("duration"), "segments": kept}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.common import fail, one_line_errors, reader_for, settings, store_for
 from traxd.errors import UsageError, UserError
+from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
@@ -41,45 +43,115 @@ def _print_json(data: Any) -> None:
 @one_line_errors
 def status(
     as_json: JsonOpt = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print again every interval until Ctrl-C.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reporting until Ctrl-C (live on a terminal).")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --follow.")] = 5.0,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Every job in the database's history.")] = False,
+    since: Annotated[str | None, typer.Option(help="Jobs created since: 2h, 30m, 7d or a date (2026-11-30T08:00).")] = None,
     count: Annotated[int, typer.Option(hidden=True, help="Stop --follow after this many reports.")] = 0,
 ) -> None:
-    """Progress line with ETA, per-state counts, daemon heartbeats and why the queue is paused."""
-    from traxd.daemon.status import collect
+    """The current work in jobs (inputs): counts, each running job's stage, ETA, daemons, why the queue is paused.
 
+    The current work is every unfinished job plus the jobs finished since the queue was last idle (when idle:
+    the last run). --since and --all show history instead.
+    """
+    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+
+    if all_jobs and since is not None:
+        raise UsageError("give --all or --since, not both")
     s = settings()
-    with store_for(s) as store:
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    model = s.transcribe_model if s.effective_backend == "openai" else None
+    with reader_for(s) as reader:
+        report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
+        if follow and not as_json:
+            _follow(report, interval, count)
+            return
         shown = 0
         while True:
-            report = collect(store, s.lease_seconds, s.transcribe_model if s.effective_backend == "openai" else None)
-            _print_json(report.as_dict()) if as_json else _print_status(report)
+            status_ = report()
+            _print_json(status_.as_dict()) if as_json else _print_status(status_)
             shown += 1
             if not follow or (count and shown >= count):
                 return
             time.sleep(interval)
 
 
+def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None) -> Any:
+    from traxd.daemon.status import collect
+
+    return collect(reader, lease_seconds, time.time(), model, scope, start)
+
+
+def _follow(report: Any, interval: float, count: int) -> None:
+    """A live display on a terminal (the look of `trax batch`); the progress line every interval otherwise."""
+    from traxd.progress import progress_line
+
+    out, shown = _out(), 0
+    live = None
+    if out.is_terminal:
+        from traxd.cli.batch_view import LiveReporter
+
+        live = LiveReporter(out, out)
+        live.begin(0)
+    try:
+        while not count or shown < count:
+            if shown:
+                time.sleep(interval)
+            st = report()
+            if live is not None:
+                live.update(st.progress, _detail_lines(st))
+            else:
+                out.print(progress_line(st.progress), markup=False)
+            shown += 1
+    finally:
+        if live is not None:
+            live.close()
+
+
 def _print_status(report: Any) -> None:
     from traxd.progress import progress_line
 
     out, p = _out(), report.progress
-    out.print(progress_line(p))
-    out.print(f"State: {p.state} | queued {p.queued_tasks} | running {p.active_tasks} | succeeded "
-              f"{p.completed_tasks} | failed {p.failed_tasks} | cancelled {p.cancelled_tasks}")  # fmt: skip
+    out.print(progress_line(p), markup=False)
+    for line in _detail_lines(report):
+        out.print(line, markup=False)
     glob = report.controls.get(GLOBAL_SCOPE)
     if glob is not None and glob.state is ControlState.PAUSED:
-        out.print(f"Paused: {glob.reason or 'paused'} (traxctl resume)")
+        out.print(f"Paused: {glob.reason or 'paused'} (traxctl resume)", markup=False)
     for scope, reason in report.type_pauses.items():
-        out.print(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)")
+        out.print(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)", markup=False)
+    for warning in report.warnings:
+        out.print(f"Warning: {warning}", markup=False)
+
+
+def _detail_lines(report: Any) -> list[str]:
+    """What the jobs are, what each running one is doing, and the daemons with the leases they hold."""
+    p = report.progress
+    head = (f"State: {p.state} | {_scope_words(report)}: {p.total_tasks} jobs | done {p.completed_tasks} | "
+            f"failed {p.failed_tasks} | running {p.active_tasks} | queued {p.queued_tasks} | "
+            f"cancelled {p.cancelled_tasks}")  # fmt: skip
+    lines = [head]
+    for r in report.running:
+        lines.append(f"  #{r.job_id} {r.name}: {r.stage} (attempt {r.attempt}, {format_eta(r.seconds)})")
     for h in report.heartbeats:
         flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
-        out.print(f"Daemon {h.info.host} pid {h.info.pid}: {h.info.active_tasks}/{h.info.slots} busy, "
-                  f"{h.info.rss_mb:.1f}MB, {h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+        lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "
+                     f"{h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+    if report.unowned:
+        lines.append(f"{report.unowned} task(s) run under no live daemon (trax batch, or a lost daemon whose "
+                     "lease will expire and be rescued)")  # fmt: skip
     if not report.heartbeats:
-        out.print("No daemon is running (traxd run, or traxctl service install).")
-    for warning in report.warnings:
-        out.print(f"Warning: {warning}")
+        lines.append("No daemon is running (traxd run, or traxctl service install).")
+    return lines
+
+
+def _scope_words(report: Any) -> str:
+    from traxd.daemon.status import ALL, CURRENT
+
+    if report.scope == ALL:
+        return "all history"
+    when = "--" if report.since is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.since))
+    return f"current work since {when}" if report.scope == CURRENT else f"since {when}"
 
 
 # -- control ------------------------------------------------------------------------------------
@@ -239,6 +311,63 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def search(
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
+    since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
+    inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,
+    speaker: Annotated[str | None, typer.Option(help="Only segments of this speaker.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only transcripts in this language (e.g. en).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many hits, best first.")] = 20,
+    as_json: JsonOpt = False,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="With --reindex: read the .json files here.")] = None,
+) -> None:
+    """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
+    from traxd import archive
+
+    if query is None and not reindex:
+        raise UsageError("give a QUERY to search for (or --reindex)")
+    if query is not None:
+        archive.make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
+    with store_for(settings()) as store:
+        if reindex:
+            done = archive.reindex(store, from_dir.expanduser() if from_dir else None)
+            typer.echo(f"indexed {done.transcripts} transcripts ({done.segments} segments)"
+                       + (f"; skipped {len(done.skipped)} unreadable" if done.skipped else ""), err=query is not None)
+        if query is None:
+            return
+        hits = archive.search(query, since=since, inbox=inbox, speaker=speaker, language=language, limit=limit,
+                              store=store)
+    _print_json([_hit_dict(h) for h in hits]) if as_json else _print_hits(hits)
+
+
+def _hit_dict(h: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(h), "marks": [list(m) for m in h.marks], "marked": h.marked("**", "**"),
+            "file": Path(h.source).name or h.name, "at": _clock(h.start)}
+
+
+def _clock(seconds: float) -> str:
+    """mm:ss.s (minutes keep counting past the hour, so a player can seek)."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600:02d}:{tenths % 600 // 10:02d}.{tenths % 10}"
+
+
+def _print_hits(hits: list[Any]) -> None:
+    """`file  [mm:ss.s]  speaker: …snippet…` (matches in bold on a terminal, else between **), then the output."""
+    if not hits:
+        typer.echo("no matches")
+        return
+    marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() else ("**", "**")
+    for h in hits:
+        who = f"{h.speaker}: " if h.speaker else ""
+        typer.echo(f"{Path(h.source).name or h.name}  [{_clock(h.start)}]  {who}{h.marked(*marks)}")
+        typer.echo(f"    {h.json_path}")
+
+
 @watch_app.command("add")
 @one_line_errors
 def watch_add(
@@ -274,6 +403,26 @@ def watch_list(as_json: JsonOpt = False) -> None:
         typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
     if not folders:
         typer.echo("no watch folders (traxctl watch add DIR)")
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+                                              "(made up and printed when listening beyond loopback).")] = None,
+) -> None:
+    """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
+
+    s = settings()
+    token = check_binding(host, token)
+    with store_for(s) as store:
+        server = make_server(dashboard_for(s, store, token), host, port)
+        typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
+        server.run()
 
 
 # -- doctor -------------------------------------------------------------------------------------
@@ -358,4 +507,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["app", "main", "fail"]
+__all__ = ["app", "fail", "main"]

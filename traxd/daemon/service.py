@@ -182,8 +182,10 @@ def build_pool(settings: Settings, store: Store) -> Pool:
                 slot_limit=monitor.slot_limit)
 
 
-def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) -> int:
-    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0."""
+def run_daemon(
+    overrides: Mapping[str, Any] | None = None, drain: bool = False, dashboard: Mapping[str, Any] | None = None
+) -> int:
+    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0; optionally the dashboard."""
     overrides = dict(overrides or {})
     settings = load_settings(overrides)
     os.umask(0o077)
@@ -191,10 +193,22 @@ def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) 
     with DaemonLock(settings.home):
         setup_logging(settings)
         store = open_store(settings, pool_size=settings.workers + 6)
+        server = _start_dashboard(settings, store, dashboard) if dashboard else None
         try:
             return _serve(settings, store, overrides, drain)
         finally:
+            if server is not None:
+                server.should_exit = True
             store.engine.dispose()
+
+
+def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any]) -> Any:
+    from traxd.dashboard.server import serve_in_thread
+
+    server, url = serve_in_thread(settings, store, where["host"], int(where["port"]), os.environ.get("TRAX_DASHBOARD_TOKEN"))
+    log.info("dashboard_started", host=where["host"], port=where["port"])
+    sys.stderr.write(f"dashboard on {url}\n")
+    return server
 
 
 def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:

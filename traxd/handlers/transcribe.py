@@ -252,5 +252,6 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
             "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
-            "quality": doc["quality"], "warnings": doc["warnings"]}  # fmt: skip
+            "quality": doc["quality"], "warnings": doc["warnings"],
+            "index": outputs.index_entry(doc, paths["json"])}  # fmt: skip
 
