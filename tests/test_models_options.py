@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.batching.setup import open_store
@@ -24,7 +25,7 @@ from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.config import load_settings
 from traxd.daemon.pool import Pool, PoolConfig
-from traxd.errors import ModelGoneError, PermanentError, classify
+from traxd.errors import ModelGoneError, PermanentError, RetryableError, classify
 from traxd.handlers import default_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.types import ErrorKind, TaskState, TaskType
@@ -170,10 +171,7 @@ def test_an_api_model_gone_pauses_only_when_it_is_the_configured_one(user: Path,
     from traxd.adapters.transcribe_openai import OpenAITranscriber
     from traxd.handlers.transcribe import transcribe
 
-    clip = user / "talk.wav"
-    from tests.fakes import media
-
-    media.tone(clip, 1.0)
+    clip = media.tone(user / "talk.wav", 1.0)
     settings = load_settings({"backend": "openai", "openai_api_key": "sk-test", "openai_base_url": server.base_url})
     engine = OpenAITranscriber("sk-test", server.base_url, 30.0)
     server.fail_next(404, body=MODEL_GONE)
@@ -185,6 +183,43 @@ def test_an_api_model_gone_pauses_only_when_it_is_the_configured_one(user: Path,
     with pytest.raises(ModelGoneError) as configured:
         transcribe(Ctx(settings).make({"path": str(clip)}), {"path": str(clip)}, engine)
     assert classify(configured.value).kind is ErrorKind.AUTH  # everyone's model: the type pauses (SPEC)
+
+
+def test_a_language_the_api_refuses_fails_that_input_alone(user: Path, server: FakeOpenAI) -> None:
+    from tests.test_transcribe import run, settings_for
+
+    clip = media.tone(user / "talk.wav", 1.0)
+    server.fail_next(400, body={"error": {"message": "Invalid language 'xx'", "type": "invalid_request_error",
+                                          "param": "language", "code": "invalid_language_format"}})  # fmt: skip
+    with pytest.raises(PermanentError, match="Invalid language") as info:
+        run(Ctx(settings_for(server, user / "home"), {"language": "xx"}), {"path": str(clip)})
+    assert classify(info.value).kind is ErrorKind.PERMANENT
+
+
+# -- re-running with other options -----------------------------------------------------------------------
+def test_a_retry_with_another_model_or_chunk_size_redoes_what_the_old_ones_made(user: Path, server: FakeOpenAI) -> None:
+    from tests.test_transcribe import _fail_on_request, run, settings_for
+
+    talk = media.tones_with_gaps(user / "talk.mp3", [5.0, 5.0, 5.0, 4.0], gap=0.6)  # 20.8 s
+    ctx = Ctx(settings_for(server, user / "home"), {"model": "whisper-1", "backend": "openai", "chunk_size": 6.0})
+    _fail_on_request(server, 3)
+    with pytest.raises(RetryableError):
+        run(ctx, {"path": str(talk)})
+    assert ctx.saved is not None and len(ctx.saved["done"]) == 2
+    before = len(server.calls())
+    ctx.options = {**ctx.options, "model": "whisper-large-v3"}
+    result = run(ctx, {"path": str(talk)})
+    again = server.calls()[before:]
+    assert {c.fields["model"] for c in again} == {"whisper-large-v3"} and len(again) == result["chunks"] >= 3
+    # Another chunk size: the chunks are cut again (an earlier attempt's chunks and transcripts do not count).
+    ctx = Ctx(settings_for(server, user / "home2"), {"chunk_size": 6.0})
+    _fail_on_request(server, 2)
+    with pytest.raises(RetryableError):
+        run(ctx, {"path": str(talk)})
+    before = len(server.calls())
+    ctx.options = {"chunk_size": 11.0}
+    result = run(ctx, {"path": str(talk)})
+    assert result["chunks"] == len(server.calls()[before:]) == 2
 
 
 # -- re-running a batch with other options -----------------------------------------------------------
