@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from traxd.dashboard.server import check_binding, dashboard_for, make_server
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import UsageError
+from traxd.outputs import index_entry
 from traxd.queue.store import Store
 from traxd.queue.transitions import WORKER_LOST, decide_rescue
 from traxd.types import ControlState, NewJob, NewTask, TaskState, TaskType
@@ -70,7 +72,11 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     inbox.mkdir()
     outbox.mkdir()
     src = inbox / f"{HOSTILE}.wav"
-    src.write_bytes(b"RIFF0000WAVEfmt ")
+    with wave.open(str(src), "wb") as w:  # three seconds of silence the browser can play
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 24000)
     job, _, _ = store.create_job(NewJob(str(src), src.stem, str(outbox)),
                                         [NewTask(TaskType.PREPROCESS, {"path": str(src)}, dedupe_key="a")])  # fmt: skip
     (t,) = store.claim("me", 1, 60)
@@ -81,6 +87,8 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     (tmp / "secret.txt").write_text("not yours")
     outputs = {"json": str(doc), "escape": str(tmp / "secret.txt"), "dots": str(outbox / ".." / "secret.txt")}
     assert store.complete(t.lease, {"duration": 5.0, "outputs": outputs})
+    entry = index_entry({"name": HOSTILE, "source": str(src), "duration": 5.0, "segments": json.loads(doc.read_text())["segments"]}, doc)
+    store.index_transcript(entry, job.id)
     bad, _, _ = store.create_failed_job(NewJob("https://x.org/a.mp3", "refused"), NewTask(TaskType.DOWNLOAD, {},
                                         dedupe_key="b"), "the server refused the credentials (HTTP 401)")  # fmt: skip
     lost, _, _ = store.create_job(NewJob("/gone/b.wav", "rescued"), [NewTask(TaskType.PREPROCESS, {}, dedupe_key="c")])
@@ -112,6 +120,15 @@ def test_pages_render_and_names_are_text(served: Served) -> None:
     page = served.get(f"/jobs/{served.ids['done']}").text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and 'data-t="1.5"' in page and "0:01" in page
     assert served.get("/jobs/999999").status_code == 404
+
+
+def test_search_over_transcripts(served: Served) -> None:
+    page = served.get("/search", params={"q": "said"}).text
+    assert HOSTILE not in page and "<mark>said</mark>" in page and f'href="/jobs/{served.ids["done"]}"' in page
+    hits = served.get("/api/search", params={"q": "said"}).json()["hits"]
+    assert [(h["job_id"], h["start"]) for h in hits] == [(served.ids["done"], 1.5)]
+    bad = served.get("/api/search", params={"q": '"unclosed'})
+    assert bad.status_code == 400 and bad.json()["error"]
 
 
 def test_api_counts_filters_and_pages(served: Served) -> None:

@@ -194,6 +194,7 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.ingest.enqueue import Ingestor
@@ -201,7 +202,8 @@ def add(
 
     s = settings()
     target = _outbox(s, outbox)
-    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None}
+    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
+               "word_timestamps": True if word_timestamps else None}  # None: the setting when it runs
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)

@@ -150,7 +150,8 @@ class ConfigWatch:
 
 def inbox_options(settings: Settings) -> dict[str, Any]:
     """The job options of inbox files: enhance decided at ingest; model, language and chunk size when they run."""
-    return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None}
+    return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None,
+            "word_timestamps": None}  # None: the setting when it runs; a watch folder may set its own
 
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,8 @@ class Dashboard:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     errors: Counter[int] = field(default_factory=Counter)
     clock: data.Clock = field(default_factory=data.Clock)
+    summary_ttl: float = 1.0  # the page polls every second: one count per second however many tabs are open
+    metrics_ttl: float = 5.0  # Prometheus scrapes every 15 s or more
 
 
 def is_loopback(host: str) -> bool:
@@ -114,6 +118,7 @@ def create_app(dash: Dashboard) -> Starlette:
         Route("/api/summary", views.api_summary), Route("/api/jobs", views.api_jobs),
         Route("/api/jobs/{job_id:int}", views.api_job), Route("/api/failed", views.api_failed),
         Route("/api/daemons", views.api_daemons), Route("/metrics", views.metrics),
+        Route("/search", views.search_page), Route("/api/search", views.api_search),
         Route("/actions/jobs/{job_id:int}/{action}", views.job_action, methods=["POST"]),
         Route("/actions/failed/retry", views.retry_all, methods=["POST"]),
         Route("/actions/{action}", views.control, methods=["POST"]),
@@ -123,8 +128,6 @@ def create_app(dash: Dashboard) -> Starlette:
 
 
 def _when(ts: float | None) -> str:
-    import time
-
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
@@ -138,6 +141,25 @@ class Views:
 
     def __init__(self, dash: Dashboard, templates: Jinja2Templates) -> None:
         self.dash, self.templates = dash, templates
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key: str, ttl: float, make: Callable[[], Any]) -> Any:
+        """One computation per `ttl` seconds however many tabs poll (counts over every job are the costly part)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < ttl:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop cached figures (after a state change, so the next page shows it)."""
+        with self._lock:
+            self._cache.clear()
 
     def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         reader = self.dash.open_reader()
@@ -201,10 +223,22 @@ class Views:
         return self._page(request, "_daemons.html", **self._daemons())
 
     def _summary(self) -> dict[str, Any]:
-        return self._read(data.summary, self.dash.clock.now())
+        return self._cached("summary", self.dash.summary_ttl, lambda: self._read(data.summary, self.dash.clock.now()))
 
     def _daemons(self) -> dict[str, Any]:
         return self._read(data.daemons, self.dash.clock.now(), self.dash.lease_seconds)
+
+    def search_page(self, request: Request) -> Response:
+        return self._page(request, "search.html", **self._search(request))
+
+    def api_search(self, request: Request) -> Response:
+        found = self._search(request)
+        return JSONResponse(found, 400 if found["error"] else 200)
+
+    def _search(self, request: Request) -> dict[str, Any]:
+        query = request.query_params.get("q", "").strip()
+        hits, error = data.search(self.dash.store, query) if query else ([], None)
+        return {"q": query, "hits": hits, "error": error}
 
     # -- files ------------------------------------------------------------------------------------
     def media(self, request: Request) -> Response:
@@ -237,7 +271,8 @@ class Views:
         return JSONResponse(self._daemons())
 
     def metrics(self, request: Request) -> Response:
-        body = render(QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors)))
+        collector = QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors))
+        body = self._cached("metrics", self.dash.metrics_ttl, lambda: render(collector))
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- state changes (CSRF-checked) -------------------------------------------------------------
@@ -248,6 +283,7 @@ class Views:
         return form if _same(sent, self.dash.csrf) else None
 
     def _done(self, request: Request, form: dict[str, str], result: dict[str, Any]) -> Response:
+        self.forget()
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(result)
         back = form.get("next", "/")

@@ -142,6 +142,26 @@ def daemons(reader: Reader, now: float, lease_seconds: float) -> dict[str, Any]:
     return {"daemons": out, "unowned_leases": [x for x in leases if x["owner"] not in owners]}
 
 
+def search(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+    """Ranked transcript hits (`traxctl search`), each snippet split into plain and matching parts; or the error."""
+    from traxd import archive
+
+    try:
+        hits = archive.search(query, limit=limit, store=store)
+    except archive.QueryError as exc:
+        return [], str(exc)
+    out = []
+    for h in hits:
+        parts, at = [], 0
+        for a, b in h.marks:
+            parts += [{"text": h.snippet[at:a], "match": False}, {"text": h.snippet[a:b], "match": True}]
+            at = b
+        parts.append({"text": h.snippet[at:], "match": False})
+        out.append({"name": h.name, "source": h.source, "job_id": h.job_id, "start": h.start, "end": h.end,
+                    "speaker": h.speaker, "language": h.language, "score": h.score, "parts": parts})  # fmt: skip
+    return out, None
+
+
 @dataclass(frozen=True)
 class Clock:
     """The dashboard's time source (tests may pin it)."""

@@ -88,6 +88,15 @@ class TaskRow(Base):
             sqlite_where=text("state = 'running'"),
             postgresql_where=text("state = 'running'"),
         ),
+        # Status and the dashboard: throughput and the current work by finish time; the few failed/cancelled rows.
+        Index("ix_tasks_finished_at", "finished_at"),
+        Index("ix_tasks_failed", "job_id", sqlite_where=text("state = 'failed'"), postgresql_where=text("state = 'failed'")),
+        Index(
+            "ix_tasks_cancelled",
+            "job_id",
+            sqlite_where=text("state = 'cancelled'"),
+            postgresql_where=text("state = 'cancelled'"),
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.handlers.registry import TaskContext
+from traxd.models_table import LOCAL, ModelInfo, model_info
 
 DEFAULT_LOCAL_MODEL = "base"
 
@@ -43,6 +44,11 @@ def model_name(ctx: TaskContext) -> str:
 def own_model(ctx: TaskContext) -> bool:
     """True when the job names its own model (a failure of that model is the job's, not everyone's)."""
     return ctx.job is not None and bool(ctx.job.options.get("model"))
+
+
+def model_caps(ctx: TaskContext) -> ModelInfo:
+    """What this job's model returns (segments, words, limits): the local backend's, or the API model's entry."""
+    return LOCAL if backend(ctx) == "local" else model_info(model_name(ctx))
 
 
 def work_dir(ctx: TaskContext) -> Path:
