@@ -23,6 +23,7 @@ from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import model_options, open_store, processor_settings
 from traxd.clock import Clock
+from traxd.config import diarize_options
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
@@ -35,7 +36,9 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
            "TaskType", "create_batch_processor"]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "diarize", "speakers", "min_speakers",
+               "max_speakers")  # fmt: skip
+DIARIZE_KEYS = OPTION_KEYS[5:]
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -205,11 +208,12 @@ def create_batch_processor(
     **kw: Any,
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
-    output_dir, sampler, language, model, chunk_size, enhance, word_timestamps, follow_ups."""
+    output_dir, sampler, language, model, chunk_size, enhance, word_timestamps, diarize, speakers, min_speakers,
+    max_speakers, follow_ups."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
-                                  cpu_limit_percent=cpu_limit_percent)  # fmt: skip
+                                  cpu_limit_percent=cpu_limit_percent, **{k: kw.get(k) for k in DIARIZE_KEYS})  # fmt: skip
     clock: Clock | None = kw.get("clock")
     store = open_store(settings, clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
@@ -220,7 +224,8 @@ def create_batch_processor(
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
-                "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps))}  # fmt: skip
+                "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
+                **diarize_options(settings)}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -71,6 +71,10 @@ class ModelGoneError(AuthError):
     """The configured API model no longer exists: pause the type and name the fix (a job's own model fails the job)."""
 
 
+class DiarizationUnavailableError(PermanentError):
+    """Speakers were asked for but cannot be found here (extra not installed, model missing): the transcript stands."""
+
+
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
 
 

@@ -1,7 +1,8 @@
 """Pure: which tasks follow a finished task (enqueued in the transaction that completes it).
 
-The chain: YOUTUBE -> DOWNLOAD -> PREPROCESS -> TRANSCRIBE -> ENHANCE (only when the job's `enhance` option is on).
-Each stage's result is the next stage's payload, so a crash after any stage resumes at the next one.
+The chain: YOUTUBE -> DOWNLOAD -> PREPROCESS -> TRANSCRIBE -> DIARIZE -> ENHANCE, DIARIZE only when the job's
+`diarize` option is on and ENHANCE only when its `enhance` option is. Each stage's result is the next stage's
+payload, so a crash after any stage resumes at the next one (a kill while diarizing never re-pays the transcription).
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ _NEXT: dict[TaskType, TaskType] = {
     TaskType.YOUTUBE: TaskType.DOWNLOAD,
     TaskType.DOWNLOAD: TaskType.PREPROCESS,
     TaskType.PREPROCESS: TaskType.TRANSCRIBE,
-    TaskType.TRANSCRIBE: TaskType.ENHANCE,
+    TaskType.TRANSCRIBE: TaskType.DIARIZE,
+    TaskType.DIARIZE: TaskType.ENHANCE,
 }
 # What the next stage needs from the result; a stage whose result lacks it ends the chain.
 _REQUIRES: dict[TaskType, str] = {
     TaskType.DOWNLOAD: "url",
     TaskType.PREPROCESS: "path",
     TaskType.TRANSCRIBE: "chunks",
+    TaskType.DIARIZE: "outputs",
     TaskType.ENHANCE: "outputs",
 }
 
@@ -30,9 +33,16 @@ def wants_enhance(job: Job | None) -> bool:
     return bool(job is not None and job.options.get("enhance"))
 
 
+def wants_diarize(job: Job | None) -> bool:
+    """True when the job asked for speaker labels."""
+    return bool(job is not None and job.options.get("diarize"))
+
+
 def next_type(task_type: TaskType, job: Job | None) -> TaskType | None:
-    """The stage after `task_type` for this job, or None at the end of the chain."""
+    """The stage after `task_type` for this job (stages it did not ask for skipped), or None at the end."""
     nxt = _NEXT.get(task_type)
+    if nxt is TaskType.DIARIZE and not wants_diarize(job):
+        nxt = _NEXT[nxt]
     if nxt is TaskType.ENHANCE and not wants_enhance(job):
         return None
     return nxt

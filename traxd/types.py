@@ -15,6 +15,7 @@ class TaskType(str, enum.Enum):
     YOUTUBE = "youtube"
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
+    DIARIZE = "diarize"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:

@@ -180,6 +180,8 @@ class FakeOpenAI:
         fmt = rec.fields.get("response_format") or "json"
         if fmt == "verbose_json":
             _send_json(h, 200, _with_granularities(verbose, rec))
+        elif fmt == "diarized_json":
+            _send_json(h, 200, _diarized(verbose))
         elif fmt == "json":
             _send_json(h, 200, _json_transcription(verbose, rec))
         elif fmt == "text":
@@ -226,6 +228,16 @@ def _json_transcription(verbose: dict[str, Any], rec: Recorded) -> dict[str, Any
     if "languages" in rec.fields:
         out["languages"] = [{"code": code} for code in rec.fields["languages"]]
     return out
+
+
+def _diarized(verbose: dict[str, Any]) -> dict[str, Any]:
+    """The `diarized_json` format (gpt-4o-transcribe-diarize): segments with a `speaker` (A, B … alternating unless
+    the transcript gives its own), no logprobs, no word timings."""
+    segments = [{"type": "transcript.text.segment", "id": f"seg_{i}", "start": s["start"], "end": s["end"],
+                 "text": s["text"].strip(), "speaker": s.get("speaker") or "AB"[i % 2]}
+                for i, s in enumerate(verbose.get("segments", []))]  # fmt: skip
+    return {"task": "transcribe", "duration": verbose.get("duration", 0.0), "text": verbose["text"],
+            "segments": segments, "usage": verbose.get("usage")}
 
 
 def fault_handled(

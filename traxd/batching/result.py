@@ -56,6 +56,7 @@ class BatchResult(Rates):
     quality_metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    speakers: list[dict[str, Any]] = field(default_factory=list)
     pending_reason: str | None = None
     interrupted: bool = False
     group: str = ""
@@ -73,7 +74,7 @@ class BatchResult(Rates):
             "success_rate": round(self.success_rate, 1), "failure_rate": round(self.failure_rate, 1),
             "processing_time": round(self.processing_time, 3), "peak_memory_mb": round(self.peak_memory_mb, 1),
             "peak_cpu_percent": round(self.peak_cpu_percent, 1), "quality": self.quality_metrics,
-            "warnings": self.warnings, "failures": self.failures, "pending_reason": self.pending_reason,
+            "warnings": self.warnings, "failures": self.failures, "speakers": self.speakers, "pending_reason": self.pending_reason,
             "interrupted": self.interrupted, "group": self.group,
         }  # fmt: skip
 
@@ -94,6 +95,32 @@ def failures(views: list[JobView], jobs: dict[int, Job]) -> list[dict[str, Any]]
         out.append({"source": job.source if job else f"task {bad.id}", "task_id": bad.id,
                     "type": bad.type.value, "reason": first_line(bad.error_message)})  # fmt: skip
     return out
+
+
+def speakers(views: list[JobView], jobs: dict[int, Job]) -> list[dict[str, Any]]:
+    """Per diarized input: its speakers with their talk time, or why there are none."""
+    out = []
+    for v in views:
+        for t in v.tasks:
+            result = t.result or {}
+            if t.type is not TaskType.DIARIZE or t.state is not TaskState.SUCCEEDED or "diarization" not in result:
+                continue
+            job = jobs.get(v.job_id)
+            entry: dict[str, Any] = {"source": job.source if job else f"task {t.id}",
+                                     "speakers": result.get("speakers") or []}  # fmt: skip
+            if result["diarization"].get("status") != "done":
+                entry["unavailable"] = first_line(result["diarization"].get("reason"))
+            out.append(entry)
+    return out
+
+
+def speaker_line(entry: dict[str, Any]) -> str:
+    """`talk.wav: A 20.1 s, Ann 18.3 s` (or why there are no speakers)."""
+    name = Path(str(entry["source"])).name
+    if entry.get("unavailable"):
+        return f"{name}: no speakers ({entry['unavailable']})"
+    listed = ", ".join(f"{s['speaker']} {s['talk_time']:.1f} s" for s in entry["speakers"])
+    return f"{name}: {listed or 'no speech'}"
 
 
 def _quality(task: Task) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from traxd.batching import jobs as jobviews
 from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
-from traxd.batching.result import BatchResult, failures, quality_metrics, warnings
+from traxd.batching.result import BatchResult, failures, quality_metrics, speakers, warnings
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import default_type_limits
@@ -152,7 +152,7 @@ class BatchRun:
             cancelled_tasks=snap.cancelled_tasks, pending_tasks=snap.queued_tasks + snap.active_tasks,
             skipped_tasks=self.enqueued.skipped, processing_time=self.elapsed(), peak_memory_mb=peaks.rss_mb,
             peak_cpu_percent=peaks.cpu_percent, quality_metrics=quality_metrics(views),
-            warnings=warnings(views, jobs), failures=failures(views, jobs),
+            warnings=warnings(views, jobs), failures=failures(views, jobs), speakers=speakers(views, jobs),
             pending_reason=self.pending_reason(views), interrupted=self.interrupted, group=self.group,
         )  # fmt: skip
 

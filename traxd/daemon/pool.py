@@ -16,6 +16,7 @@ from traxd.clock import Clock, SystemClock
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
+from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import get_logger
 from traxd.queue.store import Store
@@ -97,6 +98,7 @@ class Pool:
         settings: Any = None,
     ) -> None:
         self.store = store
+        self._voices = Voices(store.engine)  # enrolled voice prints, read when a DIARIZE task asks
         self.registry = registry
         self.config = config or PoolConfig()
         self.owner = owner or Owner.current()
@@ -306,7 +308,8 @@ class Pool:
         work_dir = None
         if self.settings is not None:
             work_dir = self.settings.tmp_dir / (f"job-{task.job_id}" if task.job_id is not None else f"task-{task.id}")
-        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint)
+        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint,
+                           voices=self._voices.prints)  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
     def _drain_outcomes(self) -> list[Outcome]:

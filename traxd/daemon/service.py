@@ -18,6 +18,7 @@ from traxd.config import (
     SECRET_FIELDS,
     Settings,
     WatchFolder,
+    diarize_options,
     load_settings,
     with_changes,
 )
@@ -93,7 +94,8 @@ class _Signals:
 LIVE_FIELDS = ("backend", "openai_api_key", "openai_base_url", "transcribe_model", "local_model", "deepseek_api_key",
                "deepseek_base_url", "enhance_model", "enhance", "enhance_min_similarity", "enhance_chunk_chars",
                "language", "chunk_size", "api_timeout_seconds", "max_download_mb", "allow_private_urls",
-               "download_timeout_seconds")  # fmt: skip
+               "download_timeout_seconds", "word_timestamps", "diarize", "speakers", "min_speakers", "max_speakers",
+               "speaker_threshold")  # fmt: skip
 
 
 def live_changes(old: Settings, new: Settings) -> tuple[Settings, list[str], list[str]]:
@@ -151,7 +153,8 @@ class ConfigWatch:
 def inbox_options(settings: Settings) -> dict[str, Any]:
     """The job options of inbox files: enhance decided at ingest; model, language and chunk size when they run."""
     return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None,
-            "word_timestamps": None}  # None: the setting when it runs; a watch folder may set its own
+            "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
+            **diarize_options(settings)}  # fmt: skip
 
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:

@@ -8,7 +8,7 @@ from typing import Any
 
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
-from traxd.handlers.common import model_caps, option, work_dir
+from traxd.handlers.common import backend, model_caps, option, work_dir
 from traxd.handlers.registry import TaskContext
 from traxd.models_table import piece_seconds
 
@@ -28,7 +28,8 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
     out_dir = work_dir(ctx) / folder
     seconds = seconds or chunk_seconds(ctx)
     try:
-        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds, ctx.cancelled)
+        ext = "wav" if backend(ctx) == "local" else ffmpeg.CHUNK_EXT  # nothing is uploaded: keep every sample
+        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds, ctx.cancelled, ext)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from traxd import outputs, quality
+from traxd import outputs, pipelines, quality
 from traxd.adapters import ffmpeg
 from traxd.errors import ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
 from traxd.handlers.common import backend, model_caps, model_name, option, output_dir, own_model, work_dir
@@ -223,11 +223,13 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
     duration = round(sum(d for _, d in plan), 3)
     metrics = quality.file_quality(segments, duration)
     warnings = metrics["warnings"] + word_warnings(ctx, segments)
-    enhance = bool(ctx.job is not None and ctx.job.options.get("enhance"))
+    enhance = pipelines.wants_enhance(ctx.job)
+    diarize = pipelines.wants_diarize(ctx.job)
     return {"name": _name(ctx, payload), "source": _owner(ctx, payload), "language": language, "duration": duration,
             "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
             "text": text, "segments": segments, "quality": metrics, "warnings": warnings,
             "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
+            "diarization": {"requested": diarize, "status": "pending" if diarize else "not_requested"},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
@@ -273,11 +275,11 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
     paths = outputs.write_transcript(folder, state["output_base"], doc)
-    if ctx.work_dir is not None:
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # chunks are no longer needed by any stage
+    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job):
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
             "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
-            "quality": doc["quality"], "warnings": doc["warnings"],
+            "quality": doc["quality"], "warnings": doc["warnings"], "media": payload.get("path"),
             "index": outputs.index_entry(doc, paths["json"])}  # fmt: skip
 
