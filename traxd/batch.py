@@ -28,6 +28,7 @@ from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.resources import Limits, ResourceMonitor, Sampler
 from traxd.types import TaskType
@@ -37,8 +38,8 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
 OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "diarize", "speakers", "min_speakers",
-               "max_speakers")  # fmt: skip
-DIARIZE_KEYS = OPTION_KEYS[5:]
+               "max_speakers", "translate_to", "summarize")  # fmt: skip
+DIARIZE_KEYS = OPTION_KEYS[5:9]
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -104,6 +105,7 @@ class BatchProcessor:
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
         options["language"] = _language(options.get("language"))
+        options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
         if "model" in data:
             options.update(self._model(data["model"]))
         url = data.get("url")
@@ -225,7 +227,9 @@ def create_batch_processor(
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
                 "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
-                **diarize_options(settings)}  # fmt: skip
+                **diarize_options(settings),
+                **later_stages(kw.get("translate_to", settings.translate_to),
+                               bool(kw.get("summarize", settings.summarize)))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

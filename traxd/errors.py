@@ -47,6 +47,11 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class BadAnswerError(RetryableError):
+    """An LLM reply that failed validation (not JSON, ids missing, empty): the queue retries the task (only the
+    chunk in question is sent again), then fails it with this reason."""
+
+
 class PermanentError(TaskError):
     """Will fail again however often it is tried: missing file, not media, 4xx."""
 

@@ -16,6 +16,8 @@ class TaskType(str, enum.Enum):
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
     DIARIZE = "diarize"
+    TRANSLATE = "translate"
+    SUMMARIZE = "summarize"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:

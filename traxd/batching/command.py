@@ -21,6 +21,7 @@ from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
@@ -49,6 +50,8 @@ class BatchOptions:
     speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    translate_to: str | None = None
+    summarize: bool = False
 
 
 class Reporter(Protocol):
@@ -80,7 +83,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
              "word_timestamps": True if opts.word_timestamps else None,
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
-             "max_speakers": opts.max_speakers}  # fmt: skip
+             "max_speakers": opts.max_speakers,
+             "translate_to": opts.translate_to or None, "summarize": True if opts.summarize else None}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
@@ -90,7 +94,7 @@ def job_options(settings: Settings, model: str | None = None) -> dict[str, Any]:
     """The per-job options every handler reads first; the model only when given (validated for the backend)."""
     return {"enhance": settings.enhance, "language": settings.language, "chunk_size": settings.chunk_size,
             "word_timestamps": settings.word_timestamps, **diarize_options(settings),
-            **model_options(settings, model)}  # fmt: skip
+            **later_stages(settings.translate_to, settings.summarize), **model_options(settings, model)}  # fmt: skip
 
 
 def configured_model(settings: Settings) -> str:
@@ -126,9 +130,11 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     if not files:
         reporter.message(f"nothing to do: no media files in {root}")
         return EXIT_OK
-    if settings.enhance and not settings.deepseek_api_key:
-        reporter.message("warning: --enhance without DEEPSEEK_API_KEY: transcripts are written, "
-                         "enhancement tasks will fail with that reason")  # fmt: skip
+    for flag, on in (("--enhance", settings.enhance), ("--translate-to", settings.translate_to),
+                     ("--summarize", settings.summarize)):  # fmt: skip
+        if on and not settings.deepseek_api_key:
+            reporter.message(f"warning: {flag} without DEEPSEEK_API_KEY: transcripts are written, "
+                             "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
     store = open_store(settings)
@@ -178,13 +184,17 @@ def batch_registry(settings: Settings) -> Registry:
     instead end with its enhancements left queued and a global pause left behind for the daemon.
     """
     registry = load_registry(settings)
-    if settings.enhance and not settings.deepseek_api_key and TaskType.ENHANCE in registry:
-        registry.register(TaskType.ENHANCE, _no_deepseek_key)
+    if not settings.deepseek_api_key:
+        for task_type in (TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE):
+            if task_type in registry:
+                registry.register(task_type, _no_deepseek_key)
     return registry
 
 
-def _no_deepseek_key(_ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
-    raise PermanentError("DEEPSEEK_API_KEY is not set: set it and run the batch again to enhance this transcript")
+def _no_deepseek_key(ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
+    what = {TaskType.ENHANCE: "enhance", TaskType.TRANSLATE: "translate", TaskType.SUMMARIZE: "summarize"}
+    raise PermanentError(f"DEEPSEEK_API_KEY is not set: set it and run the batch again to "
+                         f"{what.get(ctx.task.type, 'finish')} this transcript")  # fmt: skip
 
 
 def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],

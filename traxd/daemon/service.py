@@ -29,6 +29,7 @@ from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
+from traxd.pipelines import later_stages
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
@@ -95,7 +96,7 @@ LIVE_FIELDS = ("backend", "openai_api_key", "openai_base_url", "transcribe_model
                "deepseek_base_url", "enhance_model", "enhance", "enhance_min_similarity", "enhance_chunk_chars",
                "language", "chunk_size", "api_timeout_seconds", "max_download_mb", "allow_private_urls",
                "download_timeout_seconds", "word_timestamps", "diarize", "speakers", "min_speakers", "max_speakers",
-               "speaker_threshold")  # fmt: skip
+               "speaker_threshold", "translate_to", "summarize")  # fmt: skip
 
 
 def live_changes(old: Settings, new: Settings) -> tuple[Settings, list[str], list[str]]:
@@ -154,7 +155,7 @@ def inbox_options(settings: Settings) -> dict[str, Any]:
     """The job options of inbox files: enhance decided at ingest; model, language and chunk size when they run."""
     return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None,
             "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
-            **diarize_options(settings)}  # fmt: skip
+            **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
 
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
