@@ -21,7 +21,7 @@ from typing import Any
 from traxd.batching.inputs import Input, file_input, is_url, url_input
 from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import open_store, processor_settings
+from traxd.batching.setup import model_options, open_store, processor_settings
 from traxd.clock import Clock
 from traxd.config import diarize_options
 from traxd.errors import UserError
@@ -106,6 +106,8 @@ class BatchProcessor:
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
         options["language"] = _language(options.get("language"))
         options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
+        if "model" in data:
+            options.update(self._model(data["model"]))
         url = data.get("url")
         path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
         if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
@@ -119,6 +121,14 @@ class BatchProcessor:
             raise TaskInputError(f"{kind.name} task: no such file {str(file)!r}")
         out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
         return file_input(file, out, kind), options
+
+    def _model(self, value: Any) -> dict[str, Any]:
+        if value is not None and not isinstance(value, str):
+            raise TaskInputError(f"model must be a string, got {value!r}")
+        try:
+            return model_options(self._run.settings, value)
+        except UserError as exc:
+            raise TaskInputError(str(exc)) from None
 
     def _outbox(self, file: Path | None) -> Path:
         if self.output_dir is not None:
@@ -215,7 +225,7 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
                 "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
                 **diarize_options(settings),
                 **later_stages(kw.get("translate_to", settings.translate_to),

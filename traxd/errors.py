@@ -62,6 +62,10 @@ class PayloadTooLargeError(PermanentError):
     """The server refused an upload as too large (413): the caller may re-chunk smaller once."""
 
 
+class ModelLoadError(PermanentError):
+    """The local model cannot be loaded (no such folder, not downloaded, not a model): this task fails, nothing pauses."""
+
+
 class AuthError(TaskError):
     """Credentials refused (401/402/403): pause the task type instead of burning the queue."""
 
@@ -69,7 +73,7 @@ class AuthError(TaskError):
 
 
 class ModelGoneError(AuthError):
-    """The configured model no longer exists: pause the type and name the fix."""
+    """The configured API model no longer exists: pause the type and name the fix (a job's own model fails the job)."""
 
 
 class DiarizationUnavailableError(PermanentError):

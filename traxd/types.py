@@ -172,6 +172,11 @@ class Control:
     reason: str | None
     updated_at: float
 
+    def stops(self, started_at: float) -> bool:
+        """True when this is a stop request made after `started_at`: a stop is for whatever was running when it
+        was made, so a daemon or batch started later ignores a stale one."""
+        return self.state is ControlState.STOPPING and self.updated_at >= started_at
+
 
 @dataclass(frozen=True)
 class WorkerInfo:

@@ -14,11 +14,12 @@ from typing import Any, Protocol
 from traxd.batching.inputs import discover, file_input, group_for
 from traxd.batching.result import BatchResult, report_path, write_json
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import check_memory_limit, open_store
+from traxd.batching.setup import check_memory_limit, model_options, open_store
 from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
+from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.languages import normalize_language
 from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
@@ -78,7 +79,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     if opts.cpu_limit is not None and not 0 < opts.cpu_limit <= 100:
         raise UserError(f"--cpu-limit must be between 0 and 100 (% of this machine), got {opts.cpu_limit:g}")
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
-             "transcribe_model": opts.model, "language": normalize_language(opts.language),
+             "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
              "word_timestamps": True if opts.word_timestamps else None,
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
@@ -89,11 +90,18 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
 
 
-def job_options(settings: Settings) -> dict[str, Any]:
-    """The per-job options every handler reads first (the BRIEF's shared convention)."""
-    return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps,
-            **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
+def job_options(settings: Settings, model: str | None = None) -> dict[str, Any]:
+    """The per-job options every handler reads first; the model only when given (validated for the backend)."""
+    return {"enhance": settings.enhance, "language": settings.language, "chunk_size": settings.chunk_size,
+            "word_timestamps": settings.word_timestamps, **diarize_options(settings),
+            **later_stages(settings.translate_to, settings.summarize), **model_options(settings, model)}  # fmt: skip
+
+
+def configured_model(settings: Settings) -> str:
+    """The model the settings' backend uses when a job names none."""
+    if settings.effective_backend == "local":
+        return settings.local_model or DEFAULT_LOCAL_MODEL
+    return settings.transcribe_model
 
 
 def output_folder(opts: BatchOptions) -> Path:
@@ -115,6 +123,7 @@ def other_workers(store: Store, fresh_seconds: float) -> list[WorkerInfo]:
 def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None = None) -> int:
     """The whole command; returns the exit code (UserError propagates: the CLI turns it into exit 2)."""
     settings = batch_settings(opts, env)
+    options = job_options(settings, opts.model)  # --model checked before anything is queued
     output = output_folder(opts)
     root = opts.path.resolve()
     files = discover(root, opts.recursive, exclude=output)
@@ -130,27 +139,27 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
     store = open_store(settings)
     try:
-        return _run(store, settings, opts, root, files, output, reporter)
+        return _run(store, settings, opts, root, files, output, reporter, options)
     finally:
         store.engine.dispose()
 
 
 def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files: list[Path], output: Path,
-         reporter: Reporter) -> int:  # fmt: skip
+         reporter: Reporter, options: dict[str, Any]) -> int:  # fmt: skip
     for w in other_workers(store, max(3 * settings.lease_seconds, 30.0)):
         reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
                          "alongside it and both share the batch's tasks through their leases")  # fmt: skip
     limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
-    options = job_options(settings)
     with _interrupts(run):
         _enqueue(run, files, root, output, options, reporter)
         if not run.interrupted:
             reporter.begin(len(files))
             _follow(run, reporter, opts.progress_interval)
         result = run.result()
-        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options})
+        used = {"model": options["model"] or configured_model(settings), "backend": settings.effective_backend}
+        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options | used})
         reporter.finish(result, report)
     if result.interrupted:
         return EXIT_INTERRUPTED
@@ -201,6 +210,12 @@ def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options
     if found.existing + found.skipped + found.reopened:
         reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
                          f"{found.existing + found.skipped} already queued or done")  # fmt: skip
+    names = ", ".join(sorted(f"--{k.replace('_', '-')}" for k in found.changed if k != "backend"))
+    if found.updated:
+        reporter.message(f"{found.updated} unfinished inputs run with the new options ({names})")
+    if found.kept:
+        reporter.message(f"{found.kept} inputs already done keep the results of their earlier options ({names}); "
+                         "to transcribe them again with these, give another --output folder")  # fmt: skip
 
 
 def _follow(run: BatchRun, reporter: Reporter, interval: float) -> None:

@@ -29,7 +29,9 @@ def option(ctx: TaskContext, name: str, setting_name: str | None = None, default
 
 
 def backend(ctx: TaskContext) -> str:
-    """`openai` or `local`, as the settings resolve `auto`."""
+    """`openai` or `local`: the backend the job's own model was given for, else the settings' (`auto` resolved)."""
+    if ctx.job is not None and ctx.job.options.get("model") and ctx.job.options.get("backend") in ("openai", "local"):
+        return str(ctx.job.options["backend"])
     if ctx.settings is None:
         return "local"
     return str(ctx.settings.effective_backend)
@@ -40,6 +42,11 @@ def model_name(ctx: TaskContext) -> str:
     if backend(ctx) == "local":
         return str(option(ctx, "model", "local_model", DEFAULT_LOCAL_MODEL))
     return str(option(ctx, "model", "transcribe_model", "whisper-1"))
+
+
+def own_model(ctx: TaskContext) -> bool:
+    """True when the job names its own model (a failure of that model is the job's, not everyone's)."""
+    return ctx.job is not None and bool(ctx.job.options.get("model"))
 
 
 def model_caps(ctx: TaskContext) -> ModelInfo:
