@@ -91,6 +91,7 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("x" * 119 + " tail", "x" * 119),  # the 120-character cut leaves no trailing space
         ("notes. . .", "notes"),
         ("\U0001f600" * 150, "\U0001f600" * 50),  # 200 bytes of UTF-8 at most
+        ("x" + "\U0001f600" * 60, "x" + "\U0001f600" * 49),  # cut one character at a time: 197 bytes, not less
         ("\u00e9" * 99 + " " + "\u00e9" * 20, "\u00e9" * 99),  # the byte cut leaves no trailing space either
         ("con.txt", "_con.txt"),
         ("COM9", "_COM9"),
@@ -183,3 +184,4 @@ def test_a_users_own_file_of_any_output_kind_keeps_its_name(tmp_path: Path, ext:
     mine.write_text("the user's own subtitles")
     assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
     assert mine.read_text() == "the user's own subtitles"
+
