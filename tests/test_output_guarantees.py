@@ -147,9 +147,9 @@ def test_cue_times_are_shared_out_by_length_and_empty_or_timeless_segments_give_
 
 
 def test_the_text_file_has_no_empty_lines_for_silent_segments() -> None:
-    segments = [{"text": " one "}, {"text": ""}, {"text": "  \n "}, {"text": "two"}]
-    assert outputs.to_txt(segments) == "one\ntwo\n"
-    assert outputs.to_txt(segments, "   ") == "one\ntwo\n"  # a blank model text falls back to the segments
+    segments = [{"text": " one "}, {"text": ""}, {"text": "  \n "}, {"text": "two \n  words"}]
+    assert outputs.to_txt(segments) == "one\ntwo words\n"
+    assert outputs.to_txt(segments, "   ") == "one\ntwo words\n"  # a blank model text falls back to the segments
 
 
 def test_update_json_starts_afresh_from_a_missing_file_or_one_that_is_not_an_object(tmp_path: Path) -> None:

@@ -387,11 +387,28 @@ def _import_time_imports(path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
-def _tests_for(node: ast.AST, lines: dict[str, list[str]], order: list[str]) -> list[str]:
-    """The tests that run the mutated lines, in collection order (all of them for import-time lines)."""
-    first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", 0) or 0
-    who = {t for n in range(first, last + 1) for t in lines.get(str(n), [])}
+def _tests_for(node: ast.AST, stmt: ast.AST, lines: dict[str, list[str]], order: list[str]) -> list[str]:
+    """The tests that run the mutated lines, in collection order (all of them for import-time lines).
+
+    A constant on a continuation line of a statement gets no line event of its own: then its statement's lines count.
+    """
+    who: set[str] = set()
+    for where in (node, stmt):
+        first, last = getattr(where, "lineno", 0), getattr(where, "end_lineno", 0) or 0
+        who = who or {t for n in range(first, last + 1) for t in lines.get(str(n), [])}
     return order if "<import>" in who else [t for t in order if t in who]
+
+
+def _statements(tree: ast.Module) -> dict[int, ast.AST]:
+    """Walk index of each node -> the innermost statement holding it."""
+    nodes = list(ast.walk(tree))
+    index = {id(n): i for i, n in enumerate(nodes)}
+    out: dict[int, ast.AST] = {}
+    for node in nodes:  # breadth first: inner statements come later and win
+        if isinstance(node, ast.stmt):
+            for inner in ast.walk(node):
+                out[index[id(inner)]] = node
+    return out
 
 
 def load_equivalents() -> dict[str, set[str]]:
@@ -420,11 +437,12 @@ def run_module(module_path: str, args: argparse.Namespace, equivalent: set[str])
         print(f"  baseline {time.monotonic() - started:.1f} s; {len(sys.modules)} modules preloaded", flush=True)
     base_time = time.monotonic() - started
     timeout = max(args.timeout, 3 * base_time)
-    killed, survivors, stale, nodes = 0, [], set(equivalent), list(ast.walk(tree))
+    stale = equivalent - {m.key for m in mutants(tree)}
+    killed, survivors, nodes = 0, [], list(ast.walk(tree))
+    statements = _statements(tree)
     for m in found:
-        stale.discard(m.key)
         t0 = time.monotonic()
-        chosen = _tests_for(nodes[m.index], seen["lines"], seen["order"])
+        chosen = _tests_for(nodes[m.index], statements.get(m.index, tree), seen["lines"], seen["order"])
         outcome = run_child(module_path, mutated(tree, m), chosen, timeout) if chosen else "survived"
         if args.verbose:
             print(f"  {outcome:8} {time.monotonic() - t0:5.1f} s  {module_path}:{m.line} | {m.key}", flush=True)
