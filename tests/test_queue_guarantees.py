@@ -368,3 +368,10 @@ def test_every_change_to_a_task_stamps_when_it_last_changed(store: Store, clock:
     assert STAMPED[write](store, run)
     task = store.get(run.id)
     assert task is not None and task.updated_at == clock.now()
+
+
+def test_enqueueing_a_known_file_again_returns_that_files_task(store: Store) -> None:
+    first, _ = store.enqueue(NewTask(T, {"f": "a"}, dedupe_key="file:a"))
+    second, _ = store.enqueue(NewTask(T, {"f": "b"}, dedupe_key="file:b"))
+    again, created = store.enqueue(NewTask(T, {"f": "b?"}, dedupe_key="file:b"))
+    assert not created and again == second and again.id != first.id
