@@ -147,7 +147,7 @@ def test_cue_times_are_shared_out_by_length_and_empty_or_timeless_segments_give_
 
 
 def test_the_text_file_has_no_empty_lines_for_silent_segments() -> None:
-    segments = [{"text": " one "}, {"text": ""}, {"text": "  \n "}, {"text": "two \n  words"}]
+    segments = [{"text": " one "}, {"text": ""}, {"start": 1.0}, {"text": "  \n "}, {"text": "two \n  words"}]
     assert outputs.to_txt(segments) == "one\ntwo words\n"
     assert outputs.to_txt(segments, "   ") == "one\ntwo words\n"  # a blank model text falls back to the segments
 
