@@ -367,3 +367,13 @@ def test_batch_result_takes_and_gives_the_original_design_names() -> None:
     assert result.quality_metrics == {"avg_accuracy": 95.5}
     with pytest.raises(TypeError):
         BatchResult(success_count=1, completed_tasks=1)
+
+
+def test_a_configured_language_is_checked_once_at_start(user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from traxd.errors import ConfigError
+
+    monkeypatch.setenv("TRAX_LANGUAGE", "German")
+    assert load_settings().language == "de"  # what every backend takes
+    monkeypatch.setenv("TRAX_LANGUAGE", "klingon")
+    with pytest.raises(ConfigError, match="unknown language 'klingon'.*TRAX_LANGUAGE"):
+        load_settings()
