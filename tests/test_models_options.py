@@ -321,6 +321,11 @@ def test_a_downloaded_size_loads_without_the_network(user: Path, monkeypatch: py
     monkeypatch.setenv("no_proxy", "")
     monkeypatch.setenv("HF_HOME", str(user / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(user / "hf" / "hub"))
+    # huggingface_hub reads these once, when it first needs them: an earlier test may have done so already.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(user / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     assert transcribe_local.load_model("tiny.en") is not None
     assert proxy.count == 0
     assert transcribe_local.resolve("tiny.en") == str(snapshot)
