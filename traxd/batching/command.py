@@ -127,6 +127,8 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
     options = job_options(settings)
+    for scope, reason in run.lift_type_pauses().items():
+        reporter.message(f"note: {scope} tasks were paused ({reason}); this run tries them again")
     with _interrupts(run):
         _enqueue(run, files, root, output, options, reporter)
         if not run.interrupted:
