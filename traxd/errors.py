@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import shutil
+from pathlib import Path
 
 from traxd.types import ErrorKind, Failure
 
@@ -47,6 +49,10 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class DiskFullError(RetryableError):
+    """No space left on the device that holds a folder Trax writes to: retried once space is back."""
+
+
 class PermanentError(TaskError):
     """Will fail again however often it is tried: missing file, not media, 4xx."""
 
@@ -68,6 +74,23 @@ class ModelGoneError(AuthError):
 
 
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: OSError, folder: Path, need_bytes: int, what: str) -> DiskFullError:
+    """The DiskFullError of a write that ran out of space: which folder, how much it needs and how much is free."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    return DiskFullError(f"No space left on device: {what} in {folder} needs {_size(need_bytes)}, "
+                         f"{_size(free)} free there ({exc.strerror or exc}); retried once space is freed")  # fmt: skip
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
 
 
 def classify(exc: BaseException) -> Failure:
