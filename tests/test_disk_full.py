@@ -104,7 +104,7 @@ def test_full_outbox_keeps_the_paid_transcript_and_retry_failed_writes_name(
     assert ours(full_outbox) == []  # no NAME.json placeholder, no NAME.txt, no temp file
     paid = uploads(server)
     assert len(paid) >= 3 and set(paid.values()) == {1}  # every chunk once, though the write failed 4 times
-    assert (tmp_path / "home" / "tmp" / f"job-{job.id}").is_dir()  # the chunks wait for the retry
+    assert not (tmp_path / "home" / "tmp" / f"job-{job.id}").exists()  # the job ended: its chunks are gone
 
     free_space(full_outbox)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -32,11 +33,12 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until the replace: sweeps skip a live writer's temp
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+            os.fchmod(fh.fileno(), 0o644)
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -50,13 +52,29 @@ def _remove_stale_temps(target: Path, min_age: float = 2.0) -> None:
     Only one lease holder writes a given name, so an older `.NAME.*.tmp` belongs to a dead writer; the age check
     keeps clear of a writer that is still between mkstemp and os.replace.
     """
+    _remove_dead(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"), min_age)
+
+
+def sweep_temps(folder: Path, min_age: float = 2.0) -> int:
+    """Remove the `.NAME.*.tmp` files of writers that died (kill -9) in `folder`; returns how many (start-up)."""
+    return _remove_dead(folder.glob(".*.*.tmp") if folder.is_dir() else [], min_age)
+
+
+def _remove_dead(paths: Any, min_age: float) -> int:
+    """Unlink the temp files no live writer holds (its flock dies with it) and older than `min_age` seconds."""
     cutoff = time.time() - min_age
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+    removed = 0
+    for leftover in paths:
         try:
-            if leftover.stat().st_mtime < cutoff:
+            if leftover.lstat().st_mtime >= cutoff or not leftover.is_file():
+                continue
+            with open(leftover, "rb") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 leftover.unlink()
+            removed += 1
         except OSError:
-            pass
+            pass  # gone already, or a live writer holds it
+    return removed
 
 
 def write_json_atomic(path: Path | str, data: Any) -> Path:

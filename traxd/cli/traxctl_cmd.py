@@ -232,9 +232,15 @@ def retry(
 @one_line_errors
 def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Cancel a queued or running task (a running one stops at its next check)."""
-    with store_for(settings()) as store:
+    from traxd.daemon.scratch import remove_if_ended
+
+    s = settings()
+    with store_for(s) as store:
+        before = store.get(task_id)
         if not store.cancel(task_id):
-            raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
+            raise UserError(_why_not(before, task_id, "cancelled", "queued or running"))
+        if before is not None and before.state is TaskState.QUEUED:  # a running one's daemon removes it
+            remove_if_ended(store, s.tmp_dir, before.job_id, task_id)
     typer.echo(f"#{task_id} cancelled")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
+from traxd.daemon import scratch
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
@@ -229,7 +230,17 @@ class Pool:
             self._finish(o, took)
         for o, d, took in zip(failed, decisions, ex.failed):
             self._finished_failure(o, d, took)
+        ending = [o for (o, succ), took in zip(done, ex.done) if not succ or not took]
+        ending += [o for o, d, took in zip(failed, decisions, ex.failed) if d.state.terminal or not took]
+        self._remove_scratch(ending)
         return ex.claimed
+
+    def _remove_scratch(self, outcomes: list[Outcome]) -> None:
+        """Chunk folders of jobs that have just ended in any state (a lost lease may be a cancel) go now."""
+        if self.settings is None:
+            return
+        for o in outcomes:
+            scratch.remove_if_ended(self.store, self.settings.tmp_dir, o.task.job_id, o.task.id)
 
     def _linger(self, seconds: float = 0.002) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
@@ -301,7 +312,7 @@ class Pool:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
         work_dir = None
         if self.settings is not None:
-            work_dir = self.settings.tmp_dir / (f"job-{task.job_id}" if task.job_id is not None else f"task-{task.id}")
+            work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint)
 
     # -- settling -------------------------------------------------------------------------------

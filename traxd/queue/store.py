@@ -350,6 +350,13 @@ class Store:
         with self._read() as conn:
             return [to_task(r) for r in conn.execute(select(T).where(T.c.job_id == job_id).order_by(T.c.id))]
 
+    def output_dirs_of_running(self) -> list[str]:
+        """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
+        running = select(T.c.job_id).where(T.c.state == RUNNING)
+        stmt = select(J.c.output_dir).where(J.c.id.in_(running), J.c.output_dir.is_not(None)).distinct()
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(stmt)]
+
     def list_tasks(
         self, state: TaskState | None = None, limit: int = 100, group: str | None = None
     ) -> list[Task]:
