@@ -35,7 +35,7 @@ def make_ctx(
     job = Job(7, payload.get("url", ""), "talk", str(settings.home / "out"), "test", {}, 0.0)
     saved: list[dict[str, Any]] = []
     return TaskContext(task=task, job=job, settings=settings, work_dir=settings.tmp_dir / "job-7",
-                       checkpoint=lambda d: saved.append(d) or True)  # fmt: skip
+                       checkpoint=lambda d, **_: saved.append(d) or True)  # fmt: skip
 
 
 def run(settings: Settings, url: str, **payload: Any) -> dict[str, Any]:

@@ -160,6 +160,12 @@ def test_retry_after_429_does_not_pay_twice_for_enhanced_chunks(tmp_path: Path) 
     text = "\n\n".join(f"paragraph {i} has a few words in it" for i in range(4))
     sent: list[str] = []
     checkpoints: list[dict[str, Any]] = []
+    paid_flags: list[bool] = []
+
+    def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
+        checkpoints.append(json.loads(json.dumps(data)))
+        paid_flags.append(paid)
+        return True
 
     with FakeOpenAI(api_key=KEY) as server:
 
@@ -174,10 +180,11 @@ def test_retry_after_429_does_not_pay_twice_for_enhanced_chunks(tmp_path: Path) 
         payload = write_transcript(tmp_path / "out", text)
         ctx = make_ctx(s, payload)
         ctx = TaskContext(task=ctx.task, job=ctx.job, settings=s, work_dir=ctx.work_dir,
-                          checkpoint=lambda d: checkpoints.append(json.loads(json.dumps(d))) or True)  # fmt: skip
+                          checkpoint=checkpoint)
         with pytest.raises(RetryableError) as info:
             handle_enhance(ctx, payload)
         assert info.value.retry_after == 2.0 and len(checkpoints) == 2
+        assert paid_flags == [True, True]  # each paid reply is stored by a synced checkpoint before the next call
         retry = make_ctx(s, payload, previous=checkpoints[-1])
         result = handle_enhance(retry, payload)
     assert result["enhancement"]["status"] == "accepted" and result["enhancement"]["chunks"] == 4

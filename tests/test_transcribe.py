@@ -166,6 +166,7 @@ def test_long_input_is_chunked_merged_and_continuous(server: FakeOpenAI, tmp_pat
     result = run(ctx, {"path": str(long_input)})
     calls = server.calls("/audio/transcriptions")
     assert result["chunks"] == len(calls) >= 3
+    assert ctx.paid.count(True) == len(calls)  # every paid reply is stored by a synced (paid) checkpoint
     doc = json.loads(Path(result["outputs"]["json"]).read_text())
     segs = doc["segments"]
     assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(20.8, abs=0.15)
@@ -249,7 +250,7 @@ def test_job_options_override_settings(server: FakeOpenAI, tmp_path: Path) -> No
 def test_a_lost_lease_stops_sending_chunks(server: FakeOpenAI, tmp_path: Path, long_input: Path) -> None:
     ctx = Ctx(settings_for(server, tmp_path / "home", chunk_size=6.0))
     context = ctx.make({"path": str(long_input)})
-    lost = TaskContext(context.task, context.job, context.settings, context.work_dir, lambda data: "plan" not in data)
+    lost = TaskContext(context.task, context.job, context.settings, context.work_dir, lambda data, **_: "plan" not in data)
     with pytest.raises(RetryableError, match="lost the lease"):
         transcribe(lost, {"path": str(long_input)}, Backends().get(lost))
     assert len(server.calls()) == 1

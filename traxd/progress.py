@@ -17,14 +17,19 @@ class Rates:
     failed_tasks: int
 
     @property
+    def counted_tasks(self) -> int:
+        """The tasks a rate is out of (all of them, unless a subclass leaves some out)."""
+        return self.total_tasks
+
+    @property
     def success_rate(self) -> float:
-        """Succeeded tasks as a percentage of all tasks."""
-        return 100.0 * self.completed_tasks / self.total_tasks if self.total_tasks else 0.0
+        """Succeeded tasks as a percentage of the counted tasks."""
+        return 100.0 * self.completed_tasks / self.counted_tasks if self.counted_tasks else 0.0
 
     @property
     def failure_rate(self) -> float:
-        """Failed tasks as a percentage of all tasks."""
-        return 100.0 * self.failed_tasks / self.total_tasks if self.total_tasks else 0.0
+        """Failed tasks as a percentage of the counted tasks."""
+        return 100.0 * self.failed_tasks / self.counted_tasks if self.counted_tasks else 0.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class BatchProgress(Rates):
     paused_reason: str | None = None
     state: str = "running"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counted_tasks(self) -> int:
+        """Tasks the rates are out of: a cancelled one was the user's choice, not a failure of Trax."""
+        return max(0, self.total_tasks - self.cancelled_tasks)
 
     @property
     def finished_tasks(self) -> int:
@@ -97,7 +107,7 @@ def format_eta(seconds: float | None) -> str:
 def progress_line(p: BatchProgress) -> str:
     """`Progress: 45/100 (45.0% success) | Active: 8 | Failed: 2 | Memory: 512.3MB | CPU: 75.2% | ETA: 3m05s`."""
     line = (
-        f"Progress: {p.completed_tasks}/{p.total_tasks} ({p.success_rate:.1f}% success) | "
+        f"Progress: {p.completed_tasks}/{p.counted_tasks} ({p.success_rate:.1f}% success) | "
         f"Active: {p.active_tasks} | Failed: {p.failed_tasks} | "
         f"Memory: {p.memory_usage_mb:.1f}MB | CPU: {p.cpu_usage_percent:.1f}% | ETA: {format_eta(p.eta_seconds)}"
     )

@@ -15,6 +15,7 @@ class Ctx:
 
     def __init__(self, settings: Settings, options: dict[str, Any] | None = None, previous: dict[str, Any] | None = None) -> None:
         self.saved: dict[str, Any] | None = previous
+        self.paid: list[bool] = []  # the `paid` flag of every checkpoint, in order
         self.settings = settings
         self.options = options or {}
 
@@ -25,6 +26,7 @@ class Ctx:
         job = Job(1, str(payload.get("path")), "talk", str(out), "test", self.options, 0.0)
         return TaskContext(task, job, self.settings, self.settings.tmp_dir / "job-1", self._checkpoint)
 
-    def _checkpoint(self, data: dict[str, Any]) -> bool:
+    def _checkpoint(self, data: dict[str, Any], *, paid: bool = False) -> bool:
         self.saved = json.loads(json.dumps(data))
+        self.paid.append(paid)
         return True

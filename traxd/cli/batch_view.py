@@ -65,16 +65,22 @@ class LiveReporter(PlainReporter):
         self.live = Live(Group(self.bar), console=self.err, refresh_per_second=4, transient=False)
         self.live.start()
 
-    def update(self, progress: BatchProgress) -> None:
-        """Refresh counts and figures."""
+    def update(self, progress: BatchProgress, details: list[str] | None = None) -> None:
+        """Refresh counts and figures (and any detail lines under them, e.g. what each running job does)."""
         self.bar.update(self.task_id, total=progress.total_tasks, completed=progress.finished_tasks)
         if self.live is not None:
-            self.live.update(Group(self.bar, Text(live_info(progress))), refresh=True)
+            lines = [Text(line) for line in details or []]
+            self.live.update(Group(self.bar, Text(live_info(progress)), *lines), refresh=True)
+
+    def close(self) -> None:
+        """Stop the display, leaving its last frame on screen."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def finish(self, result: BatchResult, report: Path | None) -> None:
         """Close the display, then print the summary."""
-        if self.live is not None:
-            self.live.stop()
+        self.close()
         super().finish(result, report)
 
 

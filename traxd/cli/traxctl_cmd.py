@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.common import fail, one_line_errors, reader_for, settings, store_for
 from traxd.errors import UsageError, UserError
+from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
@@ -41,45 +42,115 @@ def _print_json(data: Any) -> None:
 @one_line_errors
 def status(
     as_json: JsonOpt = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print again every interval until Ctrl-C.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reporting until Ctrl-C (live on a terminal).")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --follow.")] = 5.0,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Every job in the database's history.")] = False,
+    since: Annotated[str | None, typer.Option(help="Jobs created since: 2h, 30m, 7d or a date (2026-11-30T08:00).")] = None,
     count: Annotated[int, typer.Option(hidden=True, help="Stop --follow after this many reports.")] = 0,
 ) -> None:
-    """Progress line with ETA, per-state counts, daemon heartbeats and why the queue is paused."""
-    from traxd.daemon.status import collect
+    """The current work in jobs (inputs): counts, each running job's stage, ETA, daemons, why the queue is paused.
 
+    The current work is every unfinished job plus the jobs finished since the queue was last idle (when idle:
+    the last run). --since and --all show history instead.
+    """
+    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+
+    if all_jobs and since is not None:
+        raise UsageError("give --all or --since, not both")
     s = settings()
-    with store_for(s) as store:
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    model = s.transcribe_model if s.effective_backend == "openai" else None
+    with reader_for(s) as reader:
+        report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
+        if follow and not as_json:
+            _follow(report, interval, count)
+            return
         shown = 0
         while True:
-            report = collect(store, s.lease_seconds, s.transcribe_model if s.effective_backend == "openai" else None)
-            _print_json(report.as_dict()) if as_json else _print_status(report)
+            status_ = report()
+            _print_json(status_.as_dict()) if as_json else _print_status(status_)
             shown += 1
             if not follow or (count and shown >= count):
                 return
             time.sleep(interval)
 
 
+def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None) -> Any:
+    from traxd.daemon.status import collect
+
+    return collect(reader, lease_seconds, time.time(), model, scope, start)
+
+
+def _follow(report: Any, interval: float, count: int) -> None:
+    """A live display on a terminal (the look of `trax batch`); the progress line every interval otherwise."""
+    from traxd.progress import progress_line
+
+    out, shown = _out(), 0
+    live = None
+    if out.is_terminal:
+        from traxd.cli.batch_view import LiveReporter
+
+        live = LiveReporter(out, out)
+        live.begin(0)
+    try:
+        while not count or shown < count:
+            if shown:
+                time.sleep(interval)
+            st = report()
+            if live is not None:
+                live.update(st.progress, _detail_lines(st))
+            else:
+                out.print(progress_line(st.progress), markup=False)
+            shown += 1
+    finally:
+        if live is not None:
+            live.close()
+
+
 def _print_status(report: Any) -> None:
     from traxd.progress import progress_line
 
     out, p = _out(), report.progress
-    out.print(progress_line(p))
-    out.print(f"State: {p.state} | queued {p.queued_tasks} | running {p.active_tasks} | succeeded "
-              f"{p.completed_tasks} | failed {p.failed_tasks} | cancelled {p.cancelled_tasks}")  # fmt: skip
+    out.print(progress_line(p), markup=False)
+    for line in _detail_lines(report):
+        out.print(line, markup=False)
     glob = report.controls.get(GLOBAL_SCOPE)
     if glob is not None and glob.state is ControlState.PAUSED:
-        out.print(f"Paused: {glob.reason or 'paused'} (traxctl resume)")
+        out.print(f"Paused: {glob.reason or 'paused'} (traxctl resume)", markup=False)
     for scope, reason in report.type_pauses.items():
-        out.print(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)")
+        out.print(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)", markup=False)
+    for warning in report.warnings:
+        out.print(f"Warning: {warning}", markup=False)
+
+
+def _detail_lines(report: Any) -> list[str]:
+    """What the jobs are, what each running one is doing, and the daemons with the leases they hold."""
+    p = report.progress
+    head = (f"State: {p.state} | {_scope_words(report)}: {p.total_tasks} jobs | done {p.completed_tasks} | "
+            f"failed {p.failed_tasks} | running {p.active_tasks} | queued {p.queued_tasks} | "
+            f"cancelled {p.cancelled_tasks}")  # fmt: skip
+    lines = [head]
+    for r in report.running:
+        lines.append(f"  #{r.job_id} {r.name}: {r.stage} (attempt {r.attempt}, {format_eta(r.seconds)})")
     for h in report.heartbeats:
         flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
-        out.print(f"Daemon {h.info.host} pid {h.info.pid}: {h.info.active_tasks}/{h.info.slots} busy, "
-                  f"{h.info.rss_mb:.1f}MB, {h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+        lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "
+                     f"{h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+    if report.unowned:
+        lines.append(f"{report.unowned} task(s) run under no live daemon (trax batch, or a lost daemon whose "
+                     "lease will expire and be rescued)")  # fmt: skip
     if not report.heartbeats:
-        out.print("No daemon is running (traxd run, or traxctl service install).")
-    for warning in report.warnings:
-        out.print(f"Warning: {warning}")
+        lines.append("No daemon is running (traxd run, or traxctl service install).")
+    return lines
+
+
+def _scope_words(report: Any) -> str:
+    from traxd.daemon.status import ALL, CURRENT
+
+    if report.scope == ALL:
+        return "all history"
+    when = "--" if report.since is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.since))
+    return f"current work since {when}" if report.scope == CURRENT else f"since {when}"
 
 
 # -- control ------------------------------------------------------------------------------------
@@ -370,4 +441,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["app", "main", "fail"]
+__all__ = ["app", "fail", "main"]

@@ -17,7 +17,7 @@ from traxd.daemon import scratch
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
-from traxd.handlers.registry import Registry, TaskContext
+from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import get_logger
 from traxd.queue.store import Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
@@ -93,7 +93,7 @@ class Pool:
         gate: Gate | None = None,
         slot_limit: SlotLimit | None = None,
         follow_ups: FollowUps = pipelines.follow_ups,
-        make_context: Callable[[Task, Callable[[dict[str, Any]], bool]], TaskContext] | None = None,
+        make_context: Callable[[Task, Checkpoint], TaskContext] | None = None,
         on_outcome: Callable[[Outcome, bool], None] | None = None,
         settings: Any = None,
     ) -> None:
@@ -294,8 +294,8 @@ class Pool:
     def _start(self, executor: ThreadPoolExecutor, task: Task) -> None:
         lease = task.lease
 
-        def checkpoint(data: dict[str, Any]) -> bool:
-            return self.store.checkpoint(lease, data)
+        def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
+            return self.store.checkpoint(lease, data, paid=paid)
 
         ctx = self.make_context(task, checkpoint)
         with self._lock:
@@ -308,7 +308,7 @@ class Pool:
         self._outcomes.put(outcome)
         self._wake.set()
 
-    def _default_context(self, task: Task, checkpoint: Callable[[dict[str, Any]], bool]) -> TaskContext:
+    def _default_context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
         work_dir = None
         if self.settings is not None:

@@ -1,28 +1,50 @@
-"""What `traxctl status` reports: progress, ETA, heartbeats (stale ones flagged) and why the queue is paused."""
+"""What `traxctl status` reports, in inputs (jobs) rather than internal tasks.
+
+The current work is every unfinished job plus every job that finished since the queue was last idle (no job
+queued or running); when the queue is idle it is the last such run. `--since` and `--all` widen it to history.
+Counts, the stage of each running job and the ETA all come from the same task rows; a daemon's busy slots are
+the leases it holds in those rows, so they always agree with the running count.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
+from traxd.batching.jobs import JobView, fold, snapshot, work
 from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.errors import UsageError
 from traxd.models_table import model_warning
-from traxd.progress import BatchProgress, from_counts
-from traxd.queue.store import Store
-from traxd.types import GLOBAL_SCOPE, Control, ControlState, WorkerInfo
+from traxd.progress import BatchProgress, estimate_eta
+from traxd.queue.reads import JobInfo, Reader
+from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo
 
-ETA_WINDOW = 600.0
+CURRENT, SINCE, ALL = "current", "since", "all"
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A daemon's heartbeat row and whether it is still alive."""
+    """A daemon's heartbeat row, whether it is still alive, and how many leases it holds now."""
 
     info: WorkerInfo
     age: float
     stale: bool
     dead: bool
+    busy: int = 0
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job with a task running: which stage, which attempt, for how long, under whose lease."""
+
+    job_id: int
+    name: str
+    stage: str
+    attempt: int
+    seconds: float
+    owner: str | None
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,10 @@ class Status:
     progress: BatchProgress
     heartbeats: list[Heartbeat]
     controls: dict[str, Control]
+    running: tuple[RunningJob, ...] = ()
+    scope: str = CURRENT
+    since: float | None = None
+    unowned: int = 0
     warnings: tuple[str, ...] = ()
 
     @property
@@ -40,13 +66,15 @@ class Status:
         return {s: c.reason for s, c in self.controls.items() if s != GLOBAL_SCOPE and c.state is ControlState.PAUSED}
 
     def as_dict(self) -> dict[str, Any]:
-        """The spec's `status --json` keys, plus daemons and per-type pauses."""
+        """The spec's `status --json` keys (counting jobs), plus scope, running jobs, daemons and per-type pauses."""
         out = self.progress.as_dict()
-        out["paused_types"] = self.type_pauses
-        out["warnings"] = list(self.warnings)
+        out |= {"unit": "jobs", "scope": self.scope, "since": self.since, "paused_types": self.type_pauses,
+                "warnings": list(self.warnings), "unowned_running": self.unowned}  # fmt: skip
+        out["running_jobs"] = [{"job_id": r.job_id, "name": r.name, "stage": r.stage, "attempt": r.attempt,
+                                "seconds": round(r.seconds, 1), "owner": r.owner} for r in self.running]  # fmt: skip
         out["daemons"] = [
             {"owner": h.info.owner, "host": h.info.host, "pid": h.info.pid, "started_at": h.info.started_at,
-             "last_seen": h.info.last_seen, "age_seconds": round(h.age, 1), "active_tasks": h.info.active_tasks,
+             "last_seen": h.info.last_seen, "age_seconds": round(h.age, 1), "active_tasks": h.busy,
              "slots": h.info.slots, "rss_mb": round(h.info.rss_mb, 1), "cpu_percent": round(h.info.cpu_percent, 1),
              "stale": h.stale, "dead": h.dead}
             for h in self.heartbeats
@@ -54,36 +82,66 @@ class Status:
         return out
 
 
-def heartbeats(workers: list[WorkerInfo], now: float, stale_after: float) -> list[Heartbeat]:
-    """Flag rows older than `stale_after` seconds, and same-host rows whose process is gone."""
+def heartbeats(workers: list[WorkerInfo], now: float, stale_after: float, leases: Counter[str]) -> list[Heartbeat]:
+    """Flag rows older than `stale_after` seconds and same-host rows whose process is gone; count their leases."""
     host = Owner.current().host
     return [
-        Heartbeat(w, now - w.last_seen, now - w.last_seen > stale_after, owner_is_dead(w.owner, host))
+        Heartbeat(w, now - w.last_seen, now - w.last_seen > stale_after, owner_is_dead(w.owner, host), leases[w.owner])
         for w in workers
     ]
 
 
-def collect(store: Store, lease_seconds: float, model: str | None = None) -> Status:
-    """Read counts, controls and heartbeats (each its own short read) into a Status; warn about `model`."""
-    now = store.clock.now()
-    counts = store.counts()
-    controls = store.controls()
-    beats = heartbeats(store.workers(), now, stale_after=lease_seconds + 5)
+def collect(
+    reader: Reader, lease_seconds: float, now: float, model: str | None = None, scope: str = CURRENT,
+    since: float | None = None,
+) -> Status:  # fmt: skip
+    """Read controls, heartbeats and the tasks of the chosen jobs in one snapshot and fold them into a Status."""
+    with reader.snapshot():
+        controls, workers = reader.controls(), reader.workers()
+        start = reader.epoch() if scope == CURRENT else since
+        tasks = [] if scope == CURRENT and start is None else reader.tasks_since(None if scope == ALL else start)
+        views = fold(tasks)
+        names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING])
+    leases = Counter(t.lease_owner or "" for t in tasks if t.state is TaskState.RUNNING)
+    beats = heartbeats(workers, now, lease_seconds + 5, leases)
     live = [h for h in beats if not h.stale and not h.dead]
     glob = controls.get(GLOBAL_SCOPE)
-    state = _state(glob, bool(live))
-    progress = from_counts(
-        counts,
-        memory_usage_mb=sum(h.info.rss_mb for h in live),
-        cpu_usage_percent=sum(h.info.cpu_percent for h in live),
-        active_workers=sum(h.info.active_tasks for h in live),
-        paused_reason=_paused_reason(glob, controls),
-        state=state,
-    )
-    eta = estimate_eta(progress.remaining_tasks, store.finished_since(now - ETA_WINDOW), ETA_WINDOW)
-    progress = _with_eta(progress, eta if live else None)
+    progress = snapshot(
+        views, memory_usage_mb=sum(h.info.rss_mb for h in live), cpu_usage_percent=sum(h.info.cpu_percent for h in live),
+        paused_reason=_paused_reason(glob, controls), state=_state(glob, bool(live)),
+    )  # fmt: skip
+    eta = estimate_eta(work(views, {}), sum(h.info.slots for h in live)) if live else None
+    progress = replace(progress, eta_seconds=eta if progress.remaining_tasks else 0.0)
     warning = model_warning(model, dt.date.fromtimestamp(now)) if model else None
-    return Status(progress, beats, controls, (warning,) if warning else ())
+    unowned = sum(n for owner, n in leases.items() if owner not in {h.info.owner for h in live})
+    return Status(progress, beats, controls, running_jobs(views, names, now), scope, start, unowned,
+                  (warning,) if warning else ())  # fmt: skip
+
+
+def running_jobs(views: list[JobView], names: dict[int, JobInfo], now: float) -> tuple[RunningJob, ...]:
+    """The stage each running job is in, oldest first."""
+    out = []
+    for v in views:
+        for t in v.tasks:
+            if t.state is TaskState.RUNNING:
+                info = names.get(v.job_id)
+                seconds = max(0.0, now - (t.started_at or now))
+                out.append(RunningJob(v.job_id, info.name if info else "?", t.type.value, t.attempts, seconds, t.lease_owner))
+    return tuple(out)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float) -> float:
+    """`90s`, `30m`, `2h`, `7d`, `1w` before `now`, or an ISO date or local date-time; UsageError otherwise."""
+    value = text.strip().lower()
+    if value[:-1].replace(".", "", 1).isdigit() and value[-1:] in _UNITS:
+        return now - float(value[:-1]) * _UNITS[value[-1]]
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give a span like 2h, 30m, 7d or a date like 2026-11-30T08:00") from None
 
 
 def _state(glob: Control | None, running: bool) -> str:
@@ -98,16 +156,3 @@ def _paused_reason(glob: Control | None, controls: dict[str, Control]) -> str | 
     types = [f"{s}: {c.reason or 'paused'}" for s, c in controls.items()
              if s != GLOBAL_SCOPE and c.state is ControlState.PAUSED]  # fmt: skip
     return "; ".join(types) or None
-
-
-def estimate_eta(remaining: int, finished_recently: int, window: float) -> float | None:
-    """Seconds left at the recent finishing rate; None when nothing finished lately."""
-    if remaining == 0:
-        return 0.0
-    if finished_recently <= 0:
-        return None
-    return remaining * window / finished_recently
-
-
-def _with_eta(p: BatchProgress, eta: float | None) -> BatchProgress:
-    return replace(p, eta_seconds=eta)

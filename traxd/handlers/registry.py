@@ -6,12 +6,18 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from traxd.types import Job, Task, TaskType
 
 
-def _no_checkpoint(_data: dict[str, Any]) -> bool:
+class Checkpoint(Protocol):
+    """Store a handler's partial progress; `paid=True` when it holds a result we paid for (synced to disk)."""
+
+    def __call__(self, data: dict[str, Any], *, paid: bool = False) -> bool: ...
+
+
+def _no_checkpoint(_data: dict[str, Any], *, paid: bool = False) -> bool:
     return True
 
 
@@ -21,13 +27,16 @@ class TaskContext:
 
     Handlers never touch the database: `checkpoint(data)` stores partial progress (guarded by the lease)
     in the task's `result`, so a retry after a crash finds it in `task.result` and skips paid-for work.
+    Call `checkpoint(data, paid=True)` right after each paid call (an API reply, a costly local result) and
+    before the next one: that commit is synced to disk, so even a power cut never makes us pay for it twice.
+    Both return False when the lease was lost: stop then, another worker owns the task.
     """
 
     task: Task
     job: Job | None = None
     settings: Any = None
     work_dir: Path | None = None
-    checkpoint: Callable[[dict[str, Any]], bool] = _no_checkpoint
+    checkpoint: Checkpoint = _no_checkpoint
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -12,7 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 
 from traxd.clock import Clock, SystemClock
-from traxd.db.engine import READ_ONLY
+from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import ControlRow, JobRow, TaskRow, WorkerRow
 from traxd.queue import dialects, hotpath
 from traxd.queue.transitions import WORKER_LOST, Decision
@@ -111,6 +111,12 @@ class Store:
             raise
         finally:
             raw.close()
+
+    @contextmanager
+    def _paid_write(self) -> Iterator[Connection]:
+        """A write transaction that is on disk when it commits (see engine.paid_transaction)."""
+        with self.engine.connect() as conn, paid_transaction(conn):
+            yield conn
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
@@ -281,10 +287,14 @@ class Store:
                 self._enqueue_in(conn, new, now, new.job_id if new.job_id is not None else job_id)
         return True
 
-    def checkpoint(self, lease: Lease, data: dict[str, Any]) -> bool:
-        """Store a running task's partial progress in its result (guarded); a retry reads it back."""
+    def checkpoint(self, lease: Lease, data: dict[str, Any], *, paid: bool = False) -> bool:
+        """Store a running task's partial progress in its result (guarded); a retry reads it back.
+
+        `paid=True`: the data holds a result we paid for (an API reply): the commit is synced to disk before this
+        returns, so an OS crash or a power cut cannot make the next attempt pay for it again.
+        """
         stmt = update(T).where(_guard(lease)).values(result=data, updated_at=self.clock.now())
-        with self._write() as conn:
+        with self._paid_write() if paid else self._write() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:

@@ -1,0 +1,211 @@
+"""`traxctl status` tells the truth: jobs not tasks, the current work not the whole history, leases as busy slots.
+
+Each test reproduces one misleading report of issue 14 on a real database (SQLite, and PostgreSQL when given).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from traxd.cli.traxctl_cmd import app
+from traxd.clock import FakeClock
+from traxd.daemon.owner import Owner
+from traxd.daemon.status import parse_since
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.errors import UsageError
+from traxd.queue.store import Store
+from traxd.types import NewJob, NewTask, Task, TaskType, WorkerInfo
+
+runner = CliRunner()
+P, T = TaskType.PREPROCESS, TaskType.TRANSCRIBE
+CONTRACT = ("state", "total", "queued", "running", "succeeded", "failed", "active_workers", "memory_mb",
+            "cpu_percent", "eta_seconds", "paused_reason")  # fmt: skip
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A store on the test's database whose clock starts an hour ago; traxctl reads the same database."""
+    for var in list(os.environ):
+        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRAX_DATABASE_URL", db_url)
+    (tmp_path / "home").mkdir()
+    engine = open_engine(db_url)
+    upgrade(engine)
+    yield Store(engine, FakeClock(time.time() - 3600))
+    engine.dispose()
+
+
+def status(*args: str) -> dict:
+    result = runner.invoke(app, ["status", "--json", *args])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert all(k in data for k in CONTRACT)
+    return data
+
+
+def text(*args: str) -> str:
+    result = runner.invoke(app, ["status", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def add(store: Store, name: str, first: TaskType = P) -> Task:
+    _, (task,), _ = store.create_job(NewJob(f"/in/{name}", name), [NewTask(first, {"path": name}, dedupe_key=name)])
+    return task
+
+
+def run_one(store: Store, owner: str = "other:1:1.00", seconds: float = 1.0, duration: float | None = None) -> Task:
+    """Claim the next task, let `seconds` pass, complete it (with a media duration when given)."""
+    (task,) = store.claim(owner, 1, 600)
+    store.clock.advance(seconds)  # type: ignore[attr-defined]
+    assert store.complete(task.lease, {"duration": duration} if duration else {})
+    return task
+
+
+def live_daemon(store: Store, slots: int = 8, active: int = 0) -> str:
+    """A fresh heartbeat of a process that exists (this one), claiming `active` busy slots in its row."""
+    owner = str(Owner.current())
+    now = time.time()
+    store.heartbeat(WorkerInfo(owner, Owner.current().host, os.getpid(), now - 60, now, active, 100.0, 5.0, slots))
+    return owner
+
+
+def test_old_history_is_not_the_current_work(env: Store) -> None:
+    for name in ("old1", "old2"):
+        add(env, name)
+        run_one(env)
+    env.create_failed_job(NewJob("ftp://x/old3", "old3"), NewTask(P, {}, dedupe_key="old3"), "rejected")
+    env.clock.advance(600)  # type: ignore[attr-defined]  # the queue sat idle
+    add(env, "new1")
+    add(env, "new2")
+    env.claim("other:1:1.00", 1, 600)
+    data = status()
+    assert (data["total"], data["running"], data["queued"], data["succeeded"], data["failed"]) == (2, 1, 1, 0, 0)
+    assert data["unit"] == "jobs" and data["scope"] == "current"
+    assert status("--all")["total"] == 5 and status("--all")["succeeded"] == 2
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(env.clock.now() - 5))
+    assert status("--since", since)["total"] == 2
+    assert status("--since", "2h")["total"] == 5
+
+
+def test_a_job_is_counted_once_whatever_its_tasks(env: Store) -> None:
+    """Two tasks of one job (preprocess done, transcribe queued) are one queued job, not 1 done + 1 queued."""
+    add(env, "a.wav")
+    (task,) = env.claim("other:1:1.00", 1, 600)
+    assert env.complete(task.lease, {"duration": 30.0}, [NewTask(T, {"path": "a.wav"})])
+    data = status()
+    assert (data["total"], data["queued"], data["succeeded"]) == (1, 1, 0)
+
+
+def test_an_idle_queue_shows_its_last_run_and_cancelled_jobs_do_not_pull_success_down(env: Store) -> None:
+    add(env, "older")
+    run_one(env)
+    env.clock.advance(600)  # type: ignore[attr-defined]
+    for name in ("a", "b"):
+        add(env, name)
+        run_one(env)
+    cancelled = add(env, "c")
+    assert env.cancel(cancelled.id)
+    data = status()
+    assert (data["total"], data["succeeded"], data["cancelled"], data["success_rate"]) == (3, 2, 1, 100.0)
+    assert text().startswith("Progress: 2/2 (100.0% success)")
+
+
+def test_daemon_busy_slots_are_the_leases_it_holds(env: Store) -> None:
+    owner = live_daemon(env, slots=8, active=0)  # its heartbeat row lags behind
+    add(env, "x.wav")
+    add(env, "y.wav")
+    env.claim(owner, 1, 600)
+    env.claim("gone:9:9.00", 1, 600)  # a lease of no live daemon
+    data = status()
+    assert data["running"] == 2 and data["active_workers"] == 2
+    assert data["daemons"][0]["active_tasks"] == 1 and data["unowned_running"] == 1
+    out = text()
+    assert "1/8 busy" in out and "1 task(s) run under no live daemon" in out
+
+
+def test_running_jobs_show_their_stage(env: Store) -> None:
+    owner = live_daemon(env)
+    add(env, "talk.mp3")
+    (task,) = env.claim(owner, 1, 600)
+    assert env.complete(task.lease, {"duration": 12.0}, [NewTask(T, {"path": "talk.mp3"})])
+    env.claim(owner, 1, 600)
+    data = status()
+    assert [(r["name"], r["stage"], r["attempt"]) for r in data["running_jobs"]] == [("talk.mp3", "transcribe", 1)]
+    assert "talk.mp3: transcribe (attempt 1" in text()
+
+
+def test_eta_is_weighted_by_media_duration(env: Store) -> None:
+    """One finished job of 100 s media took 2 s: a 100 s job left takes about 2 s, not minutes."""
+    live_daemon(env, slots=4)
+    add(env, "done.wav")
+    run_one(env, seconds=2.0, duration=100.0)
+    add(env, "left.wav")
+    assert status()["eta_seconds"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_since_parsing() -> None:
+    assert parse_since("2h", 10_000.0) == 10_000.0 - 7200
+    assert parse_since("90s", 100.0) == 10.0
+    with pytest.raises(UsageError, match="--since 'soon'"):
+        parse_since("soon", 0.0)
+    result = runner.invoke(app, ["status", "--all", "--since", "1h"])
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_status_loads_neither_alembic_nor_the_orm_nor_sdks(env: Store) -> None:
+    add(env, "a.wav")
+    code = ("import sys\nfrom traxd.cli.traxctl_cmd import app\n"
+            "try:\n    app(['status', '--json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('alembic', 'sqlalchemy', 'sqlalchemy.orm', 'traxd.db.models', 'traxd.queue.store', "
+            "'openai', 'httpx', 'yt_dlp', 'watchdog') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"total": 1' in done.stdout
+    assert "HEAVY []" in done.stdout
+
+
+def test_follow_on_a_terminal_is_a_live_display(env: Store) -> None:
+    add(env, "a.wav")
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-m", "traxd.cli.traxctl_cmd", "status", "--follow", "--interval", "0.1", "--count", "2"]
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, env=os.environ | {"COLUMNS": "120"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(leader)
+    out = b"".join(chunks).decode(errors="replace")
+    assert "Transcribing" in out and "ok 0 | failed 0" in out and "current work since" in out
+
+
+def test_follow_without_a_terminal_prints_the_progress_line(env: Store) -> None:
+    out = text("--follow", "--interval", "0.1", "--count", "2")
+    assert out.count("Progress: 0/0") == 2 and "Transcribing" not in out
+
+
+def test_the_light_head_revision_is_alembics(env: Store) -> None:
+    from traxd.db import migrate, readonly
+
+    assert readonly.head_revision() == migrate.head_revision(migrate.alembic_config(env.engine))

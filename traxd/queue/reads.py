@@ -1,0 +1,246 @@
+"""Read-only SQL for `traxctl status` and the dashboard, on a plain DB-API connection (no SQLAlchemy).
+
+The same statements run on SQLite ('?' marks) and PostgreSQL ('%s' marks); the few that differ say so.
+Everything returns frozen snapshots from `traxd.types`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from traxd.queue import hotpath
+from traxd.types import Control, ControlState, Task, TaskState, TaskType, WorkerInfo
+
+OPEN_JOBS = "SELECT job_id FROM tasks WHERE state = 'queued' UNION SELECT job_id FROM tasks WHERE state = 'running'"
+_DURATION = {
+    "?": "COALESCE(json_extract(t.result, '$.duration'), json_extract(t.result, '$.quality.duration'))",
+    "%s": "CASE WHEN json_typeof(t.result -> 'duration') = 'number' THEN (t.result ->> 'duration')::float END",
+}
+_BRIEF = ("t.id, t.job_id, t.type, t.state, t.priority, t.attempts, t.max_retries, t.run_after, t.lease_owner, "
+          "t.lease_expires_at, t.error_kind, t.error_message, t.created_at, t.updated_at, t.started_at, "
+          "t.finished_at, t.affinity")  # fmt: skip
+MAX_EPOCH_STEPS = 20
+_HAS = "j.id IN (SELECT job_id FROM tasks WHERE state = '{}')"
+_LACKS = "j.id NOT IN (SELECT job_id FROM tasks WHERE state = '{}' AND job_id IS NOT NULL)"
+# A job's state from its tasks (running, else queued, else failed, else cancelled, else succeeded) as a filter
+# on `jobs j`; sparse states read a partial index or one pass over tasks, never a per-job aggregate.
+JOB_STATE_WHERE = {
+    "running": _HAS.format("running"),
+    "queued": f"{_HAS.format('queued')} AND {_LACKS.format('running')}",
+    "failed": f"{_HAS.format('failed')} AND {_LACKS.format('queued')} AND {_LACKS.format('running')}",
+    "cancelled": (f"{_HAS.format('cancelled')} AND {_LACKS.format('failed')} AND {_LACKS.format('queued')} "
+                  f"AND {_LACKS.format('running')}"),
+    "succeeded": "NOT EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.state <> 'succeeded')",
+}  # fmt: skip
+_RANK = ("MAX(CASE state WHEN 'running' THEN 4 WHEN 'queued' THEN 3 WHEN 'failed' THEN 2 "
+         "WHEN 'cancelled' THEN 1 ELSE 0 END)")  # fmt: skip
+RANKED = ("succeeded", "cancelled", "failed", "queued", "running")
+_ERRORS = {
+    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.message') FROM tasks t, "
+         "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
+    "%s": "SELECT e ->> 'type', e ->> 'message' FROM tasks t, json_array_elements(t.errors) e "
+          "WHERE json_array_length(t.errors) > 0",
+}  # fmt: skip
+_AUDIO = {
+    "?": "SELECT SUM(json_extract(result, '$.duration')) FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
+    "%s": "SELECT SUM(CASE WHEN json_typeof(result -> 'duration') = 'number' THEN (result ->> 'duration')::float END) "
+          "FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job's identity as the user knows it."""
+
+    id: int
+    name: str
+    source: str
+    output_dir: str | None
+    created_at: float
+
+
+class Reader:
+    """Read-only queries on one DB-API connection; `mark` is its parameter placeholder."""
+
+    def __init__(self, conn: Any, mark: str) -> None:
+        self.conn = conn
+        self.mark = mark
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """One read transaction, so every query sees the same moment."""
+        if self.mark == "?":
+            self.conn.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                self.conn.execute("COMMIT")
+        else:
+            with self.conn.transaction():
+                yield self
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement written with '?' marks; return its rows."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql.replace("?", self.mark) if self.mark != "?" else sql, tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None."""
+        found = self.rows(sql, params)
+        return found[0][0] if found else None
+
+    # -- controls and daemons -----------------------------------------------------------------
+    def controls(self) -> dict[str, Control]:
+        """Every control row by scope."""
+        return {s: Control(s, ControlState(st), r, u) for s, st, r, u in
+                self.rows("SELECT scope, state, reason, updated_at FROM control")}  # fmt: skip
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every heartbeat row, most recent first."""
+        sql = ("SELECT owner, host, pid, started_at, last_seen, active_tasks, rss_mb, cpu_percent, slots "
+               "FROM workers ORDER BY last_seen DESC")  # fmt: skip
+        return [WorkerInfo(*r) for r in self.rows(sql)]
+
+    # -- the current work ---------------------------------------------------------------------
+    def epoch(self) -> float | None:
+        """When the queue was last idle: the start of the running (or, when idle, the last) busy period.
+
+        A busy period is a stretch of time in which some job was always unfinished; it starts at the
+        creation of its oldest job. None when there are no jobs at all.
+        """
+        start = self.scalar(f"SELECT MIN(created_at) FROM jobs WHERE id IN ({OPEN_JOBS})")
+        if start is None:
+            last = self.scalar("SELECT MAX(finished_at) FROM tasks WHERE job_id IS NOT NULL")
+            if last is None:
+                return None
+            start = last
+        # Jobs that finished inside the period but started before it stretch it back, until nothing does.
+        for _ in range(MAX_EPOCH_STEPS):
+            earlier = self.scalar("SELECT MIN(j.created_at) FROM tasks t JOIN jobs j ON j.id = t.job_id "
+                                  "WHERE t.finished_at >= ?", (start,))  # fmt: skip
+            if earlier is None or earlier >= start:
+                break
+            start = earlier
+        return float(start)
+
+    def tasks_since(self, since: float | None) -> list[Task]:
+        """The tasks of jobs created at or after `since` (every job when None), plus those of unfinished jobs.
+
+        Payloads and error histories are left out; a result carries only its media duration.
+        """
+        where = "" if since is None else f"WHERE j.created_at >= ? OR t.job_id IN ({OPEN_JOBS})"
+        sql = (f"SELECT {_BRIEF}, {_DURATION[self.mark]} FROM tasks t JOIN jobs j ON j.id = t.job_id {where} "
+               "ORDER BY t.id")  # fmt: skip
+        return [_brief_task(r) for r in self.rows(sql, () if since is None else (since,))]
+
+    def jobs(self, ids: Sequence[int]) -> dict[int, JobInfo]:
+        """Name, source and outbox of these jobs."""
+        out: dict[int, JobInfo] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})"
+            out.update({r[0]: JobInfo(*r) for r in self.rows(sql, chunk)})
+        return out
+
+
+    # -- the dashboard ------------------------------------------------------------------------
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per state (a job's state comes from its tasks)."""
+        out = {s: int(self.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {w}") or 0)
+               for s, w in JOB_STATE_WHERE.items() if s != "succeeded"}  # fmt: skip
+        total = int(self.scalar("SELECT COUNT(*) FROM jobs") or 0)
+        out["succeeded"] = max(0, total - sum(out.values()))
+        return out
+
+    def task_counts(self) -> list[tuple[str, str, int]]:
+        """(type, state, count) of every task."""
+        return [(t, s, int(n)) for t, s, n in self.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")]
+
+    def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
+        """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
+        sql = ("SELECT FLOOR(finished_at / ?), SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
+               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? "
+               "GROUP BY FLOOR(finished_at / ?)")  # fmt: skip
+        if self.mark == "?":
+            sql = sql.replace("FLOOR(", "CAST(").replace(" / ?)", " / ? AS INTEGER)")
+        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since, bucket))}
+
+    def page_jobs(
+        self, state: str | None = None, inbox: str | None = None, task_type: str | None = None,
+        before: int | None = None, limit: int = 50,
+    ) -> list[tuple[JobInfo, str, str | None]]:  # fmt: skip
+        """Jobs newest first (keyset paging on id), filtered; each with its state and the stage it is at."""
+        where, params = ["1 = 1"], []
+        if state is not None:
+            where.append(JOB_STATE_WHERE[state])
+        if inbox:
+            where.append("substr(j.source, 1, ?) = ?")
+            params += [len(inbox), inbox]
+        if task_type:
+            where.append("j.id IN (SELECT job_id FROM tasks WHERE type = ?)")
+            params.append(task_type)
+        if before is not None:
+            where.append("j.id < ?")
+            params.append(before)
+        sql = (f"SELECT j.id, j.name, j.source, j.output_dir, j.created_at FROM jobs j WHERE {' AND '.join(where)} "
+               "ORDER BY j.id DESC LIMIT ?")  # fmt: skip
+        jobs = [JobInfo(*r) for r in self.rows(sql, (*params, limit))]
+        states = self.job_states([j.id for j in jobs])
+        return [(j, *states.get(j.id, ("succeeded", None))) for j in jobs]
+
+    def job_states(self, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """State and latest task type of each of these jobs."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        sql = f"SELECT job_id, {_RANK}, MAX(id) FROM tasks WHERE job_id IN ({marks}) GROUP BY job_id"
+        ranks = {j: (RANKED[int(r)], last) for j, r, last in self.rows(sql, list(ids))}
+        types = dict(self.rows(f"SELECT id, type FROM tasks WHERE id IN ({', '.join('?' * len(ranks))})",
+                               [last for _, last in ranks.values()])) if ranks else {}  # fmt: skip
+        return {j: (state, types.get(last)) for j, (state, last) in ranks.items()}
+
+    def job_tasks(self, job_id: int) -> list[Task]:
+        """Every task of a job in full (payload, result, error history), oldest first."""
+        hot = hotpath.for_dialect("sqlite" if self.mark == "?" else "postgresql")
+        sql = f"SELECT {', '.join(hotpath.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
+        return [hot.to_task(r) for r in self.rows(sql, (job_id,))]
+
+    def running_tasks(self) -> list[Task]:
+        """Tasks under a lease now, with their owner and expiry (payloads left out)."""
+        sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running' ORDER BY t.id"
+        return [_brief_task(r) for r in self.rows(sql)]
+
+    def error_entries(self) -> list[tuple[str | None, str | None]]:
+        """(type, message) of every entry of every task's error history."""
+        return [(t, m) for t, m in self.rows(_ERRORS[self.mark])]
+
+    def audio_seconds(self) -> float:
+        """Media seconds of every transcript made."""
+        return float(self.scalar(_AUDIO[self.mark]) or 0.0)
+
+
+def _brief_task(r: tuple[Any, ...]) -> Task:
+    (id_, job_id, type_, state, priority, attempts, max_retries, run_after, owner, expires, error_kind,
+     error_message, created, updated, started, finished, affinity, duration) = r  # fmt: skip
+    result = {"duration": float(duration)} if isinstance(duration, (int, float)) and duration > 0 else None
+    return Task(id_, TaskType(type_), {}, TaskState(state), priority, attempts, max_retries, run_after, owner,
+                expires, error_kind, error_message, [], result, None, job_id, created, updated, started, finished,
+                affinity)  # fmt: skip
+
+
+def decode(value: Any) -> Any:
+    """A JSON column as Python (SQLite hands back text, psycopg already decoded)."""
+    return json.loads(value) if isinstance(value, str) else value
