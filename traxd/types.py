@@ -183,3 +183,16 @@ class WorkerInfo:
     rss_mb: float
     cpu_percent: float
     slots: int
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    """A queued inbox file and the stamp it had then: unchanged, a restart neither settles nor hashes it again."""
+
+    host: str
+    path: str
+    outbox: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None = None
