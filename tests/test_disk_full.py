@@ -164,3 +164,34 @@ def test_a_set_that_runs_out_half_way_leaves_no_name_files(tmp_path: Path) -> No
         assert ours(outbox) == [f"talk.{k}" for k in sorted(KINDS)]
     finally:
         subprocess.run(["umount", "-l", str(outbox)], check=False)
+
+
+def test_daemon_with_its_home_on_a_full_disk_pauses_with_a_reason_and_resumes(tmp_path: Path) -> None:
+    from tests.daemon_helpers import Daemon, home_env, open_home_store, wait_until
+
+    home = tmp_path / "home"
+    mount_small_fs(home, "4m")
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    inbox.mkdir()
+    try:
+        (home / "config.toml").write_text(f'watch = [{{inbox = "{inbox}", outbox = "{outbox}"}}]\n')
+        marks = tmp_path / "marks"
+        daemon = Daemon(home, home_env(home, TRAX_TEST_MARKS=str(marks))).start().wait_ready()
+        try:
+            fill(home)
+            (inbox / "talk.mp3").write_bytes(b"a talk")
+            wait_until(lambda: "No space left on device" in daemon.log.read_text(), what="the disk-full reason")
+            text = daemon.log.read_text()
+            assert f"the database disk is full: No space left on device in {home}" in text, text
+            assert "Logging error" not in text and daemon.proc is not None and daemon.proc.poll() is None
+            free_space(home)
+            wait_until(lambda: marks.exists() and "done" in marks.read_text(), what="the file processed")
+            daemon.term()
+            assert daemon.wait_exit() == 0
+        finally:
+            daemon.stop()
+        store = open_home_store(home)
+        assert store.counts()["succeeded"] >= 1
+        store.engine.dispose()
+    finally:
+        subprocess.run(["umount", "-l", str(home)], check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -42,6 +43,8 @@ FILE_COLUMNS = ["outbox", "size", "mtime_ns", "inode", "sha256", "seen_at"]
 # The hot path talks to the driver directly, so its own OperationalError/InterfaceError count too (Store.unavailable).
 SA_UNAVAILABLE: tuple[type[BaseException], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
+SQLITE_FULL = 13  # "database or disk is full"
+PG_DISK_FULL = "53100"
 QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
 FINISHED_BADLY = [TaskState.FAILED.value, TaskState.CANCELLED.value]
@@ -89,6 +92,15 @@ class Store:
         self.unavailable: tuple[type[BaseException], ...] = SA_UNAVAILABLE + tuple(
             getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if hasattr(dbapi, name)
         )
+
+    def disk_full(self, exc: BaseException) -> str | None:
+        """Where the database ran out of space, when `exc` says so (SQLITE_FULL, PostgreSQL's disk_full)."""
+        orig = getattr(exc, "orig", exc)
+        if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+            return str(Path(self.engine.url.database or ".").resolve().parent)
+        if getattr(orig, "sqlstate", None) == PG_DISK_FULL or getattr(orig, "pgcode", None) == PG_DISK_FULL:
+            return f"the PostgreSQL server {self.engine.url.host}"
+        return None
 
     # -- transactions -------------------------------------------------------------------------
     def _write(self) -> Any:
