@@ -195,3 +195,20 @@ def test_daemon_with_its_home_on_a_full_disk_pauses_with_a_reason_and_resumes(tm
         store.engine.dispose()
     finally:
         subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+def test_ffmpeg_on_a_full_scratch_disk_is_a_disk_error_not_bad_media(tmp_path: Path) -> None:
+    from traxd.adapters import ffmpeg
+    from traxd.errors import DiskFullError
+
+    source = media.tone(tmp_path / "talk.wav", 3.0)
+    scratch = tmp_path / "tmp"
+    mount_small_fs(scratch)
+    try:
+        fill(scratch)
+        with pytest.raises(DiskFullError, match=rf"No space left on device: FFmpeg's audio in {scratch}"):
+            ffmpeg.preprocess(source, scratch / "job-1", 600.0)  # not "not a media file": it is retried
+        free_space(scratch)
+        assert ffmpeg.preprocess(source, scratch / "job-1", 600.0).duration > 2.5
+    finally:
+        subprocess.run(["umount", "-l", str(scratch)], check=False)

@@ -79,14 +79,15 @@ _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errn
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def disk_full(exc: OSError, folder: Path, need_bytes: int, what: str) -> DiskFullError:
+def disk_full(exc: OSError, folder: Path, need_bytes: int | None, what: str) -> DiskFullError:
     """The DiskFullError of a write that ran out of space: which folder, how much it needs and how much is free."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         free = 0
-    return DiskFullError(f"No space left on device: {what} in {folder} needs {_size(need_bytes)}, "
-                         f"{_size(free)} free there ({exc.strerror or exc}); retried once space is freed")  # fmt: skip
+    need = f" needs {_size(need_bytes)}," if need_bytes is not None else ""
+    return DiskFullError(f"No space left on device: {what} in {folder}{need} {_size(free)} free there "
+                         f"({exc.strerror or exc}); retried once space is freed")  # fmt: skip
 
 
 def _size(n: int) -> str:
