@@ -72,7 +72,7 @@ def shipped_head() -> str | None:
     """The head revision, read from the migration files' `revision`/`down_revision` lines (no Alembic import)."""
     revisions, parents = set(), set()
     for path in (script_location() / "versions").glob("*.py"):
-        found = dict((k, v) for k, v in _REVISION.findall(path.read_text(encoding="utf-8")))
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
         revisions.add(found.get("revision"))
         parents.add(found.get("down_revision"))
     heads = revisions - parents - {None}
