@@ -126,6 +126,13 @@ def download(
         raise RetryableError(f"network error ({type(exc).__name__}) while downloading {url}") from None
 
 
+def checked_addresses(host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host) -> list[str]:
+    """Resolve `host` once and return its addresses if they may be connected to (else a TaskError)."""
+    addresses = resolve(host, port)
+    check_addresses(host, addresses, allow_private)
+    return addresses
+
+
 class PinnedBackend(httpcore.SyncBackend):
     """Opens every connection to an address it has just resolved and checked: one DNS answer for both."""
 
@@ -136,12 +143,11 @@ class PinnedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:  # fmt: skip
         """Resolve, check, then connect to the checked address (TLS still verifies `host`: httpcore sends it)."""
-        addresses = self.resolve(host, port)
-        check_addresses(host, addresses, self.allow_private)
+        addresses = checked_addresses(host, port, self.allow_private, self.resolve)
         error: httpcore.ConnectError | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address.split("%", 1)[0], port, timeout, local_address, socket_options)
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 error = exc
         assert error is not None
