@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from traxd.db.models import Base
+from traxd.db.models import Base, include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -30,6 +30,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         transactional_ddl=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

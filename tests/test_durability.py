@@ -95,7 +95,45 @@ def test_postgresql_paid_commit_is_durable_even_where_synchronous_commit_is_off(
         engine.dispose()
 
 
-# -- the system-call test ---------------------------------------------------------------------------------------
+# -- the system-call tests --------------------------------------------------------------------------------------
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (Debian package; .ci/run installs it)")
+
+# Queue bookkeeping on the home's database as the daemon opens it (TRAX_SYNCHRONOUS from the environment):
+# 20 enqueues, claims, heartbeats and completions, and 3 paid checkpoints.
+BOOKKEEPING = """
+import sys
+from traxd.config import load_settings
+from traxd.daemon.home import open_store
+from traxd.types import NewTask, TaskType, WorkerInfo
+store = open_store(load_settings({}))
+for i in range(20):
+    store.enqueue(NewTask(TaskType.TRANSCRIBE, {"i": i}))
+    (run,) = store.claim("me", 1, 30)
+    if i % 7 == 0:
+        assert store.checkpoint(run.lease, {"done": {"0": "paid"}}, paid=True)
+    store.heartbeat(WorkerInfo("me", "host", 1, 0.0, float(i), 1, 10.0, 1.0, 1))
+    assert store.complete(run.lease, None)
+store.engine.dispose()
+"""
+
+
+@needs_strace
+@pytest.mark.parametrize("floor", ["NORMAL", "FULL"])
+def test_trax_synchronous_is_the_floor_for_every_commit(tmp_path: Path, floor: str) -> None:
+    trace = tmp_path / "strace.txt"
+    env = home_env(tmp_path / "home", handlers=None, TRAX_SYNCHRONOUS=floor)
+    cmd = ["strace", "-f", "-yy", "-s", "64", "-o", str(trace), "-e", "trace=fsync,fdatasync,fcntl,pwrite64",
+           sys.executable, "-c", BOOKKEEPING]  # fmt: skip
+    proc = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with trace.open(encoding="utf-8", errors="replace") as lines:
+        kinds = [e.kind for e in trace_events(lines, api_port=0)]
+    commits, syncs = kinds.count("wal_commit"), kinds.count("wal_sync")
+    assert commits >= 80  # 20 x (enqueue, claim, heartbeat, completion) + 3 paid checkpoints
+    if floor == "NORMAL":
+        assert syncs <= 3 + 3  # the paid checkpoints, the WAL's creation and the checkpoint at exit (5 here)
+    else:
+        assert syncs >= commits  # every commit synced
 
 
 @dataclass(frozen=True)
@@ -165,7 +203,7 @@ def unsynced_replies(events: list[Event]) -> list[int]:
     return bad
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (Debian package; .ci/run installs it)")
+@needs_strace
 def test_every_paid_reply_is_on_disk_before_the_next_paid_request_and_bookkeeping_is_not_synced(
     tmp_path: Path,
 ) -> None:

@@ -88,3 +88,34 @@ def test_a_missing_model_pauses_with_the_fix(tmp_path: Path) -> None:
 
     with pytest.raises(ModelGoneError, match="TRAX_LOCAL_MODEL"):
         transcribe_local.load_model(str(tmp_path / "no-such-model"))
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                  reason="needs espeak-ng and sox: apt-get install -y espeak-ng sox")  # fmt: skip
+SENTENCES = ["The river runs under seven old bridges.", "Bake the bread in a hot oven for forty minutes.",
+             "The morning train leaves from platform four."]  # fmt: skip
+
+
+@needs_espeak
+def test_word_timings_and_confidence_per_segment_from_the_words(tmp_path: Path) -> None:
+    from tests.fakes import media
+
+    clip = tmp_path / "three.wav"
+    spans = media.spoken(clip, SENTENCES, gap=1.5)
+    home = tmp_path / "home"
+    settings = load_settings({"home": home, "backend": "local", "local_model": str(models.get_model_path()),
+                              "word_timestamps": True}, env={})  # fmt: skip
+    ctx = Ctx(settings).make({"path": str(clip)})
+    result = transcribe(ctx, {"path": str(clip)}, Backends().get(ctx))
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    segs = doc["segments"]
+    assert len(segs) >= 2 and doc["warnings"] == []  # one 30 s window, several segments
+    for seg in segs:
+        probs = [w["probability"] for w in seg["words"]]
+        assert probs and all(0.0 < p <= 1.0 for p in probs)
+        assert seg["confidence"] == pytest.approx(sum(probs) / len(probs), abs=1e-3)
+        assert all(seg["start"] - 0.3 <= w["start"] <= w["end"] <= seg["end"] + 0.3 for w in seg["words"])
+        assert words(" ".join(w["word"] for w in seg["words"])) == words(seg["text"])
+    assert len({s["confidence"] for s in segs}) > 1  # per segment, no longer one value per 30 s window
+    train = next(w for s in segs for w in s["words"] if "train" in w["word"])
+    assert spans[2][0] - 0.3 <= train["start"] <= spans[2][1]  # word times follow the audio

@@ -12,14 +12,16 @@ from sqlalchemy import Engine, inspect
 
 from traxd.db.engine import open_engine
 from traxd.db.migrate import alembic_config, current_revision, head_revision, upgrade
-from traxd.db.models import Base
+from traxd.db.models import Base, include_object
+
+OPTS = {"include_object": include_object}
 
 
 def test_upgrade_from_empty_gives_the_models_schema(db_url: str) -> None:
     engine = open_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts=OPTS), Base.metadata)
     assert diffs == []
     assert current_revision(engine) == head_revision(alembic_config(engine))
     engine.dispose()
@@ -48,7 +50,7 @@ def test_postgresql_schema_has_the_partial_indexes_and_types(pg_url: str) -> Non
     engine = open_engine(pg_url)
     upgrade(engine)
     with engine.connect() as conn:
-        opts = {"compare_type": True, "compare_server_default": True}
+        opts = {"compare_type": True, "compare_server_default": True, **OPTS}
         assert compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata) == []
         defs = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'").all())
     assert "WHERE ((state)::text = 'queued'::text)" in defs["ix_tasks_claim"]
@@ -82,7 +84,7 @@ def test_daemons_starting_together_on_an_empty_postgresql_migrate_once(pg_url: s
     assert not any(t.is_alive() for t in threads), "concurrent migrations blocked each other"
     assert errors == []
     with engines[0].connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn, opts=OPTS), Base.metadata) == []
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
     for e in engines:
         e.dispose()

@@ -62,12 +62,12 @@ def test_different_inputs_get_a_suffix_and_the_same_input_keeps_its_name(tmp_pat
     assert outputs.choose_base(tmp_path, "notes", "/inbox/notes.m4a") == "notes-2"
 
 
-SEGMENTS = [{"start": 0.0, "end": 2.5, "text": " Hello there."}, {"start": 2.5, "end": 3661.25, "text": "General Kenobi!"}]
+SEGMENTS = [{"start": 0.0, "end": 2.5, "text": " Hello there."}, {"start": 3655.0, "end": 3661.25, "text": "General Kenobi!"}]
 
 
 def test_srt_and_vtt_are_well_formed() -> None:
     srt = outputs.to_srt(SEGMENTS)
-    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n2\n00:00:02,500 --> 01:01:01,250\n")
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n2\n01:00:55,000 --> 01:01:01,250\n")
     vtt = outputs.to_vtt(SEGMENTS)
     assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n")
     for line in vtt.splitlines():

@@ -56,3 +56,17 @@ def test_models_without_statistics_have_no_confidence() -> None:
     assert q["confidence"] is None and q["warnings"] == []
 
 
+
+
+def test_segment_confidence_comes_from_its_words_where_it_has_them() -> None:
+    window = -0.2  # local Whisper: every segment of one 30 s window gets the same avg_logprob
+    sure = {**seg(0, 2, lp=window), "words": [{"start": 0, "end": 1, "word": "a", "probability": 0.9},
+                                             {"start": 1, "end": 2, "word": "b", "probability": 0.7}]}  # fmt: skip
+    unsure = {**seg(2, 4, lp=window), "words": [{"start": 2, "end": 4, "word": "c", "probability": 0.2}]}
+    assert quality.segment_confidence(sure) == pytest.approx(0.8)
+    assert quality.segment_confidence(unsure) == pytest.approx(0.2)
+    assert quality.segment_confidence(seg(0, 1, lp=window)) == quality.confidence(window)  # no words: the logprob
+    assert quality.segment_warnings(sure) == [] and quality.segment_warnings(unsure) == ["low confidence"]
+    assert quality.file_quality([sure, unsure])["confidence"] == pytest.approx(0.5)
+    timed_only = {**seg(0, 1), "words": [{"start": 0, "end": 1, "word": "a"}]}  # API words carry no probability
+    assert quality.segment_confidence(timed_only) == quality.confidence(-0.1)

@@ -61,14 +61,16 @@ def test_gpt_4o_transcribe_asks_for_json_with_logprobs(server: FakeOpenAI, chunk
     out = client(server).transcribe(chunk, model="gpt-4o-mini-transcribe-2025-12-15", duration=4.0)
     sent = server.calls()[0].fields
     assert sent["response_format"] == "json" and sent["include"] == ["logprobs"] and "language" not in sent
-    assert out["segments"] == [{"start": 0.0, "end": 4.0, "text": out["text"], "avg_logprob": pytest.approx(-0.25)}]
+    assert out["segments"] == [{"start": 0.0, "end": 4.0, "text": out["text"], "avg_logprob": pytest.approx(-0.25),
+                                "timing": "none"}]  # fmt: skip
 
 
 def test_gpt_transcribe_gets_text_only_and_language_hints(server: FakeOpenAI, chunk: Path) -> None:
     out = client(server).transcribe(chunk, model="gpt-transcribe", duration=4.0, language="de", prompt="p")
     sent = server.calls()[0].fields
     assert sent["languages"] == ["de"] and "include" not in sent and sent["prompt"] == "p"
-    assert out["language"] == "de" and out["segments"] == [{"start": 0.0, "end": 4.0, "text": out["text"]}]
+    assert out["language"] == "de"
+    assert out["segments"] == [{"start": 0.0, "end": 4.0, "text": out["text"], "timing": "none"}]
 
 
 MODEL_GONE = {"error": {"message": "The model `whisper-1` does not exist", "type": "invalid_request_error",
@@ -236,7 +238,7 @@ def test_segmentless_model_gets_30_second_pieces_cut_at_silence(server: FakeOpen
     offsets = [c["offset"] for c in doc["chunks"]]
     assert len(offsets) == 3 and offsets[1] == pytest.approx(27.5, abs=0.1) and offsets[2] == pytest.approx(53.5, abs=0.1)
     srt = Path(result["outputs"]["srt"]).read_text()
-    assert "00:00:27,5" in srt and "00:00:53,5" in srt  # cues carry the real piece timings
+    assert "\n00:00:28,0" in srt and "\n00:00:54,0" in srt  # cues start where the sound does after each pause
     assert all(c.fields["response_format"] == "json" for c in server.calls())
 
 
@@ -254,3 +256,52 @@ def test_a_lost_lease_stops_sending_chunks(server: FakeOpenAI, tmp_path: Path, l
     with pytest.raises(RetryableError, match="lost the lease"):
         transcribe(lost, {"path": str(long_input)}, Backends().get(lost))
     assert len(server.calls()) == 1
+
+
+# -- word timings ---------------------------------------------------------------------------------
+
+
+def test_whisper_1_asks_for_word_timings_and_files_them_under_their_segments(server: FakeOpenAI, tmp_path: Path) -> None:
+    src = media.tone(tmp_path / "a.wav", 4.0)
+    ctx = Ctx(settings_for(server, tmp_path / "home"), options={"word_timestamps": True})
+    result = run(ctx, {"path": str(src)})
+    sent = server.calls("/audio/transcriptions")[0].fields
+    assert sent["response_format"] == "verbose_json" and sent["timestamp_granularities"] == ["segment", "word"]
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    first, second = doc["segments"]
+    assert [w["word"] for w in first["words"]] == first["text"].split()
+    assert [w["word"] for w in second["words"]] == second["text"].split()
+    assert all(first["start"] <= w["start"] < w["end"] <= first["end"] + 0.01 for w in first["words"])
+    assert doc["warnings"] == []
+
+
+def test_without_the_option_no_word_timings_are_asked_for(server: FakeOpenAI, tmp_path: Path) -> None:
+    src = media.tone(tmp_path / "a.wav", 3.0)
+    result = run(Ctx(settings_for(server, tmp_path / "home")), {"path": str(src)})
+    assert server.calls()[0].fields["timestamp_granularities"] == ["segment"]
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    assert all("words" not in s for s in doc["segments"])
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-transcribe", "gpt-transcribe"])
+def test_a_model_without_word_timings_says_so_once_and_the_run_goes_on(server: FakeOpenAI, tmp_path: Path,
+                                                                        model: str) -> None:  # fmt: skip
+    src = media.tones_with_gaps(tmp_path / "a.mp3", [20.0, 20.0], gap=1.0)  # two pieces: two requests
+    ctx = Ctx(settings_for(server, tmp_path / "home", word_timestamps=True, transcribe_model=model))
+    result = run(ctx, {"path": str(src)})
+    assert len(server.calls()) == 2 and all("timestamp_granularities" not in c.fields for c in server.calls())
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    assert doc["warnings"] == [f"no word timings: model {model} does not return them (segment timings only)"]
+    assert doc["text"] and Path(result["outputs"]["srt"]).read_text()
+
+
+def test_a_server_that_ignores_the_word_request_is_named_in_the_warnings(tmp_path: Path) -> None:
+    def no_words(req: Any) -> dict[str, Any]:
+        req.fields.pop("timestamp_granularities", None)  # like a compatible server without word support
+        return media.media_transcription(req)
+
+    with FakeOpenAI(transcribe=no_words) as fake:
+        result = run(Ctx(settings_for(fake, tmp_path / "home", word_timestamps=True)),
+                     {"path": str(media.tone(tmp_path / "a.wav", 3.0))})  # fmt: skip
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    assert doc["warnings"] == ["no word timings: the server gave none for 2 of 2 segments"]

@@ -16,7 +16,7 @@ from traxd.queue.transitions import (
 from traxd.types import ErrorKind, Failure, Task, TaskState, TaskType
 
 NOW = 1_000_000.0
-POLICY = RetryPolicy(base_seconds=5, factor=4, max_seconds=3600, jitter=0.25)
+POLICY = RetryPolicy()  # the daemon's defaults, as the README states them: 5 s, 20 s, 80 s … at most an hour, +≤25%
 
 
 def task(attempts: int = 1, max_retries: int = 3, priority: int = 6) -> Task:
@@ -52,6 +52,10 @@ def test_jitter_adds_at_most_a_quarter() -> None:
 @pytest.mark.parametrize("retry_after", [0.0, 3.0, 7200.0])
 def test_retry_after_wins(retry_after: float) -> None:
     assert next_retry_at(NOW, 3, POLICY, NoJitter(), retry_after) == NOW + retry_after
+
+
+def test_a_negative_retry_after_is_ignored_and_the_backoff_applies() -> None:
+    assert next_retry_at(NOW, 2, POLICY, NoJitter(), -30.0) == NOW + 20.0
 
 
 CASES = [
@@ -105,3 +109,9 @@ def test_rescue_requeues_until_the_task_is_poison(deaths_before: int, other_erro
     assert (d.state, d.error_kind, d.refund_attempt) == (state, kind, False)
     if state is TaskState.FAILED:
         assert "poison" in d.message and "4 times" in d.message
+
+
+def test_a_rescue_counts_deaths_past_history_entries_it_cannot_read() -> None:
+    t = replace(task(3, 3), errors=["an entry from an older version", *lost(1)])  # type: ignore[list-item]
+    d = decide_rescue(t, NOW, "worker died")
+    assert (d.state, d.run_after, d.priority_step) == (TaskState.QUEUED, NOW, 0)

@@ -87,12 +87,13 @@ def test_every_option_reaches_the_handlers(tmp_path: Path, env: Path) -> None:
     out_dir = tmp_path / "out"
     code, _out, err = trax(str(folder), "--workers", "3", "--progress-interval", "0.5", "--memory-limit", "1024",
                            "--cpu-limit", "80", "--model", "gpt-4o-transcribe", "--language", "DE", "--chunk-size",
-                           "300", "--enhance", "--no-recursive", "--output", str(out_dir))  # fmt: skip
+                           "300", "--enhance", "--no-recursive", "--output", str(out_dir), "--word-timestamps")  # fmt: skip
     assert code == 0, err
     assert "--enhance without DEEPSEEK_API_KEY" in err
     lines = batch_handlers.read_side_effects(env)
     assert [Path(x["source"]).name for x in lines] == ["a.mp3"]  # --no-recursive
-    assert lines[0]["options"] == {"enhance": True, "language": "de", "model": "gpt-4o-transcribe", "chunk_size": 300.0}
+    assert lines[0]["options"] == {"enhance": True, "language": "de", "model": "gpt-4o-transcribe", "chunk_size": 300.0,
+                                   "word_timestamps": True}  # fmt: skip
     assert lines[0]["output_dir"] == str(out_dir) and lines[0]["group"] == group_for(folder)
     assert (out_dir / "a.txt").is_file() and list(out_dir.glob("trax-batch-*.json"))
 
@@ -102,7 +103,8 @@ def test_environment_fills_what_flags_leave_out(tmp_path: Path, env: Path, monke
     monkeypatch.setenv("TRAX_LANGUAGE", "french")
     assert trax(str(media(tmp_path / "in", "a.mp3")))[0] == 0
     options = batch_handlers.read_side_effects(env)[0]["options"]
-    assert options == {"enhance": False, "language": "fr", "model": "whisper-large", "chunk_size": 600.0}
+    assert options == {"enhance": False, "language": "fr", "model": "whisper-large", "chunk_size": 600.0,
+                       "word_timestamps": False}  # fmt: skip
 
 
 def test_one_file_is_accepted(tmp_path: Path, env: Path) -> None:

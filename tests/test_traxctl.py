@@ -126,6 +126,13 @@ def test_add_files_folders_urls_and_duplicates(home: Path, tmp_path: Path, store
     assert store.counts()["queued"] == 3 and store.counts()["failed"] == 1
 
 
+def test_add_word_timestamps_is_a_job_option(home: Path, tmp_path: Path, store: Store) -> None:
+    ok("add", str(media(tmp_path / "in", "a.mp3")), "--word-timestamps")
+    ok("add", str(media(tmp_path / "in2", "b.mp3", b"other")))
+    jobs = [store.get_job(store.get(i).job_id or 0) for i in (1, 2)]  # type: ignore[union-attr]
+    assert [j.options["word_timestamps"] for j in jobs if j is not None] == [True, None]  # None: the setting decides
+
+
 def test_add_errors(home: Path, tmp_path: Path, store: Store) -> None:
     assert "no such file or folder" in err(2, "add", str(tmp_path / "missing.mp3"))
     link = tmp_path / "link.mp3"

@@ -240,3 +240,35 @@ def test_a_restart_skips_remembered_files_and_finds_the_ones_changed_meanwhile(
     assert sorted(p.name for p in hashed) == ["new.mp3", "talk-07.mp3"]  # the 49 unchanged ones were not read
     assert parsed == []  # nor the URL file
     assert len(sources(store)) == 52  # the rewritten file is new content: queued again
+
+
+def test_a_watch_folder_sets_word_timestamps_for_its_files(store: Store, tmp_path: Path) -> None:
+    from traxd.config import load_settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(f"""
+[[watch]]
+inbox = "{tmp_path / 'words'}"
+outbox = "{tmp_path / 'o1'}"
+word_timestamps = true
+
+[[watch]]
+inbox = "{tmp_path / 'plain'}"
+outbox = "{tmp_path / 'o2'}"
+""")
+    folders = load_settings({"home": home}, env={}).watch
+    assert [f.word_timestamps for f in folders] == [True, None]
+    for f in folders:
+        f.inbox.mkdir()
+    watcher = Watcher(folders, Ingestor(store, options={"word_timestamps": None}), settle_seconds=SETTLE,
+                      rescan_seconds=3600)  # fmt: skip
+    watcher.start()
+    try:
+        (tmp_path / "words" / "a.mp3").write_bytes(b"a")
+        (tmp_path / "plain" / "b.mp3").write_bytes(b"b")
+        wait_until(lambda: len(sources(store)) == 2, what="both files")
+    finally:
+        watcher.stop()
+    options = {Path(j.source).name: j.options["word_timestamps"] for j in (store.get_job(i) for i in (1, 2)) if j}
+    assert options == {"a.mp3": True, "b.mp3": None}

@@ -10,11 +10,16 @@ from traxd import logging as _logging
 
 _logging.configure("warning")
 
-__all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskType", "create_batch_processor"]
+__all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "SearchHit", "TaskType",
+           "create_batch_processor", "search"]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
-    """Load the API (traxd.batch) lazily on first access."""
+    """Load the API (traxd.batch, traxd.archive) lazily on first access."""
+    if name in ("search", "SearchHit"):
+        from traxd import archive
+
+        return getattr(archive, name)
     if name in __all__:
         from traxd import batch
 

@@ -35,7 +35,7 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
            "TaskType", "create_batch_processor"]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance")
+OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps")
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -195,7 +195,7 @@ def create_batch_processor(
     **kw: Any,
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
-    output_dir, sampler, language, model, chunk_size, enhance, follow_ups."""
+    output_dir, sampler, language, model, chunk_size, enhance, word_timestamps, follow_ups."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
@@ -209,7 +209,8 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size")}  # fmt: skip
+                "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

@@ -31,6 +31,11 @@ class WatchFolder:
 
     inbox: Path
     outbox: Path
+    word_timestamps: bool | None = None  # None: the setting decides
+
+    def options(self) -> dict[str, Any]:
+        """The job options this folder sets for its files (over the daemon's)."""
+        return {} if self.word_timestamps is None else {"word_timestamps": self.word_timestamps}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Settings:
     enhance_min_similarity: float = 0.85
     enhance_chunk_chars: int = 6000
     language: str | None = None
+    word_timestamps: bool = False
     chunk_size: float = 600.0
     workers: int = 8
     settle_seconds: float = 2.0
@@ -102,6 +108,7 @@ ENV = {
     "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
     "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
     "TRAX_LANGUAGE": "language",
+    "TRAX_WORD_TIMESTAMPS": "word_timestamps",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
     "TRAX_SETTLE_SECONDS": "settle_seconds",
@@ -218,11 +225,13 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         if isinstance(item, WatchFolder):
             out.append(item)
             continue
-        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox"}:
+        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox", "word_timestamps"}:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
-        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox"))
+        words = item.get("word_timestamps")
+        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
+                               None if words is None else _to_bool(words)))  # fmt: skip
     return tuple(out)
 
 

@@ -18,6 +18,7 @@ class ModelInfo:
 
     response_format: str = "json"
     segments: bool = False
+    words: bool = False  # word timings on request (verbose_json, timestamp_granularities=["word"])
     logprobs: bool = False
     languages_param: bool = False  # takes `languages=[...]` hints instead of `language=`
     prompt: bool = True
@@ -27,16 +28,16 @@ class ModelInfo:
 
 _GPT4O = ModelInfo("json", segments=False, logprobs=True, max_seconds=1400.0, shutdown=SHUTDOWN_2027)
 MODELS: dict[str, ModelInfo] = {
-    "whisper-1": ModelInfo("verbose_json", segments=True, shutdown=SHUTDOWN_2027),
+    "whisper-1": ModelInfo("verbose_json", segments=True, words=True, shutdown=SHUTDOWN_2027),
     "gpt-4o-transcribe": _GPT4O,
     "gpt-4o-mini-transcribe": _GPT4O,
     "gpt-4o-transcribe-diarize": ModelInfo("json", prompt=False, max_seconds=1400.0, shutdown=SHUTDOWN_2027),
     "gpt-transcribe": ModelInfo("json", languages_param=True),
 }
 # OpenAI-compatible servers (whisper.cpp, faster-whisper-server, Groq …) name their Whisper models freely.
-_WHISPER_LIKE = ModelInfo("verbose_json", segments=True)
+_WHISPER_LIKE = ModelInfo("verbose_json", segments=True, words=True)
 _UNKNOWN = ModelInfo("json", max_seconds=1400.0)
-LOCAL = ModelInfo("verbose_json", segments=True)
+LOCAL = ModelInfo("verbose_json", segments=True, words=True)
 
 
 def model_info(model: str) -> ModelInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import json
+import math
 import os
 import re
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.errors import DISK_FULL_ERRNOS, disk_full
+from traxd.timeline import MAX_CUE_SECONDS, place_text
 
 EXTENSIONS = ("txt", "json", "srt", "vtt")
 MAX_NAME_CHARS = 120
@@ -97,9 +99,10 @@ def sanitize_name(name: str) -> str:
     """A file-name stem safe on every OS: no separators, control characters, leading dots or reserved names."""
     text = unicodedata.normalize("NFC", name)
     text = _UNSAFE.sub("_", text).strip().strip(".").strip()
-    text = re.sub(r"\s+", " ", text)[:MAX_NAME_CHARS].rstrip(". ")
+    text = re.sub(r"\s+", " ", text)[:MAX_NAME_CHARS]
     while len(text.encode("utf-8")) > 200:
         text = text[:-1]
+    text = text.rstrip(". ")  # after both cuts: Windows refuses names ending in a dot or a space
     if not text:
         return "transcript"
     return f"_{text}" if text.split(".")[0].lower() in _RESERVED else text
@@ -177,32 +180,56 @@ def stamp(seconds: float, sep: str) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
 
-def cues(segments: list[dict[str, Any]], max_chars: int = 160) -> list[tuple[float, float, str]]:
-    """Subtitle cues: one per segment; long segments (models without timings) split by sentence, time by length."""
+def cues(segments: list[dict[str, Any]], max_chars: int = 160,
+         max_seconds: float = MAX_CUE_SECONDS) -> list[tuple[float, float, str]]:  # fmt: skip
+    """Subtitle cues: one per segment; a segment too long for one cue is cut between its timed words, or (no
+    words: the last resort) by its text, at sentence ends where they are near, its time shared by length."""
     out: list[tuple[float, float, str]] = []
     for seg in segments:
         text = " ".join(str(seg.get("text", "")).split())
         start, end = float(seg.get("start", 0.0)), float(seg.get("end", 0.0))
         if not text or end <= start:
             continue
-        parts = _sentences(text, max_chars) if len(text) > max_chars else [text]
-        total = sum(len(p) for p in parts)
-        at = start
-        for part in parts:
-            nxt = at + (end - start) * len(part) / total
-            out.append((at, nxt, part))
-            at = nxt
+        if end - start <= max_seconds and len(text) <= max_chars:
+            out.append((start, end, text))
+        elif seg.get("words"):
+            out += _by_words(seg["words"], max_chars, max_seconds)
+        else:
+            out += _by_text(text, start, end, max_chars, max_seconds)
     return out
 
 
-def _sentences(text: str, max_chars: int) -> list[str]:
-    pieces = re.split(r"(?<=[.!?…])\s+", text)
-    out: list[str] = []
-    for piece in pieces:
-        if out and len(out[-1]) + 1 + len(piece) <= max_chars:
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
+def _by_words(words: list[dict[str, Any]], max_chars: int, max_seconds: float) -> list[tuple[float, float, str]]:
+    """Timed words grouped into cues no longer than the limits (each cue from its first word to its last)."""
+    out: list[tuple[float, float, str]] = []
+    group: list[dict[str, Any]] = []
+    for w in words:
+        text = " ".join([*(g["word"] for g in group), w["word"]])
+        if group and (float(w["end"]) - float(group[0]["start"]) > max_seconds or len(text) > max_chars):
+            out.append(_cue_of(group))
+            group = []
+        group.append(w)
+    return out + ([_cue_of(group)] if group else [])
+
+
+def _cue_of(group: list[dict[str, Any]]) -> tuple[float, float, str]:
+    return float(group[0]["start"]), float(group[-1]["end"]), " ".join(str(g["word"]).strip() for g in group)
+
+
+def _by_text(text: str, start: float, end: float, max_chars: int, max_seconds: float) -> list[tuple[float, float, str]]:
+    """The last resort: cut the text into enough parts for the limits; each part's time in proportion to its length."""
+    parts = max(2, math.ceil((end - start) / max_seconds), math.ceil(len(text) / (max_chars * 0.8)))
+    step = (end - start) / parts
+    placed = [said for _, said in place_text(text, [(start + i * step, start + (i + 1) * step) for i in range(parts)])]
+    if len(placed) < 2:
+        return [(start, end, text)]  # one word: nothing to cut
+    total = sum(len(p) for p in placed) or 1
+    out, at = [], start
+    for said in placed:
+        nxt = at + (end - start) * len(said) / total
+        too_long = len(said) > max_chars or nxt - at > max_seconds
+        out += _by_text(said, at, nxt, max_chars, max_seconds) if too_long else [(at, nxt, said)]
+        at = nxt
     return out
 
 
@@ -246,3 +273,16 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
             need = sum(len(t.encode("utf-8")) for t in texts.values())
             raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
         raise
+
+
+def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
+    """What the search archive keeps of a NAME.json document (None when it is not a finished transcript)."""
+    segments = doc.get("segments") if isinstance(doc, dict) else None
+    if not isinstance(segments, list) or doc.get("status") == "writing":
+        return None
+    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s.get("text") or ""),
+             "speaker": str(s["speaker"]) if s.get("speaker") else None}
+            for s in segments if isinstance(s, dict) and str(s.get("text") or "").strip()]  # fmt: skip
+    return {"json_path": str(json_path), "name": str(doc.get("name") or Path(json_path).stem),
+            "source": str(doc.get("source") or ""), "language": doc.get("language"),
+            "duration": doc.get("duration"), "segments": kept}  # fmt: skip

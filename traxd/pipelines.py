@@ -57,7 +57,7 @@ def _priority(task: Task, job: Job | None) -> int:
 
 def _payload(nxt: TaskType, result: dict[str, Any]) -> dict[str, Any]:
     """What the next stage is given: the whole result, minus bulky fields it does not need."""
-    payload = {k: v for k, v in result.items() if k not in ("segments", "text")}
+    payload = {k: v for k, v in result.items() if k not in ("segments", "text", "index")}
     if nxt is TaskType.PREPROCESS:
         return {k: payload[k] for k in ("path", "sha256", "url", "title") if k in payload}
     return payload

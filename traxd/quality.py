@@ -18,13 +18,27 @@ def confidence(avg_logprob: float | None) -> float | None:
     return round(math.exp(min(0.0, float(avg_logprob))), 4)
 
 
+def segment_confidence(seg: dict[str, Any]) -> float | None:
+    """The mean probability of the segment's words where it has them, else exp(avg_logprob).
+
+    Local Whisper gives every segment of one 30 s window the same avg_logprob; the words tell segments apart.
+    """
+    probs = [float(w["probability"]) for w in seg.get("words") or [] if w.get("probability") is not None]
+    if probs:
+        return round(sum(probs) / len(probs), 4)
+    return confidence(seg.get("avg_logprob"))
+
+
 def segment_warnings(seg: dict[str, Any]) -> list[str]:
     """Why a segment looks doubtful (empty when it looks fine or has no statistics)."""
     lp, cr, ns = seg.get("avg_logprob"), seg.get("compression_ratio"), seg.get("no_speech_prob")
+    low = lp is not None and lp < LOGPROB_THRESHOLD
+    if any(w.get("probability") is not None for w in seg.get("words") or []):
+        low = (segment_confidence(seg) or 0.0) < math.exp(LOGPROB_THRESHOLD)
     out = []
     if lp is not None and ns is not None and ns > NO_SPEECH_THRESHOLD and lp < LOGPROB_THRESHOLD:
         out.append("probably silence or noise")
-    elif lp is not None and lp < LOGPROB_THRESHOLD:
+    elif low:
         out.append("low confidence")
     if cr is not None and cr > COMPRESSION_THRESHOLD:
         out.append("repetitive text (possible hallucination)")
@@ -37,11 +51,11 @@ def _span(seg: dict[str, Any]) -> float:
 
 def file_quality(segments: list[dict[str, Any]], duration: float | None = None) -> dict[str, Any]:
     """Per-file metrics (duration-weighted confidence, flagged segments) and de-duplicated warnings."""
-    scored = [(s, _span(s)) for s in segments if s.get("avg_logprob") is not None]
+    scored = [(c, _span(s)) for s in segments if (c := segment_confidence(s)) is not None]
     weight = sum(w for _, w in scored)
     conf = None
     if scored:
-        total = sum((confidence(s["avg_logprob"]) or 0.0) * (w if weight else 1.0) for s, w in scored)
+        total = sum(c * (w if weight else 1.0) for c, w in scored)
         conf = round(total / (weight if weight else len(scored)), 4)
     flagged: dict[str, list[float]] = {}
     for seg in segments:

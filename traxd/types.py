@@ -196,3 +196,40 @@ class IngestedFile:
     mtime_ns: int
     inode: int
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One matching segment of an archived transcript, ranked; `marks` are (start, end) offsets in `snippet`."""
+
+    name: str
+    source: str
+    json_path: str
+    start: float
+    end: float
+    speaker: str | None
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+    language: str | None
+    job_id: int | None
+    segment: int
+    score: float
+
+    def marked(self, open_mark: str = "«", close_mark: str = "»") -> str:
+        """The snippet with each match wrapped in the given marks."""
+        out, at = [], 0
+        for a, b in self.marks:
+            out += [self.snippet[at:a], open_mark, self.snippet[a:b], close_mark]
+            at = b
+        return "".join(out) + self.snippet[at:]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What narrows a search: finished since (epoch seconds), inbox folder, speaker, language, how many hits."""
+
+    since: float | None = None
+    inbox: str | None = None
+    speaker: str | None = None
+    language: str | None = None
+    limit: int = 20

@@ -73,3 +73,24 @@ def media_transcription(req: Recorded) -> dict[str, Any]:
     duration = duration_of(req.file_bytes, Path(req.file_name or "x.ogg").suffix)
     req.headers["x-fake-duration"] = f"{max(duration, 0.01):.3f}"
     return default_transcription(req)
+
+
+def spoken(path: Path, sentences: list[str], gap: float = 1.0, speed: int = 160) -> list[tuple[float, float]]:
+    """Sentences synthesised with espeak-ng, joined by `gap` seconds of digital silence (sox); the (start, end)
+    of each sentence's audio in the joined file. Needs espeak-ng and sox (`.ci/run` installs them)."""
+    parts: list[Path] = []
+    spans: list[tuple[float, float]] = []
+    at = 0.0
+    silence = path.with_name(f"{path.stem}-gap.wav")
+    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(silence), "trim", "0", str(gap)], check=True)
+    for i, sentence in enumerate(sentences):
+        part = path.with_name(f"{path.stem}-{i}.wav")
+        subprocess.run(["espeak-ng", "-s", str(speed), "-w", str(part), sentence], check=True)
+        seconds = float(subprocess.run(["soxi", "-D", str(part)], capture_output=True, text=True, check=True).stdout)
+        spans.append((at, at + seconds))
+        at += seconds + gap
+        parts += [part, silence] if i < len(sentences) - 1 else [part]
+    subprocess.run(["sox", *map(str, parts), str(path)], check=True)
+    for part in {*parts}:
+        part.unlink()
+    return spans

@@ -179,7 +179,7 @@ class FakeOpenAI:
         verbose = self.transcribe(rec)
         fmt = rec.fields.get("response_format") or "json"
         if fmt == "verbose_json":
-            _send_json(h, 200, verbose)
+            _send_json(h, 200, _with_granularities(verbose, rec))
         elif fmt == "json":
             _send_json(h, 200, _json_transcription(verbose, rec))
         elif fmt == "text":
@@ -198,6 +198,22 @@ class FakeOpenAI:
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         })  # fmt: skip
+
+
+def _with_granularities(verbose: dict[str, Any], rec: Recorded) -> dict[str, Any]:
+    """verbose_json as OpenAI sends it: top-level `words` only when `timestamp_granularities[]=word` was asked."""
+    out = {k: v for k, v in verbose.items() if k != "words"}
+    if "word" in rec.fields.get("timestamp_granularities", []):
+        out["words"] = verbose.get("words") or [w for s in verbose.get("segments", []) for w in _spread(s)]
+    return out
+
+
+def _spread(seg: dict[str, Any]) -> list[dict[str, Any]]:
+    """A segment's words, its time shared out evenly (OpenAI sends no word probabilities)."""
+    words = seg["text"].split()
+    step = (seg["end"] - seg["start"]) / max(1, len(words))
+    return [{"word": w, "start": round(seg["start"] + i * step, 3), "end": round(seg["start"] + (i + 1) * step, 3)}
+            for i, w in enumerate(words)]  # fmt: skip
 
 
 def _json_transcription(verbose: dict[str, Any], rec: Recorded) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from traxd.errors import PermanentError, RetryableError, disk_full
@@ -26,7 +26,7 @@ BITRATE_KBPS = 32
 CHUNK_EXT = "ogg"
 CHUNK_MIME = "audio/ogg"
 SILENCE_DB = -35
-SILENCE_MIN = 0.4
+SILENCE_MIN = 0.15  # short enough to find the gaps that can split a long subtitle cue; chunks use the longest
 PROBE_TIMEOUT = 60.0
 PROBE_ABOVE_BYTES = 20_000_000
 SMALL_FILE_TIMEOUT = 1200.0
@@ -60,10 +60,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The result of preprocessing: total duration and the chunks in order."""
+    """The result of preprocessing: total duration, the chunks in order and the silences (start, end) found."""
 
     duration: float
     chunks: list[Chunk]
+    silences: list[tuple[float, float]] = field(default_factory=list)
 
 
 def ffmpeg_exe() -> str:
@@ -295,10 +296,10 @@ def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Eve
     cuts = plan_cuts(decoded, target, silences, window=min(60.0, target * 0.25))
     if not cuts:
         only = full.rename(out_dir / f"chunk_0000.{CHUNK_EXT}")
-        return Prepared(decoded, [Chunk(str(only), 0.0, decoded)])
+        return Prepared(decoded, [Chunk(str(only), 0.0, decoded)], silences)
     chunks = split(full, out_dir, cuts, convert_timeout(decoded), cancelled)
     full.unlink()
-    return Prepared(decoded, chunks)
+    return Prepared(decoded, chunks, silences)
 
 
 def resplit(chunk: Chunk, out_dir: Path, parts: int = 2, cancelled: threading.Event | None = None) -> list[Chunk]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.errors import ModelGoneError, PermanentError
+from traxd.timeline import word
 
 _LOAD_LOCK = threading.Lock()
 # One loaded model per name/path for the whole process: loading costs seconds and hundreds of MB.
@@ -34,25 +35,34 @@ def load_model(name: str) -> Any:
         return model
 
 
+def transcribe_kwargs(language: str | None, prompt: str | None, words: bool) -> dict[str, Any]:
+    """The arguments Trax gives WhisperModel.transcribe (the benchmark calls faster-whisper with the same)."""
+    return {"language": language, "initial_prompt": prompt, "beam_size": 5, "word_timestamps": words}
+
+
 class LocalTranscriber:
     """Transcribes on this machine; CTranslate2 queues concurrent calls on its worker, so threads may share it."""
 
     backend = "local"
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
+                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
         """Transcribe one chunk; segments relative to its start, with Whisper's per-segment statistics."""
         whisper = load_model(model)
         try:
-            segments, info = whisper.transcribe(str(path), language=language, initial_prompt=prompt, beam_size=5)
-            segs = [_segment(s) for s in segments]
+            segments, info = whisper.transcribe(str(path), **transcribe_kwargs(language, prompt, words))
+            segs = [_segment(s, words) for s in segments]
         except (OSError, ValueError, RuntimeError) as exc:
             raise PermanentError(f"{path.name}: local transcription failed ({type(exc).__name__}: {exc})") from None
         text = " ".join(s["text"] for s in segs if s["text"])
         return {"text": text, "language": getattr(info, "language", None), "segments": segs}
 
 
-def _segment(seg: Any) -> dict[str, Any]:
-    return {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip(),
-            "avg_logprob": float(seg.avg_logprob), "compression_ratio": float(seg.compression_ratio),
-            "no_speech_prob": float(seg.no_speech_prob)}  # fmt: skip
+def _segment(seg: Any, words: bool) -> dict[str, Any]:
+    out = {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip(),
+           "avg_logprob": float(seg.avg_logprob), "compression_ratio": float(seg.compression_ratio),
+           "no_speech_prob": float(seg.no_speech_prob)}  # fmt: skip
+    if words:
+        out["words"] = [word(w.start, w.end, w.word, w.probability) for w in seg.words or []]
+    return out
+

@@ -19,6 +19,7 @@ from traxd.errors import (
     TaskError,
 )
 from traxd.models_table import REPLACEMENT, ModelInfo, model_info
+from traxd.timeline import assign_words, word
 
 MIME = {".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".webm": "audio/webm"}
 
@@ -32,23 +33,25 @@ class OpenAITranscriber:
         self.client = openai.OpenAI(api_key=api_key or "", base_url=base_url, max_retries=0, timeout=timeout)
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
+                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
         """Transcribe one chunk; segments are relative to the chunk's start."""
         info = model_info(model)
         try:
             with open(path, "rb") as fh:
                 upload = (path.name, fh, MIME.get(path.suffix.lower(), "application/octet-stream"))
-                resp = self.client.audio.transcriptions.create(**request_args(info, model, upload, language, prompt))
+                args = request_args(info, model, upload, language, prompt, words)
+                resp = self.client.audio.transcriptions.create(**args)
         except openai.OpenAIError as exc:
             raise translate(exc, model) from None
         return parse_response(resp, info, duration)
 
 
-def request_args(info: ModelInfo, model: str, upload: Any, language: str | None, prompt: str | None) -> dict[str, Any]:
-    """The create() arguments this model understands."""
+def request_args(info: ModelInfo, model: str, upload: Any, language: str | None, prompt: str | None,
+                 words: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The create() arguments this model understands (word timings only from models that offer them)."""
     args: dict[str, Any] = {"model": model, "file": upload, "response_format": info.response_format}
     if info.segments:
-        args["timestamp_granularities"] = ["segment"]
+        args["timestamp_granularities"] = ["segment", "word"] if words and info.words else ["segment"]
     if info.logprobs:
         args["include"] = ["logprobs"]
     if language:
@@ -68,6 +71,9 @@ def parse_response(resp: Any, info: ModelInfo, duration: float) -> dict[str, Any
     text = " ".join(resp_text.split())
     if raw_segments:
         segments = [_segment(s) for s in raw_segments]
+        raw_words = getattr(resp, "words", None)
+        if raw_words:
+            assign_words(segments, [word(w.start, w.end, w.word, None) for w in raw_words])
     else:
         segments = [_whole(text, duration, getattr(resp, "logprobs", None))] if text else []
     return {"text": text, "language": language, "segments": segments}
@@ -88,8 +94,9 @@ def _segment(seg: Any) -> dict[str, Any]:
 
 
 def _whole(text: str, duration: float, logprobs: list[Any] | None) -> dict[str, Any]:
-    """A model without segments: the chunk (cut at silences, ~30 s) is one segment; token logprobs averaged."""
-    seg: dict[str, Any] = {"start": 0.0, "end": float(duration), "text": text}
+    """A model without segments: the chunk (cut at silences, ~30 s) is one segment without timings inside (the
+    handler times its pieces from the silences); token logprobs averaged."""
+    seg: dict[str, Any] = {"start": 0.0, "end": float(duration), "text": text, "timing": "none"}
     values = [float(lp.logprob) for lp in logprobs or [] if getattr(lp, "logprob", None) is not None]
     if values:
         seg["avg_logprob"] = sum(values) / len(values)

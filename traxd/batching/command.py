@@ -44,6 +44,7 @@ class BatchOptions:
     enhance: bool = False
     recursive: bool = True
     output: Path | None = None
+    word_timestamps: bool = False
 
 
 class Reporter(Protocol):
@@ -72,7 +73,8 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
         raise UserError(f"--cpu-limit must be between 0 and 100 (% of this machine), got {opts.cpu_limit:g}")
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
              "transcribe_model": opts.model, "language": normalize_language(opts.language),
-             "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None}  # fmt: skip
+             "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
+             "word_timestamps": True if opts.word_timestamps else None}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
@@ -81,7 +83,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
 def job_options(settings: Settings) -> dict[str, Any]:
     """The per-job options every handler reads first (the BRIEF's shared convention)."""
     return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size}  # fmt: skip
+            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps}  # fmt: skip
 
 
 def output_folder(opts: BatchOptions) -> Path:

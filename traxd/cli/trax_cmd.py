@@ -35,10 +35,11 @@ def batch(
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
     output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
 ) -> None:
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
     opts = BatchOptions(path, workers, progress_interval, memory_limit, cpu_limit, model, language, chunk_size,
-                        enhance, recursive, output)  # fmt: skip
+                        enhance, recursive, output, word_timestamps)  # fmt: skip
     out, err = Console(file=sys.stdout), Console(file=sys.stderr)
     reporter = (LiveReporter if err.is_terminal else PlainReporter)(out, err, as_json)
     try:

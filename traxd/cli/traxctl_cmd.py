@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -193,6 +194,7 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.ingest.enqueue import Ingestor
@@ -200,7 +202,8 @@ def add(
 
     s = settings()
     target = _outbox(s, outbox)
-    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None}
+    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
+               "word_timestamps": True if word_timestamps else None}  # None: the setting when it runs
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
@@ -322,6 +325,63 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def search(
+    query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
+    since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
+    inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,
+    speaker: Annotated[str | None, typer.Option(help="Only segments of this speaker.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only transcripts in this language (e.g. en).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many hits, best first.")] = 20,
+    as_json: JsonOpt = False,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="With --reindex: read the .json files here.")] = None,
+) -> None:
+    """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
+    from traxd import archive
+
+    if query is None and not reindex:
+        raise UsageError("give a QUERY to search for (or --reindex)")
+    if query is not None:
+        archive.make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
+    with store_for(settings()) as store:
+        if reindex:
+            done = archive.reindex(store, from_dir.expanduser() if from_dir else None)
+            typer.echo(f"indexed {done.transcripts} transcripts ({done.segments} segments)"
+                       + (f"; skipped {len(done.skipped)} unreadable" if done.skipped else ""), err=query is not None)
+        if query is None:
+            return
+        hits = archive.search(query, since=since, inbox=inbox, speaker=speaker, language=language, limit=limit,
+                              store=store)
+    _print_json([_hit_dict(h) for h in hits]) if as_json else _print_hits(hits)
+
+
+def _hit_dict(h: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(h), "marks": [list(m) for m in h.marks], "marked": h.marked("**", "**"),
+            "file": Path(h.source).name or h.name, "at": _clock(h.start)}
+
+
+def _clock(seconds: float) -> str:
+    """mm:ss.s (minutes keep counting past the hour, so a player can seek)."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600:02d}:{tenths % 600 // 10:02d}.{tenths % 10}"
+
+
+def _print_hits(hits: list[Any]) -> None:
+    """`file  [mm:ss.s]  speaker: …snippet…` (matches in bold on a terminal, else between **), then the output."""
+    if not hits:
+        typer.echo("no matches")
+        return
+    marks = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() else ("**", "**")
+    for h in hits:
+        who = f"{h.speaker}: " if h.speaker else ""
+        typer.echo(f"{Path(h.source).name or h.name}  [{_clock(h.start)}]  {who}{h.marked(*marks)}")
+        typer.echo(f"    {h.json_path}")
+
+
 @watch_app.command("add")
 @one_line_errors
 def watch_add(
@@ -357,6 +417,26 @@ def watch_list(as_json: JsonOpt = False) -> None:
         typer.echo(f"{w.inbox} -> {w.outbox}" + ("" if w.inbox.is_dir() else "  (missing)"))
     if not folders:
         typer.echo("no watch folders (traxctl watch add DIR)")
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+                                              "(made up and printed when listening beyond loopback).")] = None,
+) -> None:
+    """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
+
+    s = settings()
+    token = check_binding(host, token)
+    with store_for(s) as store:
+        server = make_server(dashboard_for(s, store, token), host, port)
+        typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
+        server.run()
 
 
 # -- doctor -------------------------------------------------------------------------------------

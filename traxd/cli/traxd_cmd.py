@@ -26,11 +26,15 @@ def _root() -> None:
 def run(
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Tasks run at once.")] = None,
     drain: Annotated[bool, typer.Option("--drain", help="Process until nothing is runnable, then exit 0.")] = False,
+    dashboard: Annotated[bool, typer.Option("--dashboard", help="Also serve the dashboard (see traxctl dashboard).")] = False,
+    dashboard_host: Annotated[str, typer.Option(help="The dashboard's address (beyond loopback: a token).")] = "127.0.0.1",
+    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="The dashboard's port.")] = 8765,
 ) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT or `traxctl stop` (exit 0)."""
     from traxd.daemon.service import main_thread_exit, run_daemon
 
-    code = run_daemon({"workers": workers}, drain=drain)
+    served = {"host": dashboard_host, "port": dashboard_port} if dashboard else None
+    code = run_daemon({"workers": workers}, drain=drain, dashboard=served)
     main_thread_exit(code)
     raise typer.Exit(code)
 

@@ -97,7 +97,8 @@ class ConfigWatch:
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
     """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
-    options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None}
+    options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None,
+               "word_timestamps": None}  # None: the setting when it runs; a watch folder may set its own
     ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
     return Watcher(
@@ -119,8 +120,10 @@ def build_pool(settings: Settings, store: Store) -> Pool:
                 slot_limit=monitor.slot_limit)
 
 
-def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) -> int:
-    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0."""
+def run_daemon(
+    overrides: Mapping[str, Any] | None = None, drain: bool = False, dashboard: Mapping[str, Any] | None = None
+) -> int:
+    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0; optionally the dashboard."""
     overrides = dict(overrides or {})
     settings = load_settings(overrides)
     os.umask(0o077)
@@ -128,10 +131,22 @@ def run_daemon(overrides: Mapping[str, Any] | None = None, drain: bool = False) 
     with DaemonLock(settings.home):
         setup_logging(settings)
         store = open_store(settings, pool_size=settings.workers + 6)
+        server = _start_dashboard(settings, store, dashboard) if dashboard else None
         try:
             return _serve(settings, store, overrides, drain)
         finally:
+            if server is not None:
+                server.should_exit = True
             store.engine.dispose()
+
+
+def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any]) -> Any:
+    from traxd.dashboard.server import serve_in_thread
+
+    server, url = serve_in_thread(settings, store, where["host"], int(where["port"]), os.environ.get("TRAX_DASHBOARD_TOKEN"))
+    log.info("dashboard_started", host=where["host"], port=where["port"])
+    sys.stderr.write(f"dashboard on {url}\n")
+    return server
 
 
 def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:

@@ -106,7 +106,7 @@ def _install_sqlite_hooks(engine: Engine, synchronous: str, busy_timeout_ms: int
         cur.close()
         record.info[_FLOOR] = synchronous
         record.info[_FULL_FSYNC] = full_fsync
-        _set_sync(dbapi_conn, synchronous, full_fsync and _rank(synchronous) >= _rank(PAID_SYNCHRONOUS))
+        _set_sync(dbapi_conn, synchronous, full_fsync)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -120,9 +120,9 @@ def _rank(level: str) -> int:
 
 
 def _set_sync(dbapi_conn: Any, level: str, full_fsync: bool) -> None:
-    """Set a SQLite connection's sync level (only possible outside a transaction)."""
+    """Set a SQLite connection's sync level (only possible outside a transaction); F_FULLFSYNC when it syncs."""
     dbapi_conn.execute(f"PRAGMA synchronous={level}")
-    dbapi_conn.execute(f"PRAGMA fullfsync={'ON' if full_fsync else 'OFF'}")
+    dbapi_conn.execute(f"PRAGMA fullfsync={'ON' if full_fsync and _rank(level) >= _rank('FULL') else 'OFF'}")
 
 
 @contextmanager
@@ -147,7 +147,7 @@ def paid_transaction(conn: Connection) -> Iterator[Connection]:
             yield conn
     finally:
         try:
-            _set_sync(raw, floor, full and _rank(floor) >= _rank(PAID_SYNCHRONOUS))
+            _set_sync(raw, floor, full)
         except sqlite3.Error:
             conn.invalidate()  # never hand a FULL connection back to the pool: a fresh one next time
 

@@ -89,6 +89,15 @@ class TaskRow(Base):
             sqlite_where=text("state = 'running'"),
             postgresql_where=text("state = 'running'"),
         ),
+        # Status and the dashboard: throughput and the current work by finish time; the few failed/cancelled rows.
+        Index("ix_tasks_finished_at", "finished_at"),
+        Index("ix_tasks_failed", "job_id", sqlite_where=text("state = 'failed'"), postgresql_where=text("state = 'failed'")),
+        Index(
+            "ix_tasks_cancelled",
+            "job_id",
+            sqlite_where=text("state = 'cancelled'"),
+            postgresql_where=text("state = 'cancelled'"),
+        ),
     )
 
 
@@ -132,3 +141,54 @@ class IngestedFileRow(Base):
     inode: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seen_at: Mapped[float] = mapped_column(Float)
+
+
+class TranscriptRow(Base):
+    """One finished transcript in the search archive (its NAME.json and the job that made it)."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    json_path: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    indexed_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SegmentRow(Base):
+    """One segment of an archived transcript; the full-text index (FTS5 / tsvector) is kept on `text`."""
+
+    __tablename__ = "transcript_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    start_sec: Mapped[float] = mapped_column(Float)
+    end_sec: Mapped[float] = mapped_column(Float)
+    speaker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+# Full-text objects the engines add beside the declared tables (migration 0003): the FTS5 table and its shadow
+# tables on SQLite, the generated tsvector column and its GIN index on PostgreSQL. Schema comparisons skip them.
+SEARCH_ENGINE_TABLE_PREFIX = "transcript_segments_fts"
+SEARCH_ENGINE_COLUMNS = {("transcript_segments", "tsv")}
+SEARCH_ENGINE_INDEXES = {"ix_transcript_segments_tsv"}
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's filter: leave the engine-specific full-text objects out of schema comparisons."""
+    if not reflected or compare_to is not None or name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(SEARCH_ENGINE_TABLE_PREFIX)
+    if type_ == "column":
+        return (getattr(getattr(obj, "table", None), "name", None), name) not in SEARCH_ENGINE_COLUMNS
+    if type_ == "index":
+        return name not in SEARCH_ENGINE_INDEXES
+    return True

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.handlers.registry import TaskContext
+from traxd.models_table import LOCAL, ModelInfo, model_info
 
 DEFAULT_LOCAL_MODEL = "base"
 
@@ -36,6 +37,11 @@ def model_name(ctx: TaskContext) -> str:
     if backend(ctx) == "local":
         return str(option(ctx, "model", "local_model", DEFAULT_LOCAL_MODEL))
     return str(option(ctx, "model", "transcribe_model", "whisper-1"))
+
+
+def model_caps(ctx: TaskContext) -> ModelInfo:
+    """What this job's model returns (segments, words, limits): the local backend's, or the API model's entry."""
+    return LOCAL if backend(ctx) == "local" else model_info(model_name(ctx))
 
 
 def work_dir(ctx: TaskContext) -> Path:

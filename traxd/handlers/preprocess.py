@@ -8,9 +8,9 @@ from typing import Any
 
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
-from traxd.handlers.common import backend, model_name, option, work_dir
+from traxd.handlers.common import model_caps, option, work_dir
 from traxd.handlers.registry import TaskContext
-from traxd.models_table import LOCAL, model_info, piece_seconds
+from traxd.models_table import piece_seconds
 
 
 def chunk_seconds(ctx: TaskContext) -> float:
@@ -18,8 +18,7 @@ def chunk_seconds(ctx: TaskContext) -> float:
     size = float(option(ctx, "chunk_size", "chunk_size", 600.0))
     if size <= 0:
         raise PermanentError(f"chunk size must be greater than 0, got {size}")
-    info = LOCAL if backend(ctx) == "local" else model_info(model_name(ctx))
-    return piece_seconds(info, size, ffmpeg.BITRATE_KBPS)
+    return piece_seconds(model_caps(ctx), size, ffmpeg.BITRATE_KBPS)
 
 
 def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, folder: str = "chunks") -> dict[str, Any]:
@@ -33,7 +32,17 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise
     chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
+    if not model_caps(ctx).segments:  # text-only models: their subtitles are timed from the silences
+        for chunk in chunks:
+            chunk["silences"] = silences_in(prepared.silences, chunk["offset"], chunk["duration"])
     return {"path": path_value, "duration": prepared.duration, "chunks": chunks}
+
+
+def silences_in(silences: list[tuple[float, float]], offset: float, duration: float) -> list[list[float]]:
+    """The silences within one chunk, relative to its start (rounded: they travel in the task payload)."""
+    end = offset + duration
+    return [[round(max(s, offset) - offset, 3), round(min(e, end) - offset, 3)]
+            for s, e in silences if e > offset and s < end]  # fmt: skip
 
 
 def preprocess(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:

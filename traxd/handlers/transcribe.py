@@ -12,10 +12,18 @@ from typing import Any, Protocol
 from traxd import outputs, quality
 from traxd.adapters import ffmpeg
 from traxd.errors import PayloadTooLargeError, PermanentError, RetryableError
-from traxd.handlers.common import backend, model_name, option, output_dir, work_dir
+from traxd.handlers.common import (
+    backend,
+    model_caps,
+    model_name,
+    option,
+    output_dir,
+    work_dir,
+)
 from traxd.handlers.preprocess import prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
+from traxd.timeline import timed_from_silences
 
 log = get_logger("transcribe")
 PROMPT_CHARS = 600  # ~ the last 224 tokens Whisper reads from a prompt, for most languages
@@ -27,8 +35,8 @@ class Transcriber(Protocol):
     backend: str
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """{"text", "language", "segments"} of one audio file."""
+                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
+        """{"text", "language", "segments"} of one audio file; segments carry `words` when asked and offered."""
         ...
 
 
@@ -120,6 +128,16 @@ def _run_chunks(
 
 
 def _one_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: int, prompt: str | None) -> dict[str, Any]:
+    """Transcribe a chunk (on 413 in two halves); text without timings is timed from the chunk's silences."""
+    result = _whole_chunk(ctx, engine, chunk, i, prompt)
+    silences = [(float(s), float(e)) for s, e in chunk.get("silences") or []]
+    segments = []
+    for seg in result["segments"]:
+        segments += timed_from_silences(seg, silences) if seg.get("timing") == "none" else [seg]
+    return {**result, "segments": segments}
+
+
+def _whole_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: int, prompt: str | None) -> dict[str, Any]:
     """Transcribe a chunk; on 413 cut it in two and try once more."""
     try:
         return _send(ctx, engine, Path(chunk["path"]), float(chunk["duration"]), prompt)
@@ -141,7 +159,8 @@ def _one_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: 
 
 def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, prompt: str | None) -> dict[str, Any]:
     language = option(ctx, "language", "language")
-    return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt)
+    return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
+                             words=wants_words(ctx))  # fmt: skip
 
 
 def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
@@ -157,14 +176,21 @@ def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
 
 
 def shift(result: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
-    """A chunk result with segment times moved by `offset` and clamped to the chunk's end."""
+    """A chunk result with segment (and word) times moved by `offset` and clamped to the chunk's end."""
     segs = []
     for seg in result.get("segments") or []:
-        moved = dict(seg)
-        moved["start"] = round(min(offset + float(seg["start"]), cap), 3)
-        moved["end"] = round(min(max(offset + float(seg["end"]), moved["start"]), cap), 3)
+        moved = _moved(seg, offset, cap)
+        if "words" in seg:
+            moved["words"] = [_moved(w, offset, cap) for w in seg["words"]]
         segs.append(moved)
     return {**result, "segments": segs}
+
+
+def _moved(item: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
+    moved = dict(item)
+    moved["start"] = round(min(offset + float(item["start"]), cap), 3)
+    moved["end"] = round(min(max(offset + float(item["end"]), moved["start"]), cap), 3)
+    return moved
 
 
 def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
@@ -178,8 +204,8 @@ def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str,
         texts += [result["text"]] if result.get("text") else []
         language = language or result.get("language")
     for seg in segments:
-        if seg.get("avg_logprob") is not None:
-            seg["confidence"] = quality.confidence(seg["avg_logprob"])
+        if (conf := quality.segment_confidence(seg)) is not None:
+            seg["confidence"] = conf
     return segments, " ".join(texts), language
 
 
@@ -189,12 +215,30 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
     segments, text, language = merge(plan, state["done"])
     duration = round(sum(d for _, d in plan), 3)
     metrics = quality.file_quality(segments, duration)
+    warnings = metrics["warnings"] + word_warnings(ctx, segments)
     enhance = bool(ctx.job is not None and ctx.job.options.get("enhance"))
     return {"name": _name(ctx, payload), "source": _owner(ctx, payload), "language": language, "duration": duration,
             "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
-            "text": text, "segments": segments, "quality": metrics, "warnings": metrics["warnings"],
+            "text": text, "segments": segments, "quality": metrics, "warnings": warnings,
             "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def wants_words(ctx: TaskContext) -> bool:
+    """The job's (or the settings') --word-timestamps."""
+    return bool(option(ctx, "word_timestamps", "word_timestamps", False))
+
+
+def word_warnings(ctx: TaskContext, segments: list[dict[str, Any]]) -> list[str]:
+    """One warning when word timings were asked for and the model gave none (the transcript is written anyway)."""
+    if not wants_words(ctx):
+        return []
+    if not model_caps(ctx).words:
+        return [f"no word timings: model {model_name(ctx)} does not return them (segment timings only)"]
+    missing = sum(1 for seg in segments if seg.get("text") and not seg.get("words"))
+    if missing:
+        return [f"no word timings: the server gave none for {missing} of {len(segments)} segments"]
+    return []
 
 
 def _owner(ctx: TaskContext, payload: dict[str, Any]) -> str:
@@ -226,5 +270,6 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
             "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
-            "quality": doc["quality"], "warnings": doc["warnings"]}  # fmt: skip
+            "quality": doc["quality"], "warnings": doc["warnings"],
+            "index": outputs.index_entry(doc, paths["json"])}  # fmt: skip
 

@@ -40,13 +40,21 @@ class Ingestor:
     on_queued: Callable[[Queued], None] | None = None
     # The host whose disk holds the inbox: its file tasks run only there (None with shared storage).
     affinity: str | None = None
+    # Options a watch folder sets for its files, by its outbox's real path (over `options`).
+    folder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def options_for(self, outbox: Path) -> dict[str, Any]:
+        """The job options of an input going to `outbox`."""
+        extra = self.folder_options.get(str(outbox))
+        return {**self.options, **extra} if extra else self.options
 
     def ingest_path(self, path: Path, outbox: Path, sha256: str | None = None) -> list[Queued]:
         """A media file -> one PREPROCESS job; a .url/.webloc/.txt -> one job per URL."""
         if is_url_file(path):
             return self.ingest_url_file(path, outbox)
         sha = sha256 or sha256_file(path)
-        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group, options=self.options)
+        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
+                     options=self.options_for(outbox))
         first = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
                         dedupe_key=f"file:{sha}:{outbox}", affinity=self.affinity)  # fmt: skip
         _job, tasks, created = self.store.create_job(job, [first])
@@ -60,7 +68,7 @@ class Ingestor:
         items = []
         for path, outbox, sha in files:
             job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
-                         options=self.options)  # fmt: skip
+                         options=self.options_for(outbox))  # fmt: skip
             task = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
                            dedupe_key=f"file:{sha}:{outbox}", affinity=self.affinity)  # fmt: skip
             items.append((job, task))
@@ -84,7 +92,8 @@ class Ingestor:
     def ingest_url(self, url: str, outbox: Path, origin: str | None = None) -> Queued:
         """One URL -> a YOUTUBE or DOWNLOAD job; another scheme -> a job whose task failed with the reason."""
         kind, reason = classify_url(url)
-        job = NewJob(source=url, name=url_name(url), output_dir=str(outbox), group=self.group, options=self.options)
+        job = NewJob(source=url, name=url_name(url), output_dir=str(outbox), group=self.group,
+                     options=self.options_for(outbox))
         key = f"url:{url}:{outbox}"
         if kind not in _KIND_TYPES:
             task = NewTask(TaskType.DOWNLOAD, {"url": url}, priority=self.priority, dedupe_key=key)
@@ -103,7 +112,8 @@ class Ingestor:
         if urls:
             return [self.ingest_url(url, outbox, origin=str(path)) for url in urls]
         sha = sha256_file(path)
-        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group, options=self.options)
+        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
+                     options=self.options_for(outbox))
         task = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
                        dedupe_key=f"file:{sha}:{outbox}")  # fmt: skip
         reason = problem or f"{path.name} holds no http(s) URL (a {path.suffix} file in an inbox must list URLs, one a line)"
@@ -112,7 +122,8 @@ class Ingestor:
 
     def record_unreadable(self, path: Path, outbox: Path, error: OSError, stamp_key: str) -> Queued:
         """A file we cannot read still ends as a failed task with its reason (nothing is silently dropped)."""
-        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group, options=self.options)
+        job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
+                     options=self.options_for(outbox))
         task = NewTask(TaskType.PREPROCESS, {"path": str(path)}, priority=self.priority,
                        dedupe_key=f"unreadable:{path}:{stamp_key}:{outbox}")  # fmt: skip
         reason = f"cannot read {path}: {error.strerror or error} (fix its permissions, then `traxctl retry`)"

@@ -111,8 +111,11 @@ class Watcher:
             self._stop_observer(inbox)
             log.info("inbox_unwatched", inbox=str(inbox.root))
         kept = {i.root: i for i in self.inboxes if i.root in wanted}
+        for root, inbox in kept.items():
+            inbox.folder = wanted[root]  # its options may have changed in config.toml
         self.inboxes = [kept.get(root) or _Inbox(f, root, Path(os.path.realpath(f.outbox))) for root, f in wanted.items()]
         self.excluded = tuple(i.outbox for i in self.inboxes) + self.extra_excluded
+        self.ingestor.folder_options = {str(i.outbox): i.folder.options() for i in self.inboxes if i.folder.options()}
 
     def start(self) -> None:
         """Scan every inbox now and keep watching on a background thread."""

@@ -23,9 +23,18 @@ _DURATION = {
 _BRIEF = ("t.id, t.job_id, t.type, t.state, t.priority, t.attempts, t.max_retries, t.run_after, t.lease_owner, "
           "t.lease_expires_at, t.error_kind, t.error_message, t.created_at, t.updated_at, t.started_at, "
           "t.finished_at, t.affinity")  # fmt: skip
-MAX_EPOCH_STEPS = 20
+EPOCH_WINDOW = 1000
+# The latest job creation not overlapped by any older job (its gap), among jobs with id >= ?; an unfinished
+# job's span reaches the far future. The oldest job in the window always qualifies (nothing older is read).
+EPOCH_SQL = (
+    "WITH spans AS (SELECT j.id, j.created_at AS c, MAX(CASE WHEN t.state IN ('queued', 'running') THEN 1e18 "
+    "ELSE t.finished_at END) AS f FROM jobs j JOIN tasks t ON t.job_id = j.id WHERE j.id >= ? "
+    "GROUP BY j.id, j.created_at), "
+    "ordered AS (SELECT c, MAX(f) OVER (ORDER BY c, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev "
+    "FROM spans) SELECT MAX(c) FROM ordered WHERE prev IS NULL OR prev < c"
+)
 _HAS = "j.id IN (SELECT job_id FROM tasks WHERE state = '{}')"
-_LACKS = "j.id NOT IN (SELECT job_id FROM tasks WHERE state = '{}' AND job_id IS NOT NULL)"
+_LACKS = "NOT EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.state = '{}')"
 # A job's state from its tasks (running, else queued, else failed, else cancelled, else succeeded) as a filter
 # on `jobs j`; sparse states read a partial index or one pass over tasks, never a per-job aggregate.
 JOB_STATE_WHERE = {
@@ -43,13 +52,10 @@ _ERRORS = {
     "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.message') FROM tasks t, "
          "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
     "%s": "SELECT e ->> 'type', e ->> 'message' FROM tasks t, json_array_elements(t.errors) e "
-          "WHERE json_array_length(t.errors) > 0",
+          "WHERE t.errors::text <> '[]'",
 }  # fmt: skip
-_AUDIO = {
-    "?": "SELECT SUM(json_extract(result, '$.duration')) FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
-    "%s": "SELECT SUM(CASE WHEN json_typeof(result -> 'duration') = 'number' THEN (result ->> 'duration')::float END) "
-          "FROM tasks WHERE type = 'transcribe' AND state = 'succeeded'",
-}  # fmt: skip
+# The archive keeps each transcript's media duration: summing it reads no JSON.
+AUDIO_SECONDS = "SELECT SUM(duration) FROM transcripts"
 
 
 @dataclass(frozen=True)
@@ -118,22 +124,22 @@ class Reader:
         """When the queue was last idle: the start of the running (or, when idle, the last) busy period.
 
         A busy period is a stretch of time in which some job was always unfinished; it starts at the
-        creation of its oldest job. None when there are no jobs at all.
+        creation of its oldest job. The search looks at the newest jobs first and widens its window (×4)
+        until it finds the gap before the period, so its cost follows the period's size, not the history's.
+        None when there are no jobs at all.
         """
-        start = self.scalar(f"SELECT MIN(created_at) FROM jobs WHERE id IN ({OPEN_JOBS})")
-        if start is None:
-            last = self.scalar("SELECT MAX(finished_at) FROM tasks WHERE job_id IS NOT NULL")
-            if last is None:
-                return None
-            start = last
-        # Jobs that finished inside the period but started before it stretch it back, until nothing does.
-        for _ in range(MAX_EPOCH_STEPS):
-            earlier = self.scalar("SELECT MIN(j.created_at) FROM tasks t JOIN jobs j ON j.id = t.job_id "
-                                  "WHERE t.finished_at >= ?", (start,))  # fmt: skip
-            if earlier is None or earlier >= start:
-                break
-            start = earlier
-        return float(start)
+        top = self.scalar(f"SELECT MIN(job_id) FROM ({OPEN_JOBS}) o") or self.scalar("SELECT MAX(id) FROM jobs")
+        if top is None:
+            return None
+        first = self.scalar("SELECT MIN(id) FROM jobs") or 0
+        width = EPOCH_WINDOW
+        while True:
+            low = max(first, int(top) - width)
+            start = self.scalar(EPOCH_SQL, (low,))
+            low_created = self.scalar("SELECT created_at FROM jobs WHERE id = ?", (low,))
+            if start is None or low <= first or start > low_created:
+                return None if start is None else float(start)
+            width *= 4
 
     def tasks_since(self, since: float | None) -> list[Task]:
         """The tasks of jobs created at or after `since` (every job when None), plus those of unfinished jobs.
@@ -172,11 +178,10 @@ class Reader:
     def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
         """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
         sql = ("SELECT FLOOR(finished_at / ?), SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
-               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? "
-               "GROUP BY FLOOR(finished_at / ?)")  # fmt: skip
+               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? GROUP BY 1")  # fmt: skip
         if self.mark == "?":
             sql = sql.replace("FLOOR(", "CAST(").replace(" / ?)", " / ? AS INTEGER)")
-        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since, bucket))}
+        return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since))}
 
     def page_jobs(
         self, state: str | None = None, inbox: str | None = None, task_type: str | None = None,
@@ -190,7 +195,8 @@ class Reader:
             where.append("substr(j.source, 1, ?) = ?")
             params += [len(inbox), inbox]
         if task_type:
-            where.append("j.id IN (SELECT job_id FROM tasks WHERE type = ?)")
+            # Correlated, so the newest-first walk stops after a page when the type is common.
+            where.append("EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.type = ?)")
             params.append(task_type)
         if before is not None:
             where.append("j.id < ?")
@@ -220,8 +226,9 @@ class Reader:
 
     def running_tasks(self) -> list[Task]:
         """Tasks under a lease now, with their owner and expiry (payloads left out)."""
-        sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running' ORDER BY t.id"
-        return [_brief_task(r) for r in self.rows(sql)]
+        # Sorted here: ORDER BY id would tempt SQLite into the primary key instead of the partial index.
+        sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running'"
+        return sorted((_brief_task(r) for r in self.rows(sql)), key=lambda t: t.id)
 
     def error_entries(self) -> list[tuple[str | None, str | None]]:
         """(type, message) of every entry of every task's error history."""
@@ -229,7 +236,7 @@ class Reader:
 
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""
-        return float(self.scalar(_AUDIO[self.mark]) or 0.0)
+        return float(self.scalar(AUDIO_SECONDS) or 0.0)
 
 
 def _brief_task(r: tuple[Any, ...]) -> Task:

@@ -13,10 +13,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 
 from traxd.clock import Clock, SystemClock
+from traxd.db import search as archive
 from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import ControlRow, IngestedFileRow, JobRow, TaskRow, WorkerRow
 from traxd.queue import dialects, hotpath
 from traxd.queue.transitions import WORKER_LOST, Decision
+from traxd.searchquery import Node
 from traxd.types import (
     GLOBAL_SCOPE,
     Control,
@@ -26,6 +28,8 @@ from traxd.types import (
     Lease,
     NewJob,
     NewTask,
+    SearchFilters,
+    SearchHit,
     Task,
     TaskState,
     TaskType,
@@ -49,6 +53,8 @@ QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
 FINISHED_BADLY = [TaskState.FAILED.value, TaskState.CANCELLED.value]
 MAX_ERROR_HISTORY = 20
+# A result under this key is a transcript to index: it goes into the archive in the completing transaction.
+INDEX_KEY = "index"
 
 
 _DECODED = hotpath.PostgresHotPath()  # SQLAlchemy rows arrive with JSON already decoded
@@ -253,7 +259,7 @@ class Store:
         and the claim share one transaction on the hot path: one commit per dispatcher round, not two per task.
         """
         now = self.clock.now()
-        plain = [i for i, item in enumerate(done) if not item[2]]
+        plain = [i for i, item in enumerate(done) if not item[2] and not (item[1] or {}).get(INDEX_KEY)]
         done_took = [False] * len(done)
         failed_took: list[bool] = []
         if failed or len(plain) < len(done):
@@ -317,10 +323,15 @@ class Store:
     def _complete_in(
         self, conn: Connection, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask], now: float
     ) -> bool:
+        entry = (result or {}).get(INDEX_KEY)
+        if entry is not None:
+            result = {k: v for k, v in (result or {}).items() if k != INDEX_KEY}
         if self.hot.complete(_cursor(conn), [(lease, result)], now) != 1:
             return False
-        if successors:
+        if successors or entry:
             job_id = conn.execute(select(T.c.job_id).where(T.c.id == lease.task_id)).scalar()
+            if entry:
+                archive.replace_transcript_in(conn, entry, job_id, now)
             for new in successors:
                 self._enqueue_in(conn, new, now, new.job_id if new.job_id is not None else job_id)
         return True
@@ -484,6 +495,39 @@ class Store:
         )  # fmt: skip
         with self._write() as conn:
             return conn.execute(stmt).rowcount == 1
+
+    def delete_job(self, job_id: int) -> bool:
+        """Delete a finished job, its tasks and its transcript in the archive; False if missing or still active."""
+        with self._write() as conn:
+            active = conn.execute(select(T.c.id).where(T.c.job_id == job_id, T.c.state.in_([QUEUED, RUNNING]))).first()
+            if active is not None:
+                return False
+            archive.forget_job_in(conn, job_id)
+            conn.execute(delete(T).where(T.c.job_id == job_id))
+            return conn.execute(delete(J).where(J.c.id == job_id)).rowcount == 1
+
+    # -- search archive -----------------------------------------------------------------------
+    def index_transcript(self, entry: dict[str, Any], job_id: int | None = None) -> int:
+        """Put one transcript into the archive (replacing its job's or its JSON's earlier entry); its id."""
+        with self._write() as conn:
+            return archive.replace_transcript_in(conn, entry, job_id, self.clock.now())
+
+    def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
+        """Ranked hits for a parsed query."""
+        with self._read() as conn:
+            return archive.search(conn, node, filters)
+
+    def archive_counts(self) -> tuple[int, int]:
+        """(transcripts, segments) in the archive."""
+        with self._read() as conn:
+            return archive.counts(conn)
+
+    def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
+        """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
+        stmt = (select(T.c.job_id, T.c.result)
+                .where(T.c.type == TaskType.TRANSCRIBE.value, T.c.state == TaskState.SUCCEEDED.value).order_by(T.c.id))
+        with self._read() as conn:
+            return [(r.job_id, r.result or {}) for r in conn.execute(stmt)]
 
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:

@@ -1,0 +1,160 @@
+"""What the output writer promises a user: durable whole files, safe names, a tidy folder, readable cues and text."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from traxd import outputs
+
+KILLED_WRITER = """
+import os, sys
+from traxd import outputs
+os.replace = lambda *a: os.kill(os.getpid(), 9)  # die between the temp file and the rename
+outputs.write_text_atomic(sys.argv[1], "half")
+"""
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_a_rewrite_removes_the_temp_file_a_writer_killed_by_sigkill_left(tmp_path: Path) -> None:
+    target = tmp_path / "talk.txt"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    (leftover,) = tmp_path.iterdir()
+    _age(leftover, 60)
+    outputs.write_text_atomic(target, "whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"] and target.read_text() == "whole"
+
+
+def test_leftovers_older_than_two_seconds_are_swept_and_younger_ones_kept(tmp_path: Path) -> None:
+    stale, young = tmp_path / ".talk.txt.aaa.tmp", tmp_path / ".talk.txt.bbb.tmp"
+    stale.write_text("x")
+    young.write_text("y")
+    _age(stale, 2.5)
+    _age(young, 1.0)
+    outputs.write_text_atomic(tmp_path / "talk.txt", "done")
+    assert not stale.exists() and young.exists()
+
+
+def test_an_unreadable_leftover_does_not_stop_the_write(tmp_path: Path) -> None:
+    odd = tmp_path / ".talk.txt.dir.tmp"
+    odd.mkdir()  # unlink() fails on a folder
+    _age(odd, 60)
+    assert outputs.write_text_atomic(tmp_path / "talk.txt", "done").read_text() == "done"
+
+
+STRACE = shutil.which("strace")
+
+
+@pytest.mark.skipif(STRACE is None or not sys.platform.startswith("linux"), reason="needs strace (.ci/run installs it)")
+def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path) -> None:
+    """System calls of this process: the temp file's data is written, then fsynced, then renamed over the target."""
+    log = tmp_path / "strace.log"
+    cmd = [str(STRACE), "-f", "-e", "trace=write,fsync,fdatasync,rename,renameat,renameat2", "-o", str(log),
+           "-p", str(os.getpid())]  # fmt: skip
+    tracer = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tracer.stderr is not None
+        line = tracer.stderr.readline()  # "strace: Process N attached" once it traces us
+        assert "attached" in line, line
+        target = outputs.write_text_atomic(tmp_path / "out" / "talk.txt", "durable words\n")
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    calls = [re.sub(r"^\d+\s+", "", line) for line in log.read_text().splitlines()]
+    write = next(i for i, c in enumerate(calls) if c.startswith("write(") and "durable words" in c)
+    fd = re.match(r"write\((\d+),", calls[write]).group(1)  # type: ignore[union-attr]
+    sync = next(i for i, c in enumerate(calls) if re.match(rf"f(data)?sync\({fd}\)", c))
+    rename = next(i for i, c in enumerate(calls) if c.startswith("rename") and str(target) in c)
+    assert write < sync < rename
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("cafe\u0301", "caf\u00e9"),  # decomposed é (as macOS file names arrive) becomes one character
+        ("team   call \u2003 notes", "team call notes"),
+        ("x" * 119 + " tail", "x" * 119),  # the 120-character cut leaves no trailing space
+        ("notes. . .", "notes"),
+        ("\U0001f600" * 150, "\U0001f600" * 50),  # 200 bytes of UTF-8 at most
+        ("\u00e9" * 99 + " " + "\u00e9" * 20, "\u00e9" * 99),  # the byte cut leaves no trailing space either
+        ("con.txt", "_con.txt"),
+        ("COM9", "_COM9"),
+        ("COM10", "COM10"),
+        ("...", "transcript"),
+    ],
+)
+def test_a_name_is_made_safe_for_every_file_system(raw: str, safe: str) -> None:
+    name = outputs.sanitize_name(raw)
+    assert name == safe
+    assert len(name.encode()) <= 200 and unicodedata.is_normalized("NFC", name)
+
+
+def test_when_every_name_is_taken_by_other_inputs_the_error_says_so(tmp_path: Path) -> None:
+    for n in range(1, 10_000):
+        base = "talk" if n == 1 else f"talk-{n}"
+        (tmp_path / f"{base}.json").write_text(json.dumps({"source": f"/other/{n}"}))
+    with pytest.raises(RuntimeError, match="no free output name for 'talk'"):
+        outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+
+
+def test_a_name_whose_json_is_unreadable_is_not_taken_over(tmp_path: Path) -> None:
+    (tmp_path / "talk.json").write_text("{not json")
+    (tmp_path / "memo.json").write_text("[1, 2]")
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
+    assert outputs.choose_base(tmp_path, "memo", "/inbox/memo.mp3") == "memo-2"
+
+
+def test_a_segment_of_exactly_the_limit_is_one_cue() -> None:
+    text = "a" * 159 + "."
+    assert [t for _, _, t in outputs.cues([{"start": 0, "end": 4, "text": text}])] == [text]
+
+
+def test_a_segment_one_character_over_the_limit_is_cut_into_cues_within_it() -> None:
+    text = "A" * 78 + ". " + "B" * 81 + "."  # 161 characters
+    cues = outputs.cues([{"start": 0, "end": 10, "text": text}])
+    assert len(cues) > 1 and all(len(t) <= 160 for _, _, t in cues)
+    assert " ".join(t for _, _, t in cues) == text
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(10) and all(a < b for a, b, _ in cues)
+
+
+def test_cue_times_are_shared_out_by_length_and_empty_or_timeless_segments_give_none() -> None:
+    segments = [{"start": 1, "end": 1, "text": "no time"}, {"start": 2, "end": 3, "text": "   "},
+                {"start": 10, "end": 13, "text": "A" * 99 + ". " + "B" * 199 + "."}]  # fmt: skip
+    (first, second) = outputs.cues(segments)
+    assert first[:2] == (10.0, 11.0) and second[:2] == (11.0, 13.0)
+    assert outputs.stamp(-0.4, ",") == "00:00:00,000"
+
+
+def test_the_text_file_has_no_empty_lines_for_silent_segments() -> None:
+    segments = [{"text": " one "}, {"text": ""}, {"text": "  \n "}, {"text": "two"}]
+    assert outputs.to_txt(segments) == "one\ntwo\n"
+    assert outputs.to_txt(segments, "   ") == "one\ntwo\n"  # a blank model text falls back to the segments
+
+
+def test_update_json_starts_afresh_from_a_missing_file_or_one_that_is_not_an_object(tmp_path: Path) -> None:
+    missing, listed = tmp_path / "new.json", tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    assert outputs.update_json(missing, {"a": 1}) == {"a": 1} == json.loads(missing.read_text())
+    assert outputs.update_json(listed, {"b": 2}) == {"b": 2} == json.loads(listed.read_text())
+
+
+def test_a_set_that_fails_half_way_is_not_marked_complete(tmp_path: Path) -> None:
+    (tmp_path / "talk.vtt").mkdir()  # the .vtt cannot be written
+    with pytest.raises(OSError):
+        outputs.write_transcript(tmp_path, "talk", {"text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}]})
+    assert not (tmp_path / "talk.json").exists()

@@ -1,0 +1,246 @@
+"""What the queue promises a daemon and an operator, one promise per test, through the store's public methods.
+
+Each write after a claim is fenced by (task, owner, attempt) and a running state; these tests separate the three
+so that losing any one of them is noticed, on the path the daemon uses (`exchange`) as well as the others.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from traxd.clock import FakeClock
+from traxd.queue.store import Store
+from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
+from traxd.types import (
+    ControlState,
+    ErrorKind,
+    Failure,
+    Lease,
+    NewJob,
+    NewTask,
+    Task,
+    TaskState,
+    TaskType,
+)
+
+T = TaskType.TRANSCRIBE
+
+
+def _one(store: Store, owner: str) -> Task:
+    (task,) = store.claim(owner, 1, 30)
+    return task
+
+
+def _other_owner_same_attempt(store: Store, clock: FakeClock) -> tuple[Lease, Task]:
+    """A shut-down daemon released the task (attempt refunded), another took it: same attempt, other owner."""
+    store.enqueue(NewTask(T, {}))
+    first = _one(store, "old")
+    assert store.release(first.lease)
+    current = _one(store, "new")
+    assert current.attempts == first.attempts
+    return first.lease, current
+
+
+def _same_owner_older_attempt(store: Store, clock: FakeClock) -> tuple[Lease, Task]:
+    """A daemon stalled past its lease; its own rescuer requeued the task and it claimed it again."""
+    store.enqueue(NewTask(T, {}))
+    first = _one(store, "me")
+    clock.advance(31)
+    assert store.rescue(first.lease, decide_rescue(first, clock.now(), "lease expired"))
+    current = _one(store, "me")
+    assert current.lease_owner == first.lease_owner and current.attempts == first.attempts + 1
+    return first.lease, current
+
+
+def _cancelled_while_running(store: Store, clock: FakeClock) -> tuple[Lease, Task]:
+    """The user cancelled a running task: the same lease, but the task no longer runs."""
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    assert store.cancel(run.id)
+    current = store.get(run.id)
+    assert current is not None
+    return run.lease, current
+
+
+LATE = {"other owner, same attempt": _other_owner_same_attempt,
+        "same owner, older attempt": _same_owner_older_attempt,
+        "cancelled while running": _cancelled_while_running}  # fmt: skip
+
+
+def _complete_like_the_daemon(store: Store, lease: Lease) -> bool:
+    return store.exchange(lease.owner, [(lease, {"late": True}, ())], [], 0, 30).done[0]
+
+
+def _complete_with_successor(store: Store, lease: Lease) -> bool:
+    return store.complete(lease, {"late": True}, [NewTask(TaskType.ENHANCE, {})])
+
+
+def _fail(store: Store, lease: Lease) -> bool:
+    task = store.get(lease.task_id)
+    assert task is not None
+    d = decide_failure(task, Failure(ErrorKind.PERMANENT, "late"), store.clock.now(), RetryPolicy(), random.Random())
+    return store.apply(lease, d)
+
+
+WRITES: dict[str, Callable[[Store, Lease], bool]] = {
+    "completion (daemon's path)": _complete_like_the_daemon,
+    "completion with successors": _complete_with_successor,
+    "checkpoint": lambda store, lease: store.checkpoint(lease, {"late": True}),
+    "failure": _fail,
+    "release": lambda store, lease: store.release(lease),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("late", LATE)
+def test_a_late_write_from_a_run_that_lost_its_lease_changes_nothing(store: Store, clock: FakeClock, late: str,
+                                                                       write: str) -> None:  # fmt: skip
+    lease, current = LATE[late](store, clock)
+    clock.advance(1)
+    assert WRITES[write](store, lease) is False
+    assert store.get(current.id) == current
+    assert [t.id for t in store.list_tasks()] == [current.id]  # no successor was enqueued
+
+
+def test_the_current_run_still_completes_after_a_late_write_was_refused(store: Store, clock: FakeClock) -> None:
+    old, current = _same_owner_older_attempt(store, clock)
+    assert not _complete_like_the_daemon(store, old)
+    assert _complete_like_the_daemon(store, current.lease)
+    done = store.get(current.id)
+    assert done is not None and done.state is TaskState.SUCCEEDED and done.result == {"late": True}
+
+
+def test_a_run_reported_twice_counts_once(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(2)])
+    a, b = store.claim("me", 2, 30)
+    assert store.exchange("me", [(a.lease, {}, ())], [], 0, 30).done == [True]
+    clock.advance(1)
+    assert store.exchange("me", [(a.lease, {}, ()), (b.lease, {}, ())], [], 0, 30).done == [False, True]
+
+
+def test_renewal_extends_only_the_leases_asked_for(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {}) for _ in range(2)])
+    asked, other = store.claim("me", 2, 30)
+    clock.advance(20)
+    assert store.renew("me", [asked.id], 30) == {asked.id}
+    untouched = store.get(other.id)
+    assert untouched is not None and untouched.lease_expires_at == other.lease_expires_at
+
+
+def test_renewal_reports_a_task_the_user_cancelled_as_lost(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {}) for _ in range(2)])
+    kept, cancelled = store.claim("me", 2, 30)
+    assert store.cancel(cancelled.id)
+    assert store.renew("me", [kept.id, cancelled.id], 30) == {kept.id}
+
+
+def test_a_released_task_holds_no_lease_and_is_due_at_once(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    clock.advance(5)
+    assert store.release(run.lease)
+    task = store.get(run.id)
+    assert task is not None
+    assert (task.state, task.attempts, task.lease_owner, task.lease_expires_at) == (TaskState.QUEUED, 0, None, None)
+    assert task.finished_at is None and task.run_after == clock.now()
+    assert store.running_leases() == [] and _one(store, "next").id == run.id
+
+
+def test_a_cancelled_running_task_counts_as_finished_and_holds_no_lease(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    clock.advance(5)
+    assert store.cancel(run.id)
+    task = store.get(run.id)
+    assert task is not None and task.state is TaskState.CANCELLED and task.error_kind == "cancelled"
+    assert task.lease_expires_at is None and task.finished_at == clock.now()
+    assert store.finished_since(clock.now()) == 1 and store.running_leases() == []
+
+
+def test_a_retried_task_starts_afresh(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}, max_retries=0))
+    run = _one(store, "me")
+    assert _fail(store, run.lease)
+    clock.advance(5)
+    assert store.retry(run.id)
+    task = store.get(run.id)
+    assert task is not None and (task.state, task.attempts, task.lease_owner) == (TaskState.QUEUED, 0, None)
+    assert task.finished_at is None and task.lease_expires_at is None and task.run_after == clock.now()
+    assert store.finished_since(0) == 0
+
+
+def test_a_failed_task_counts_as_finished_and_a_requeued_one_does_not(store: Store, clock: FakeClock) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(2)])
+    doomed, retried = store.claim("me", 2, 30)
+    clock.advance(5)
+    assert _fail(store, doomed.lease)
+    again = decide_failure(retried, Failure(ErrorKind.RETRYABLE, "503"), clock.now(), RetryPolicy(), random.Random())
+    assert store.apply(retried.lease, again)
+    failed, queued = store.get(doomed.id), store.get(retried.id)
+    assert failed is not None and failed.finished_at == clock.now() and failed.lease_expires_at is None
+    assert queued is not None and queued.finished_at is None and queued.lease_expires_at is None
+    assert store.finished_since(clock.now()) == 1
+
+
+def test_a_rescued_task_keeps_its_priority_and_is_due_at_once(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}, priority=4))
+    run = _one(store, "dead")
+    clock.advance(31)
+    assert store.rescue(run.lease, decide_rescue(run, clock.now(), "worker died"))
+    task = store.get(run.id)
+    assert task is not None and (task.state, task.priority, task.run_after) == (TaskState.QUEUED, 4, clock.now())
+    assert task.lease_owner is None and task.lease_expires_at is None
+
+
+def test_the_error_history_keeps_the_newest_20_with_when_which_attempt_what_kind_and_message(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue(NewTask(T, {}, max_retries=30))
+    policy = RetryPolicy(base_seconds=1, factor=1, jitter=0)
+    for n in range(1, 26):
+        run = _one(store, "me")
+        failure = Failure(ErrorKind.RETRYABLE, f"HTTP 503 #{n}", error_type="APIStatusError")
+        assert store.apply(run.lease, decide_failure(run, failure, clock.now(), policy, random.Random()), "APIStatusError")
+        clock.advance(1)
+    task = store.get(run.id)
+    assert task is not None and len(task.errors) == 20
+    first, last = task.errors[0], task.errors[-1]
+    assert (first["attempt"], first["message"], first["kind"], first["type"]) == (6, "HTTP 503 #6", "retryable",
+                                                                                 "APIStatusError")  # fmt: skip
+    assert (last["attempt"], last["message"], last["at"]) == (25, "HTTP 503 #25", clock.now() - 1)
+    assert [e["at"] for e in task.errors] == sorted(e["at"] for e in task.errors)
+
+
+def test_a_very_long_error_message_is_cut_to_2000_characters(store: Store, clock: FakeClock) -> None:
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    d = decide_failure(run, Failure(ErrorKind.PERMANENT, "x" * 5000), clock.now(), RetryPolicy(), random.Random())
+    assert store.apply(run.lease, d)
+    task = store.get(run.id)
+    assert task is not None and len(task.error_message or "") == 2000 and len(task.errors[-1]["message"]) == 2000
+
+
+def test_resuming_one_task_type_lifts_its_pause_and_leaves_the_others(store: Store) -> None:
+    store.set_control("transcribe", ControlState.PAUSED, "401")
+    store.set_control("enhance", ControlState.PAUSED, "401")
+    store.set_control("transcribe", ControlState.RUNNING)
+    controls = store.controls()
+    assert "transcribe" not in controls or controls["transcribe"].state is ControlState.RUNNING
+    assert controls["enhance"].state is ControlState.PAUSED
+
+
+def test_rejected_input_is_recorded_as_a_failed_task_with_its_reason(store: Store, clock: FakeClock) -> None:
+    job, task, created = store.create_failed_job(NewJob("file:///etc/passwd", "passwd", "/out"),
+                                                 NewTask(TaskType.DOWNLOAD, {}, dedupe_key="url:x"), "file:// refused")  # fmt: skip
+    assert created and task.state is TaskState.FAILED and task.error_kind == "permanent"
+    assert task.error_message == "file:// refused" and task.finished_at == clock.now()
+    (entry,) = task.errors
+    assert (entry["message"], entry["kind"], entry["attempt"], entry["at"]) == ("file:// refused", "permanent", 0,
+                                                                               clock.now())  # fmt: skip
+    assert store.get(task.id) == task and store.claim("me", 5, 30) == []
+    again = store.create_failed_job(NewJob("file:///etc/passwd", "passwd", "/out"), NewTask(TaskType.DOWNLOAD, {},
+                                    dedupe_key="url:x"), "file:// refused")  # fmt: skip
+    assert again[2] is False and again[1].id == task.id and again[0].id == job.id

@@ -1,0 +1,130 @@
+"""Subtitles for models that return text only: cues timed from the audio's silences, each a readable length.
+
+The recording is real speech: sentences synthesised with espeak-ng, joined with pauses by sox; the fake OpenAI
+server answers text only (the `json` format), as gpt-transcribe and the gpt-4o transcribe models do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes import media
+from tests.fakes.context import Ctx
+from tests.fakes.openai_server import FakeOpenAI, Recorded
+from traxd import outputs
+from traxd.config import load_settings
+from traxd.handlers.transcribe import Backends, transcribe
+from traxd.timeline import place_text, speech_pieces, split_long
+
+SENTENCES = [
+    "The river runs under seven old bridges.",
+    "In spring the market moves to the upper square.",
+    "Boats carry fruit and letters from the hills.",
+    "Children count the boats and wave to them.",
+    "In the evening the lamps are lit along the water.",
+    "The whole town walks slowly by the river.",
+    "Every family still paints its own stone.",
+    "Then the bells ring and everyone goes home.",
+]
+needs_speech = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                  reason="needs espeak-ng and sox: apt-get install -y espeak-ng sox")  # fmt: skip
+
+
+class TextOnly:
+    """The fake server's answer for each uploaded chunk: the sentences spoken in it, as text only.
+
+    Chunks arrive in order, so each one starts where the previous ended; a sentence belongs to the chunk that
+    holds its middle."""
+
+    def __init__(self, spans: list[tuple[float, float]]) -> None:
+        self.spans, self.at = spans, 0.0
+
+    def __call__(self, req: Recorded) -> dict[str, Any]:
+        seconds = media.duration_of(req.file_bytes, Path(req.file_name or "x.ogg").suffix)
+        start, self.at = self.at, self.at + seconds
+        said = [t for t, (a, b) in zip(SENTENCES, self.spans) if start <= (a + b) / 2 < self.at]
+        return {"text": " ".join(said), "segments": [], "usage": {"type": "duration", "seconds": int(seconds) + 1}}
+
+
+def srt_cues(srt: str) -> list[tuple[float, float, str]]:
+    out = []
+    for block in srt.strip().split("\n\n"):
+        _n, times, *text = block.splitlines()
+        a, b = (_seconds(t) for t in times.split(" --> "))
+        out.append((a, b, " ".join(text)))
+    return out
+
+
+def _seconds(stamp: str) -> float:
+    h, m, s = re.split("[:]", stamp.replace(",", "."))
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+@needs_speech
+@pytest.mark.parametrize("model", ["gpt-transcribe", "gpt-4o-mini-transcribe"])
+def test_forty_seconds_with_seven_pauses_get_one_cue_per_sentence(tmp_path: Path, model: str) -> None:
+    """Regression: this recording got two cues of 29 s and 11 s."""
+    clip = tmp_path / "talk.wav"
+    spans = media.spoken(clip, SENTENCES, gap=1.5, speed=130)
+    assert 35.0 < spans[-1][1] < 45.0
+    with FakeOpenAI(transcribe=TextOnly(spans)) as server:
+        settings = load_settings({"home": tmp_path / "home", "openai_api_key": "sk-test", "openai_base_url":
+                                  server.base_url, "transcribe_model": model}, env={})  # fmt: skip
+        ctx = Ctx(settings).make({"path": str(clip)})
+        result = transcribe(ctx, {"path": str(clip)}, Backends().get(ctx))
+        assert all(c.fields["response_format"] == "json" for c in server.calls())
+    cues = srt_cues(Path(result["outputs"]["srt"]).read_text())
+    assert [t for _, _, t in cues] == SENTENCES
+    pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:])]
+    for (start, end, _), (said_from, said_to) in zip(cues, spans):
+        assert end - start <= 7.0
+        assert said_from - 0.3 <= start and end <= said_to + 0.3  # timed from the audio, not from the text
+        assert not any(start < (p + q) / 2 < end for p, q in pauses)  # never across a pause
+    vtt = Path(result["outputs"]["vtt"]).read_text()
+    assert vtt.count(" --> ") == len(SENTENCES)
+    doc = json.loads(Path(result["outputs"]["json"]).read_text())
+    assert {s.get("timing") for s in doc["segments"]} == {"silences"}
+
+
+# -- the pure parts -------------------------------------------------------------------------------
+
+
+def test_pieces_are_cut_at_every_pause_and_clicks_are_dropped() -> None:
+    silences = [(2.0, 3.0), (3.05, 3.2), (3.2, 4.5), (8.0, 8.2)]  # a 0.05 s click between two pauses
+    assert speech_pieces(0.0, 10.0, silences) == [(0.0, 2.0), (4.5, 10.0)]  # 8.0-8.2 is too short to end one
+
+
+def test_a_long_piece_is_cut_at_the_short_silence_nearest_its_middle() -> None:
+    short = [(2.0, 2.2), (6.0, 6.2), (9.0, 9.25), (13.0, 13.2)]
+    assert split_long((0.0, 16.0), short) == [(0.0, 6.0), (6.2, 9.0), (9.25, 16.0)]
+    assert split_long((0.0, 16.0), []) == [(0.0, 16.0)]  # no silence: the cue maker splits it by text
+    assert split_long((0.0, 6.5), short) == [(0.0, 6.5)]
+
+
+def test_text_is_shared_by_duration_and_cut_at_a_near_sentence_end() -> None:
+    text = "One two three four. Five six seven eight nine ten."
+    placed = place_text(text, [(0.0, 2.0), (3.0, 6.0)])  # the even share would cut after "five"
+    assert [t for _, t in placed] == ["One two three four.", "Five six seven eight nine ten."]
+    assert place_text("Hi.", [(0.0, 1.0), (2.0, 3.0)]) == [((0.0, 1.0), "Hi.")]  # a piece without words is dropped
+    assert place_text("", [(0.0, 1.0)]) == []
+
+
+def test_a_long_cue_without_silences_or_words_is_split_by_text() -> None:
+    text = "First part of a long answer. Second part of it. Third part here. And the fourth one ends it."
+    cues = outputs.cues([{"start": 0.0, "end": 20.0, "text": text}])
+    assert len(cues) >= 3 and all(b - a <= 7.0 for a, b, _ in cues)
+    assert cues[0][2] == "First part of a long answer."  # cut at a sentence end near the even share
+    assert " ".join(t for _, _, t in cues) == text and cues[0][0] == 0.0 and cues[-1][1] == 20.0
+
+
+def test_a_long_segment_with_words_is_cut_between_them() -> None:
+    words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]
+    cues = outputs.cues([{"start": 0.0, "end": 11.8, "text": " ".join(w["word"] for w in words), "words": words}])
+    assert [(a, b) for a, b, _ in cues] == [(0.0, 6.8), (7.0, 11.8)]
+    assert cues[0][2] == "w0 w1 w2 w3 w4 w5 w6"

@@ -1,0 +1,1 @@
+"""`traxctl dashboard`: a local page over the queue (read through queue/reads, written through the store)."""

@@ -1,0 +1,83 @@
+"""`/metrics` in the Prometheus text format, read from the database at each scrape (prometheus_client renders it)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from traxd.queue.reads import Reader
+from traxd.queue.transitions import WORKER_LOST
+
+# The adapters write the server's status into the message as "(HTTP 429)"; it is read back here only for counting.
+_HTTP = re.compile(r"\bHTTP (\d{3})\b")
+
+
+class QueueCollector(Collector):
+    """Queue depth by state and type, jobs by state, throughput, failures, lease rescues, API errors, audio seconds."""
+
+    def __init__(self, open_reader: Callable[[], Reader], api_errors: Callable[[], dict[int, int]]) -> None:
+        self.open_reader = open_reader
+        self.api_errors = api_errors
+
+    def collect(self) -> Iterator[Any]:
+        """One read of the database per scrape."""
+        reader = self.open_reader()
+        try:
+            with reader.snapshot():
+                tasks, jobs = reader.task_counts(), reader.job_counts()
+                entries, audio = reader.error_entries(), reader.audio_seconds()
+        finally:
+            reader.close()
+        yield from _depth(tasks, jobs)
+        yield from _history(tasks, entries, audio, self.api_errors())
+
+
+def _depth(tasks: list[tuple[str, str, int]], jobs: dict[str, int]) -> Iterator[Any]:
+    depth = GaugeMetricFamily("trax_tasks", "Tasks in the queue by state and type.", labels=["state", "type"])
+    for task_type, state, n in tasks:
+        depth.add_metric([state, task_type], n)
+    yield depth
+    by_job = GaugeMetricFamily("trax_jobs", "Jobs (inputs) by state.", labels=["state"])
+    for state, n in sorted(jobs.items()):
+        by_job.add_metric([state], n)
+    yield by_job
+
+
+def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[Any, Any]], audio: float,
+             dashboard_errors: dict[int, int]) -> Iterator[Any]:  # fmt: skip
+    done = CounterMetricFamily("trax_tasks_finished", "Tasks that finished, by outcome and type (throughput).",
+                               labels=["state", "type"])  # fmt: skip
+    for task_type, state, n in tasks:
+        if state in ("succeeded", "failed", "cancelled"):
+            done.add_metric([state, task_type], n)
+    yield done
+    attempts = CounterMetricFamily("trax_task_errors", "Failed attempts recorded in error histories, by error type.",
+                                   labels=["error"])  # fmt: skip
+    for name, n in sorted(Counter(str(t or "Error") for t, _ in entries).items()):
+        attempts.add_metric([name], n)
+    yield attempts
+    rescues = sum(1 for t, _ in entries if t == WORKER_LOST)
+    yield CounterMetricFamily("trax_lease_rescues", "Tasks taken back from a lost worker.", value=rescues)
+    api = CounterMetricFamily("trax_api_errors", "Errors answered by an API (OpenAI, DeepSeek, …) by HTTP status.",
+                              labels=["status"])  # fmt: skip
+    for status, n in sorted(Counter(m.group(1) for _, msg in entries if (m := _HTTP.search(str(msg or "")))).items()):
+        api.add_metric([status], n)
+    yield api
+    http = CounterMetricFamily("trax_dashboard_errors", "Dashboard responses with an error status.", labels=["status"])
+    for status, n in sorted(dashboard_errors.items()):
+        http.add_metric([str(status)], n)
+    yield http
+    yield CounterMetricFamily("trax_audio_seconds", "Seconds of audio transcribed.", value=audio)
+
+
+def render(collector: QueueCollector) -> bytes:
+    """The text exposition of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

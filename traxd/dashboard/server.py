@@ -1,0 +1,58 @@
+"""Serve the dashboard with uvicorn: from `traxctl dashboard`, or in a thread of `traxd run --dashboard`."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+from traxd.config import Settings
+from traxd.dashboard.app import Dashboard, create_app, is_loopback
+from traxd.errors import UsageError
+from traxd.queue.reads import Reader
+from traxd.queue.store import Store
+
+DEFAULT_PORT = 8765
+
+
+def dashboard_for(settings: Settings, store: Store, token: str | None) -> Dashboard:
+    """The dashboard's shared state on this store: reads on pooled plain connections, writes through the store."""
+    mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
+
+    def open_reader() -> Reader:
+        return Reader(store.engine.raw_connection(), mark)
+
+    inboxes = tuple(str(w.inbox) for w in settings.watch)
+    return Dashboard(store, open_reader, settings.lease_seconds, inboxes, token)
+
+
+def check_binding(host: str, token: str | None) -> str | None:
+    """The token to require: none on loopback unless given; on any other address the given one or a new one."""
+    if is_loopback(host):
+        return token
+    if token is not None and len(token) < 16:
+        raise UsageError("--token must be at least 16 characters when the dashboard listens beyond loopback")
+    return token or secrets.token_urlsafe(24)
+
+
+def make_server(dash: Dashboard, host: str, port: int) -> Any:
+    """A uvicorn server for the dashboard (not started)."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(dash), host=host, port=port, log_level="warning", access_log=False,
+                            proxy_headers=False, server_header=False)  # fmt: skip
+    return uvicorn.Server(config)
+
+
+def url_of(host: str, port: int, token: str | None) -> str:
+    """The address to open (with the token once, which the browser then keeps in a cookie)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve_in_thread(settings: Settings, store: Store, host: str, port: int, token: str | None) -> tuple[Any, str]:
+    """Start the dashboard on a daemon thread (for `traxd run --dashboard`); returns the server and its URL."""
+    token = check_binding(host, token)
+    server = make_server(dashboard_for(settings, store, token), host, port)
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    return server, url_of(host, port, token)

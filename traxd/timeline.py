@@ -1,0 +1,117 @@
+"""Pure: timed words, and speech pieces taken from silences for models that return text without timings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def word(start: float, end: float, text: str, probability: float | None) -> dict[str, Any]:
+    """One timed word as NAME.json stores it (times in seconds, rounded to milliseconds)."""
+    out: dict[str, Any] = {"start": round(float(start), 3), "end": round(float(end), 3), "word": str(text).strip()}
+    if probability is not None:
+        out["probability"] = round(float(probability), 4)
+    return out
+
+
+def assign_words(segments: list[dict[str, Any]], words: list[dict[str, Any]]) -> None:
+    """Give each segment a `words` list: the words whose middle lies in it (APIs return one list per response)."""
+    for seg in segments:
+        seg["words"] = []
+    if not segments:
+        return
+    i = 0
+    for w in sorted(words, key=lambda w: w["start"]):
+        middle = (w["start"] + w["end"]) / 2
+        while i + 1 < len(segments) and middle >= float(segments[i + 1]["start"]):
+            i += 1
+        segments[i]["words"].append(w)
+
+
+# -- text without timings: pieces of speech between silences ------------------------------------------------------
+MAX_CUE_SECONDS = 7.0  # the longest a subtitle cue should stay on screen
+PAUSE_SECONDS = 0.4  # a silence this long ends a piece: no cue crosses it
+SPLIT_SECONDS = 0.15  # shorter silences, where a piece longer than MAX_CUE_SECONDS may be cut
+MIN_PIECE_SECONDS = 0.25  # sound shorter than this between silences is a click, not speech
+_SENTENCE_END, _CLAUSE_END = tuple(".!?…"), tuple(",;:")
+Span = tuple[float, float]
+
+
+def speech_pieces(start: float, end: float, silences: list[Span]) -> list[Span]:
+    """The stretches of speech in [start, end]: cut at every pause, long stretches cut again at shorter silences."""
+    pauses = [s for s in silences if s[1] - s[0] >= PAUSE_SECONDS]
+    pieces: list[Span] = []
+    at = start
+    for s, e in sorted(pauses):
+        if s > at:
+            pieces.append((at, min(s, end)))
+        at = max(at, e)
+    if at < end:
+        pieces.append((at, end))
+    pieces = [p for p in pieces if p[1] - p[0] >= MIN_PIECE_SECONDS] or [(start, end)]
+    short = [s for s in silences if SPLIT_SECONDS <= s[1] - s[0] < PAUSE_SECONDS]
+    return [part for piece in pieces for part in split_long(piece, short)]
+
+
+def split_long(piece: Span, silences: list[Span], limit: float = MAX_CUE_SECONDS) -> list[Span]:
+    """A piece longer than `limit` cut at the silence inside it nearest its middle, again until short enough (or
+    no silence is left: the cue maker then splits that piece by its text)."""
+    start, end = piece
+    if end - start <= limit:
+        return [piece]
+    middle = (start + end) / 2
+    inside = [s for s in silences if start + 1.0 <= s[0] and s[1] <= end - 1.0]
+    if not inside:
+        return [piece]
+    s, e = min(inside, key=lambda sil: abs((sil[0] + sil[1]) / 2 - middle))
+    return split_long((start, s), silences, limit) + split_long((e, end), silences, limit)
+
+
+def place_text(text: str, pieces: list[Span]) -> list[tuple[Span, str]]:
+    """Share the words of `text` out over the pieces in proportion to their length (speech runs at an even pace),
+    moving each cut to a nearby sentence or clause end; pieces left without words are dropped."""
+    words = text.split()
+    if not words or not pieces:
+        return []
+    ends, total_chars = _word_ends(words)
+    total_seconds = sum(e - s for s, e in pieces) or 1.0
+    per_second = total_chars / total_seconds
+    cuts, elapsed, last = [], 0.0, 0
+    for s, e in pieces[:-1]:
+        elapsed += e - s
+        last = _best_cut(words, ends, elapsed * per_second, per_second, last)
+        cuts.append(last)
+    bounds = [0, *cuts, len(words)]
+    placed = [(piece, " ".join(words[a:b])) for piece, a, b in zip(pieces, bounds, bounds[1:])]
+    return [(piece, said) for piece, said in placed if said]
+
+
+def _word_ends(words: list[str]) -> tuple[list[int], int]:
+    ends, at = [], 0
+    for w in words:
+        at += len(w) + (1 if at else 0)
+        ends.append(at)
+    return ends, at
+
+
+def _best_cut(words: list[str], ends: list[int], ideal: float, per_second: float, first: int) -> int:
+    """How many words go before the cut nearest `ideal` characters, a sentence end counting 1 s nearer."""
+
+    def cost(m: int) -> float:
+        at = ends[m - 1] if m else 0
+        return abs(at - ideal) / max(per_second, 1e-6) - (_pause_after(words[m - 1]) if m else 0.0)
+
+    return min(range(first, len(words) + 1), key=cost)
+
+
+def timed_from_silences(seg: dict[str, Any], silences: list[Span]) -> list[dict[str, Any]]:
+    """A segment the model gave no timings inside (its whole chunk) as segments over the pieces of speech."""
+    start, end = float(seg["start"]), float(seg["end"])
+    inside = [(max(s, start), min(e, end)) for s, e in silences if e > start and s < end]
+    stats = {k: v for k, v in seg.items() if k not in ("start", "end", "text", "timing")}
+    return [{"start": round(a, 3), "end": round(b, 3), "text": said, **stats, "timing": "silences"}
+            for (a, b), said in place_text(str(seg.get("text", "")), speech_pieces(start, end, inside))]  # fmt: skip
+
+
+def _pause_after(word: str) -> float:
+    """Seconds of pull a cut feels towards this word's end: a sentence end more than a clause end."""
+    return 1.0 if word.endswith(_SENTENCE_END) else 0.4 if word.endswith(_CLAUSE_END) else 0.0
