@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,11 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     inbox.mkdir()
     outbox.mkdir()
     src = inbox / f"{HOSTILE}.wav"
-    src.write_bytes(b"RIFF0000WAVEfmt ")
+    with wave.open(str(src), "wb") as w:  # three seconds of silence the browser can play
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 24000)
     job, _, _ = store.create_job(NewJob(str(src), src.stem, str(outbox)),
                                         [NewTask(TaskType.PREPROCESS, {"path": str(src)}, dedupe_key="a")])  # fmt: skip
     (t,) = store.claim("me", 1, 60)
@@ -178,6 +183,23 @@ def test_state_changes_need_the_csrf_token(served: Served) -> None:
     served.post("/actions/resume", data={"csrf": served.dash.csrf, "scope": "*"})
     assert served.store.controls()["*"].state is ControlState.RUNNING and "transcribe" not in served.store.controls()
     assert served.post("/actions/pause", data={"csrf": served.dash.csrf, "scope": "bogus"}).status_code == 404
+
+
+def test_other_host_names_are_refused_without_a_token(served: Served) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 gets nothing, not even the CSRF token."""
+    r = served.get("/", headers={"Host": f"evil.example:{served.port}"})
+    assert r.status_code == 400 and served.dash.csrf not in r.text
+    assert served.get("/", headers={"Host": f"localhost:{served.port}"}).status_code == 200
+
+
+def test_traxctl_dashboard_refuses_a_short_token_beyond_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from traxd.cli.traxctl_cmd import app
+
+    monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["dashboard", "--host", "0.0.0.0", "--token", "short"])
+    assert result.exit_code == 2 and "at least 16 characters" in result.output and "Traceback" not in result.output
 
 
 def test_metrics_in_prometheus_text(served: Served) -> None:

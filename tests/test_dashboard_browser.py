@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import httpx
 import pytest
 
 from tests.daemon_helpers import Daemon, home_env, open_home_store, wait_until
-from tests.test_dashboard import HOSTILE, free_port
+from tests.test_dashboard import HOSTILE, Served, free_port, seed
+from traxd.clock import FakeClock
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.queue.store import Store
 from traxd.types import TaskState
 
 CHROMIUM = "/usr/bin/chromium"
@@ -70,7 +75,9 @@ def test_drop_watch_retry_and_hostile_names_in_a_browser(daemon: tuple[Daemon, s
                            timeout=120_000)  # fmt: skip
     assert page.evaluate("window.__sameDocument") is True
     assert page.locator("#jobs img").count() == 0 and dialogs == []
-    assert page.locator("#count-succeeded b").inner_text() == "1"
+    # The counts refresh on their own (computed at most once a second): wait for them to catch up.
+    page.wait_for_function("() => document.querySelector('#count-succeeded b').textContent.trim() === '1'",
+                           timeout=60_000)  # fmt: skip
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     if target := os.environ.get("TRAX_DASHBOARD_SCREENSHOT"):
         shutil.copy(tmp_path / "dashboard.png", target)
@@ -101,3 +108,21 @@ def page_job_id(store_home: Path) -> int:
                     (job := store.get_job(t.job_id)) is not None and job.name == HOSTILE)  # fmt: skip
     finally:
         store.engine.dispose()
+
+
+def test_a_click_on_a_transcript_line_plays_the_original_from_there(sqlite_url: str, page, tmp_path: Path) -> None:
+    engine = open_engine(sqlite_url)
+    upgrade(engine)
+    store = Store(engine, FakeClock(time.time() - 60))
+    ids = seed(store, tmp_path)
+    srv = Served(store, tmp_path)
+    try:
+        page.goto(f"{srv.base}/jobs/{ids['done']}")
+        assert page.locator("#transcript").inner_text().count("said") == 1 and page.locator("img").count() == 0
+        page.locator('#transcript tr[data-t="1.5"]').click()
+        page.wait_for_function("() => { const a = document.getElementById('media'); "
+                               "return a && a.currentTime >= 1.5 && !a.paused; }", timeout=60_000)  # fmt: skip
+        page.screenshot(path=str(tmp_path / "transcript.png"), full_page=True)
+    finally:
+        srv.stop()
+        engine.dispose()

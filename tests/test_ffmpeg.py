@@ -139,3 +139,23 @@ def test_large_files_are_probed_first_for_a_duration_based_timeout(tmp_path: Pat
     assert (tmp_path / "out" / "probe.log").exists()
     with pytest.raises(PermanentError, match="video without an audio track"):
         ffmpeg.preprocess(media.video(tmp_path / "v.mp4", 1.0, audio=False), tmp_path / "out2", 600.0)
+
+
+def test_the_local_backend_gets_lossless_pcm_chunks_cut_at_silences(tmp_path: Path) -> None:
+    """Nothing is uploaded for local transcription: no Opus encode in FFmpeg and no Opus decode in faster-whisper
+    (the benchmark's overhead), and no lossy step before recognition."""
+    from tests.fakes.context import Ctx
+    from traxd.config import load_settings
+    from traxd.handlers.preprocess import preprocess
+
+    src = media.tones_with_gaps(tmp_path / "talk.mp3", [7.0, 8.0, 8.0], gap=1.0)
+    local = load_settings({"home": tmp_path / "home", "backend": "local", "chunk_size": 9.0}, env={})
+    chunks = preprocess(Ctx(local).make({"path": str(src)}), {"path": str(src)})["chunks"]
+    assert len(chunks) == 3 and all(c["path"].endswith(".wav") for c in chunks)
+    for chunk in chunks:
+        data = Path(chunk["path"]).read_bytes()
+        assert data[:4] == b"RIFF" and data[20:22] == (1).to_bytes(2, "little")  # WAVE_FORMAT_PCM
+        assert int.from_bytes(data[24:28], "little") == 16000 and data[22:24] == (1).to_bytes(2, "little")  # mono
+        assert media.duration_of(data, ".wav") == pytest.approx(chunk["duration"], abs=0.05)
+    api = load_settings({"home": tmp_path / "home2", "backend": "openai", "openai_api_key": "sk-x"}, env={})
+    assert preprocess(Ctx(api).make({"path": str(src)}), {"path": str(src)})["chunks"][0]["path"].endswith(".ogg")

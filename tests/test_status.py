@@ -171,7 +171,7 @@ def test_status_loads_neither_alembic_nor_the_orm_nor_sdks(env: Store) -> None:
     code = ("import sys\nfrom traxd.cli.traxctl_cmd import app\n"
             "try:\n    app(['status', '--json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "heavy = [m for m in ('alembic', 'sqlalchemy', 'sqlalchemy.orm', 'traxd.db.models', 'traxd.queue.store', "
-            "'openai', 'httpx', 'yt_dlp', 'watchdog') if m in sys.modules]\n"
+            "'openai', 'httpx', 'yt_dlp', 'watchdog', 'structlog') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -209,3 +209,23 @@ def test_the_light_head_revision_is_alembics(env: Store) -> None:
     from traxd.db import migrate, readonly
 
     assert readonly.head_revision() == migrate.head_revision(migrate.alembic_config(env.engine))
+
+
+def test_an_old_schema_takes_the_full_path_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database from an older Trax is upgraded by the first status, then read on the light path."""
+    from alembic import command
+    from traxd.db import migrate, readonly
+
+    for var in list(os.environ):
+        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("TRAX_HOME", str(home))
+    engine = open_engine(f"sqlite:///{home / 'trax.db'}")
+    command.upgrade(migrate.alembic_config(engine), "0002")
+    engine.dispose()
+    assert status()["total"] == 0
+    conn, _ = readonly.connect(f"sqlite:///{home / 'trax.db'}")  # type: ignore[misc]
+    assert readonly.schema_version(conn) == readonly.head_revision()
+    conn.close()

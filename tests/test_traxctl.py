@@ -196,7 +196,13 @@ def test_watch_add_list_remove_and_errors(home: Path, tmp_path: Path, monkeypatc
     assert "network filesystem (nfs4)" in err(2, "watch", "add", str(nested))
     monkeypatch.undo()
     monkeypatch.setenv("TRAX_HOME", str(home))
+    words = tmp_path / "lectures"
+    words.mkdir()
+    ok("watch", "add", str(words), "--outbox", str(tmp_path / "lecture-notes"), "--word-timestamps")
+    assert [w.word_timestamps for w in load_settings().watch] == [None, None, True]
     assert "no longer watching" in ok("watch", "remove", str(inbox))
+    assert [w.word_timestamps for w in load_settings().watch] == [None, True]  # kept when config.toml is rewritten
+    ok("watch", "remove", str(words))
     assert "is not watched" in err(1, "watch", "remove", str(inbox))
     assert [w.inbox for w in load_settings().watch] == [home / "inbox"]
 

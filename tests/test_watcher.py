@@ -252,6 +252,7 @@ def test_a_watch_folder_sets_word_timestamps_for_its_files(store: Store, tmp_pat
 inbox = "{tmp_path / 'words'}"
 outbox = "{tmp_path / 'o1'}"
 word_timestamps = true
+diarize = true
 
 [[watch]]
 inbox = "{tmp_path / 'plain'}"
@@ -272,3 +273,5 @@ outbox = "{tmp_path / 'o2'}"
         watcher.stop()
     options = {Path(j.source).name: j.options["word_timestamps"] for j in (store.get_job(i) for i in (1, 2)) if j}
     assert options == {"a.mp3": True, "b.mp3": None}
+    diarize = {Path(j.source).name: j.options.get("diarize") for j in (store.get_job(i) for i in (1, 2)) if j}
+    assert diarize == {"a.mp3": True, "b.mp3": None}  # speaker labels for one inbox only

@@ -24,6 +24,8 @@ class ModelInfo:
     prompt: bool = True
     max_seconds: float | None = None
     shutdown: date | None = None
+    speakers: bool = False  # segments carry a `speaker` label (diarized_json)
+    chunking: bool = False  # needs `chunking_strategy` for audio over 30 s
 
 
 _GPT4O = ModelInfo("json", segments=False, logprobs=True, max_seconds=1400.0, shutdown=SHUTDOWN_2027)
@@ -31,7 +33,8 @@ MODELS: dict[str, ModelInfo] = {
     "whisper-1": ModelInfo("verbose_json", segments=True, words=True, shutdown=SHUTDOWN_2027),
     "gpt-4o-transcribe": _GPT4O,
     "gpt-4o-mini-transcribe": _GPT4O,
-    "gpt-4o-transcribe-diarize": ModelInfo("json", prompt=False, max_seconds=1400.0, shutdown=SHUTDOWN_2027),
+    "gpt-4o-transcribe-diarize": ModelInfo("diarized_json", segments=True, prompt=False, max_seconds=1400.0,
+                                           shutdown=SHUTDOWN_2027, speakers=True, chunking=True),
     "gpt-transcribe": ModelInfo("json", languages_param=True),
 }
 # OpenAI-compatible servers (whisper.cpp, faster-whisper-server, Groq …) name their Whisper models freely.
@@ -49,6 +52,12 @@ def model_info(model: str) -> ModelInfo:
     if prefixes:
         return MODELS[max(prefixes, key=len)]
     return _WHISPER_LIKE if "whisper" in name else _UNKNOWN
+
+
+def is_api_model(model: str) -> bool:
+    """True for a transcription model OpenAI's API offers (exact name or a dated snapshot of one)."""
+    name = model.strip().lower()
+    return name in MODELS or any(name.startswith(k + "-") for k in MODELS)
 
 
 def piece_seconds(info: ModelInfo, chunk_size: float, bitrate_kbps: float) -> float:

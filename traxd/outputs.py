@@ -192,7 +192,7 @@ def cues(segments: list[dict[str, Any]], max_chars: int = 160,
             continue
         if end - start <= max_seconds and len(text) <= max_chars:
             out.append((start, end, text))
-        elif seg.get("words"):
+        elif _words_say(seg, text):
             out += _by_words(seg["words"], max_chars, max_seconds)
         else:
             out += _by_text(text, start, end, max_chars, max_seconds)
@@ -210,6 +210,12 @@ def _by_words(words: list[dict[str, Any]], max_chars: int, max_seconds: float) -
             group = []
         group.append(w)
     return out + ([_cue_of(group)] if group else [])
+
+
+def _words_say(seg: dict[str, Any], text: str) -> bool:
+    """True when the segment's timed words spell its text (not so once the text is translated or rewritten)."""
+    words = seg.get("words") or []
+    return bool(words) and "".join("".join(str(w.get("word", "")).split()) for w in words) == "".join(text.split())
 
 
 def _cue_of(group: list[dict[str, Any]]) -> tuple[float, float, str]:
@@ -233,20 +239,51 @@ def _by_text(text: str, start: float, end: float, max_chars: int, max_seconds: f
     return out
 
 
+def speaker_cues(segments: list[dict[str, Any]]) -> list[tuple[float, float, str, str | None]]:
+    """The cues with the speaker of the segment each comes from (None when not diarized)."""
+    if not any(s.get("speaker") for s in segments):
+        return [(a, b, t, None) for a, b, t in cues(segments)]
+    return [(a, b, t, seg.get("speaker")) for seg in segments for a, b, t in cues([seg])]
+
+
+def _voice(speaker: str) -> str:
+    """A speaker name safe inside a WebVTT voice tag."""
+    return " ".join(re.sub(r"[<>&\n]", " ", speaker).split()) or "?"
+
+
 def to_srt(segments: list[dict[str, Any]]) -> str:
-    """SubRip text of the segments."""
-    blocks = [f"{i}\n{stamp(a, ',')} --> {stamp(b, ',')}\n{t}\n" for i, (a, b, t) in enumerate(cues(segments), 1)]
+    """SubRip text of the segments (a diarized cue starts with its speaker: `A: …`)."""
+    blocks = [f"{i}\n{stamp(a, ',')} --> {stamp(b, ',')}\n{f'{who}: ' if who else ''}{t}\n"
+              for i, (a, b, t, who) in enumerate(speaker_cues(segments), 1)]  # fmt: skip
     return "\n".join(blocks)
 
 
 def to_vtt(segments: list[dict[str, Any]]) -> str:
-    """WebVTT text of the segments."""
-    blocks = [f"{stamp(a, '.')} --> {stamp(b, '.')}\n{t}\n" for a, b, t in cues(segments)]
+    """WebVTT text of the segments (a diarized cue carries a voice tag: `<v A>…`)."""
+    blocks = [f"{stamp(a, '.')} --> {stamp(b, '.')}\n{f'<v {_voice(who)}>' if who else ''}{t}\n"
+              for a, b, t, who in speaker_cues(segments)]  # fmt: skip
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
+def speaker_turns(segments: list[dict[str, Any]]) -> str:
+    """`A: …` paragraphs, one per turn (consecutive segments of one speaker joined)."""
+    turns: list[tuple[str, list[str]]] = []
+    for seg in segments:
+        text = " ".join(str(seg.get("text", "")).split())
+        if not text:
+            continue
+        who = str(seg.get("speaker") or "?")
+        if turns and turns[-1][0] == who:
+            turns[-1][1].append(text)
+        else:
+            turns.append((who, [text]))
+    return "\n".join(f"{who}: {' '.join(parts)}" for who, parts in turns) + "\n"
+
+
 def to_txt(segments: list[dict[str, Any]], text: str | None = None) -> str:
-    """Plain transcript: the model's text, else the segments' texts, one paragraph per segment."""
+    """Plain transcript: speaker turns when diarized, else the model's text, else one paragraph per segment."""
+    if any(s.get("speaker") for s in segments):
+        return speaker_turns(segments)
     if text is not None and text.strip():
         return text.strip() + "\n"
     lines = [" ".join(str(s.get("text", "")).split()) for s in segments]

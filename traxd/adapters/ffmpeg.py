@@ -25,6 +25,10 @@ SAMPLE_RATE = 16000
 BITRATE_KBPS = 32
 CHUNK_EXT = "ogg"
 CHUNK_MIME = "audio/ogg"
+# Uploads are speech-bitrate Opus (small, under the 25 MB cap); the local backend reads PCM WAV: nothing is lost, and
+# neither FFmpeg nor faster-whisper spends CPU on a lossy codec.
+OPUS_ARGS = ("-c:a", "libopus", "-b:a", f"{BITRATE_KBPS}k", "-application", "voip", "-f", "ogg")
+PCM_ARGS = ("-c:a", "pcm_s16le", "-f", "wav")
 SILENCE_DB = -35
 SILENCE_MIN = 0.15  # short enough to find the gaps that can split a long subtitle cue; chunks use the longest
 PROBE_TIMEOUT = 60.0
@@ -214,15 +218,16 @@ def _seconds(hms: Iterable[str]) -> float:
 
 
 def convert_args(src: Path, dest: Path, silences: bool = True) -> list[str]:
-    """The FFmpeg arguments that turn any input into mono 16 kHz speech-bitrate Opus (and log silences).
+    """The FFmpeg arguments that turn any input into mono 16 kHz speech-bitrate Opus, or PCM when `dest` ends in
+    .wav (and log silences).
 
     One thread each: the audio chain is serial anyway, and the pool already runs one FFmpeg per core.
     """
     filters = ["-af", f"silencedetect=noise={SILENCE_DB}dB:d={SILENCE_MIN}"] if silences else []
     return ["-protocol_whitelist", "file,pipe", "-i", media_arg(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
-            "-map_metadata", "-1", "-ac", "1", "-ar", str(SAMPLE_RATE), *filters, "-c:a", "libopus",
-            "-b:a", f"{BITRATE_KBPS}k", "-application", "voip", "-threads", "1", "-filter_threads", "1",
-            "-f", "ogg", "-y", media_arg(dest)]  # fmt: skip
+            "-map_metadata", "-1", "-ac", "1", "-ar", str(SAMPLE_RATE), *filters,
+            *(PCM_ARGS if dest.suffix == ".wav" else OPUS_ARGS), "-threads", "1", "-filter_threads", "1",
+            "-y", media_arg(dest)]  # fmt: skip
 
 
 def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None) -> tuple[float, list[tuple[float, float]]]:
@@ -246,6 +251,19 @@ def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | 
     return decoded, silences
 
 
+def to_wav(src: Path, dest: Path, cancelled: threading.Event | None = None) -> Path:
+    """Decode `src` into a 16 kHz mono 16-bit WAV (what the speaker diarizer reads)."""
+    check_input(src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    args = ["-protocol_whitelist", "file,pipe", "-i", media_arg(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-threads", "1", "-f", "wav", "-y",
+            media_arg(dest)]  # fmt: skip
+    log = dest.with_suffix(".log")
+    if run_ffmpeg(args, log, convert_timeout(None), cancelled) != 0:
+        raise PermanentError(f"{src.name}: FFmpeg could not decode the audio for diarization ({last_error(log)})")
+    return dest
+
+
 def plan_cuts(duration: float, target: float, silences: list[tuple[float, float]], window: float) -> list[float]:
     """Cut points every <= `target` seconds, moved back to the longest silence in the `window` before each."""
     cuts: list[float] = []
@@ -265,7 +283,7 @@ def split(full: Path, out_dir: Path, cuts: list[float], timeout: float, cancelle
     listing = out_dir / "chunks.csv"
     args = ["-protocol_whitelist", "file,pipe", "-i", media_arg(full), "-map", "0:a:0", "-c", "copy", "-f", "segment",
             "-segment_times", ",".join(f"{c:.3f}" for c in cuts), "-reset_timestamps", "1", "-segment_list",
-            media_arg(listing), "-segment_list_type", "csv", "-y", media_arg(out_dir / f"chunk_%04d.{CHUNK_EXT}")]  # fmt: skip
+            media_arg(listing), "-segment_list_type", "csv", "-y", media_arg(out_dir / f"chunk_%04d{full.suffix}")]  # fmt: skip
     log = out_dir / "split.log"
     if run_ffmpeg(args, log, timeout, cancelled) != 0:
         raise RetryableError(f"FFmpeg could not split the converted audio ({last_error(log)})")
@@ -281,21 +299,22 @@ def convert_timeout(duration: float | None) -> float:
     return 300.0 + (duration if duration is not None else 6 * 3600.0) * 0.5
 
 
-def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Event | None = None) -> Prepared:
-    """Check, convert to speech Opus and chunk at silences into `out_dir` (emptied first)."""
+def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Event | None = None,
+               ext: str = CHUNK_EXT) -> Prepared:  # fmt: skip
+    """Check, convert to speech Opus (`ext` "ogg") or PCM ("wav") and chunk at silences into `out_dir` (emptied)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     check_input(src)
     # Small files convert in seconds: skip the extra FFmpeg start of a probe and give them a fixed budget.
     duration = probe(src, out_dir, cancelled).duration if src.stat().st_size > PROBE_ABOVE_BYTES else None
     timeout = convert_timeout(duration) if duration is not None else SMALL_FILE_TIMEOUT
-    full = out_dir / f"full.{CHUNK_EXT}"
+    full = out_dir / f"full.{ext}"
     decoded, silences = convert(src, full, timeout, cancelled)
     if decoded <= 0.0:
         raise PermanentError(f"{src.name}: no decodable audio")
     cuts = plan_cuts(decoded, target, silences, window=min(60.0, target * 0.25))
     if not cuts:
-        only = full.rename(out_dir / f"chunk_0000.{CHUNK_EXT}")
+        only = full.rename(out_dir / f"chunk_0000.{ext}")
         return Prepared(decoded, [Chunk(str(only), 0.0, decoded)], silences)
     chunks = split(full, out_dir, cuts, convert_timeout(decoded), cancelled)
     full.unlink()

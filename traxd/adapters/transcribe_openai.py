@@ -39,7 +39,7 @@ class OpenAITranscriber:
         try:
             with open(path, "rb") as fh:
                 upload = (path.name, fh, MIME.get(path.suffix.lower(), "application/octet-stream"))
-                args = request_args(info, model, upload, language, prompt, words)
+                args = request_args(info, model, upload, language, prompt, words, duration)
                 resp = self.client.audio.transcriptions.create(**args)
         except openai.OpenAIError as exc:
             raise translate(exc, model) from None
@@ -47,10 +47,12 @@ class OpenAITranscriber:
 
 
 def request_args(info: ModelInfo, model: str, upload: Any, language: str | None, prompt: str | None,
-                 words: bool = False) -> dict[str, Any]:  # fmt: skip
+                 words: bool = False, duration: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """The create() arguments this model understands (word timings only from models that offer them)."""
     args: dict[str, Any] = {"model": model, "file": upload, "response_format": info.response_format}
-    if info.segments:
+    if info.chunking and duration > 30.0:
+        args["chunking_strategy"] = "auto"  # the diarizing model refuses longer audio without it
+    if info.segments and info.response_format == "verbose_json":
         args["timestamp_granularities"] = ["segment", "word"] if words and info.words else ["segment"]
     if info.logprobs:
         args["include"] = ["logprobs"]
@@ -85,7 +87,9 @@ def _first_language(resp: Any) -> str | None:
 
 
 def _segment(seg: Any) -> dict[str, Any]:
-    out = {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip()}
+    out: dict[str, Any] = {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip()}
+    if getattr(seg, "speaker", None):
+        out["speaker"] = str(seg.speaker)  # diarized_json
     for key in ("avg_logprob", "compression_ratio", "no_speech_prob"):
         value = getattr(seg, key, None)
         if value is not None:

@@ -15,7 +15,31 @@ from traxd.batching.jobs import JobView
 from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 
+# The original design's names -> the fields that hold them (both work in the constructor and as attributes).
+DESIGN_NAMES = {"success_count": "completed_tasks", "failure_count": "failed_tasks", "total_count": "total_tasks",
+                "memory_peak_mb": "peak_memory_mb", "cpu_peak_percent": "peak_cpu_percent"}  # fmt: skip
 
+
+def _design_names(cls: type[Any]) -> type[Any]:
+    """Let the dataclass constructor take the original design's names too, and read them back as properties."""
+    init = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        for old, new in DESIGN_NAMES.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"give {old} or {new}, not both")
+                kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    for old, new in DESIGN_NAMES.items():
+        setattr(cls, old, property(lambda self, _n=new: getattr(self, _n), doc=f"The original design's name of {new}."))
+    return cls
+
+
+@_design_names
 @dataclass(frozen=True)
 class BatchResult(Rates):
     """The outcome of a batch, named as in the original design (one task = one input)."""
@@ -32,6 +56,7 @@ class BatchResult(Rates):
     quality_metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    speakers: list[dict[str, Any]] = field(default_factory=list)
     pending_reason: str | None = None
     interrupted: bool = False
     group: str = ""
@@ -49,7 +74,7 @@ class BatchResult(Rates):
             "success_rate": round(self.success_rate, 1), "failure_rate": round(self.failure_rate, 1),
             "processing_time": round(self.processing_time, 3), "peak_memory_mb": round(self.peak_memory_mb, 1),
             "peak_cpu_percent": round(self.peak_cpu_percent, 1), "quality": self.quality_metrics,
-            "warnings": self.warnings, "failures": self.failures, "pending_reason": self.pending_reason,
+            "warnings": self.warnings, "failures": self.failures, "speakers": self.speakers, "pending_reason": self.pending_reason,
             "interrupted": self.interrupted, "group": self.group,
         }  # fmt: skip
 
@@ -70,6 +95,32 @@ def failures(views: list[JobView], jobs: dict[int, Job]) -> list[dict[str, Any]]
         out.append({"source": job.source if job else f"task {bad.id}", "task_id": bad.id,
                     "type": bad.type.value, "reason": first_line(bad.error_message)})  # fmt: skip
     return out
+
+
+def speakers(views: list[JobView], jobs: dict[int, Job]) -> list[dict[str, Any]]:
+    """Per diarized input: its speakers with their talk time, or why there are none."""
+    out = []
+    for v in views:
+        for t in v.tasks:
+            result = t.result or {}
+            if t.type is not TaskType.DIARIZE or t.state is not TaskState.SUCCEEDED or "diarization" not in result:
+                continue
+            job = jobs.get(v.job_id)
+            entry: dict[str, Any] = {"source": job.source if job else f"task {t.id}",
+                                     "speakers": result.get("speakers") or []}  # fmt: skip
+            if result["diarization"].get("status") != "done":
+                entry["unavailable"] = first_line(result["diarization"].get("reason"))
+            out.append(entry)
+    return out
+
+
+def speaker_line(entry: dict[str, Any]) -> str:
+    """`talk.wav: A 20.1 s, Ann 18.3 s` (or why there are no speakers)."""
+    name = Path(str(entry["source"])).name
+    if entry.get("unavailable"):
+        return f"{name}: no speakers ({entry['unavailable']})"
+    listed = ", ".join(f"{s['speaker']} {s['talk_time']:.1f} s" for s in entry["speakers"])
+    return f"{name}: {listed or 'no speech'}"
 
 
 def _quality(task: Task) -> dict[str, Any]:

@@ -7,7 +7,13 @@ from typing import Any
 
 from traxd.batching import jobs as jobviews
 from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
-from traxd.batching.result import BatchResult, failures, quality_metrics, warnings
+from traxd.batching.result import (
+    BatchResult,
+    failures,
+    quality_metrics,
+    speakers,
+    warnings,
+)
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import default_type_limits
@@ -166,7 +172,7 @@ class BatchRun:
             cancelled_tasks=snap.cancelled_tasks, pending_tasks=snap.queued_tasks + snap.active_tasks,
             skipped_tasks=self.enqueued.skipped, processing_time=self.elapsed(), peak_memory_mb=peaks.rss_mb,
             peak_cpu_percent=peaks.cpu_percent, quality_metrics=quality_metrics(views),
-            warnings=warnings(views, jobs), failures=failures(views, jobs),
+            warnings=warnings(views, jobs), failures=failures(views, jobs), speakers=speakers(views, jobs),
             pending_reason=self.pending_reason(views), interrupted=self.interrupted, group=self.group,
         )  # fmt: skip
 
@@ -194,6 +200,7 @@ class BatchRun:
             elif t not in self.registry:
                 reasons.append(f"no {t.value} handler in this process")
         glob = controls.get("*")
-        if glob is not None and glob.state is not ControlState.RUNNING:
+        # A stop request older than this run was for others (see Control.stops).
+        if glob is not None and (glob.state is ControlState.PAUSED or glob.stops(self.started_at or 0.0)):
             reasons.append(f"the queue is {glob.state.value}" + (f": {glob.reason}" if glob.reason else ""))
         return "; ".join(reasons) or f"{sum(1 for v in views if v.state is TaskState.QUEUED)} inputs still queued"

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from traxd.batching.result import BatchResult
+from traxd.batching.result import BatchResult, speaker_line
 from traxd.progress import BatchProgress, format_eta, progress_line
 
 
@@ -42,6 +42,10 @@ class PlainReporter:
             return
         for table in summary_tables(result):
             self.out.print(table)
+        if result.speakers:
+            self.out.print("Speakers:", style="bold")
+        for entry in result.speakers:
+            self.out.print(f"  {speaker_line(entry)}", markup=False, highlight=False, soft_wrap=True)
         if result.failures:
             self.out.print(f"Failures ({len(result.failures)}):", style="bold red")
         for line in failure_lines(result):

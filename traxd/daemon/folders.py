@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 import tomlkit
@@ -76,9 +78,11 @@ def config_path(settings: Settings) -> Path:
     return settings.home / "config.toml"
 
 
-def add_watch(settings: Settings, inbox: Path, outbox: Path | None) -> WatchFolder:
-    """Validate and persist a new watch folder (the outbox is created 0700 if missing)."""
+def add_watch(settings: Settings, inbox: Path, outbox: Path | None, **options: Any) -> WatchFolder:
+    """Validate and persist a new watch folder (the outbox is created 0700 if missing); `options` are its own
+    job options (word_timestamps, translate_to, summarize; None = the daemon's setting)."""
     folder = check_new_watch(inbox, outbox or inbox.expanduser().parent / "outbox", settings.watch)
+    folder = dataclasses.replace(folder, **{k: v for k, v in options.items() if v is not None})
     try:
         folder.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -110,7 +114,7 @@ def write_watch(settings: Settings, folders: Sequence[WatchFolder]) -> None:
     items = tomlkit.array()
     for w in folders:
         table = tomlkit.inline_table()
-        table.update({"inbox": str(w.inbox), "outbox": str(w.outbox)})
+        table.update({"inbox": str(w.inbox), "outbox": str(w.outbox), **w.options()})
         items.append(table)
     doc["watch"] = items.multiline(True)
     tmp = path.with_name(f".config.toml.{os.getpid()}.tmp")

@@ -19,6 +19,7 @@ from traxd.daemon import scratch
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
+from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import alert, get_logger
 from traxd.queue.store import Store
@@ -100,6 +101,7 @@ class Pool:
         settings: Any = None,
     ) -> None:
         self.store = store
+        self._voices = Voices(store.engine)  # enrolled voice prints, read when a DIARIZE task asks
         self.registry = registry
         self.config = config or PoolConfig()
         self.owner = owner or Owner.current()
@@ -126,6 +128,7 @@ class Pool:
         self._jobs: dict[int, Job | None] = {}
         self._db_backoff = 0.0
         self._disk_full: str | None = None
+        self.started_at = self.clock.now()
         self.maintenance = Maintenance(self)
 
     # -- public ---------------------------------------------------------------------------------
@@ -159,6 +162,7 @@ class Pool:
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
         executor = ThreadPoolExecutor(self.config.slots, thread_name_prefix="trax-slot")
+        self.started_at = self.clock.now()
         self.maintenance.start()
         try:
             self._loop(executor, drain)
@@ -182,7 +186,7 @@ class Pool:
             self._db_backoff = 0.0
             if stopping:
                 glob = self._controls.get(GLOBAL_SCOPE)
-                if glob is not None and glob.state is ControlState.STOPPING and glob.reason == "now":
+                if glob is not None and glob.stops(self.started_at) and glob.reason == "now":
                     self._stop_now = True
                 return
             if claimed == 0 or self.active >= self.slots_now():
@@ -297,7 +301,9 @@ class Pool:
             self._controls_read = now
         glob = self._controls.get(GLOBAL_SCOPE)
         self.stats.paused_reason = glob.reason if glob and glob.state is ControlState.PAUSED else None
-        return glob.state if glob else ControlState.RUNNING
+        if glob is None or (glob.state is ControlState.STOPPING and not glob.stops(self.started_at)):
+            return ControlState.RUNNING  # a stop request older than this pool was for others
+        return glob.state
 
     def _claimable_types(self) -> list[TaskType]:
         base = list(self.config.types) if self.config.types is not None else self.registry.types()
@@ -345,7 +351,8 @@ class Pool:
         work_dir = None
         if self.settings is not None:
             work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
-        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint)
+        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint,
+                           voices=self._voices.prints)  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
     def _drain_outcomes(self) -> list[Outcome]:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -124,7 +125,11 @@ def create_app(dash: Dashboard) -> Starlette:
         Route("/actions/{action}", views.control, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]  # fmt: skip
-    return Starlette(routes=routes, middleware=[Middleware(Guard, dash=dash)])
+    # Without a token, only loopback names are answered: a page elsewhere cannot rebind its DNS name to 127.0.0.1
+    # and read the dashboard (or its CSRF token) as same-origin.
+    hosts = ["*"] if dash.token else ["127.0.0.1", "localhost", "[::1]", "::1"]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False), Middleware(Guard, dash=dash)]
+    return Starlette(routes=routes, middleware=middleware)
 
 
 def _when(ts: float | None) -> str:

@@ -192,3 +192,16 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
     if type_ == "index":
         return name not in SEARCH_ENGINE_INDEXES
     return True
+
+
+class VoiceRow(Base):
+    """An enrolled speaker: a name and the voice print (embedding) diarized speakers are matched against."""
+
+    __tablename__ = "voices"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    embedding: Mapped[list] = mapped_column(JSON)
+    model: Mapped[str] = mapped_column(String(64))
+    sample: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -25,10 +25,14 @@ def default_registry(settings: Any = None) -> Registry:
     """The registry the daemon runs: every task type with its real handler."""
     # Imported here: the SDKs behind the handlers (openai, yt-dlp, httpx) cost ~50 MB and seconds of start-up,
     # which traxctl and the queue itself never need.
+    from traxd.handlers.diarize import Diarizers
+    from traxd.handlers.diarize import make_handler as make_diarize
     from traxd.handlers.download import handle_download
     from traxd.handlers.enhance import handle_enhance
     from traxd.handlers.preprocess import preprocess
+    from traxd.handlers.summarize import handle_summarize
     from traxd.handlers.transcribe import Backends, make_handler
+    from traxd.handlers.translate import handle_translate
     from traxd.handlers.youtube import handle_youtube
 
     registry = Registry()
@@ -37,13 +41,16 @@ def default_registry(settings: Any = None) -> Registry:
     registry.register(TaskType.YOUTUBE, handle_youtube)
     registry.register(TaskType.DOWNLOAD, handle_download)
     registry.register(TaskType.ENHANCE, handle_enhance)
+    registry.register(TaskType.DIARIZE, make_diarize(Diarizers()))
+    registry.register(TaskType.TRANSLATE, handle_translate)
+    registry.register(TaskType.SUMMARIZE, handle_summarize)
     return registry
 
 
 def default_type_limits(settings: Any = None) -> dict[TaskType, int]:
     """Slots per CPU-bound type (FFmpeg, local inference) so they never take every slot; API-bound types are free."""
     cores = max(1, os.cpu_count() or 1)
-    limits = {TaskType.PREPROCESS: cores}
+    limits = {TaskType.PREPROCESS: cores, TaskType.DIARIZE: 1}  # one diarizer at a time: ~1 GB, every core
     if settings is not None and settings.effective_backend == "local":
         limits[TaskType.TRANSCRIBE] = max(1, cores // 2)
     return limits

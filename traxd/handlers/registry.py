@@ -21,9 +21,13 @@ def _no_checkpoint(_data: dict[str, Any], *, paid: bool = False) -> bool:
     return True
 
 
+def _no_voices() -> dict[str, list[float]]:
+    return {}
+
+
 @dataclass(frozen=True)
 class TaskContext:
-    """What a handler may use: its task, its job, settings, a scratch folder, a checkpoint and a stop flag.
+    """What a handler may use: its task, its job, settings, a scratch folder, a checkpoint, a stop flag, voices.
 
     Handlers never touch the database: `checkpoint(data)` stores partial progress (guarded by the lease)
     in the task's `result`, so a retry after a crash finds it in `task.result` and skips paid-for work.
@@ -38,6 +42,8 @@ class TaskContext:
     work_dir: Path | None = None
     checkpoint: Checkpoint = _no_checkpoint
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The enrolled voice prints (name -> embedding), read from the database by the runner, not the handler.
+    voices: Callable[[], dict[str, list[float]]] = _no_voices
 
     @property
     def previous(self) -> dict[str, Any]:

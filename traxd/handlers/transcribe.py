@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from traxd import outputs, quality
+from traxd import outputs, pipelines, quality
 from traxd.adapters import ffmpeg
-from traxd.errors import PayloadTooLargeError, PermanentError, RetryableError
+from traxd.errors import (
+    ModelGoneError,
+    PayloadTooLargeError,
+    PermanentError,
+    RetryableError,
+)
 from traxd.handlers.common import (
     backend,
     model_caps,
     model_name,
     option,
     output_dir,
+    own_model,
     work_dir,
 )
-from traxd.handlers.preprocess import prepare
+from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.timeline import timed_from_silences
@@ -87,6 +93,11 @@ def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
 def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -> dict[str, Any]:
     """{"chunks": …} from PREPROCESS, or a plain {"path": …} (preprocessed inline) -> outputs written."""
     state = dict(ctx.previous)
+    asked = {"model": model_name(ctx), "language": option(ctx, "language", "language"), "chunk": chunk_seconds(ctx),
+             "words": wants_words(ctx)}  # fmt: skip
+    if state.get("asked", asked) != asked:
+        state.update(plan=[], done={}, prepared=None)  # re-run with other options: earlier chunks do not count
+    state["asked"] = asked
     plan = state.get("plan") or []
     if not plan or len(state.get("done") or {}) < len(plan):
         chunks = _prepared(ctx, payload, state)["chunks"]
@@ -99,7 +110,10 @@ def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -
 
 def _prepared(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """The chunks: the payload's, a previous attempt's inline preprocessing, or a fresh one when files are gone."""
+    wanted = state["asked"]["chunk"]
     for candidate in (payload, state.get("prepared")):
+        if candidate and candidate.get("chunk_seconds", wanted) != wanted:
+            continue  # cut for another chunk size or model (options changed by a re-run)
         if candidate and candidate.get("chunks") and all(Path(c["path"]).is_file() for c in candidate["chunks"]):
             return candidate
     source = payload.get("path") or (ctx.job.source if ctx.job is not None else None)
@@ -159,8 +173,13 @@ def _whole_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i
 
 def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, prompt: str | None) -> dict[str, Any]:
     language = option(ctx, "language", "language")
-    return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
-                             words=wants_words(ctx))  # fmt: skip
+    try:
+        return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
+                                 words=wants_words(ctx))  # fmt: skip
+    except ModelGoneError as exc:
+        if not own_model(ctx):
+            raise  # the configured model is gone: every task needs the fix, so the type pauses
+        raise PermanentError(f"{exc}; this input asked for it with --model: run it again with another") from None
 
 
 def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
@@ -216,11 +235,13 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
     duration = round(sum(d for _, d in plan), 3)
     metrics = quality.file_quality(segments, duration)
     warnings = metrics["warnings"] + word_warnings(ctx, segments)
-    enhance = bool(ctx.job is not None and ctx.job.options.get("enhance"))
+    enhance = pipelines.wants_enhance(ctx.job)
+    diarize = pipelines.wants_diarize(ctx.job)
     return {"name": _name(ctx, payload), "source": _owner(ctx, payload), "language": language, "duration": duration,
             "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
             "text": text, "segments": segments, "quality": metrics, "warnings": warnings,
             "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
+            "diarization": {"requested": diarize, "status": "pending" if diarize else "not_requested"},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
@@ -265,11 +286,11 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
     paths = outputs.write_transcript(folder, state["output_base"], doc)
-    if ctx.work_dir is not None:
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # chunks are no longer needed by any stage
+    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job):
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
             "duration": doc["duration"], "model": doc["model"], "backend": doc["backend"], "chunks": len(doc["chunks"]),
-            "quality": doc["quality"], "warnings": doc["warnings"],
+            "quality": doc["quality"], "warnings": doc["warnings"], "media": payload.get("path"),
             "index": outputs.index_entry(doc, paths["json"])}  # fmt: skip
 
