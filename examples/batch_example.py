@@ -38,17 +38,17 @@ async def main():
 
     result = await processor.start(progress_callback=on_progress)
 
-    print(f"Total: {result.total_tasks}")
-    print(f"Successful: {result.completed_tasks}")
-    print(f"Failed: {result.failed_tasks}")
+    print(f"Total: {result.total_count}")
+    print(f"Successful: {result.success_count}")
+    print(f"Failed: {result.failure_count}")
     print(f"Success rate: {result.success_rate:.1f}%")
     print(f"Processing time: {result.processing_time:.2f}s")
-    print(f"Peak memory: {result.peak_memory_mb:.1f}MB")
+    print(f"Peak memory: {result.memory_peak_mb:.1f}MB")
     if result.quality_metrics.get("average_confidence") is not None:
         print(f"Average confidence: {result.quality_metrics['average_confidence']:.2f}")
     for failure in result.failures:
         print(f"FAILED {failure['source']}: {failure['reason']}")
-    return 0 if result.failed_tasks == 0 else 1
+    return 0 if result.failure_count == 0 else 1
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def test_failures_urls_enhance_and_options_reach_handlers(tmp_path: Path, monkey
     monkeypatch.setenv(batch_handlers.SIDE_EFFECTS_ENV, str(effects))
     files = make_files(tmp_path / "media", ["good.mp3", "bad.mp3", "quiet.mp3"])
     proc = processor(tmp_path, follow_ups=batch_handlers.follow_ups, enhance=True, language="German",
-                     model="whisper-1", chunk_size=300.0, output_dir=tmp_path / "out", word_timestamps=True)  # fmt: skip
+                     model="tiny.en", chunk_size=300.0, output_dir=tmp_path / "out", word_timestamps=True)  # fmt: skip
 
     async def main() -> BatchResult:
         for f in files:
@@ -251,8 +251,10 @@ def test_failures_urls_enhance_and_options_reach_handlers(tmp_path: Path, monkey
     result = asyncio.run(main())
     lines = batch_handlers.read_side_effects(effects)
     assert Counter(line["type"] for line in lines) == {"preprocess": 3, "transcribe": 2, "enhance": 2, "youtube": 1}
-    assert all(line["options"] == {"enhance": True, "language": "de", "model": "whisper-1", "chunk_size": 300.0,
-                                   "word_timestamps": True} for line in lines)  # fmt: skip
+    # No OpenAI key: the local backend runs, so the model is a local size and the job says for which backend.
+    options = {"enhance": True, "language": "de", "model": "tiny.en", "backend": "local", "chunk_size": 300.0,
+               "word_timestamps": True}  # fmt: skip
+    assert all(line["options"] == options for line in lines)
     assert (result.total_tasks, result.completed_tasks, result.failed_tasks) == (4, 1, 3)
     reasons = {Path(f["source"]).name: (f["type"], f["reason"]) for f in result.failures}
     assert reasons["bad.mp3"] == ("preprocess", "bad.mp3 is not a media file")

@@ -37,6 +37,7 @@ def test_example_runs_and_a_rerun_skips_done_files(tmp_path: Path) -> None:
     first = run_example(tmp_path / "home", folder, effects)
     assert first.returncode == 1, first.stderr
     assert "Progress: " in first.stdout and "Total: 4" in first.stdout and "Successful: 3" in first.stdout
+    assert "Failed: 1" in first.stdout and "Processing time: " in first.stdout and "Peak memory: " in first.stdout
     assert "FAILED " in first.stdout and "bad.mp3 is not a media file" in first.stdout
     assert (folder / "transcripts" / "one.txt").is_file()
     ran = len(batch_handlers.read_side_effects(effects))

@@ -201,8 +201,8 @@ def test_cli_options_reach_the_api_and_enhance_writes_enhanced_text(tmp_path: Pa
         assert enhanced.startswith("Hello from the fake server.") and "hello" not in enhanced
         assert json.loads((out / f"{stem}.json").read_text())["enhancement"]["status"] == "accepted"
     report = report_of(out)
-    assert report["options"] == {"enhance": True, "language": "de", "model": "gpt-4o-transcribe", "chunk_size": 4.0,
-                                 "word_timestamps": False}  # fmt: skip
+    assert report["options"] == {"enhance": True, "language": "de", "model": "gpt-4o-transcribe", "backend": "openai",
+                                 "chunk_size": 4.0, "word_timestamps": False}  # fmt: skip
     assert (report["succeeded"], report["failed"]) == (2, 0)
 
 

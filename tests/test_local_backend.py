@@ -83,11 +83,16 @@ def test_the_model_is_loaded_once_and_shared_by_threads() -> None:
     assert len(got) == 4 and all(m is got[0] for m in got)
 
 
-def test_a_missing_model_pauses_with_the_fix(tmp_path: Path) -> None:
-    from traxd.errors import ModelGoneError
+def test_a_missing_model_fails_the_task_with_the_fix_and_is_no_auth_error(tmp_path: Path) -> None:
+    from traxd.errors import ModelLoadError, classify
+    from traxd.types import ErrorKind
 
-    with pytest.raises(ModelGoneError, match="TRAX_LOCAL_MODEL"):
+    with pytest.raises(ModelLoadError, match="no such model folder.*TRAX_LOCAL_MODEL") as info:
         transcribe_local.load_model(str(tmp_path / "no-such-model"))
+    assert classify(info.value).kind is ErrorKind.PERMANENT  # fails this task; pauses nothing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"holds no faster-whisper model \(model.bin is missing\)"):
+        transcribe_local.load_model(str(tmp_path / "empty"))
 
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,

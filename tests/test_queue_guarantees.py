@@ -7,11 +7,15 @@ so that losing any one of them is noticed, on the path the daemon uses (`exchang
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from traxd.clock import FakeClock
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
 from traxd.queue.store import Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
@@ -24,6 +28,7 @@ from traxd.types import (
     Task,
     TaskState,
     TaskType,
+    WorkerInfo,
 )
 
 T = TaskType.TRANSCRIBE
@@ -238,9 +243,88 @@ def test_rejected_input_is_recorded_as_a_failed_task_with_its_reason(store: Stor
     assert created and task.state is TaskState.FAILED and task.error_kind == "permanent"
     assert task.error_message == "file:// refused" and task.finished_at == clock.now()
     (entry,) = task.errors
-    assert (entry["message"], entry["kind"], entry["attempt"], entry["at"]) == ("file:// refused", "permanent", 0,
-                                                                               clock.now())  # fmt: skip
+    assert (entry["message"], entry["kind"], entry["type"], entry["attempt"], entry["at"]) == (
+        "file:// refused", "permanent", "Rejected", 0, clock.now())  # fmt: skip
     assert store.get(task.id) == task and store.claim("me", 5, 30) == []
     again = store.create_failed_job(NewJob("file:///etc/passwd", "passwd", "/out"), NewTask(TaskType.DOWNLOAD, {},
                                     dedupe_key="url:x"), "file:// refused")  # fmt: skip
     assert again[2] is False and again[1].id == task.id and again[0].id == job.id
+
+
+def test_a_bulk_enqueue_of_only_known_files_reports_none_added(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {}, dedupe_key=f"k{i}") for i in range(3)])
+    assert store.enqueue_many([NewTask(T, {}, dedupe_key=f"k{i}") for i in range(3)]) == 0
+    assert store.enqueue_many([]) == 0 and store.counts()["queued"] == 3
+
+
+def test_the_workers_view_shows_what_each_daemon_last_reported(store: Store, clock: FakeClock) -> None:
+    first = WorkerInfo("a:1:1.00", "laptop-a", 11, clock.now(), clock.now(), 1, 60.5, 3.0, 8)
+    store.heartbeat(first)
+    later = WorkerInfo("a:1:1.00", "laptop-a", 11, clock.now(), clock.now() + 5, 4, 71.25, 42.5, 6)
+    other = WorkerInfo("b:2:1.00", "laptop-b", 22, clock.now(), clock.now() + 1, 0, 50.0, 1.0, 2)
+    store.heartbeat(later)
+    store.heartbeat(other)
+    assert store.workers() == [later, other]  # most recently seen first
+    store.remove_worker("a:1:1.00")
+    assert store.workers() == [other]
+
+
+def test_has_work_sees_queued_tasks_of_the_asked_types_and_any_running_task(store: Store, clock: FakeClock) -> None:
+    assert not store.has_work()
+    store.enqueue(NewTask(TaskType.ENHANCE, {}, run_after=clock.now() + 60))  # in backoff still counts
+    assert store.has_work() and store.has_work([TaskType.ENHANCE]) and not store.has_work([T])
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    assert run.type is T and store.has_work([TaskType.YOUTUBE])  # a running task of any type keeps the daemon up
+
+
+def test_the_rescuer_sees_the_running_leases_of_other_daemons_only(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(3)])
+    mine, theirs = _one(store, "me"), _one(store, "them")
+    assert {t.id for t in store.running_leases()} == {mine.id, theirs.id}
+    assert [t.id for t in store.running_leases(exclude_owner="me")] == [theirs.id]
+
+
+def test_listing_shows_the_newest_first_by_state_and_counts_by_group(store: Store) -> None:
+    store.create_job(NewJob("/a", "a", "/out", "left"), [NewTask(T, {"n": 1})])
+    store.create_job(NewJob("/b", "b", "/out", "right"), [NewTask(T, {"n": 2})])
+    store.enqueue(NewTask(T, {"n": 3}))
+    _one(store, "me")
+    assert [t.payload["n"] for t in store.list_tasks()] == [3, 2, 1]
+    assert [t.payload["n"] for t in store.list_tasks(TaskState.QUEUED, limit=1)] == [3]
+    assert [t.payload["n"] for t in store.list_tasks(group="right")] == [2]
+    assert store.counts("left") == {"queued": 0, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 0}
+
+
+def test_a_job_is_read_back_with_the_options_it_was_created_with(store: Store, clock: FakeClock) -> None:
+    new = NewJob("/in/talk.m4a", "talk", "/out", "team", {"language": "de", "diarize": True})
+    job, (task,), _ = store.create_job(new, [NewTask(T, {})])
+    read = store.get_job(job.id)
+    assert read == job and read is not None
+    assert (read.source, read.name, read.output_dir, read.group, read.options) == ("/in/talk.m4a", "talk", "/out",
+                                                                                 "team", new.options)  # fmt: skip
+    assert store.get_job(job.id + 1) is None and store.get(task.id + 1) is None
+
+
+def test_a_write_blocked_past_the_busy_timeout_is_an_outage_the_daemon_waits_out(tmp_path: Path) -> None:
+    """SQLite only: another writer holds the lock longer than the busy timeout (PostgreSQL waits on row locks)."""
+    path = tmp_path / "trax.db"
+    engine = open_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    upgrade(engine)
+    store = Store(engine, FakeClock())
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        for write in (lambda: store.enqueue(NewTask(T, {})), lambda: store.claim("me", 1, 30)):
+            with pytest.raises(store.unavailable):
+                write()
+        blocker.execute("COMMIT")
+        assert store.enqueue(NewTask(T, {}))[1] and [t.attempts for t in store.claim("me", 5, 30)] == [1]
+    finally:
+        blocker.close()
+        engine.dispose()
+
+
+def test_a_very_long_rejection_reason_is_cut_to_2000_characters(store: Store) -> None:
+    _, task, _ = store.create_failed_job(NewJob("x", "x", "/out"), NewTask(TaskType.DOWNLOAD, {}), "r" * 5000)
+    assert len(task.error_message or "") == 2000 and len(task.errors[0]["message"]) == 2000

@@ -171,7 +171,7 @@ def test_status_loads_neither_alembic_nor_the_orm_nor_sdks(env: Store) -> None:
     code = ("import sys\nfrom traxd.cli.traxctl_cmd import app\n"
             "try:\n    app(['status', '--json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "heavy = [m for m in ('alembic', 'sqlalchemy', 'sqlalchemy.orm', 'traxd.db.models', 'traxd.queue.store', "
-            "'openai', 'httpx', 'yt_dlp', 'watchdog') if m in sys.modules]\n"
+            "'openai', 'httpx', 'yt_dlp', 'watchdog', 'structlog') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -50,8 +50,8 @@ def test_malformed_payload_is_refused_and_nothing_is_written(store: Store, paylo
 
 
 def test_unknown_task_type_is_refused(store: Store) -> None:
-    with pytest.raises(InvalidTaskError, match="unknown task type 'translate'"):
-        store.enqueue(NewTask("translate", {}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidTaskError, match="unknown task type 'teleport'"):
+        store.enqueue(NewTask("teleport", {}))  # type: ignore[arg-type]
     assert sum(store.counts().values()) == 0
 
 

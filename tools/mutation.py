@@ -34,13 +34,15 @@ EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.txt"
 QUEUE_TESTS = [
     "tests/test_store.py", "tests/test_store_group.py", "tests/test_queue_guarantees.py", "tests/test_search.py",
     "tests/test_durability.py::test_paid_checkpoint_is_stored_and_guarded_like_any_checkpoint", "tests/test_pool.py",
+    "tests/test_resilience.py",
 ]  # fmt: skip
 TARGETS: dict[str, list[str]] = {
     "traxd/queue/transitions.py": ["tests/test_transitions.py", *QUEUE_TESTS],
     "traxd/queue/store.py": QUEUE_TESTS,
     "traxd/queue/hotpath.py": QUEUE_TESTS,
     "traxd/queue/dialects.py": [*QUEUE_TESTS, "tests/test_bad_database.py"],
-    "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py", "tests/test_search.py"],
+    "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py", "tests/test_subtitles.py",
+                         "tests/test_search.py"],
 }
 # Code only PostgreSQL runs: a SQLite run cannot judge it (the PostgreSQL suite in .ci/run covers it).
 POSTGRES_ONLY = {"PostgresHotPath", "PostgresDialect"}
@@ -406,7 +408,7 @@ def run_module(module_path: str, args: argparse.Namespace, equivalent: set[str])
     """Run every mutant of one module; print survivors and the score; return the score."""
     tests = TARGETS[module_path]
     tree = ast.parse((ROOT / module_path).read_text(encoding="utf-8"))
-    found = mutants(tree)
+    found = [m for m in mutants(tree) if re.search(args.only, f"{module_path}:{m.line} | {m.key}")]
     started = time.monotonic()
     trace = Path(f"/tmp/trax-mutation-{os.getpid()}.json")
     if run_child(module_path, None, tests, args.timeout * 10, trace) != "survived":
@@ -452,6 +454,7 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the mutants and run nothing")
     parser.add_argument("--timeout", type=float, default=20.0, help="least seconds per mutant before it counts as killed")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome and time")
+    parser.add_argument("--only", default="", help="run only the mutants whose 'module:line | key' matches this regex")
     parser.add_argument("--min-score", type=float, default=0.9)
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -465,7 +468,8 @@ def main() -> None:
                 print(f"{module_path}:{m.line} | {m.key}")
         return
     if len(args.modules) > 1:  # one process per module: what one preloads must not leak into the next
-        flags = [f"--timeout={args.timeout}", f"--min-score={args.min_score}", *(["-v"] if args.verbose else [])]
+        flags = [f"--timeout={args.timeout}", f"--min-score={args.min_score}", f"--only={args.only}",
+                 *(["-v"] if args.verbose else [])]  # fmt: skip
         codes = [subprocess.run([sys.executable, __file__, mp, *flags], check=False).returncode for mp in args.modules]
         sys.exit(max(codes))
     import pytest  # noqa: F401 - loaded once here, shared by every forked child

@@ -6,9 +6,8 @@ BatchResult`. It is loaded on first use, so importing a small module such as `tr
 
 from typing import Any
 
-from traxd import logging as _logging
-
-_logging.configure("warning")
+# Logging is set up (warnings only) by the first traxd.logging.get_logger call, so commands that never log,
+# such as `traxctl status`, do not pay for importing structlog.
 
 __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "SearchHit", "TaskType",
            "create_batch_processor", "search"]  # fmt: skip

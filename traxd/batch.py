@@ -21,13 +21,14 @@ from typing import Any
 from traxd.batching.inputs import Input, file_input, is_url, url_input
 from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import open_store, processor_settings
+from traxd.batching.setup import model_options, open_store, processor_settings
 from traxd.clock import Clock
 from traxd.config import diarize_options
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.resources import Limits, ResourceMonitor, Sampler
 from traxd.types import TaskType
@@ -37,8 +38,8 @@ __all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskI
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
 OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "diarize", "speakers", "min_speakers",
-               "max_speakers")  # fmt: skip
-DIARIZE_KEYS = OPTION_KEYS[5:]
+               "max_speakers", "translate_to", "summarize")  # fmt: skip
+DIARIZE_KEYS = OPTION_KEYS[5:9]
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -104,6 +105,9 @@ class BatchProcessor:
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
         options["language"] = _language(options.get("language"))
+        options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
+        if "model" in data:
+            options.update(self._model(data["model"]))
         url = data.get("url")
         path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
         if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
@@ -117,6 +121,14 @@ class BatchProcessor:
             raise TaskInputError(f"{kind.name} task: no such file {str(file)!r}")
         out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
         return file_input(file, out, kind), options
+
+    def _model(self, value: Any) -> dict[str, Any]:
+        if value is not None and not isinstance(value, str):
+            raise TaskInputError(f"model must be a string, got {value!r}")
+        try:
+            return model_options(self._run.settings, value)
+        except UserError as exc:
+            raise TaskInputError(str(exc)) from None
 
     def _outbox(self, file: Path | None) -> Path:
         if self.output_dir is not None:
@@ -213,9 +225,11 @@ def create_batch_processor(
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "model": kw.get("model"), "chunk_size": kw.get("chunk_size"),
+                "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
                 "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
-                **diarize_options(settings)}  # fmt: skip
+                **diarize_options(settings),
+                **later_stages(kw.get("translate_to", settings.translate_to),
+                               bool(kw.get("summarize", settings.summarize)))}  # fmt: skip
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
     return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
                           output_dir=output_dir)  # fmt: skip

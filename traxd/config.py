@@ -33,10 +33,13 @@ class WatchFolder:
     outbox: Path
     word_timestamps: bool | None = None  # None: the setting decides
     diarize: bool | None = None  # speaker labels for this folder's files; None: the setting decides
+    translate_to: tuple[str, ...] | None = None  # None: the setting decides; () = none for this folder
+    summarize: bool | None = None
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
-        own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize}
+        own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize, "summarize": self.summarize,
+               "translate_to": None if self.translate_to is None else list(self.translate_to)}  # fmt: skip
         return {k: v for k, v in own.items() if v is not None}
 
 
@@ -63,6 +66,10 @@ class Settings:
     min_speakers: int | None = None
     max_speakers: int | None = None
     speaker_threshold: float = 0.7
+    translate_to: tuple[str, ...] = ()
+    translate_chunk_chars: int = 4000
+    summarize: bool = False
+    summary_chunk_chars: int = 12000
     language: str | None = None
     word_timestamps: bool = False
     chunk_size: float = 600.0
@@ -119,6 +126,10 @@ ENV = {
     "TRAX_MIN_SPEAKERS": "min_speakers",
     "TRAX_MAX_SPEAKERS": "max_speakers",
     "TRAX_SPEAKER_THRESHOLD": "speaker_threshold",
+    "TRAX_TRANSLATE_TO": "translate_to",
+    "TRAX_TRANSLATE_CHUNK_CHARS": "translate_chunk_chars",
+    "TRAX_SUMMARIZE": "summarize",
+    "TRAX_SUMMARY_CHUNK_CHARS": "summary_chunk_chars",
     "TRAX_LANGUAGE": "language",
     "TRAX_WORD_TIMESTAMPS": "word_timestamps",
     "TRAX_CHUNK_SIZE": "chunk_size",
@@ -194,6 +205,8 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
     try:
         if name == "watch":
             return _parse_watch(raw)
+        if name == "translate_to":
+            return _codes(raw)
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -226,6 +239,16 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize"}
+
+
+def _codes(raw: Any) -> tuple[str, ...]:
+    """Language codes from "de,fr" or a list (UsageError for a bad one)."""
+    from traxd.translate import parse_codes
+
+    return parse_codes(raw if isinstance(raw, str) else [str(r) for r in raw])
+
+
 def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
     """`watch = [{inbox = "...", outbox = "..."}]` in TOML, or "inbox=outbox;inbox2=outbox2" in the environment."""
     items: list[Any] = raw if isinstance(raw, list) else [p for p in str(raw).split(";") if p.strip()]
@@ -237,14 +260,17 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         if isinstance(item, WatchFolder):
             out.append(item)
             continue
-        if not isinstance(item, dict) or "inbox" not in item or set(item) - {"inbox", "outbox", "word_timestamps", "diarize"}:
+        if not isinstance(item, dict) or "inbox" not in item or set(item) - WATCH_KEYS:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
+        codes, summary = item.get("translate_to"), item.get("summarize")
         out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
-                               None if diarize is None else _to_bool(diarize)))  # fmt: skip
+                               None if diarize is None else _to_bool(diarize),
+                               None if codes is None else _codes(codes),
+                               None if summary is None else _to_bool(summary)))  # fmt: skip
     return tuple(out)
 
 
@@ -258,7 +284,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     if not 0.0 < s.enhance_min_similarity <= 1.0:
         raise ConfigError(f"enhance_min_similarity must be in (0, 1], got {s.enhance_min_similarity}")
-    for name in ("enhance_chunk_chars", "download_timeout_seconds", "max_download_mb"):
+    for name in ("enhance_chunk_chars", "translate_chunk_chars", "summary_chunk_chars", "download_timeout_seconds",
+                 "max_download_mb"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {getattr(s, name)}")
     _validate_speakers(s.speakers, s.min_speakers, s.max_speakers)

@@ -47,6 +47,11 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class BadAnswerError(RetryableError):
+    """An LLM reply that failed validation (not JSON, ids missing, empty): the queue retries the task (only the
+    chunk in question is sent again), then fails it with this reason."""
+
+
 class PermanentError(TaskError):
     """Will fail again however often it is tried: missing file, not media, 4xx."""
 
@@ -57,6 +62,10 @@ class PayloadTooLargeError(PermanentError):
     """The server refused an upload as too large (413): the caller may re-chunk smaller once."""
 
 
+class ModelLoadError(PermanentError):
+    """The local model cannot be loaded (no such folder, not downloaded, not a model): this task fails, nothing pauses."""
+
+
 class AuthError(TaskError):
     """Credentials refused (401/402/403): pause the task type instead of burning the queue."""
 
@@ -64,7 +73,7 @@ class AuthError(TaskError):
 
 
 class ModelGoneError(AuthError):
-    """The configured model no longer exists: pause the type and name the fix."""
+    """The configured API model no longer exists: pause the type and name the fix (a job's own model fails the job)."""
 
 
 class DiarizationUnavailableError(PermanentError):

@@ -82,8 +82,12 @@ def _pre_chain() -> list[Any]:
     ]
 
 
+_configured = threading.Event()
+
+
 def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | None = None) -> None:
     """Route structlog and stdlib logging (redacted) to JSON lines in logs_dir/traxd.log and to stderr."""
+    _configured.set()
     lvl = _LEVELS.get(level.lower(), logging.INFO)
     pre = _pre_chain()
     structlog.configure(
@@ -155,5 +159,7 @@ def _strip_meta(logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str,
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger under the `trax` stdlib logger tree."""
+    """A structlog logger under the `trax` stdlib logger tree (quiet, warnings only, until configured otherwise)."""
+    if not _configured.is_set():
+        configure("warning")
     return structlog.get_logger(f"trax.{name}")

@@ -54,6 +54,12 @@ def model_info(model: str) -> ModelInfo:
     return _WHISPER_LIKE if "whisper" in name else _UNKNOWN
 
 
+def is_api_model(model: str) -> bool:
+    """True for a transcription model OpenAI's API offers (exact name or a dated snapshot of one)."""
+    name = model.strip().lower()
+    return name in MODELS or any(name.startswith(k + "-") for k in MODELS)
+
+
 def piece_seconds(info: ModelInfo, chunk_size: float, bitrate_kbps: float) -> float:
     """How long each uploaded chunk may be: the chunk size, capped by the model and the 25 MB limit."""
     by_size = MAX_UPLOAD_BYTES * 0.9 * 8 / (bitrate_kbps * 1000)

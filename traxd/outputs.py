@@ -149,7 +149,7 @@ def cues(segments: list[dict[str, Any]], max_chars: int = 160,
             continue
         if end - start <= max_seconds and len(text) <= max_chars:
             out.append((start, end, text))
-        elif seg.get("words"):
+        elif _words_say(seg, text):
             out += _by_words(seg["words"], max_chars, max_seconds)
         else:
             out += _by_text(text, start, end, max_chars, max_seconds)
@@ -167,6 +167,12 @@ def _by_words(words: list[dict[str, Any]], max_chars: int, max_seconds: float) -
             group = []
         group.append(w)
     return out + ([_cue_of(group)] if group else [])
+
+
+def _words_say(seg: dict[str, Any], text: str) -> bool:
+    """True when the segment's timed words spell its text (not so once the text is translated or rewritten)."""
+    words = seg.get("words") or []
+    return bool(words) and "".join("".join(str(w.get("word", "")).split()) for w in words) == "".join(text.split())
 
 
 def _cue_of(group: list[dict[str, Any]]) -> tuple[float, float, str]:

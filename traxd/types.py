@@ -16,6 +16,8 @@ class TaskType(str, enum.Enum):
     DOWNLOAD = "download"
     PREPROCESS = "preprocess"
     DIARIZE = "diarize"
+    TRANSLATE = "translate"
+    SUMMARIZE = "summarize"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:
@@ -169,6 +171,11 @@ class Control:
     state: ControlState
     reason: str | None
     updated_at: float
+
+    def stops(self, started_at: float) -> bool:
+        """True when this is a stop request made after `started_at`: a stop is for whatever was running when it
+        was made, so a daemon or batch started later ignores a stale one."""
+        return self.state is ControlState.STOPPING and self.updated_at >= started_at
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
 
-Serves `POST /v1/audio/transcriptions` (every response_format) and `POST /v1/chat/completions`, records every
+Serves `POST /v1/audio/transcriptions` (every response_format) and `POST /v1/chat/completions` (plain, and JSON
+mode with `response_format={"type": "json_object"}` answered by `chat_json`), records every
 request, and can be told to fail: `server.fail_next(status=429, headers={"retry-after": "3"})`, a delay, or a
 dropped connection. Drive it with the real openai SDK: `OpenAI(base_url=server.base_url, api_key="sk-test")`.
 """
@@ -69,6 +70,39 @@ def default_chat(req: Recorded) -> str:
     return text[:1].upper() + text[1:]
 
 
+def request_data(req: Recorded) -> dict[str, Any]:
+    """The JSON object a JSON-mode request carries in its last user message (between <transcript> tags)."""
+    messages = (req.json_body or {}).get("messages", [])
+    last = str(next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""))
+    body = last.strip().removeprefix("<transcript>").removesuffix("</transcript>").strip()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def default_chat_json(req: Recorded) -> dict[str, Any] | str:
+    """JSON mode: a 'translation' ([code] + text, same ids and order), or a summary built from the segments sent
+    (its first key point at the first start, an action item at the last, a chapter each; plus one key point at an
+    invented time, which Trax must drop), or the combination of part summaries."""
+    data = request_data(req)
+    if "target_language" in data:
+        code = data["target_language"]
+        return {"segments": [{"id": s["id"], "text": f"[{code}] {s['text']}"} for s in data.get("segments", [])]}
+    if "parts" in data:
+        parts = data["parts"]
+        return {"summary": " ".join(p["summary"] for p in parts),
+                **{k: [i for p in parts for i in p.get(k, [])] for k in ("key_points", "action_items", "chapters")}}
+    segs = data.get("segments") or [{"start": 0.0, "text": ""}]
+    first, last = segs[0], segs[-1]
+    return {"summary": f"Talk starting with: {first['text'][:40]}",
+            "key_points": [{"text": f"point: {first['text'][:30]}", "start": first["start"]},
+                           {"text": "an invented moment", "start": 99999.5}],
+            "action_items": [{"text": f"follow up on: {last['text'][:30]}", "start": last["start"]}],
+            "chapters": [{"title": f"From {first['text'][:20]}", "start": first["start"]}]}  # fmt: skip
+
+
 class FakeOpenAI:
     """Start with `with FakeOpenAI() as server:`; `server.base_url` ends in /v1."""
 
@@ -78,10 +112,12 @@ class FakeOpenAI:
         transcribe: Callable[[Recorded], dict[str, Any]] = default_transcription,
         chat: Callable[[Recorded], str] = default_chat,
         api_key: str | None = None,
+        chat_json: Callable[[Recorded], dict[str, Any] | str] = default_chat_json,
     ) -> None:
         self.latency = latency
         self.transcribe = transcribe
         self.chat = chat
+        self.chat_json = chat_json
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
@@ -192,7 +228,11 @@ class FakeOpenAI:
             _send_json(h, 400, {"error": {"message": f"bad response_format {fmt}", "type": "invalid_request_error"}})
 
     def _send_chat(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
-        content = self.chat(rec)
+        if ((rec.json_body or {}).get("response_format") or {}).get("type") == "json_object":
+            answer = self.chat_json(rec)
+            content = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+        else:
+            content = self.chat(rec)
         model = (rec.json_body or {}).get("model", "fake")
         _send_json(h, 200, {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,

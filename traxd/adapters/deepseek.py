@@ -45,9 +45,15 @@ class DeepSeek:
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
     def complete(
-        self, messages: list[dict[str, str]], max_tokens: int, temperature: float = DEFAULT_TEMPERATURE
-    ) -> ChatReply:
-        """One chat completion (thinking off, no tools); errors come back as RetryableError/PermanentError/AuthError."""
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float = DEFAULT_TEMPERATURE,
+        *, json_mode: bool = False,
+    ) -> ChatReply:  # fmt: skip
+        """One chat completion (thinking off, no tools); errors come back as RetryableError/PermanentError/AuthError.
+
+        `json_mode`: DeepSeek's JSON output (the prompt must say "json"); the reply may still be empty or invalid,
+        which the caller checks.
+        """
+        extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if json_mode else {}
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
@@ -56,6 +62,7 @@ class DeepSeek:
                 temperature=temperature,
                 stream=False,
                 extra_body=THINKING_OFF,
+                **extra,
             )
         except openai.APIError as exc:
             raise self.translate(exc) from None

@@ -14,12 +14,14 @@ from typing import Any, Protocol
 from traxd.batching.inputs import discover, file_input, group_for
 from traxd.batching.result import BatchResult, report_path, write_json
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import check_memory_limit, open_store
+from traxd.batching.setup import check_memory_limit, model_options, open_store
 from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
+from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.languages import normalize_language
+from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
@@ -48,6 +50,8 @@ class BatchOptions:
     speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    translate_to: str | None = None
+    summarize: bool = False
 
 
 class Reporter(Protocol):
@@ -75,21 +79,29 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
     if opts.cpu_limit is not None and not 0 < opts.cpu_limit <= 100:
         raise UserError(f"--cpu-limit must be between 0 and 100 (% of this machine), got {opts.cpu_limit:g}")
     flags = {"workers": opts.workers, "memory_limit_mb": opts.memory_limit, "cpu_limit_percent": opts.cpu_limit,
-             "transcribe_model": opts.model, "language": normalize_language(opts.language),
+             "language": normalize_language(opts.language),
              "chunk_size": opts.chunk_size, "enhance": True if opts.enhance else None,
              "word_timestamps": True if opts.word_timestamps else None,
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
-             "max_speakers": opts.max_speakers}  # fmt: skip
+             "max_speakers": opts.max_speakers,
+             "translate_to": opts.translate_to or None, "summarize": True if opts.summarize else None}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
 
 
-def job_options(settings: Settings) -> dict[str, Any]:
-    """The per-job options every handler reads first (the BRIEF's shared convention)."""
-    return {"enhance": settings.enhance, "language": settings.language, "model": settings.transcribe_model,
-            "chunk_size": settings.chunk_size, "word_timestamps": settings.word_timestamps,
-            **diarize_options(settings)}  # fmt: skip
+def job_options(settings: Settings, model: str | None = None) -> dict[str, Any]:
+    """The per-job options every handler reads first; the model only when given (validated for the backend)."""
+    return {"enhance": settings.enhance, "language": settings.language, "chunk_size": settings.chunk_size,
+            "word_timestamps": settings.word_timestamps, **diarize_options(settings),
+            **later_stages(settings.translate_to, settings.summarize), **model_options(settings, model)}  # fmt: skip
+
+
+def configured_model(settings: Settings) -> str:
+    """The model the settings' backend uses when a job names none."""
+    if settings.effective_backend == "local":
+        return settings.local_model or DEFAULT_LOCAL_MODEL
+    return settings.transcribe_model
 
 
 def output_folder(opts: BatchOptions) -> Path:
@@ -111,40 +123,43 @@ def other_workers(store: Store, fresh_seconds: float) -> list[WorkerInfo]:
 def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None = None) -> int:
     """The whole command; returns the exit code (UserError propagates: the CLI turns it into exit 2)."""
     settings = batch_settings(opts, env)
+    options = job_options(settings, opts.model)  # --model checked before anything is queued
     output = output_folder(opts)
     root = opts.path.resolve()
     files = discover(root, opts.recursive, exclude=output)
     if not files:
         reporter.message(f"nothing to do: no media files in {root}")
         return EXIT_OK
-    if settings.enhance and not settings.deepseek_api_key:
-        reporter.message("warning: --enhance without DEEPSEEK_API_KEY: transcripts are written, "
-                         "enhancement tasks will fail with that reason")  # fmt: skip
+    for flag, on in (("--enhance", settings.enhance), ("--translate-to", settings.translate_to),
+                     ("--summarize", settings.summarize)):  # fmt: skip
+        if on and not settings.deepseek_api_key:
+            reporter.message(f"warning: {flag} without DEEPSEEK_API_KEY: transcripts are written, "
+                             "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
     store = open_store(settings)
     try:
-        return _run(store, settings, opts, root, files, output, reporter)
+        return _run(store, settings, opts, root, files, output, reporter, options)
     finally:
         store.engine.dispose()
 
 
 def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files: list[Path], output: Path,
-         reporter: Reporter) -> int:  # fmt: skip
+         reporter: Reporter, options: dict[str, Any]) -> int:  # fmt: skip
     for w in other_workers(store, max(3 * settings.lease_seconds, 30.0)):
         reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
                          "alongside it and both share the batch's tasks through their leases")  # fmt: skip
     limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
-    options = job_options(settings)
     with _interrupts(run):
         _enqueue(run, files, root, output, options, reporter)
         if not run.interrupted:
             reporter.begin(len(files))
             _follow(run, reporter, opts.progress_interval)
         result = run.result()
-        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options})
+        used = {"model": options["model"] or configured_model(settings), "backend": settings.effective_backend}
+        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options | used})
         reporter.finish(result, report)
     if result.interrupted:
         return EXIT_INTERRUPTED
@@ -169,13 +184,17 @@ def batch_registry(settings: Settings) -> Registry:
     instead end with its enhancements left queued and a global pause left behind for the daemon.
     """
     registry = load_registry(settings)
-    if settings.enhance and not settings.deepseek_api_key and TaskType.ENHANCE in registry:
-        registry.register(TaskType.ENHANCE, _no_deepseek_key)
+    if not settings.deepseek_api_key:
+        for task_type in (TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE):
+            if task_type in registry:
+                registry.register(task_type, _no_deepseek_key)
     return registry
 
 
-def _no_deepseek_key(_ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
-    raise PermanentError("DEEPSEEK_API_KEY is not set: set it and run the batch again to enhance this transcript")
+def _no_deepseek_key(ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
+    what = {TaskType.ENHANCE: "enhance", TaskType.TRANSLATE: "translate", TaskType.SUMMARIZE: "summarize"}
+    raise PermanentError(f"DEEPSEEK_API_KEY is not set: set it and run the batch again to "
+                         f"{what.get(ctx.task.type, 'finish')} this transcript")  # fmt: skip
 
 
 def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],
@@ -191,6 +210,12 @@ def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options
     if found.existing + found.skipped + found.reopened:
         reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
                          f"{found.existing + found.skipped} already queued or done")  # fmt: skip
+    names = ", ".join(sorted(f"--{k.replace('_', '-')}" for k in found.changed if k != "backend"))
+    if found.updated:
+        reporter.message(f"{found.updated} unfinished inputs run with the new options ({names})")
+    if found.kept:
+        reporter.message(f"{found.kept} inputs already done keep the results of their earlier options ({names}); "
+                         "to transcribe them again with these, give another --output folder")  # fmt: skip
 
 
 def _follow(run: BatchRun, reporter: Reporter, interval: float) -> None:

@@ -92,6 +92,9 @@ class Enqueued:
     reopened: int = 0
     existing: int = 0
     skipped: int = 0
+    updated: int = 0  # unfinished inputs that take the new options
+    kept: int = 0  # finished inputs that ran with other options and keep their results
+    changed: set[str] = field(default_factory=set)  # the option names that differ
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def enqueue(store: Store, item: Input, group: str, options: dict[str, Any], prio
     """Create the input's job in `group`; an existing job is reused: done -> skipped, unfinished -> adopted."""
     new_job, first = _new(item, group, options, priority)
     job, tasks, created = store.create_job(new_job, [first])
-    return _settle(store, item, job, tasks[0].id if tasks else 0, created, group, into)
+    return _settle(store, item, job, tasks[0].id if tasks else 0, created, (group, options), into)
 
 
 def enqueue_many(
@@ -150,23 +153,38 @@ def enqueue_many(
 ) -> list[Added]:
     """enqueue() for many inputs, with the new jobs created in one bulk transaction."""
     rows = store.create_jobs([_new(item, group, options, priority) for item in items])
-    return [_settle(store, item, job, task.id, created, group, into) for item, (job, task, created) in zip(items, rows)]
+    return [_settle(store, item, job, task.id, created, (group, options), into)
+            for item, (job, task, created) in zip(items, rows)]  # fmt: skip
 
 
-def _settle(store: Store, item: Input, job: Job, task_id: int, created: bool, group: str, into: Enqueued) -> Added:
-    """Classify what happened to one input and adopt an unfinished job of another group."""
+def _settle(store: Store, item: Input, job: Job, task_id: int, created: bool, target: tuple[str, dict[str, Any]],
+            into: Enqueued) -> Added:  # fmt: skip
+    """Classify what happened to one input; an unfinished job is adopted into the group and takes the new options."""
+    group, options = target
+    changed = set() if created else option_changes(job.options, options)
     status = "created"
     if not created and not _finished_ok(store, job):
-        status = "reopened" if store.reopen_job(job.id, group) > 0 or job.group != group else "existing"
+        requeued = store.reopen_job(job.id, group, options if changed else None)
+        status = "reopened" if requeued > 0 or job.group != group else "existing"
         job = store.get_job(job.id) or job
+        into.updated += int(bool(changed))
+        into.changed |= changed
     elif not created:
         status = "existing" if job.group == group else "skipped"
+        into.kept += int(bool(changed))
+        into.changed |= changed
     setattr(into, status, getattr(into, status) + 1)
     if status != "skipped":
         into.jobs[job.id] = job
         if item.size is not None:
             into.sizes[job.id] = item.size
     return Added(job, task_id, status)
+
+
+def option_changes(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """The option names whose values differ (an option left out counts as not given)."""
+    return {k for k in set(old) | set(new) if old.get(k) is not None or new.get(k) is not None
+            if old.get(k) != new.get(k)}  # fmt: skip
 
 
 def _finished_ok(store: Store, job: Job) -> bool:

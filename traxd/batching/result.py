@@ -15,7 +15,31 @@ from traxd.batching.jobs import JobView
 from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 
+# The original design's names -> the fields that hold them (both work in the constructor and as attributes).
+DESIGN_NAMES = {"success_count": "completed_tasks", "failure_count": "failed_tasks", "total_count": "total_tasks",
+                "memory_peak_mb": "peak_memory_mb", "cpu_peak_percent": "peak_cpu_percent"}  # fmt: skip
 
+
+def _design_names(cls: type[Any]) -> type[Any]:
+    """Let the dataclass constructor take the original design's names too, and read them back as properties."""
+    init = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        for old, new in DESIGN_NAMES.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"give {old} or {new}, not both")
+                kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    for old, new in DESIGN_NAMES.items():
+        setattr(cls, old, property(lambda self, _n=new: getattr(self, _n), doc=f"The original design's name of {new}."))
+    return cls
+
+
+@_design_names
 @dataclass(frozen=True)
 class BatchResult(Rates):
     """The outcome of a batch, named as in the original design (one task = one input)."""

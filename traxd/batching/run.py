@@ -179,6 +179,7 @@ class BatchRun:
             elif t not in self.registry:
                 reasons.append(f"no {t.value} handler in this process")
         glob = controls.get("*")
-        if glob is not None and glob.state is not ControlState.RUNNING:
+        # A stop request older than this run was for others (see Control.stops).
+        if glob is not None and (glob.state is ControlState.PAUSED or glob.stops(self.started_at or 0.0)):
             reasons.append(f"the queue is {glob.state.value}" + (f": {glob.reason}" if glob.reason else ""))
         return "; ".join(reasons) or f"{sum(1 for v in views if v.state is TaskState.QUEUED)} inputs still queued"

@@ -32,6 +32,9 @@ def batch(
     language: Annotated[str | None, typer.Option(help="Spoken language, ISO-639-1 (e.g. en).")] = None,
     chunk_size: Annotated[float | None, typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
     enhance: Annotated[bool, typer.Option("--enhance", help="Clean up transcripts with DeepSeek.")] = False,
+    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
+                                                     help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
+    summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
     output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
@@ -44,7 +47,8 @@ def batch(
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
     opts = BatchOptions(path, workers, progress_interval, memory_limit, cpu_limit, model, language, chunk_size,
                         enhance, recursive, output, word_timestamps, diarize=diarize, speakers=speakers,
-                        min_speakers=min_speakers, max_speakers=max_speakers)  # fmt: skip
+                        min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
+                        summarize=summarize)  # fmt: skip
     out, err = Console(file=sys.stdout), Console(file=sys.stderr)
     reporter = (LiveReporter if err.is_terminal else PlainReporter)(out, err, as_json)
     try:

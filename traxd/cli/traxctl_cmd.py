@@ -195,6 +195,9 @@ def add(
     inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
+    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
+                                                     help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
+    summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
     diarize: Annotated[bool, typer.Option("--diarize", help="Label who speaks (the `diarize` extra).")] = False,
@@ -206,13 +209,14 @@ def add(
     from traxd.config import diarize_options
     from traxd.ingest.enqueue import Ingestor
     from traxd.ingest.manual import add_inputs
+    from traxd.pipelines import later_stages
 
     s = settings(diarize=True if diarize else None, speakers=speakers, min_speakers=min_speakers,
-                 max_speakers=max_speakers)  # fmt: skip
+                 max_speakers=max_speakers, translate_to=translate_to, summarize=True if summarize else None)  # fmt: skip
     target = _outbox(s, outbox)
     options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
                "word_timestamps": True if word_timestamps else None,  # None: the setting when it runs
-               **diarize_options(s)}  # fmt: skip
+               **diarize_options(s), **later_stages(s.translate_to, s.summarize)}  # fmt: skip
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
@@ -400,11 +404,18 @@ def watch_add(
     inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
+    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
+                                                     help="Translate this folder's transcripts (DeepSeek).")] = None,
+    summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
+                                                   help="Summarise this folder's transcripts (DeepSeek).")] = None,
 ) -> None:
     """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
     from traxd.daemon.folders import add_watch
+    from traxd.translate import parse_codes
 
-    folder = add_watch(settings(), inbox, outbox, True if word_timestamps else None)
+    codes = parse_codes(translate_to) if translate_to is not None else None
+    folder = add_watch(settings(), inbox, outbox, word_timestamps=True if word_timestamps else None,
+                       translate_to=codes, summarize=summarize)
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 

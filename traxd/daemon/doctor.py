@@ -56,13 +56,27 @@ def check_backend(s: Settings) -> Check:
 def check_model(s: Settings, today: dt.date | None = None) -> Check:
     """Warn ahead of the configured model's announced shutdown (traxd.models_table knows the dates)."""
     if s.effective_backend != "openai":
-        return Check("model", OK, "local")
+        return check_local_model(s)
     when = today or dt.date.today()
     warning = model_warning(s.transcribe_model, when)
     if warning is None:
         return Check("model", OK, s.transcribe_model)
     shutdown = model_info(s.transcribe_model).shutdown
     return Check("model", FAIL if shutdown is not None and shutdown <= when else WARN, warning)
+
+
+def check_local_model(s: Settings) -> Check:
+    """The configured local model really loads, from its folder or the cache (doctor never downloads)."""
+    from traxd.adapters import transcribe_local
+    from traxd.errors import ModelLoadError
+    from traxd.handlers.common import DEFAULT_LOCAL_MODEL
+
+    name = s.local_model or DEFAULT_LOCAL_MODEL
+    try:
+        transcribe_local.load_model(name, download=False)
+    except ModelLoadError as exc:
+        return Check("model", FAIL, str(exc))
+    return Check("model", OK, f"local model {name} loads ({transcribe_local.resolve(name, download=False)})")
 
 
 def check_ffmpeg() -> Check:

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 import tomlkit
@@ -77,10 +78,11 @@ def config_path(settings: Settings) -> Path:
     return settings.home / "config.toml"
 
 
-def add_watch(settings: Settings, inbox: Path, outbox: Path | None, word_timestamps: bool | None = None) -> WatchFolder:
-    """Validate and persist a new watch folder (the outbox is created 0700 if missing)."""
+def add_watch(settings: Settings, inbox: Path, outbox: Path | None, **options: Any) -> WatchFolder:
+    """Validate and persist a new watch folder (the outbox is created 0700 if missing); `options` are its own
+    job options (word_timestamps, translate_to, summarize; None = the daemon's setting)."""
     folder = check_new_watch(inbox, outbox or inbox.expanduser().parent / "outbox", settings.watch)
-    folder = dataclasses.replace(folder, word_timestamps=word_timestamps)
+    folder = dataclasses.replace(folder, **{k: v for k, v in options.items() if v is not None})
     try:
         folder.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -104,6 +106,7 @@ def remove_watch(settings: Settings, inbox: Path) -> WatchFolder:
 def write_watch(settings: Settings, folders: Sequence[WatchFolder]) -> None:
     """Rewrite the `watch` key of config.toml (other keys and comments kept), atomically and 0600."""
     path = config_path(settings)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a first `watch add` before anything else ran
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
     items = tomlkit.array()
     for w in folders:

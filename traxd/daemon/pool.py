@@ -124,6 +124,7 @@ class Pool:
         self._unsettled: list[Outcome] = []
         self._jobs: dict[int, Job | None] = {}
         self._db_backoff = 0.0
+        self.started_at = self.clock.now()
         self.maintenance = Maintenance(self)
 
     # -- public ---------------------------------------------------------------------------------
@@ -157,6 +158,7 @@ class Pool:
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
         executor = ThreadPoolExecutor(self.config.slots, thread_name_prefix="trax-slot")
+        self.started_at = self.clock.now()
         self.maintenance.start()
         try:
             self._loop(executor, drain)
@@ -180,7 +182,7 @@ class Pool:
             self._db_backoff = 0.0
             if stopping:
                 glob = self._controls.get(GLOBAL_SCOPE)
-                if glob is not None and glob.state is ControlState.STOPPING and glob.reason == "now":
+                if glob is not None and glob.stops(self.started_at) and glob.reason == "now":
                     self._stop_now = True
                 return
             if claimed == 0 or self.active >= self.slots_now():
@@ -256,7 +258,9 @@ class Pool:
             self._controls_read = now
         glob = self._controls.get(GLOBAL_SCOPE)
         self.stats.paused_reason = glob.reason if glob and glob.state is ControlState.PAUSED else None
-        return glob.state if glob else ControlState.RUNNING
+        if glob is None or (glob.state is ControlState.STOPPING and not glob.stops(self.started_at)):
+            return ControlState.RUNNING  # a stop request older than this pool was for others
+        return glob.state
 
     def _claimable_types(self) -> list[TaskType]:
         base = list(self.config.types) if self.config.types is not None else self.registry.types()

@@ -7,8 +7,8 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,6 +20,7 @@ from traxd.config import (
     WatchFolder,
     diarize_options,
     load_settings,
+    with_changes,
 )
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
@@ -28,6 +29,7 @@ from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
+from traxd.pipelines import later_stages
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
@@ -89,12 +91,32 @@ class _Signals:
             signal.signal(sig, handler)
 
 
-class ConfigWatch:
-    """Re-reads config.toml's watch folders when the file changes (`traxctl watch add` while running)."""
+# Settings the next task reads from the reloaded config.toml; the rest (database, workers, leases …) need a restart.
+LIVE_FIELDS = ("backend", "openai_api_key", "openai_base_url", "transcribe_model", "local_model", "deepseek_api_key",
+               "deepseek_base_url", "enhance_model", "enhance", "enhance_min_similarity", "enhance_chunk_chars",
+               "language", "chunk_size", "api_timeout_seconds", "max_download_mb", "allow_private_urls",
+               "download_timeout_seconds", "word_timestamps", "diarize", "speakers", "min_speakers", "max_speakers",
+               "speaker_threshold", "translate_to", "summarize")  # fmt: skip
 
-    def __init__(self, settings: Settings, overrides: Mapping[str, Any]) -> None:
+
+def live_changes(old: Settings, new: Settings) -> tuple[Settings, list[str], list[str]]:
+    """`old` with the live fields of `new`; the names of the live fields that changed and of those needing a restart."""
+    changed = [f.name for f in fields(Settings) if getattr(old, f.name) != getattr(new, f.name)]
+    live = [n for n in changed if n in LIVE_FIELDS]
+    merged = with_changes(old, **{n: getattr(new, n) for n in live})
+    return merged, live, [n for n in changed if n not in LIVE_FIELDS and n != "watch"]
+
+
+class ConfigWatch:
+    """Re-reads config.toml when it changes: watch folders (`traxctl watch add`), and the settings the next tasks
+    use (models, language, keys …), handed to `on_settings`."""
+
+    def __init__(self, settings: Settings, overrides: Mapping[str, Any],
+                 on_settings: Callable[[Settings], None] | None = None) -> None:  # fmt: skip
         self.path = settings.home / "config.toml"
         self.overrides = dict(overrides)
+        self.settings = settings
+        self.on_settings = on_settings
         self._stamp = self._read_stamp()
 
     def _read_stamp(self) -> int | None:
@@ -115,19 +137,40 @@ class ConfigWatch:
             return None
         prepare_home(settings)
         log.info("watch_folders_reloaded", inboxes=[str(w.inbox) for w in settings.watch])
+        self._apply(settings)
         return settings.watch
+
+    def _apply(self, new: Settings) -> None:
+        trax_logging.register_secrets(getattr(new, name) for name in SECRET_FIELDS)
+        self.settings, live, restart = live_changes(self.settings, new)
+        if live:
+            log.info("settings_reloaded", changed=live)  # names only: some of them are keys
+            if self.on_settings is not None:
+                self.on_settings(self.settings)
+        if restart:
+            log.warning("settings_need_restart", changed=restart)
+
+
+def inbox_options(settings: Settings) -> dict[str, Any]:
+    """The job options of inbox files: enhance decided at ingest; model, language and chunk size when they run."""
+    return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None,
+            "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
+            **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
 
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
-    """Inboxes -> settle -> Store.create_job, waking the pool for each new task."""
-    options = {"enhance": settings.enhance, "language": settings.language, "model": None, "chunk_size": None,
-               "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
-               **diarize_options(settings)}  # fmt: skip
-    ingestor = Ingestor(store, group="daemon", options=options, on_queued=lambda q: pool.wake() if q.created else None,
+    """Inboxes -> settle -> Store.create_job, waking the pool for each new task; config.toml changes reach both."""
+    ingestor = Ingestor(store, group="daemon", options=inbox_options(settings),
+                        on_queued=lambda q: pool.wake() if q.created else None,
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
+
+    def reloaded(new: Settings) -> None:
+        pool.settings = new  # read by every task claimed from now on
+        ingestor.options = inbox_options(new)
+
     return Watcher(
         settings.watch, ingestor, settle_seconds=settings.settle_seconds, rescan_seconds=settings.rescan_seconds,
-        excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides),
+        excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides, reloaded),
     )  # fmt: skip
 
 

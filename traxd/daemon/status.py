@@ -108,7 +108,7 @@ def collect(
     glob = controls.get(GLOBAL_SCOPE)
     progress = snapshot(
         views, memory_usage_mb=sum(h.info.rss_mb for h in live), cpu_usage_percent=sum(h.info.cpu_percent for h in live),
-        paused_reason=_paused_reason(glob, controls), state=_state(glob, bool(live)),
+        paused_reason=_paused_reason(glob, controls), state=_state(glob, live),
     )  # fmt: skip
     eta = estimate_eta(work(views, {}), sum(h.info.slots for h in live)) if live else None
     progress = replace(progress, eta_seconds=eta if progress.remaining_tasks else 0.0)
@@ -144,10 +144,14 @@ def parse_since(text: str, now: float) -> float:
         raise UsageError(f"--since {text!r}: give a span like 2h, 30m, 7d or a date like 2026-11-30T08:00") from None
 
 
-def _state(glob: Control | None, running: bool) -> str:
-    if glob is not None and glob.state is not ControlState.RUNNING:
+def _state(glob: Control | None, live: list[Heartbeat]) -> str:
+    """The queue's state; `stopping` only while a worker the stop request was made for is still alive."""
+    if glob is not None and glob.state is ControlState.STOPPING:
+        if any(glob.stops(h.info.started_at) for h in live):
+            return "stopping"
+    elif glob is not None and glob.state is not ControlState.RUNNING:
         return glob.state.value
-    return "running" if running else "stopped"
+    return "running" if live else "stopped"
 
 
 def _paused_reason(glob: Control | None, controls: dict[str, Control]) -> str | None:

@@ -30,7 +30,9 @@ def default_registry(settings: Any = None) -> Registry:
     from traxd.handlers.download import handle_download
     from traxd.handlers.enhance import handle_enhance
     from traxd.handlers.preprocess import preprocess
+    from traxd.handlers.summarize import handle_summarize
     from traxd.handlers.transcribe import Backends, make_handler
+    from traxd.handlers.translate import handle_translate
     from traxd.handlers.youtube import handle_youtube
 
     registry = Registry()
@@ -40,6 +42,8 @@ def default_registry(settings: Any = None) -> Registry:
     registry.register(TaskType.DOWNLOAD, handle_download)
     registry.register(TaskType.ENHANCE, handle_enhance)
     registry.register(TaskType.DIARIZE, make_diarize(Diarizers()))
+    registry.register(TaskType.TRANSLATE, handle_translate)
+    registry.register(TaskType.SUMMARIZE, handle_summarize)
     return registry
 
 

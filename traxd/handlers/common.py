@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from traxd.errors import PermanentError
 from traxd.handlers.registry import TaskContext
+from traxd.types import TaskType
 from traxd.models_table import LOCAL, ModelInfo, model_info
 
 DEFAULT_LOCAL_MODEL = "base"
@@ -26,7 +29,9 @@ def option(ctx: TaskContext, name: str, setting_name: str | None = None, default
 
 
 def backend(ctx: TaskContext) -> str:
-    """`openai` or `local`, as the settings resolve `auto`."""
+    """`openai` or `local`: the backend the job's own model was given for, else the settings' (`auto` resolved)."""
+    if ctx.job is not None and ctx.job.options.get("model") and ctx.job.options.get("backend") in ("openai", "local"):
+        return str(ctx.job.options["backend"])
     if ctx.settings is None:
         return "local"
     return str(ctx.settings.effective_backend)
@@ -37,6 +42,11 @@ def model_name(ctx: TaskContext) -> str:
     if backend(ctx) == "local":
         return str(option(ctx, "model", "local_model", DEFAULT_LOCAL_MODEL))
     return str(option(ctx, "model", "transcribe_model", "whisper-1"))
+
+
+def own_model(ctx: TaskContext) -> bool:
+    """True when the job names its own model (a failure of that model is the job's, not everyone's)."""
+    return ctx.job is not None and bool(ctx.job.options.get("model"))
 
 
 def model_caps(ctx: TaskContext) -> ModelInfo:
@@ -61,3 +71,29 @@ def output_dir(ctx: TaskContext, payload: dict[str, Any]) -> Path:
     if watch:
         return Path(watch[0].outbox)
     return Path(setting(ctx, "home", Path.cwd())) / "outbox"
+
+
+def transcript_paths(payload: dict[str, Any], stage: TaskType) -> tuple[Path, Path]:
+    """NAME.json and NAME.txt from {"json_path", "txt_path"} or the TRANSCRIBE result's {"outputs": {...}}."""
+    outputs = payload.get("outputs") if isinstance(payload.get("outputs"), dict) else {}
+    json_path = payload.get("json_path") or outputs.get("json")
+    txt_path = payload.get("txt_path") or outputs.get("txt")
+    if not json_path and txt_path:
+        json_path = str(Path(txt_path).with_suffix(".json"))
+    if not json_path:
+        raise PermanentError(f"{stage.name} payload names no transcript (expected json_path/txt_path or outputs)")
+    json_p = Path(json_path)
+    return json_p, Path(txt_path) if txt_path else json_p.with_suffix(".txt")
+
+
+def read_transcript(json_path: Path) -> dict[str, Any]:
+    """The NAME.json document a later stage works on; PermanentError when it is missing or unreadable."""
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PermanentError(f"transcript {json_path.name} is missing from {json_path.parent}") from None
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"transcript {json_path} cannot be read: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("segments"), list):
+        raise PermanentError(f"transcript {json_path} has no segments")
+    return doc

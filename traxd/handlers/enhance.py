@@ -15,16 +15,18 @@ from typing import Any
 from traxd import enhance
 from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import PermanentError, RetryableError
+from traxd.handlers.common import transcript_paths
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.outputs import update_json, write_text_atomic
+from traxd.types import TaskType
 
 log = get_logger("enhance")
 
 
 def handle_enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Enhance the transcript named by the TRANSCRIBE result; record the verdict in its JSON."""
-    json_path, txt_path = _paths(payload)
+    json_path, txt_path = transcript_paths(payload, TaskType.ENHANCE)
     original = _read_original(json_path, txt_path)
     s = ctx.settings
     chunks = enhance.split_chunks(original, s.enhance_chunk_chars) if original.strip() else []
@@ -42,19 +44,6 @@ def handle_enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     log.info("enhance_finished", task_id=ctx.task.id, status=verdict["status"], similarity=verdict["similarity"])
     return {"json_path": str(json_path), "txt_path": str(txt_path), "enhanced_path": verdict.get("path"),
             "enhancement": verdict}  # fmt: skip
-
-
-def _paths(payload: dict[str, Any]) -> tuple[Path, Path]:
-    """NAME.json and NAME.txt from {"json_path", "txt_path"} or the TRANSCRIBE result's {"outputs": {...}}."""
-    outputs = payload.get("outputs") if isinstance(payload.get("outputs"), dict) else {}
-    json_path = payload.get("json_path") or outputs.get("json")
-    txt_path = payload.get("txt_path") or outputs.get("txt")
-    if not json_path and txt_path:
-        json_path = str(Path(txt_path).with_suffix(".json"))
-    if not json_path:
-        raise PermanentError("ENHANCE payload names no transcript (expected json_path/txt_path or outputs)")
-    json_p = Path(json_path)
-    return json_p, Path(txt_path) if txt_path else json_p.with_suffix(".txt")
 
 
 def _read_original(json_path: Path, txt_path: Path) -> str:

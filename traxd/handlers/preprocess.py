@@ -26,9 +26,10 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
     if not isinstance(path_value, str) or not path_value:
         raise PermanentError("the task has no input path")
     out_dir = work_dir(ctx) / folder
+    seconds = seconds or chunk_seconds(ctx)
     try:
         ext = "wav" if backend(ctx) == "local" else ffmpeg.CHUNK_EXT  # nothing is uploaded: keep every sample
-        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds or chunk_seconds(ctx), ctx.cancelled, ext)
+        prepared = ffmpeg.preprocess(Path(path_value), out_dir, seconds, ctx.cancelled, ext)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise
@@ -36,7 +37,7 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
     if not model_caps(ctx).segments:  # text-only models: their subtitles are timed from the silences
         for chunk in chunks:
             chunk["silences"] = silences_in(prepared.silences, chunk["offset"], chunk["duration"])
-    return {"path": path_value, "duration": prepared.duration, "chunks": chunks}
+    return {"path": path_value, "duration": prepared.duration, "chunks": chunks, "chunk_seconds": seconds}
 
 
 def silences_in(silences: list[tuple[float, float]], offset: float, duration: float) -> list[list[float]]:

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 from traxd import outputs, pipelines, quality
 from traxd.adapters import ffmpeg
-from traxd.errors import PayloadTooLargeError, PermanentError, RetryableError
-from traxd.handlers.common import backend, model_caps, model_name, option, output_dir, work_dir
-from traxd.handlers.preprocess import prepare
+from traxd.errors import ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
+from traxd.handlers.common import backend, model_caps, model_name, option, output_dir, own_model, work_dir
+from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.timeline import timed_from_silences
@@ -80,6 +80,11 @@ def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
 def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -> dict[str, Any]:
     """{"chunks": …} from PREPROCESS, or a plain {"path": …} (preprocessed inline) -> outputs written."""
     state = dict(ctx.previous)
+    asked = {"model": model_name(ctx), "language": option(ctx, "language", "language"), "chunk": chunk_seconds(ctx),
+             "words": wants_words(ctx)}  # fmt: skip
+    if state.get("asked", asked) != asked:
+        state.update(plan=[], done={}, prepared=None)  # re-run with other options: earlier chunks do not count
+    state["asked"] = asked
     plan = state.get("plan") or []
     if not plan or len(state.get("done") or {}) < len(plan):
         chunks = _prepared(ctx, payload, state)["chunks"]
@@ -92,7 +97,10 @@ def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -
 
 def _prepared(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """The chunks: the payload's, a previous attempt's inline preprocessing, or a fresh one when files are gone."""
+    wanted = state["asked"]["chunk"]
     for candidate in (payload, state.get("prepared")):
+        if candidate and candidate.get("chunk_seconds", wanted) != wanted:
+            continue  # cut for another chunk size or model (options changed by a re-run)
         if candidate and candidate.get("chunks") and all(Path(c["path"]).is_file() for c in candidate["chunks"]):
             return candidate
     source = payload.get("path") or (ctx.job.source if ctx.job is not None else None)
@@ -153,8 +161,13 @@ def _whole_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i
 
 def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, prompt: str | None) -> dict[str, Any]:
     language = option(ctx, "language", "language")
-    return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
-                             words=wants_words(ctx))  # fmt: skip
+    try:
+        return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
+                                 words=wants_words(ctx))  # fmt: skip
+    except ModelGoneError as exc:
+        if not own_model(ctx):
+            raise  # the configured model is gone: every task needs the fix, so the type pauses
+        raise PermanentError(f"{exc}; this input asked for it with --model: run it again with another") from None
 
 
 def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:

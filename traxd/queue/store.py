@@ -423,10 +423,12 @@ class Store:
         with self._write() as conn:
             return conn.execute(self._requeue(T.c.state == TaskState.FAILED.value, [TaskState.FAILED.value])).rowcount
 
-    def reopen_job(self, job_id: int, group: str) -> int:
-        """Move a job into `group` and queue its failed or cancelled tasks again; returns how many were requeued."""
+    def reopen_job(self, job_id: int, group: str, options: dict[str, Any] | None = None) -> int:
+        """Move a job into `group` (with new options, when given) and queue its failed or cancelled tasks again;
+        returns how many were requeued. Tasks not yet run read the new options when they are claimed."""
+        values: dict[str, Any] = {"group_name": group} | ({"options": options} if options is not None else {})
         with self._write() as conn:
-            conn.execute(update(J).where(J.c.id == job_id).values(group_name=group))
+            conn.execute(update(J).where(J.c.id == job_id).values(**values))
             return conn.execute(self._requeue(T.c.job_id == job_id, FINISHED_BADLY)).rowcount
 
     def _requeue(self, which: Any, states: list[str]) -> Any:
