@@ -74,9 +74,13 @@ def index_all(store: Store | None, n: int, per: int, seed: int) -> tuple[float, 
 
 
 def queries(sample: list[list[dict]], n: int, seed: int) -> dict[str, list[str]]:
-    """Word, phrase and prefix queries taken from indexed text (so they match)."""
+    """Queries taken from indexed text (so they match): `word` picks a word as often as it is said (mostly very
+    common ones), `any-word` picks among the distinct words evenly (what a person searches for), two-word phrases,
+    and three-letter prefixes."""
     rng = random.Random(seed + 1)
+    distinct = sorted({w for segs in sample for seg in segs for w in seg["text"].rstrip(".").lower().split()})
     words_, phrases, prefixes = [], [], []
+    rare = [rng.choice(distinct) for _ in range(n)]
     for _ in range(n):
         seg = rng.choice(rng.choice(sample))
         tokens = seg["text"].rstrip(".").lower().split()
@@ -84,7 +88,7 @@ def queries(sample: list[list[dict]], n: int, seed: int) -> dict[str, list[str]]
         i = rng.randrange(len(tokens) - 1)
         phrases.append(f'"{tokens[i]} {tokens[i + 1]}"')
         prefixes.append(rng.choice(tokens)[:3] + "*")
-    return {"word": words_, "phrase": phrases, "prefix": prefixes}
+    return {"word": words_, "any-word": rare, "phrase": phrases, "prefix": prefixes}
 
 
 def time_queries(store: Store, qs: list[str]) -> tuple[float, float, float]:
@@ -127,8 +131,21 @@ def run(url: str, path: Path | None, args: argparse.Namespace) -> None:
     for kind, qs in queries(sample, args.queries, args.seed).items():
         archive.search(qs[0], store=store)  # warm the caches once
         p50, p95, mean_hits = time_queries(store, qs)
-        print(f"  {kind:7s} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   ({len(qs)} queries, {mean_hits:.1f} hits each)")
+        print(f"  {kind:8s} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   ({len(qs)} queries, {mean_hits:.1f} hits each)")
     engine.dispose()
+
+
+def _kept_pg_database(admin_url: str, name: str) -> str:
+    """The URL of database `name` on the admin URL's server, created if missing (kept afterwards)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:
@@ -138,9 +155,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--db", help="a PostgreSQL URL allowed to CREATE DATABASE (default: a SQLite file)")
-    parser.add_argument("--keep", type=Path, help="SQLite: index into this file and keep it (reused if indexed)")
+    parser.add_argument("--keep", type=Path, help="index into this SQLite file (with --db: this database name) and "
+                        "keep it; a second run reuses it and only times the queries")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.db and args.keep:
+        run(_kept_pg_database(args.db, str(args.keep)), None, args)
+        return
     if args.db:
         with fresh_pg_database(args.db, "trax_bench") as url:
             run(url, None, args)

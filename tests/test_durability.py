@@ -1,7 +1,8 @@
 """Paid results reach the disk before the next paid request; the queue's own bookkeeping is not synced one by one.
 
-The system-call test runs a real `traxd run --drain` under strace against the loopback fake API and reads the
-order of events from the trace: each 200 reply received, the WAL synced, the next paid request sent.
+The system-call test runs a real `traxd run --drain` under strace against the loopback fake API (transcription,
+enhancement, translation and summary) and reads the order of events from the trace: each 200 reply received, the
+WAL synced, the next paid request sent.
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ from sqlalchemy import Connection, Engine
 
 from tests.daemon_helpers import REPO, home_env
 from tests.fakes import media
+from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
+from tests.test_download import make_ctx, make_settings
+from tests.test_enhance import KEY as ENHANCE_KEY
+from tests.test_enhance import write_transcript
+from traxd import outputs
+from traxd.config import load_settings
 from traxd.db.engine import open_engine, paid_transaction
+from traxd.errors import RetryableError
+from traxd.handlers.diarize import diarize
+from traxd.handlers.enhance import handle_enhance
+from traxd.handlers.registry import TaskContext
 from traxd.queue.store import Store
+from traxd.speakers import Diarization, Turn
 from traxd.types import NewTask, TaskType
 
 LEVEL = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -209,13 +221,13 @@ def test_every_paid_reply_is_on_disk_before_the_next_paid_request_and_bookkeepin
 ) -> None:
     home = tmp_path / "home"
     (home / "inbox").mkdir(parents=True)
-    media.tones_with_gaps(home / "inbox" / "talk.mp3", [3.0, 3.0, 3.0], 0.6)  # three chunks, then enhancement
+    media.tones_with_gaps(home / "inbox" / "talk.mp3", [3.0, 3.0, 3.0], 0.6)  # three chunks, then the LLM stages
     trace = tmp_path / "strace.txt"
     with FakeOpenAI(latency=0.3, transcribe=media.media_transcription) as server:
         env = home_env(home, handlers=None, OPENAI_API_KEY="sk-test-durable", OPENAI_BASE_URL=server.base_url,
                        DEEPSEEK_API_KEY="sk-test-durable", DEEPSEEK_BASE_URL=server.base_url, TRAX_ENHANCE="1",
-                       TRAX_ENHANCE_CHUNK_CHARS="60", TRAX_WORKERS="1", TRAX_CHUNK_SIZE="4",
-                       TRAX_LEASE_SECONDS="3")  # fmt: skip
+                       TRAX_ENHANCE_CHUNK_CHARS="60", TRAX_TRANSLATE_TO="fr", TRAX_SUMMARIZE="1", TRAX_WORKERS="1",
+                       TRAX_CHUNK_SIZE="4", TRAX_LEASE_SECONDS="3")  # fmt: skip
         cmd = ["strace", "-f", "-yy", "-s", "64", "-o", str(trace),
                "-e", "trace=fsync,fdatasync,fcntl,pwrite64,sendto,recvfrom",
                sys.executable, "-m", "traxd.cli.traxd_cmd", "run", "--drain"]  # fmt: skip
@@ -227,10 +239,51 @@ def test_every_paid_reply_is_on_disk_before_the_next_paid_request_and_bookkeepin
         events = trace_events(lines, port)
     kinds = [e.kind for e in events]
     transcriptions = sum(1 for c in paid if c.path.endswith("/audio/transcriptions"))
-    assert transcriptions == 3 and len(paid) > transcriptions  # chunks, then enhancement chunks
+    assert transcriptions == 3 and len(paid) >= transcriptions + 4  # chunks; enhancement, translation, summary
+    made = {p.name for p in (home / "outbox").iterdir()}
+    assert {"talk.enhanced.txt", "talk.fr.txt", "talk.summary.md"} <= made  # every paid stage ran
     assert kinds.count("request") == kinds.count("reply") == len(paid)
     assert unsynced_replies(events) == []
     # The WAL is synced for the paid checkpoints only (plus its creation and the final checkpoint at exit):
     # claims, completions, enqueues and heartbeats commit without a sync of their own.
     assert kinds.count("wal_sync") <= len(paid) + 2
     assert kinds.count("wal_commit") >= len(paid) + 8
+
+
+# -- every stage stores what it paid for (money or minutes of compute) with a paid checkpoint -----------------
+
+
+class OneSpeaker:
+    """A diarizer that hears one speaker over the first second (stands in for minutes of local compute)."""
+
+    name = "fake"
+
+    def diarize(self, wav: Path, **_counts: int | None) -> Diarization:
+        return Diarization([Turn(0.0, 1.0, "SPEAKER_00")], {})
+
+
+def test_a_diarization_result_is_stored_by_a_paid_checkpoint(tmp_path: Path) -> None:
+    audio = media.tone(tmp_path / "talk.wav", 1.0)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    doc = {"name": "talk", "source": str(audio), "text": "hello there", "model": "whisper-1", "backend": "openai",
+           "segments": [{"start": 0.0, "end": 1.0, "text": "hello there"}]}  # fmt: skip
+    paths = outputs.write_transcript(folder, "talk", doc)
+    ctx = Ctx(load_settings({"home": tmp_path / "home"}, env={}))
+    diarize(ctx.make({"path": str(audio)}), {"outputs": paths, "media": str(audio)}, OneSpeaker)
+    assert ctx.saved is not None and ctx.saved["turns"] == [[0.0, 1.0, "A"]]
+    assert ctx.paid == [True]
+
+
+def test_enhancement_stops_paying_once_its_lease_is_lost(tmp_path: Path) -> None:
+    text = "\n\n".join(f"paragraph {i} has a few words in it" for i in range(4))
+    with FakeOpenAI(api_key=ENHANCE_KEY) as server:
+        s = make_settings(tmp_path, deepseek_base_url=server.base_url, deepseek_api_key=ENHANCE_KEY,
+                          enhance_chunk_chars=40)  # fmt: skip
+        payload = write_transcript(tmp_path / "out", text)
+        ctx = make_ctx(s, payload)
+        lost = TaskContext(task=ctx.task, job=ctx.job, settings=s, work_dir=ctx.work_dir,
+                           checkpoint=lambda _data, **_: False)  # another worker owns the task now
+        with pytest.raises(RetryableError, match="lost the lease"):
+            handle_enhance(lost, payload)
+        assert len(server.calls("/chat/completions")) == 1  # not one request more

@@ -128,3 +128,11 @@ def test_a_long_segment_with_words_is_cut_between_them() -> None:
     cues = outputs.cues([{"start": 0.0, "end": 11.8, "text": " ".join(w["word"] for w in words), "words": words}])
     assert [(a, b) for a, b, _ in cues] == [(0.0, 6.8), (7.0, 11.8)]
     assert cues[0][2] == "w0 w1 w2 w3 w4 w5 w6"
+
+
+def test_words_that_no_longer_spell_the_text_are_not_used_for_cues() -> None:
+    """A translated (or enhanced) copy of a segment keeps the original's words: its cues come from its own text."""
+    words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]
+    translated = {"start": 0.0, "end": 11.8, "text": "Ein ganz anderer Text. Mit zwei Sätzen darin.", "words": words}
+    cues = outputs.cues([translated])
+    assert " ".join(t for _, _, t in cues) == translated["text"] and all(b - a <= 7.0 for a, b, _ in cues)

@@ -68,7 +68,7 @@ def counts(conn: Connection) -> tuple[int, int]:
 def search(conn: Connection, node: Node, filters: SearchFilters) -> list[SearchHit]:
     """Ranked hits for a parsed query, best first (a higher score is a better match)."""
     where, params = _filters(filters)
-    params["limit"] = filters.limit
+    params.update(limit=filters.limit, candidates=max(CANDIDATES, filters.limit))
     if conn.dialect.name == "postgresql":
         params["q"] = to_tsquery(node)
         sql = _PG_SQL.format(where=where, config=PG_CONFIG)
@@ -80,13 +80,17 @@ def search(conn: Connection, node: Node, filters: SearchFilters) -> list[SearchH
 
 
 _SELECT = ("t.name, t.source, t.json_path, s.start_sec, s.end_sec, s.speaker, t.language, t.job_id, s.id AS segment")
-# The best rows come from the FTS5 table alone (ORDER BY rank is FTS5's own bm25 ordering); the joins and snippet()
-# then run for those rows only. Filters need the joins inside, so they are added there only when given.
+# Ranking every match of a word found in most segments would cost time in proportion to the archive, so the
+# CANDIDATES newest matches (rowid / id order, which the engines walk without sorting) are ranked, and the best
+# `limit` of those kept: exact for any query with fewer matches, "best of the newest" beyond. Joins and snippets
+# run for the returned rows only; filters need the joins inside, so they are added there only when given.
+CANDIDATES = 2000
 _FTS = "transcript_segments_fts"
 _SQLITE_SQL = (
     f"SELECT {_SELECT}, snippet({_FTS}, 0, :open, :close, '…', {{tokens}}) AS snip, best.score AS score FROM ("
-    f"SELECT {_FTS}.rowid AS id, -{_FTS}.rank AS score FROM {_FTS} {{joins}}"
-    f"WHERE {_FTS} MATCH :q {{where}} ORDER BY {_FTS}.rank LIMIT :limit) AS best "
+    f"SELECT id, score FROM (SELECT {_FTS}.rowid AS id, -{_FTS}.rank AS score FROM {_FTS} {{joins}}"
+    f"WHERE {_FTS} MATCH :q {{where}} ORDER BY {_FTS}.rowid DESC LIMIT :candidates) "
+    "ORDER BY score DESC, id LIMIT :limit) AS best "
     f"JOIN {_FTS} ON {_FTS}.rowid = best.id AND {_FTS} MATCH :q "
     "JOIN transcript_segments s ON s.id = best.id JOIN transcripts t ON t.id = s.transcript_id "
     "ORDER BY best.score DESC, s.id"
@@ -94,9 +98,10 @@ _SQLITE_SQL = (
 _JOINS = f"JOIN transcript_segments s ON s.id = {_FTS}.rowid JOIN transcripts t ON t.id = s.transcript_id "
 _PG_SQL = (
     f"SELECT {_SELECT}, ts_headline('{{config}}', s.text, q.q, :opts) AS snip, best.score AS score FROM ("
-    "SELECT s.id, ts_rank_cd(s.tsv, q.q) AS score FROM transcript_segments s "
-    "JOIN transcripts t ON t.id = s.transcript_id, to_tsquery('{config}', :q) AS q(q) "
-    "WHERE s.tsv @@ q.q {where} ORDER BY score DESC, s.id LIMIT :limit) AS best "
+    "SELECT cand.id, ts_rank_cd(cand.tsv, q.q) AS score FROM ("
+    "SELECT s.id, s.tsv FROM transcript_segments s JOIN transcripts t ON t.id = s.transcript_id "
+    "WHERE s.tsv @@ to_tsquery('{config}', :q) {where} ORDER BY s.id DESC LIMIT :candidates) AS cand, "
+    "to_tsquery('{config}', :q) AS q(q) ORDER BY score DESC, cand.id LIMIT :limit) AS best "
     "JOIN transcript_segments s ON s.id = best.id JOIN transcripts t ON t.id = s.transcript_id, "
     "to_tsquery('{config}', :q) AS q(q) ORDER BY best.score DESC, s.id"
 )

@@ -117,8 +117,9 @@ def _found(ctx: TaskContext, payload: dict[str, Any], doc: dict[str, Any], get: 
     diarizer = get()
     wav = ffmpeg.to_wav(_media(ctx, payload), work_dir(ctx) / "diarize" / "audio.wav", ctx.cancelled)
     found = speakers.relabel(diarizer.diarize(wav, **_counts(ctx)))
+    # Minutes of compute (or a paid call): synced before anything else is sent, like every paid result.
     ctx.checkpoint({"turns": [[t.start, t.end, t.speaker] for t in found.turns], "voices": found.voices,
-                    "how": diarizer.name})  # fmt: skip
+                    "how": diarizer.name}, paid=True)  # fmt: skip
     return found, diarizer.name
 
 
