@@ -59,12 +59,12 @@ def test_stop_releases_what_does_not_finish_within_the_grace_period(tmp_path: Pa
     engine = open_engine(db_url)
     upgrade(engine)
     store = Store(engine)
-    store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"sleep": 6}) for _ in range(6)])
+    store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"sleep": 120}) for _ in range(6)])
     log = tmp_path / "runs.log"
     child = start_child(db_url, log, mode="serve", GRACE="0.5")
     wait_for_progress(log, 4, child)
     control(db_url, "stopping")
-    out, err = child.communicate(timeout=30)
+    _, err = child.communicate(timeout=30)
     assert child.returncode == 0, err
     tasks = store.list_tasks()
     assert store.counts()["queued"] == 6

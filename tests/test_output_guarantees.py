@@ -95,6 +95,11 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("con.txt", "_con.txt"),
         ("COM9", "_COM9"),
         ("COM10", "COM10"),
+        ("PRN", "_PRN"),
+        ("aux.log", "_aux.log"),
+        ("Nul", "_Nul"),
+        ("LPT9", "_LPT9"),
+        ("LPT10", "LPT10"),
         ("...", "transcript"),
     ],
 )
@@ -158,3 +163,23 @@ def test_a_set_that_fails_half_way_is_not_marked_complete(tmp_path: Path) -> Non
     with pytest.raises(OSError):
         outputs.write_transcript(tmp_path, "talk", {"text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}]})
     assert not (tmp_path / "talk.json").exists()
+
+
+def test_the_json_keeps_non_ascii_text_readable(tmp_path: Path) -> None:
+    path = outputs.write_json_atomic(tmp_path / "a.json", {"text": "Grüße, 你好"})
+    assert "Grüße, 你好" in path.read_text(encoding="utf-8")
+
+
+def test_a_reserved_name_is_readable_like_any_output_while_it_is_being_written(tmp_path: Path) -> None:
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    placeholder = tmp_path / f"{base}.json"
+    assert oct(placeholder.stat().st_mode)[-3:] == "644"
+    assert json.loads(placeholder.read_text()) == {"source": "/inbox/talk.mp3", "status": "writing"}
+
+
+@pytest.mark.parametrize("ext", ["txt", "srt", "vtt"])
+def test_a_users_own_file_of_any_output_kind_keeps_its_name(tmp_path: Path, ext: str) -> None:
+    mine = tmp_path / f"talk.{ext}"
+    mine.write_text("the user's own subtitles")
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
+    assert mine.read_text() == "the user's own subtitles"

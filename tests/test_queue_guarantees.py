@@ -328,3 +328,43 @@ def test_a_write_blocked_past_the_busy_timeout_is_an_outage_the_daemon_waits_out
 def test_a_very_long_rejection_reason_is_cut_to_2000_characters(store: Store) -> None:
     _, task, _ = store.create_failed_job(NewJob("x", "x", "/out"), NewTask(TaskType.DOWNLOAD, {}), "r" * 5000)
     assert len(task.error_message or "") == 2000 and len(task.errors[0]["message"]) == 2000
+
+
+def test_a_run_that_returns_nothing_still_completes(store: Store) -> None:
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    assert store.exchange("me", [(run.lease, None, ())], [], 0, 30).done == [True]
+    done = store.get(run.id)
+    assert done is not None and done.state is TaskState.SUCCEEDED and done.result is None
+
+
+def _renew(store: Store, run: Task) -> object:
+    return store.renew(run.lease.owner, [run.id], 30)
+
+
+def _requeue_by_user(store: Store, run: Task) -> object:
+    _fail(store, run.lease)
+    store.clock.advance(1)  # type: ignore[attr-defined]
+    return store.retry(run.id)
+
+
+STAMPED: dict[str, Callable[[Store, Task], object]] = {
+    "renewal": _renew,
+    "checkpoint": lambda store, run: store.checkpoint(run.lease, {"chunk": 1}),
+    "completion": lambda store, run: store.complete(run.lease, {}),
+    "completion with successors": lambda store, run: store.complete(run.lease, {}, [NewTask(TaskType.ENHANCE, {})]),
+    "failure": lambda store, run: _fail(store, run.lease),
+    "release": lambda store, run: store.release(run.lease),
+    "cancel": lambda store, run: store.cancel(run.id),
+    "retry by the user": _requeue_by_user,
+}
+
+
+@pytest.mark.parametrize("write", STAMPED)
+def test_every_change_to_a_task_stamps_when_it_last_changed(store: Store, clock: FakeClock, write: str) -> None:
+    store.enqueue(NewTask(T, {}))
+    run = _one(store, "me")
+    clock.advance(7)
+    assert STAMPED[write](store, run)
+    task = store.get(run.id)
+    assert task is not None and task.updated_at == clock.now()

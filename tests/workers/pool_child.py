@@ -4,8 +4,8 @@ Usage: python -m tests.workers.pool_child DB_URL SIDE_EFFECT_LOG SLOTS MODE [--l
                                          [--max-sleep S] [--no-migrate] [--gate PATH]
 MODE "drain": run until nothing is left; "serve": run until told to stop through the control table.
 Each run appends "task_id attempt pid" to SIDE_EFFECT_LOG (O_APPEND), then sleeps a little (the payload's
-"sleep", else up to --max-sleep seconds; 0 makes it a no-op), then returns; with --gate it first waits until
-the file PATH exists (a test holds every slot busy that way, for as long as it needs).
+"sleep", else up to --max-sleep seconds; 0 makes it a no-op; a released run wakes early), then returns; with
+--gate it first waits until the file PATH exists (a test holds every slot busy that way, for as long as it needs).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
             time.sleep(0.01)
         pause = payload.get("sleep", rng.uniform(0.0, args.max_sleep) if args.max_sleep > 0 else 0.0)
         if pause:
-            time.sleep(pause)
+            ctx.cancelled.wait(pause)  # a released run stops early, as a cooperative handler does
         return {"pid": pid}
 
     registry = Registry({TaskType.TRANSCRIBE: handler})
