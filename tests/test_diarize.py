@@ -157,3 +157,33 @@ def test_speaker_counts_below_one_are_refused_in_one_line(tmp_path: Path, bad: s
     done = subprocess.run([str(TRAX), "batch", str(folder), "--diarize", "--speakers", bad], env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_python_api_asks_for_speakers_per_task(tmp_path: Path) -> None:
+    """add_task(..., {"diarize": True, "speakers": 2}): that input, and only it, gets a DIARIZE task with its count."""
+    import asyncio
+
+    from tests.test_batch_api import make_files, processor
+    from traxd.handlers.registry import Registry, TaskContext
+
+    seen: list[dict[str, object]] = []
+
+    def transcribe(ctx: TaskContext, payload: dict[str, object]) -> dict[str, object]:
+        return {"outputs": {"json": str(tmp_path / f"{ctx.task.id}.json")}}
+
+    def diarize(ctx: TaskContext, payload: dict[str, object]) -> dict[str, object]:
+        seen.append({"source": ctx.job.source if ctx.job else None, **(ctx.job.options if ctx.job else {})})
+        return {**payload, "diarization": {"status": "done"}}
+
+    registry = Registry({TaskType.TRANSCRIBE: transcribe, TaskType.DIARIZE: diarize})
+    a, b = make_files(tmp_path / "media", ["a.mp3", "b.mp3"])
+
+    async def main() -> object:
+        proc = processor(tmp_path, registry)
+        await proc.add_task(TaskType.TRANSCRIBE, {"path": str(a), "diarize": True, "speakers": 2})
+        await proc.add_task(TaskType.TRANSCRIBE, {"path": str(b)})
+        return await proc.start()
+
+    result = asyncio.run(main())
+    assert result.completed_tasks == 2  # type: ignore[attr-defined]
+    assert [(Path(str(s["source"])).name, s["diarize"], s["speakers"]) for s in seen] == [("a.mp3", True, 2)]

@@ -245,3 +245,29 @@ def test_cancel_keeps_the_part_for_resume(tmp_path: Path, media_server: MediaSer
     with pytest.raises(RetryableError, match="cancelled"):
         dl.download(media_server.url("/media/long.wav"), part, limits, cancelled=cancelled)
     assert 0 < part.stat().st_size
+
+
+def test_dns_rebinding_between_check_and_connect_is_refused(tmp_path: Path, media_server: MediaServer) -> None:
+    """A name that looks public when checked and turns into 127.0.0.1 when connected never reaches loopback."""
+    answers = iter(["93.184.216.34"])  # the first look-up: public; every later one: loopback
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return [next(answers, "127.0.0.1")]
+
+    url = media_server.url("/media/tone.wav").replace("127.0.0.1", "localhost")  # the system resolves it to loopback
+    with pytest.raises(PermanentError, match=r"refused localhost \(127\.0\.0\.1\)"):
+        dl.download(url, tmp_path / "a.part", dl.Limits(max_bytes=10**7), resolve=rebinding)
+    assert media_server.requests() == []  # the connection went nowhere near the loopback server
+
+
+def test_the_connection_goes_to_the_checked_address(tmp_path: Path, media_server: MediaServer) -> None:
+    """With private addresses allowed, the connect still uses the resolver's answer, not a second system look-up."""
+    looked_up: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    url = media_server.url("/media/tone.wav").replace("127.0.0.1", "media.example.invalid")
+    done = dl.download(url, tmp_path / "a.part", dl.Limits(max_bytes=10**7, allow_private=True), resolve=resolver)
+    assert done.size > 0 and looked_up == ["media.example.invalid", "media.example.invalid"]  # check, then connect

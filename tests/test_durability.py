@@ -23,10 +23,16 @@ from tests.daemon_helpers import REPO, home_env
 from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
+from tests.test_download import make_ctx, make_settings
+from tests.test_enhance import KEY as ENHANCE_KEY
+from tests.test_enhance import write_transcript
 from traxd import outputs
 from traxd.config import load_settings
 from traxd.db.engine import open_engine, paid_transaction
+from traxd.errors import RetryableError
 from traxd.handlers.diarize import diarize
+from traxd.handlers.enhance import handle_enhance
+from traxd.handlers.registry import TaskContext
 from traxd.queue.store import Store
 from traxd.speakers import Diarization, Turn
 from traxd.types import NewTask, TaskType
@@ -267,3 +273,17 @@ def test_a_diarization_result_is_stored_by_a_paid_checkpoint(tmp_path: Path) -> 
     diarize(ctx.make({"path": str(audio)}), {"outputs": paths, "media": str(audio)}, OneSpeaker)
     assert ctx.saved is not None and ctx.saved["turns"] == [[0.0, 1.0, "A"]]
     assert ctx.paid == [True]
+
+
+def test_enhancement_stops_paying_once_its_lease_is_lost(tmp_path: Path) -> None:
+    text = "\n\n".join(f"paragraph {i} has a few words in it" for i in range(4))
+    with FakeOpenAI(api_key=ENHANCE_KEY) as server:
+        s = make_settings(tmp_path, deepseek_base_url=server.base_url, deepseek_api_key=ENHANCE_KEY,
+                          enhance_chunk_chars=40)  # fmt: skip
+        payload = write_transcript(tmp_path / "out", text)
+        ctx = make_ctx(s, payload)
+        lost = TaskContext(task=ctx.task, job=ctx.job, settings=s, work_dir=ctx.work_dir,
+                           checkpoint=lambda _data, **_: False)  # another worker owns the task now
+        with pytest.raises(RetryableError, match="lost the lease"):
+            handle_enhance(lost, payload)
+        assert len(server.calls("/chat/completions")) == 1  # not one request more

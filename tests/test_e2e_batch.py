@@ -224,3 +224,33 @@ def test_enhance_without_deepseek_key_still_writes_transcripts(tmp_path: Path, s
     report = report_of(out)
     assert (report["failed"], report["pending"]) == (2, 0)
     assert {f["type"] for f in report["failures"]} == {"enhance"}
+
+
+
+@pytest.mark.parametrize("status", [401, 402])
+def test_deepseek_refusing_the_key_ends_the_batch_reported_and_a_rerun_finishes_it(
+    tmp_path: Path, server: FakeOpenAI, key: str, status: int
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    media.tone(folder / "memo.wav", 1.0)
+    media.tone(folder / "call.mp3", 1.0, freq=550)
+    server.fail_next(status=status, times=50, path="/chat/completions")
+    env = user_env(tmp_path, server, key, deepseek=True)
+    done = trax(env, str(folder), "--enhance", timeout=240)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = folder / "transcripts"
+    report = report_of(out)
+    assert (report["succeeded"], report["failed"], report["pending"]) == (0, 0, 2)
+    assert "enhance is paused for this database: DeepSeek" in report["pending_reason"]
+    assert "run the batch again" in report["pending_reason"]
+    for stem in ("memo", "call"):
+        assert len(outputs(out, stem)) == 4  # the paid transcript is written whatever DeepSeek says
+    # The key is fixed: the same command finishes the enhancements without paying for a transcription again.
+    server.faults.clear()
+    again = trax(env, str(folder), "--enhance", timeout=240)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "note: enhance tasks were paused" in again.stderr
+    assert (report_of(out)["succeeded"], report_of(out)["pending"]) == (2, 0)
+    assert all((out / f"{stem}.enhanced.txt").exists() for stem in ("memo", "call"))
+    assert set(uploads_by_content(server).values()) == {1} and len(uploads_by_content(server)) == 2

@@ -95,3 +95,17 @@ def test_one_linear_migration_history_for_both_dialects(sqlite_url: str) -> None
     assert len(script.get_heads()) == 1 and len(script.get_bases()) == 1
     revisions = list(script.walk_revisions())
     assert all(len(r._all_down_revisions) <= 1 for r in revisions), "branched history"
+
+
+def test_the_head_read_from_the_files_is_alembics_head(tmp_path: Path) -> None:
+    """upgrade() skips importing Alembic when the database is at the head it reads from the migration files."""
+    from sqlalchemy import create_engine
+
+    from traxd.db import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    assert migrate.shipped_head() == migrate.head_revision(migrate.alembic_config(engine))
+    assert migrate.stored_revision(engine) is None
+    migrate.upgrade(engine)
+    assert migrate.stored_revision(engine) == migrate.shipped_head()
+    engine.dispose()

@@ -321,6 +321,11 @@ def test_a_downloaded_size_loads_without_the_network(user: Path, monkeypatch: py
     monkeypatch.setenv("no_proxy", "")
     monkeypatch.setenv("HF_HOME", str(user / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(user / "hf" / "hub"))
+    # huggingface_hub reads these once, when it first needs them: an earlier test may have done so already.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(user / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     assert transcribe_local.load_model("tiny.en") is not None
     assert proxy.count == 0
     assert transcribe_local.resolve("tiny.en") == str(snapshot)
@@ -367,3 +372,13 @@ def test_batch_result_takes_and_gives_the_original_design_names() -> None:
     assert result.quality_metrics == {"avg_accuracy": 95.5}
     with pytest.raises(TypeError):
         BatchResult(success_count=1, completed_tasks=1)
+
+
+def test_a_configured_language_is_checked_once_at_start(user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from traxd.errors import ConfigError
+
+    monkeypatch.setenv("TRAX_LANGUAGE", "German")
+    assert load_settings().language == "de"  # what every backend takes
+    monkeypatch.setenv("TRAX_LANGUAGE", "klingon")
+    with pytest.raises(ConfigError, match="unknown language 'klingon'.*TRAX_LANGUAGE"):
+        load_settings()

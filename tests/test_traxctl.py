@@ -120,8 +120,9 @@ def test_add_files_folders_urls_and_duplicates(home: Path, tmp_path: Path, store
     assert task is not None and task.priority == 2
     job = store.get_job(task.job_id or 0)
     assert job is not None and job.options["enhance"] is True and job.output_dir == str(home / "outbox")
-    out = ok("add", str(tmp_path / "in"), "https://www.youtube.com/watch?v=x", "file:///etc/passwd")
+    out = err(1, "add", str(tmp_path / "in"), "https://www.youtube.com/watch?v=x", "file:///etc/passwd")
     assert "already queued (queued)" in out and "youtube" in out and "only http and https" in out
+    assert "1 of 4 input(s) not queued" in out
     assert store.counts()["queued"] == 3 and store.counts()["failed"] == 1
 
 
@@ -143,7 +144,9 @@ def test_add_errors(home: Path, tmp_path: Path, store: Store) -> None:
 
 
 def test_list_show_retry_cancel(home: Path, tmp_path: Path, store: Store) -> None:
-    ok("add", str(media(tmp_path, "a.mp3")), str(media(tmp_path, "b.mp3", b"b")), "ftp://x.org/c.mp3")
+    out = err(1, "add", str(media(tmp_path, "a.mp3")), str(media(tmp_path, "b.mp3", b"b")), "ftp://x.org/c.mp3")
+    assert "#3 not queued: rejected ftp://x.org/c.mp3" in out and "#1 queued" in out and "#2 queued" in out
+    assert "#3 already failed: rejected" in err(1, "add", "ftp://x.org/c.mp3")
     listing = ok("list")
     assert "preprocess" in listing and "failed" in listing
     rows = json.loads(ok("list", "--state", "failed", "--json"))
@@ -202,6 +205,17 @@ def test_watch_add_list_remove_and_errors(home: Path, tmp_path: Path, monkeypatc
     ok("watch", "remove", str(words))
     assert "is not watched" in err(1, "watch", "remove", str(inbox))
     assert [w.inbox for w in load_settings().watch] == [home / "inbox"]
+
+
+def test_watch_add_creates_a_missing_home(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "not" / "yet"
+    monkeypatch.setenv("TRAX_HOME", str(home))
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    assert f"watching {inbox}" in ok("watch", "add", str(inbox))
+    assert oct(home.stat().st_mode & 0o777) == "0o700"
+    assert [w.inbox for w in load_settings().watch] == [home / "inbox", inbox]
+    assert not list(home.glob(".config.toml.*.tmp"))
 
 
 def test_unreadable_inbox_is_refused(home: Path, tmp_path: Path) -> None:

@@ -212,6 +212,36 @@ def test_unreadable_file_ends_as_a_failed_task(store: Store, running: Watcher, f
     wait_until(lambda: store.counts()["failed"] == 1, what="failed task")
 
 
+def test_a_restart_skips_remembered_files_and_finds_the_ones_changed_meanwhile(
+    store: Store, folders: WatchFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from traxd.ingest import watcher as watcher_mod
+
+    inbox = folders.inbox
+    for i in range(50):
+        (inbox / f"talk-{i:02}.mp3").write_bytes(f"talk {i}".encode())
+    (inbox / "links.url").write_text("[InternetShortcut]\nURL=https://example.org/a.mp3\n")
+    first = make_watcher(store, folders)
+    first.ingest_pending()
+    assert len(sources(store)) == 50 and store.counts()["queued"] == 51
+    # Down: one file is rewritten in place (same inode, new size and mtime), one is added.
+    with open(inbox / "talk-07.mp3", "ab") as fh:
+        fh.write(b" and more")
+    (inbox / "new.mp3").write_bytes(b"new")
+    hashed: list[Path] = []
+    real_hash = watcher_mod.sha256_file
+    monkeypatch.setattr(watcher_mod, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    parsed: list[Path] = []
+    real_ingest_path = Ingestor.ingest_path
+    monkeypatch.setattr(Ingestor, "ingest_path", lambda self, p, *a, **k: parsed.append(p) or real_ingest_path(self, p, *a, **k))
+    restarted = make_watcher(store, folders)
+    assert restarted.load_remembered() == 51
+    restarted.ingest_pending()
+    assert sorted(p.name for p in hashed) == ["new.mp3", "talk-07.mp3"]  # the 49 unchanged ones were not read
+    assert parsed == []  # nor the URL file
+    assert len(sources(store)) == 52  # the rewritten file is new content: queued again
+
+
 def test_a_watch_folder_sets_word_timestamps_for_its_files(store: Store, tmp_path: Path) -> None:
     from traxd.config import load_settings
 

@@ -150,3 +150,24 @@ def test_media_url_chosen_from_a_page_is_checked_before_it_is_fetched(
         ytdlp.download_audio(page, tmp_path / "dl", ytdlp.YtdlpLimits(timeout=5), check=check)
     ok = media_server.url("/embed?src=/media/tone.wav")
     assert ytdlp.download_audio(ok, tmp_path / "ok", ytdlp.YtdlpLimits(timeout=5), check=check).is_file()
+
+
+def test_ytdlp_connections_are_pinned_to_the_checked_address(tmp_path: Path, media_server: MediaServer) -> None:
+    """yt-dlp's own requests: a name that resolves to loopback when yt-dlp connects is refused, nothing is fetched;
+    with private addresses allowed, yt-dlp connects to the address the policy resolved (no second look-up)."""
+    page = media_server.url("/page/tone.mp3.html")
+    looked_up: list[str] = []
+
+    def loopback(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    rebound = page.replace("127.0.0.1", "localhost")
+    with pytest.raises(PermanentError, match=r"refused localhost \(127\.0\.0\.1\)"):
+        ytdlp.extract_metadata(rebound, ytdlp.YtdlpLimits(allow_private=False, resolve=loopback))
+    assert media_server.requests() == []
+    unknown = page.replace("127.0.0.1", "media.example.invalid")  # only the policy's resolver knows this name
+    info = ytdlp.extract_metadata(unknown, ytdlp.YtdlpLimits(allow_private=True, resolve=loopback))
+    assert info["title"] and "media.example.invalid" in looked_up
+    audio = ytdlp.download_audio(unknown, tmp_path / "dl", ytdlp.YtdlpLimits(allow_private=True, resolve=loopback))
+    assert audio.stat().st_size > 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import platformdirs
 
-from traxd.errors import ConfigError
+from traxd.errors import ConfigError, UserError
 
 SECRET_FIELDS = ("openai_api_key", "deepseek_api_key")
 
@@ -170,9 +170,20 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     values.setdefault("database_url", f"sqlite:///{home / 'trax.db'}")
     if "watch" not in values:
         values["watch"] = (WatchFolder(home / "inbox", home / "outbox"),)
+    values["language"] = _language(values.get("language"))
     settings = Settings(home=home, **values)
     _validate(settings)
     return settings
+
+
+def _language(value: str | None) -> str | None:
+    """The configured language as the ISO code every backend takes (a name such as "German" is accepted)."""
+    from traxd.languages import normalize_language
+
+    try:
+        return normalize_language(value)
+    except UserError as exc:
+        raise ConfigError(f"language: {exc} (TRAX_LANGUAGE or language in config.toml)") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

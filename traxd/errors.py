@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import shutil
+from pathlib import Path
 
 from traxd.types import ErrorKind, Failure
 
@@ -47,6 +49,10 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class DiskFullError(RetryableError):
+    """No space left on the device that holds a folder Trax writes to: retried once space is back."""
+
+
 class BadAnswerError(RetryableError):
     """An LLM reply that failed validation (not JSON, ids missing, empty): the queue retries the task (only the
     chunk in question is sent again), then fails it with this reason."""
@@ -81,6 +87,24 @@ class DiarizationUnavailableError(PermanentError):
 
 
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG}
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: OSError, folder: Path, need_bytes: int | None, what: str) -> DiskFullError:
+    """The DiskFullError of a write that ran out of space: which folder, how much it needs and how much is free."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    need = f" needs {_size(need_bytes)}," if need_bytes is not None else ""
+    return DiskFullError(f"No space left on device: {what} in {folder}{need} {_size(free)} free there "
+                         f"({exc.strerror or exc}); retried once space is freed")  # fmt: skip
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
 
 
 def classify(exc: BaseException) -> Failure:

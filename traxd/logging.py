@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -62,12 +63,48 @@ BACKUPS = 5
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log file created 0600 (logs may name private files even with secrets redacted)."""
+    """A rotating log file created 0600 (logs may name private files even with secrets redacted).
+
+    A full disk does not print a traceback per record: one line on stderr says the log is paused, one more when
+    writing works again; the records in between are dropped (the daemon keeps running).
+    """
+
+    full = False
+    _failed = False
 
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         return super()._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record; notice when a full disk lets the log be written again."""
+        was_full, self._failed = self.full, False
+        super().emit(record)
+        if was_full and not self._failed:
+            self.full = False
+            alert(f"the log {self.baseFilename} is written again")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A full disk: say so once on stderr; anything else: the standard report."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            super().handleError(record)
+            return
+        self._failed = True
+        if not self.full:
+            self.full = True
+            alert(f"the log {self.baseFilename} is not written: {exc.strerror}; records are dropped until "
+                  "space is freed")  # fmt: skip
+
+
+def alert(message: str) -> None:
+    """One line on stderr (the service manager's journal), for what must be seen even when the log cannot be."""
+    try:
+        sys.stderr.write(f"traxd: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _pre_chain() -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import math
@@ -14,12 +15,15 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from traxd.errors import DISK_FULL_ERRNOS, disk_full
 from traxd.timeline import MAX_CUE_SECONDS, place_text
 
 EXTENSIONS = ("txt", "json", "srt", "vtt")
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+PLACEHOLDER = "writing"  # the status of the JSON that reserves a name until the real one replaces it
+_PLACEHOLDER_BYTES = 4096  # one filesystem block
 # update_json is read-modify-write; threads of one daemon must not interleave on the same file.
 _JSON_LOCK = threading.Lock()
 
@@ -31,11 +35,12 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until the replace: sweeps skip a live writer's temp
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+            os.fchmod(fh.fileno(), 0o644)
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -49,13 +54,29 @@ def _remove_stale_temps(target: Path, min_age: float = 2.0) -> None:
     Only one lease holder writes a given name, so an older `.NAME.*.tmp` belongs to a dead writer; the age check
     keeps clear of a writer that is still between mkstemp and os.replace.
     """
+    _remove_dead(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"), min_age)
+
+
+def sweep_temps(folder: Path, min_age: float = 2.0) -> int:
+    """Remove the `.NAME.*.tmp` files of writers that died (kill -9) in `folder`; returns how many (start-up)."""
+    return _remove_dead(folder.glob(".*.*.tmp") if folder.is_dir() else [], min_age)
+
+
+def _remove_dead(paths: Any, min_age: float) -> int:
+    """Unlink the temp files no live writer holds (its flock dies with it) and older than `min_age` seconds."""
     cutoff = time.time() - min_age
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+    removed = 0
+    for leftover in paths:
         try:
-            if leftover.stat().st_mtime < cutoff:
+            if leftover.lstat().st_mtime >= cutoff or not leftover.is_file():
+                continue
+            with open(leftover, "rb") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 leftover.unlink()
+            removed += 1
         except OSError:
-            pass
+            pass  # gone already, or a live writer holds it
+    return removed
 
 
 def write_json_atomic(path: Path | str, data: Any) -> Path:
@@ -96,14 +117,24 @@ def inside(folder: Path, name: str) -> Path:
     return path
 
 
-def choose_base(output_dir: Path, name: str, owner: str) -> str:
-    """Pick NAME, NAME-2, NAME-3 … so different inputs never share names; `owner` (the source) keeps its own."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stem = sanitize_name(name)
-    for n in range(1, 10_000):
-        base = stem if n == 1 else f"{stem}-{n}"
-        if _claim(output_dir, base, owner):
-            return base
+def choose_base(output_dir: Path, name: str, owner: str, prefer: str | None = None) -> str:
+    """Pick NAME, NAME-2, NAME-3 … so different inputs never share names; `owner` (the source) keeps its own.
+
+    `prefer` is the name an earlier attempt of the same job chose: kept while it is still ours or free.
+    """
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if prefer and _claim(output_dir, prefer, owner):
+            return prefer
+        stem = sanitize_name(name)
+        for n in range(1, 10_000):
+            base = stem if n == 1 else f"{stem}-{n}"
+            if _claim(output_dir, base, owner):
+                return base
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(exc, output_dir, _PLACEHOLDER_BYTES, f"reserving the name {name!r}") from None
+        raise
     raise RuntimeError(f"no free output name for {name!r} in {output_dir}")
 
 
@@ -118,9 +149,21 @@ def _claim(output_dir: Path, base: str, owner: str) -> bool:
         fd = os.open(json_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return _owner_of(json_path) == owner
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"source": owner, "status": "writing"}, fh)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"source": owner, "status": PLACEHOLDER}, fh)
+    except BaseException:
+        json_path.unlink(missing_ok=True)  # an empty NAME.json would make the name look taken for ever
+        raise
     return True
+
+
+def _is_placeholder(json_path: Path) -> bool:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("status") == PLACEHOLDER
 
 
 def _owner_of(json_path: Path) -> str | None:
@@ -248,14 +291,25 @@ def to_txt(segments: list[dict[str, Any]], text: str | None = None) -> str:
 
 
 def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[str, str]:
-    """Write NAME.txt, .srt, .vtt and finally .json (the JSON last: it marks the set complete)."""
+    """Write NAME.txt, .srt, .vtt and finally .json (the JSON last: it marks the set complete).
+
+    A write that fails (a full disk) leaves no new NAME.* behind, not even the name's placeholder, and raises
+    DiskFullError saying where and how much space the set needs.
+    """
     segments = list(doc.get("segments") or [])
-    texts = {"txt": to_txt(segments, doc.get("text")), "srt": to_srt(segments), "vtt": to_vtt(segments)}
-    paths: dict[str, str] = {}
-    for ext, text in texts.items():
-        paths[ext] = str(write_text_atomic(inside(output_dir, f"{base}.{ext}"), text))
-    paths["json"] = str(write_json_atomic(inside(output_dir, f"{base}.json"), doc))
-    return paths
+    texts = {"txt": to_txt(segments, doc.get("text")), "srt": to_srt(segments), "vtt": to_vtt(segments),
+             "json": json.dumps(doc, ensure_ascii=False, indent=2) + "\n"}  # fmt: skip
+    targets = {ext: inside(output_dir, f"{base}.{ext}") for ext in texts}
+    new = {ext for ext, path in targets.items() if not path.exists() or ext == "json" and _is_placeholder(path)}
+    try:
+        return {ext: str(write_text_atomic(targets[ext], text)) for ext, text in texts.items()}
+    except OSError as exc:
+        for ext in new:
+            targets[ext].unlink(missing_ok=True)
+        if exc.errno in DISK_FULL_ERRNOS:
+            need = sum(len(t.encode("utf-8")) for t in texts.values())
+            raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
+        raise
 
 
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:

@@ -194,6 +194,19 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class IngestedFile:
+    """A queued inbox file and the stamp it had then: unchanged, a restart neither settles nor hashes it again."""
+
+    host: str
+    path: str
+    outbox: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """One matching segment of an archived transcript, ranked; `marks` are (start, end) offsets in `snippet`."""
 

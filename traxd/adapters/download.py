@@ -5,8 +5,9 @@ host must resolve to public addresses unless private ones are allowed. Errors le
 timeouts, 408/429/5xx, a connection dropped mid-body: the .part file is kept for a Range resume) or
 PermanentError (4xx, bad scheme, too large, too many redirects, a name that can never resolve).
 
-Known gap: httpx resolves the host again when it connects, so a DNS answer that changes between the check and
-the connect (DNS rebinding) is not caught; pinning the checked address needs a custom transport.
+The address check is made where the socket is opened (PinnedBackend, under httpx's transport): the connection goes
+to exactly the addresses that passed, so a DNS answer that changes between a check and the connect (DNS rebinding)
+cannot reach a private address, on the first URL or on any redirect hop.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from traxd.adapters.http_errors import is_retryable_status, parse_retry_after
@@ -82,7 +85,11 @@ def check_url(url: str, allow_private: bool, resolve: Resolver = resolve_host) -
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    addresses = resolve(host, port)
+    check_addresses(host, resolve(host, port), allow_private)
+
+
+def check_addresses(host: str, addresses: list[str], allow_private: bool) -> None:
+    """Refuse a host without addresses, or with any address that is not public (unless private ones are allowed)."""
     if not addresses:
         raise host_lookup_error(host, OSError("no address"))
     if allow_private:
@@ -108,7 +115,7 @@ def download(
 ) -> Downloaded:
     """Fetch `url` into `part` (resuming a partial one), then return; the caller renames it."""
     try:
-        with _client(limits) as client:
+        with _client(limits, resolve) as client:
             return _fetch(client, url, part, limits, cancelled, on_progress, resolve)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"download timed out ({type(exc).__name__}) for {url}") from None
@@ -119,11 +126,49 @@ def download(
         raise RetryableError(f"network error ({type(exc).__name__}) while downloading {url}") from None
 
 
-def _client(limits: Limits) -> httpx.Client:
+def checked_addresses(host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host) -> list[str]:
+    """Resolve `host` once and return its addresses if they may be connected to (else a TaskError)."""
+    addresses = resolve(host, port)
+    check_addresses(host, addresses, allow_private)
+    return addresses
+
+
+class PinnedBackend(httpcore.SyncBackend):
+    """Opens every connection to an address it has just resolved and checked: one DNS answer for both."""
+
+    def __init__(self, allow_private: bool, resolve: Resolver) -> None:
+        self.allow_private = allow_private
+        self.resolve = resolve
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:  # fmt: skip
+        """Resolve, check, then connect to the checked address (TLS still verifies `host`: httpcore sends it)."""
+        addresses = checked_addresses(host, port, self.allow_private, self.resolve)
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport with its connection pool on a PinnedBackend (httpx has no public hook for the backend)."""
+
+    def __init__(self, backend: PinnedBackend) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
+                                             network_backend=backend)  # fmt: skip
+
+
+def _client(limits: Limits, resolve: Resolver) -> httpx.Client:
     timeout = httpx.Timeout(limits.timeout, connect=min(limits.timeout, 15.0))
     # identity encoding: byte ranges must count the bytes we store, not decompressed ones.
     headers = {"user-agent": USER_AGENT, "accept-encoding": "identity"}
-    return httpx.Client(timeout=timeout, follow_redirects=False, headers=headers, trust_env=False)
+    transport = PinnedTransport(PinnedBackend(limits.allow_private, resolve))
+    return httpx.Client(timeout=timeout, follow_redirects=False, headers=headers, trust_env=False, transport=transport)
 
 
 def _fetch(

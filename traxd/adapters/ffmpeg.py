@@ -7,6 +7,7 @@ timeout that kills the group. Python never reads the media: FFmpeg's log goes to
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traxd.errors import PermanentError, RetryableError
+from traxd.errors import PermanentError, RetryableError, disk_full
 
 SAMPLE_RATE = 16000
 BITRATE_KBPS = 32
@@ -38,6 +39,9 @@ _STREAM = re.compile(r"^\s*Stream #\d+:\d+.*?: (Audio|Video):")
 _SIL_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
 _SIL_END = re.compile(r"silence_end: (-?\d+(?:\.\d+)?)")
 _TIME = re.compile(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+MIN_FREE_BYTES = 1 << 20  # FFmpeg writes in blocks of up to a few hundred kB
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,19 @@ def run_ffmpeg(args: list[str], log_path: Path, timeout: float, cancelled: threa
         raise RetryableError("FFmpeg interrupted: the task was cancelled")
     if why == ["timeout"]:
         raise PermanentError(f"FFmpeg took longer than {timeout:.0f} s and was stopped")
+    if code != 0:
+        _check_space(log_path.parent)
     return code
+
+
+def _check_space(folder: Path) -> None:
+    """A failed FFmpeg run in a folder with no room left failed for the disk, not the media: retryable, says so."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, None, "FFmpeg's audio")
 
 
 def _watch(proc: subprocess.Popen[bytes], done: threading.Event, deadline: float,

@@ -7,16 +7,19 @@ named by a fixed template (`audio.EXT`) inside the given folder: a remote title 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
 import yt_dlp
+from yt_dlp.networking import _urllib as ytdlp_urllib
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import (
     ContentTooShortError,
@@ -26,6 +29,7 @@ from yt_dlp.utils import (
     YoutubeDLError,
 )
 
+from traxd.adapters.download import Resolver, checked_addresses, resolve_host
 from traxd.adapters.http_errors import is_retryable_status, parse_retry_after
 from traxd.errors import PermanentError, RetryableError, TaskError
 from traxd.logging import get_logger
@@ -48,11 +52,69 @@ UrlCheck = Callable[[str], None]
 
 @dataclass(frozen=True)
 class YtdlpLimits:
-    """Socket timeout, size cap and where the FFmpeg shim lives."""
+    """Socket timeout, size cap, where the FFmpeg shim lives, and the address policy of every connection.
+
+    With `allow_private` set (True or False), each socket yt-dlp opens is resolved by `resolve`, checked like a
+    direct download, and connected to the checked address (DNS rebinding cannot slip between). None: no policy.
+    """
 
     timeout: float = 60.0
     max_bytes: int | None = None
     ffmpeg_dir: Path | None = None
+    allow_private: bool | None = None
+    resolve: Resolver = resolve_host
+
+
+class _Policy(threading.local):
+    """The connection policy of the yt-dlp call running on this thread (yt-dlp fetches on the caller's thread)."""
+
+    limits: YtdlpLimits | None = None
+    refused: list[TaskError]
+
+    def __init__(self) -> None:
+        self.refused = []
+
+
+_POLICY = _Policy()
+_ORIGINAL_CONNECT = getattr(ytdlp_urllib, "create_connection", None)
+
+
+def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+    """yt-dlp's create_connection, but to an address that passed the policy of the call on this thread."""
+    assert _ORIGINAL_CONNECT is not None
+    limits = _POLICY.limits
+    if limits is None or limits.allow_private is None:
+        return _ORIGINAL_CONNECT(address, *args, **kwargs)
+    host, port = address[0], address[1]
+    try:
+        addresses = checked_addresses(host, port, limits.allow_private, limits.resolve)
+    except TaskError as exc:
+        _POLICY.refused.append(exc)
+        raise OSError(errno.EACCES, str(exc)) from None
+    error: OSError | None = None
+    for ip in addresses:
+        try:
+            return _ORIGINAL_CONNECT((ip, port), *args, **kwargs)
+        except OSError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
+if _ORIGINAL_CONNECT is not None:
+    # yt-dlp's urllib handler (the one installed with Trax) opens every socket through this module-level name;
+    # TLS still verifies the host name, which http.client passes separately.
+    ytdlp_urllib.create_connection = _pinned_connection
+
+
+@contextmanager
+def _policy(limits: YtdlpLimits) -> Iterator[list[TaskError]]:
+    """Apply `limits`' connection policy to the yt-dlp calls made inside, on this thread; yields the refusals."""
+    _POLICY.limits, _POLICY.refused = limits, []
+    try:
+        yield _POLICY.refused
+    finally:
+        _POLICY.limits = None
 
 
 class QuietLogger:
@@ -85,12 +147,13 @@ def base_options(limits: YtdlpLimits) -> dict[str, Any]:
 
 def extract_metadata(url: str, limits: YtdlpLimits) -> dict[str, Any]:
     """The JSON-safe info dict of a single item (`extract_info(download=False)` + `sanitize_info`)."""
-    try:
-        with yt_dlp.YoutubeDL(base_options(limits)) as ydl:
-            info = ydl.extract_info(url, download=False)
-            clean = ydl.sanitize_info(info)
-    except YoutubeDLError as exc:
-        raise translate_error(exc, url) from None
+    with _policy(limits) as refused:
+        try:
+            with yt_dlp.YoutubeDL(base_options(limits)) as ydl:
+                info = ydl.extract_info(url, download=False)
+                clean = ydl.sanitize_info(info)
+        except YoutubeDLError as exc:
+            raise (refused[0] if refused else translate_error(exc, url)) from None
     if not isinstance(clean, dict):
         raise PermanentError(f"yt-dlp found nothing to download at {url}")
     if clean.get("_type") in ("playlist", "multi_video"):
@@ -131,16 +194,17 @@ def download_audio(
     refused: list[TaskError] = []
     if check is not None:
         opts["match_filter"] = _media_url_filter(check, refused)
-    try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except TooLarge as exc:
-        _remove_partials(dest)
-        raise PermanentError(str(exc)) from None
-    except YoutubeDLError as exc:
-        if refused:
-            raise refused[0] from None
-        raise translate_error(exc, url) from None
+    with _policy(limits) as connects_refused:
+        try:
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                info = ydl.extract_info(url, download=True)
+        except TooLarge as exc:
+            _remove_partials(dest)
+            raise PermanentError(str(exc)) from None
+        except YoutubeDLError as exc:
+            if refused or connects_refused:
+                raise (refused + connects_refused)[0] from None
+            raise translate_error(exc, url) from None
     return _downloaded_path(info, dest, limits)
 
 

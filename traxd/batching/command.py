@@ -17,6 +17,7 @@ from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, model_options, open_store
 from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import PermanentError, UserError
 from traxd.handlers import Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
@@ -152,6 +153,9 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
                    monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
+    sweep_at_start(store, settings.tmp_dir, [output])
+    for scope, reason in run.lift_type_pauses().items():
+        reporter.message(f"note: {scope} tasks were paused ({reason}); this run tries them again")
     with _interrupts(run):
         _enqueue(run, files, root, output, options, reporter)
         if not run.interrupted:

@@ -7,7 +7,13 @@ from typing import Any
 
 from traxd.batching import jobs as jobviews
 from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
-from traxd.batching.result import BatchResult, failures, quality_metrics, speakers, warnings
+from traxd.batching.result import (
+    BatchResult,
+    failures,
+    quality_metrics,
+    speakers,
+    warnings,
+)
 from traxd.clock import Clock, SystemClock
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import default_type_limits
@@ -56,6 +62,20 @@ class BatchRun:
         return added
 
     # -- running --------------------------------------------------------------------------------
+    def lift_type_pauses(self) -> dict[str, str]:
+        """Lift the pauses of the types this run handles; returns {type: the reason it was paused}.
+
+        Type pauses come only from refused credentials (401/402/403). Starting a batch again is the user's
+        "try again": with a fixed key it finishes the inputs an earlier run left queued; with the same bad key
+        one unpaid request fails and the type pauses again, so the batch ends reporting them once more.
+        """
+        lifted = {}
+        for scope, control in self.store.controls().items():
+            if control.state is ControlState.PAUSED and scope in {t.value for t in self.registry.types()}:
+                self.store.set_control(scope, ControlState.RUNNING)
+                lifted[scope] = control.reason or "paused"
+        return lifted
+
     def begin(self) -> None:
         """Start the pool thread (a new Pool for every run, so a stopped run can be started again)."""
         self.interrupted, self.ended_at, self.error = False, None, None
@@ -175,7 +195,8 @@ class BatchRun:
         for t in sorted(waiting, key=lambda t: t.value):
             c = controls.get(t.value)
             if c is not None and c.state is ControlState.PAUSED:
-                reasons.append(f"{t.value} is paused: {c.reason}")
+                reasons.append(f"{t.value} is paused for this database: {c.reason}; fix it, then run the batch "
+                               "again to finish them (nothing already paid for is sent again)")  # fmt: skip
             elif t not in self.registry:
                 reasons.append(f"no {t.value} handler in this process")
         glob = controls.get("*")

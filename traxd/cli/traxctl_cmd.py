@@ -222,11 +222,17 @@ def add(
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
         queued = add_inputs(ingestor, inputs, target)
     for q in queued:
+        if q.task.state is TaskState.FAILED:
+            typer.echo(f"#{q.task.id} {'not queued' if q.created else 'already failed'}: {q.task.error_message}")
+            continue
         what = "queued" if q.created else f"already queued ({q.task.state.value})"
-        extra = f": {q.task.error_message}" if q.task.state is TaskState.FAILED else ""
-        typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}{extra}")
+        typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}")
     if not queued:
         typer.echo("nothing to queue (hidden, partial or empty inputs are skipped)")
+    rejected = sum(q.task.state is TaskState.FAILED for q in queued)
+    if rejected:
+        # The others are queued; the exit code still tells a script that not every input was taken.
+        raise fail(f"{rejected} of {len(queued)} input(s) not queued (see above; `traxctl retry ID` once fixed)")
 
 
 def _outbox(s: Any, outbox: Path | None) -> Path:
@@ -328,9 +334,15 @@ def retry(
 @one_line_errors
 def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Cancel a queued or running task (a running one stops at its next check)."""
-    with store_for(settings()) as store:
+    from traxd.daemon.scratch import remove_if_ended
+
+    s = settings()
+    with store_for(s) as store:
+        before = store.get(task_id)
         if not store.cancel(task_id):
-            raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
+            raise UserError(_why_not(before, task_id, "cancelled", "queued or running"))
+        if before is not None and before.state is TaskState.QUEUED:  # a running one's daemon removes it
+            remove_if_ended(store, s.tmp_dir, before.job_id, task_id)
     typer.echo(f"#{task_id} cancelled")
 
 

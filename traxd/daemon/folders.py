@@ -106,7 +106,10 @@ def remove_watch(settings: Settings, inbox: Path) -> WatchFolder:
 def write_watch(settings: Settings, folders: Sequence[WatchFolder]) -> None:
     """Rewrite the `watch` key of config.toml (other keys and comments kept), atomically and 0600."""
     path = config_path(settings)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a first `watch add` before anything else ran
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a first `watch add` creates the home
+    except OSError as exc:
+        raise UserError(f"cannot create the Trax home {path.parent}: {exc.strerror} (check TRAX_HOME)") from None
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
     items = tomlkit.array()
     for w in folders:

@@ -32,8 +32,12 @@ class Maintenance:
 
     def start(self) -> None:
         """Rescue dead predecessors at once, then keep going in the background."""
-        self.beat()
-        self.rescue()
+        try:
+            self.beat()
+            self.rescue()
+        except self.pool.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
+            if not self.pool.database_error(exc):
+                log.warning("maintenance_failed", error=str(exc).splitlines()[0][:300])
         self._thread = threading.Thread(target=self._loop, name="trax-maintenance", daemon=True)
         self._thread.start()
 
@@ -64,7 +68,8 @@ class Maintenance:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
             except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
-                log.warning("maintenance_failed", error=str(exc))
+                if not self.pool.database_error(exc):
+                    log.warning("maintenance_failed", error=str(exc))
 
     def beat(self) -> None:
         """Renew our leases and write the heartbeat row."""
@@ -76,6 +81,7 @@ class Maintenance:
             log.warning("lease_lost", task_ids=sorted(lost))
             pool.lease_lost(lost)
         pool.store.heartbeat(self._info(len(active)))
+        pool.database_ok()  # the heartbeat was a write
 
     def _info(self, active: int) -> WorkerInfo:
         pool = self.pool

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import queue
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
+from traxd.daemon import scratch
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
-from traxd.logging import get_logger
+from traxd.logging import alert, get_logger
 from traxd.queue.store import Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
 from traxd.types import (
@@ -124,6 +127,7 @@ class Pool:
         self._unsettled: list[Outcome] = []
         self._jobs: dict[int, Job | None] = {}
         self._db_backoff = 0.0
+        self._disk_full: str | None = None
         self.started_at = self.clock.now()
         self.maintenance = Maintenance(self)
 
@@ -192,8 +196,35 @@ class Pool:
     def _db_outage(self, exc: BaseException) -> None:
         """The database is unreachable: keep unsettled outcomes, back off, and try again (the pool reconnects)."""
         self._db_backoff = min(self.config.db_retry_max_seconds, max(0.25, self._db_backoff * 2))
-        log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
+        if not self.database_error(exc):
+            log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
         self._stop.wait(self._db_backoff)
+
+    def database_error(self, exc: BaseException) -> bool:
+        """A write failed: when the database's disk is full, pause claiming with the reason (said once); True then.
+
+        Claims are what make writes (and paid results need a checkpoint), so nothing starts until a write works.
+        """
+        where = self.store.disk_full(exc)
+        if where is None:
+            return False
+        if self._disk_full is None:
+            free = shutil.disk_usage(where).free if Path(where).is_dir() else None
+            self._disk_full = (f"the database disk is full: No space left on device in {where}"
+                               + (f" ({free / 1e6:.1f} MB free)" if free is not None else "")
+                               + "; no task starts until space is freed, Trax retries on its own")  # fmt: skip
+            log.error("database_disk_full", reason=self._disk_full)
+            alert(self._disk_full)
+        self.stats.paused_reason = self._disk_full
+        return True
+
+    def database_ok(self) -> None:
+        """A write worked again: lift a disk-full pause."""
+        if self._disk_full is not None:
+            self._disk_full = None
+            log.warning("database_writable_again")
+            alert("the database is writable again: claiming resumes")
+            self._wake.set()
 
     def _round(self, executor: ThreadPoolExecutor, claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
@@ -213,7 +244,9 @@ class Pool:
         """Which types to claim and how many: free slots, type limits, pauses, resource gate."""
         pausing = {d.pause_scope for d in decisions if d.pause_scope}
         types = [t for t in self._claimable_types() if t.value not in pausing]
-        limit = self._claim_limit(types) if types else 0
+        limit = self._claim_limit(types) if types and self._disk_full is None else 0
+        if self._disk_full is not None:
+            self.stats.paused_reason = self._disk_full
         if limit > 0 and self.gate is not None and (reason := self.gate()):
             self.stats.paused_reason = reason
             limit = 0
@@ -233,7 +266,17 @@ class Pool:
             self._finish(o, took)
         for o, d, took in zip(failed, decisions, ex.failed):
             self._finished_failure(o, d, took)
+        ending = [o for (o, succ), took in zip(done, ex.done) if not succ or not took]
+        ending += [o for o, d, took in zip(failed, decisions, ex.failed) if d.state.terminal or not took]
+        self._remove_scratch(ending)
         return ex.claimed
+
+    def _remove_scratch(self, outcomes: list[Outcome]) -> None:
+        """Chunk folders of jobs that have just ended in any state (a lost lease may be a cancel) go now."""
+        if self.settings is None:
+            return
+        for o in outcomes:
+            scratch.remove_if_ended(self.store, self.settings.tmp_dir, o.task.job_id, o.task.id)
 
     def _linger(self, seconds: float = 0.002) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
@@ -307,7 +350,7 @@ class Pool:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
         work_dir = None
         if self.settings is not None:
-            work_dir = self.settings.tmp_dir / (f"job-{task.job_id}" if task.job_id is not None else f"task-{task.id}")
+            work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint,
                            voices=self._voices.prints)  # fmt: skip
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,6 +23,7 @@ from traxd.config import (
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
 from traxd.ingest.enqueue import Ingestor
@@ -50,22 +49,6 @@ def reset_stop_request(store: Store) -> None:
     if glob is not None and glob.state is ControlState.STOPPING:
         store.set_control(GLOBAL_SCOPE, ControlState.RUNNING, None)
         log.info("stop_request_cleared")
-
-
-def clean_scratch(store: Store, scratch: Path) -> int:
-    """Remove scratch folders of jobs and tasks that will not run again."""
-    removed = 0
-    if not scratch.is_dir():
-        return 0
-    for entry in scratch.iterdir():
-        kind, _, ident = entry.name.partition("-")
-        if not entry.is_dir() or not ident.isdigit() or kind not in ("job", "task"):
-            continue
-        tasks = store.tasks_of_job(int(ident)) if kind == "job" else [t for t in [store.get(int(ident))] if t]
-        if all(t.state.terminal for t in tasks):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
-    return removed
 
 
 @dataclass
@@ -219,7 +202,7 @@ def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any])
 def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:
     reset_stop_request(store)
     reap_orphans(settings.tmp_dir)
-    clean_scratch(store, settings.tmp_dir)
+    sweep_at_start(store, settings.tmp_dir, [w.outbox for w in settings.watch])
     pool = build_pool(settings, store)
     watcher = build_watcher(settings, store, pool, overrides)
     signals = _Signals(pool)

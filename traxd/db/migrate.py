@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, exc, text
 
-from alembic import command
+if TYPE_CHECKING:
+    from alembic.config import Config
 
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*["\']?([\w.-]+|None)["\']?', re.MULTILINE)
 _HERE = Path(__file__).resolve().parent
 
 
@@ -24,6 +25,8 @@ def script_location() -> Path:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic Config bound to this engine's URL and our migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
@@ -31,7 +34,14 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to head in one transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL)."""
+    """Bring the schema to head in one transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL).
+
+    A database already at head costs one SELECT: Alembic (~half a second of imports) loads only to migrate.
+    """
+    if stored_revision(engine) == shipped_head():
+        return
+    from alembic import command
+
     cfg = alembic_config(engine)
     if current_revision(engine) == head_revision(cfg):
         return
@@ -45,10 +55,35 @@ def upgrade(engine: Engine) -> None:
 
 def head_revision(cfg: Config) -> str | None:
     """The newest revision shipped with this version of Trax."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None when empty)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect().execution_options(trax_read=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def shipped_head() -> str | None:
+    """The head revision, read from the migration files' `revision`/`down_revision` lines (no Alembic import)."""
+    revisions, parents = set(), set()
+    for path in (script_location() / "versions").glob("*.py"):
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
+        revisions.add(found.get("revision"))
+        parents.add(found.get("down_revision"))
+    heads = revisions - parents - {None}
+    return heads.pop() if len(heads) == 1 else None  # several heads: let Alembic decide (and complain)
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision in alembic_version, or None when the table is missing or holds several rows."""
+    try:
+        with engine.connect().execution_options(trax_read=True) as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    except exc.DBAPIError:
+        return None
+    return rows[0][0] if len(rows) == 1 else None

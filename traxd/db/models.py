@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Float,
     ForeignKey,
     Index,
@@ -125,6 +126,21 @@ class WorkerRow(Base):
     slots: Mapped[int] = mapped_column(Integer, default=0)
     rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
     cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class IngestedFileRow(Base):
+    """A file an inbox scan has queued, with the stamp it had: a restart skips it unless the stamp changed."""
+
+    __tablename__ = "ingested_files"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)  # "" when the inboxes are shared storage
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    outbox: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seen_at: Mapped[float] = mapped_column(Float)
 
 
 class TranscriptRow(Base):

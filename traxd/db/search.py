@@ -84,7 +84,7 @@ _SELECT = ("t.name, t.source, t.json_path, s.start_sec, s.end_sec, s.speaker, t.
 # CANDIDATES newest matches (rowid / id order, which the engines walk without sorting) are ranked, and the best
 # `limit` of those kept: exact for any query with fewer matches, "best of the newest" beyond. Joins and snippets
 # run for the returned rows only; filters need the joins inside, so they are added there only when given.
-CANDIDATES = 2000
+CANDIDATES = 1000
 _FTS = "transcript_segments_fts"
 _SQLITE_SQL = (
     f"SELECT {_SELECT}, snippet({_FTS}, 0, :open, :close, '…', {{tokens}}) AS snip, best.score AS score FROM ("

@@ -9,8 +9,8 @@ from typing import Any
 
 from traxd.errors import PermanentError
 from traxd.handlers.registry import TaskContext
-from traxd.types import TaskType
 from traxd.models_table import LOCAL, ModelInfo, model_info
+from traxd.types import TaskType
 
 DEFAULT_LOCAL_MODEL = "base"
 

@@ -75,6 +75,7 @@ def _via_ytdlp(ctx: TaskContext, url: str, folder: Path) -> dict[str, Any]:
         timeout=s.download_timeout_seconds,
         max_bytes=int(s.max_download_mb * 1024 * 1024),
         ffmpeg_dir=ytdlp.ffmpeg_dir(Path(s.tmp_dir)),
+        allow_private=s.allow_private_urls,
     )
     allow = s.allow_private_urls
     path = ytdlp.download_audio(

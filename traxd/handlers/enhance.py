@@ -79,7 +79,8 @@ def _enhance_chunks(ctx: TaskContext, client: DeepSeek, chunks: list[str], state
             verdict = enhance.Check(False, verdict.similarity, verdict.length_ratio, "the reply was cut off")
         state["done"][str(index)] = {"text": text if verdict.accepted else None, "similarity": verdict.similarity,
                                      "accepted": verdict.accepted, "reason": verdict.reason}  # fmt: skip
-        ctx.checkpoint(state, paid=True)
+        if not ctx.checkpoint(state, paid=True):
+            raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
 
 
 def _verdict(

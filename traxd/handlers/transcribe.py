@@ -11,8 +11,21 @@ from typing import Any, Protocol
 
 from traxd import outputs, pipelines, quality
 from traxd.adapters import ffmpeg
-from traxd.errors import ModelGoneError, PayloadTooLargeError, PermanentError, RetryableError
-from traxd.handlers.common import backend, model_caps, model_name, option, output_dir, own_model, work_dir
+from traxd.errors import (
+    ModelGoneError,
+    PayloadTooLargeError,
+    PermanentError,
+    RetryableError,
+)
+from traxd.handlers.common import (
+    backend,
+    model_caps,
+    model_name,
+    option,
+    output_dir,
+    own_model,
+    work_dir,
+)
 from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
@@ -122,8 +135,7 @@ def _run_chunks(
             raise RetryableError(f"stopped before chunk {i + 1} of {len(chunks)}")
         prompt = prompt_tail(done[str(i - 1)]["text"]) if str(i - 1) in done else None
         done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
-        if len(done) == len(chunks):
-            _choose_name(ctx, payload, state)  # saved with the last chunk: one write fewer per file
+        # Saved before anything touches the output folder: a full disk there must not cost a paid chunk.
         if not ctx.checkpoint(state, paid=True):
             raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
         log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
@@ -261,16 +273,15 @@ def _name(ctx: TaskContext, payload: dict[str, Any]) -> str:
 
 
 def _choose_name(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> bool:
-    """Reserve the output name once per job (kept in the checkpoint, so re-runs overwrite their own files)."""
-    if state.get("output_base"):
-        return False
-    owner = _owner(ctx, payload)
-    state["output_base"] = outputs.choose_base(output_dir(ctx, payload), _name(ctx, payload), owner)
-    return True
+    """Reserve the output name (the checkpointed one while it is still ours, so re-runs overwrite their own files)."""
+    owner, chosen = _owner(ctx, payload), state.get("output_base")
+    base = outputs.choose_base(output_dir(ctx, payload), _name(ctx, payload), owner, prefer=chosen)
+    state["output_base"] = base
+    return base != chosen
 
 
 def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
-    """Choose the output name once per job (checkpointed), write the files, drop the scratch; the result."""
+    """Reserve the output name (checkpointed), write the files, drop the scratch; the result."""
     folder = output_dir(ctx, payload)
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)

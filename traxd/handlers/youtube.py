@@ -24,7 +24,7 @@ def handle_youtube(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
         raise PermanentError("YOUTUBE task has no url in its payload")
     s = ctx.settings
     check_url(url, s.allow_private_urls)
-    info = ytdlp.extract_metadata(url, ytdlp.YtdlpLimits(timeout=s.download_timeout_seconds))
+    info = ytdlp.extract_metadata(url, ytdlp.YtdlpLimits(timeout=s.download_timeout_seconds, allow_private=s.allow_private_urls))
     meta_path = output_path(ctx, ".meta.json")
     write_text_atomic(meta_path, json.dumps(_trimmed(info), indent=2, ensure_ascii=False, default=str) + "\n")
     summary = {key: info.get(key) for key in SUMMARY_KEYS if info.get(key) is not None}

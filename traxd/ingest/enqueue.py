@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from traxd.errors import UserError
-from traxd.ingest.scan import is_url_file, sha256_file
+from traxd.ingest.scan import Stamp, is_url_file, sha256_file
 from traxd.logging import get_logger
 from traxd.queue.store import Store
-from traxd.types import PRIORITY_NORMAL, NewJob, NewTask, Task, TaskType
+from traxd.types import PRIORITY_NORMAL, IngestedFile, NewJob, NewTask, Task, TaskType
 from traxd.urls import classify_url, parse_url_file
 
 log = get_logger("ingest")
@@ -60,8 +60,11 @@ class Ingestor:
         _job, tasks, created = self.store.create_job(job, [first])
         return [self._done(Queued(str(path), tasks[0], created), "file_ingested", sha256=sha)]
 
-    def ingest_files(self, files: Sequence[tuple[Path, Path, str]]) -> list[Queued]:
-        """Many hashed media files (path, outbox, sha256) in one transaction: the watcher's bulk path."""
+    def ingest_files(self, files: Sequence[tuple[Path, Path, str]], stamps: Sequence[Stamp] = ()) -> list[Queued]:
+        """Many hashed media files (path, outbox, sha256) in one transaction: the watcher's bulk path.
+
+        With `stamps` (one per file) the files are remembered in that transaction, so a restart skips them.
+        """
         items = []
         for path, outbox, sha in files:
             job = NewJob(source=str(path), name=path.stem, output_dir=str(outbox), group=self.group,
@@ -69,9 +72,22 @@ class Ingestor:
             task = NewTask(TaskType.PREPROCESS, {"path": str(path), "sha256": sha}, priority=self.priority,
                            dedupe_key=f"file:{sha}:{outbox}", affinity=self.affinity)  # fmt: skip
             items.append((job, task))
-        results = self.store.create_jobs(items)
+        known = [self._file(path, outbox, stamp, sha) for (path, outbox, sha), stamp in zip(files, stamps)]
+        results = self.store.create_jobs(items, known)
         return [self._done(Queued(str(path), task, created), "file_ingested", sha256=sha)
                 for (path, _, sha), (_job, task, created) in zip(files, results)]  # fmt: skip
+
+    def remember(self, path: Path, outbox: Path, stamp: Stamp) -> None:
+        """Remember a file queued on its own (a URL file) with the stamp it had."""
+        self.store.remember_files([self._file(path, outbox, stamp, None)])
+
+    def remembered(self) -> dict[Path, tuple[Path, Stamp]]:
+        """path -> (outbox, stamp) of every inbox file this host has queued before."""
+        return {Path(f.path): (Path(f.outbox), Stamp(f.size, f.mtime_ns, f.inode))
+                for f in self.store.ingested_files(self.affinity or "")}  # fmt: skip
+
+    def _file(self, path: Path, outbox: Path, stamp: Stamp, sha: str | None) -> IngestedFile:
+        return IngestedFile(self.affinity or "", str(path), str(outbox), stamp.size, stamp.mtime_ns, stamp.ino, sha)
 
     def ingest_url(self, url: str, outbox: Path, origin: str | None = None) -> Queued:
         """One URL -> a YOUTUBE or DOWNLOAD job; another scheme -> a job whose task failed with the reason."""

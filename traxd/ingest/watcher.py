@@ -119,6 +119,7 @@ class Watcher:
 
     def start(self) -> None:
         """Scan every inbox now and keep watching on a background thread."""
+        self.load_remembered()
         self._thread = threading.Thread(target=self._run, name="trax-watcher", daemon=True)
         self._thread.start()
 
@@ -135,11 +136,30 @@ class Watcher:
         """`--drain`: scan every inbox once and ingest whatever settles, without observers."""
         limit = max_wait if max_wait is not None else self.settler.settle_seconds * 5 + 10
         deadline = time.monotonic() + limit
+        self.load_remembered()
         self.rescan()
         while len(self.settler) and time.monotonic() < deadline and not self._stop.is_set():
             self._ingest_ready()
             self._stop.wait(max(self.tick_seconds, self.settler.next_due() or 0.0))
         self._ingest_ready()
+
+    def load_remembered(self) -> int:
+        """Files queued before (by an earlier run) count as seen while their stamp and outbox are unchanged:
+        a restart neither waits for them to settle nor reads them again. Returns how many were loaded."""
+        try:
+            known = self.ingestor.remembered()
+        except Exception as exc:  # noqa: BLE001 - without the list every file is hashed again: slower, not wrong
+            log.warning("remembered_files_unreadable", error=str(exc))
+            return 0
+        outboxes = {i.root: i.outbox for i in self.inboxes}
+        loaded = 0
+        for path, (outbox, stamp) in known.items():
+            inbox = self._inbox_of(path)
+            if inbox is not None and Path(os.path.realpath(outbox)) == outboxes[inbox.root]:
+                self._seen.setdefault(path, stamp)
+                loaded += 1
+        log.info("remembered_files_loaded", files=loaded)
+        return loaded
 
     # -- the supervisor loop --------------------------------------------------------------------
     def _run(self) -> None:
@@ -282,6 +302,7 @@ class Watcher:
             return None
         if is_url_file(path):
             self.ingestor.ingest_path(path, inbox.outbox)
+            self.ingestor.remember(path, inbox.outbox, before)
             self._seen[path] = before
             return None
         try:
@@ -302,7 +323,7 @@ class Watcher:
         if not batch:
             return
         try:
-            self.ingestor.ingest_files([(p, o, sha) for p, o, sha, _ in batch])
+            self.ingestor.ingest_files([(p, o, sha) for p, o, sha, _ in batch], [stamp for *_, stamp in batch])
         except Exception as exc:  # noqa: BLE001 - nothing was written: the files wait and are tried again
             log.warning("ingest_failed", files=len(batch), error=str(exc))
             for path, *_ in batch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 from traxd.clock import Clock, SystemClock
 from traxd.db import search as archive
 from traxd.db.engine import READ_ONLY, paid_transaction
-from traxd.db.models import ControlRow, JobRow, TaskRow, WorkerRow
+from traxd.db.models import ControlRow, IngestedFileRow, JobRow, TaskRow, WorkerRow
 from traxd.queue import dialects, hotpath
 from traxd.queue.transitions import WORKER_LOST, Decision
 from traxd.searchquery import Node
@@ -22,6 +23,7 @@ from traxd.types import (
     GLOBAL_SCOPE,
     Control,
     ControlState,
+    IngestedFile,
     Job,
     Lease,
     NewJob,
@@ -38,11 +40,15 @@ T = TaskRow.__table__
 J = JobRow.__table__
 C = ControlRow.__table__
 W = WorkerRow.__table__
+F = IngestedFileRow.__table__
+FILE_COLUMNS = ["outbox", "size", "mtime_ns", "inode", "sha256", "seen_at"]
 
 # Errors that mean "the database cannot be reached or is busy right now": the pool backs off and retries.
 # The hot path talks to the driver directly, so its own OperationalError/InterfaceError count too (Store.unavailable).
 SA_UNAVAILABLE: tuple[type[BaseException], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
+SQLITE_FULL = 13  # "database or disk is full"
+PG_DISK_FULL = "53100"
 QUEUED = TaskState.QUEUED.value
 RUNNING = TaskState.RUNNING.value
 FINISHED_BADLY = [TaskState.FAILED.value, TaskState.CANCELLED.value]
@@ -92,6 +98,15 @@ class Store:
         self.unavailable: tuple[type[BaseException], ...] = SA_UNAVAILABLE + tuple(
             getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if hasattr(dbapi, name)
         )
+
+    def disk_full(self, exc: BaseException) -> str | None:
+        """Where the database ran out of space, when `exc` says so (SQLITE_FULL, PostgreSQL's disk_full)."""
+        orig = getattr(exc, "orig", exc)
+        if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+            return str(Path(self.engine.url.database or ".").resolve().parent)
+        if getattr(orig, "sqlstate", None) == PG_DISK_FULL or getattr(orig, "pgcode", None) == PG_DISK_FULL:
+            return f"the PostgreSQL server {self.engine.url.host}"
+        return None
 
     # -- transactions -------------------------------------------------------------------------
     def _write(self) -> Any:
@@ -155,12 +170,35 @@ class Store:
         with self._write() as conn:
             return self._create_job_in(conn, job, first, self.clock.now())
 
-    def create_jobs(self, items: Sequence[tuple[NewJob, NewTask]]) -> list[tuple[Job, Task, bool]]:
-        """Many one-task jobs in one transaction (bulk ingest); an item whose dedupe key exists returns that task."""
+    def create_jobs(
+        self, items: Sequence[tuple[NewJob, NewTask]], files: Sequence[IngestedFile] = ()
+    ) -> list[tuple[Job, Task, bool]]:
+        """Many one-task jobs in one transaction (bulk ingest); an item whose dedupe key exists returns that task.
+
+        `files` (the inbox files behind the items) are remembered in the same transaction.
+        """
         now = self.clock.now()
         with self._write() as conn:
             made = [self._create_job_in(conn, job, [task], now) for job, task in items]
+            self._remember_in(conn, files, now)
         return [(job, tasks[0], created) for job, tasks, created in made]
+
+    def remember_files(self, files: Sequence[IngestedFile]) -> None:
+        """Remember inbox files as ingested with their current stamp (URL files, queued one by one)."""
+        with self._write() as conn:
+            self._remember_in(conn, files, self.clock.now())
+
+    def _remember_in(self, conn: Connection, files: Sequence[IngestedFile], now: float) -> None:
+        for start in range(0, len(files), 500):
+            rows = [{"host": f.host, "path": f.path, "outbox": f.outbox, "size": f.size, "mtime_ns": f.mtime_ns,
+                     "inode": f.inode, "sha256": f.sha256, "seen_at": now} for f in files[start : start + 500]]  # fmt: skip
+            conn.execute(self.dialect.upsert(F, rows, ["host", "path"], FILE_COLUMNS))
+
+    def ingested_files(self, host: str) -> list[IngestedFile]:
+        """Every remembered inbox file of this host ("" = shared storage)."""
+        cols = [F.c.host, F.c.path, F.c.outbox, F.c.size, F.c.mtime_ns, F.c.inode, F.c.sha256]
+        with self._read() as conn:
+            return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host))]
 
     def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
         """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
@@ -370,6 +408,13 @@ class Store:
         """Every task a job spawned, oldest first."""
         with self._read() as conn:
             return [to_task(r) for r in conn.execute(select(T).where(T.c.job_id == job_id).order_by(T.c.id))]
+
+    def output_dirs_of_running(self) -> list[str]:
+        """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
+        running = select(T.c.job_id).where(T.c.state == RUNNING)
+        stmt = select(J.c.output_dir).where(J.c.id.in_(running), J.c.output_dir.is_not(None)).distinct()
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(stmt)]
 
     def list_tasks(
         self, state: TaskState | None = None, limit: int = 100, group: str | None = None
