@@ -42,7 +42,7 @@ TARGETS: dict[str, list[str]] = {
     "traxd/queue/hotpath.py": QUEUE_TESTS,
     "traxd/queue/dialects.py": [*QUEUE_TESTS, "tests/test_bad_database.py"],
     "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py", "tests/test_subtitles.py",
-                         "tests/test_speakers.py", "tests/test_search.py"],
+                         "tests/test_speakers.py", "tests/test_search.py", "tests/test_disk_full.py"],
 }
 # Code only PostgreSQL runs: a SQLite run cannot judge it (the PostgreSQL suite in .ci/run covers it).
 POSTGRES_ONLY = {"PostgresHotPath", "PostgresDialect"}
