@@ -190,3 +190,24 @@ def Outcome_of(task_type: TaskType) -> Any:  # noqa: N802 - a tiny factory
     task = Task(1, task_type, {}, TaskState.RUNNING, 6, 1, 3, 0.0, "o", 1.0, None, None, [], None, None, None,
                 0.0, 0.0, 0.0, None)  # fmt: skip
     return Outcome(task, {})
+
+
+def test_a_stop_request_never_waits_for_a_lock_the_interrupted_thread_may_hold(store: Store) -> None:
+    """Signal handlers call request_stop between two bytecodes of the main thread, which can then be inside the
+    dispatcher's own Event wait, holding that Event's lock. Taking that lock there hung a daemon on its second
+    signal (seen in CI), so the request must complete while another frame holds every lock the pool owns."""
+    store.enqueue(NewTask(T, {}))
+    pool = Pool(store, Registry({T: lambda c, p: {}}), PoolConfig(idle_seconds=0.01))
+    asked = threading.Event()
+
+    def handler_inside_a_wait() -> None:
+        with pool._wake._cond, pool._lock:  # what the interrupted main thread may hold at that moment
+            pool.request_stop(now=True)
+            asked.set()
+
+    thread = threading.Thread(target=handler_inside_a_wait, daemon=True)
+    thread.start()
+    assert asked.wait(10), "request_stop blocked on a lock held by the frame it interrupted"
+    thread.join(10)
+    stats = pool.run(drain=False)  # and the dispatcher honours it: it stops without claiming
+    assert stats.claimed == 0 and store.counts()["queued"] == 1

@@ -120,7 +120,7 @@ class Pool:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = False  # a plain flag, not an Event: request_stop runs in signal handlers
         self._stop_now = False
         self._controls: dict[str, Control] = {}
         self._controls_read = -1e9
@@ -154,10 +154,14 @@ class Pool:
         return max(1, min(self.config.slots, self.slot_limit()))
 
     def request_stop(self, now: bool = False) -> None:
-        """Stop claiming; with now=True do not wait for running tasks (signals call this)."""
+        """Stop claiming; with now=True do not wait for running tasks (signal handlers call this).
+
+        Plain assignments only: a handler runs between two bytecodes of the main thread, which may then hold an
+        Event's internal lock (inside its own wait), so an Event.set() here could deadlock the daemon. Every wait
+        of the dispatcher polls these flags at least every 50 ms.
+        """
         self._stop_now = self._stop_now or now
-        self._stop.set()
-        self._wake.set()
+        self._stopping = True
 
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
@@ -176,7 +180,7 @@ class Pool:
         while True:
             try:
                 state = self._control_state()
-                stopping = self._stop.is_set() or state is ControlState.STOPPING
+                stopping = self._stopping or state is ControlState.STOPPING
                 claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
                 if drain and not stopping and not claimed and self.active == 0 and self._drained():
                     return
@@ -198,7 +202,7 @@ class Pool:
         self._db_backoff = min(self.config.db_retry_max_seconds, max(0.25, self._db_backoff * 2))
         if not self.database_error(exc):
             log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
-        self._stop.wait(self._db_backoff)
+        self._pause(self._db_backoff)
 
     def database_error(self, exc: BaseException) -> bool:
         """A write failed: when the database's disk is full, pause claiming with the reason (said once); True then.
@@ -285,10 +289,16 @@ class Pool:
         while self._outcomes.qsize() < want and time.monotonic() < deadline:
             time.sleep(0.0002)
 
+    def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, cut short by a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.05, left))
+
     def _wait(self, seconds: float) -> None:
         """Sleep until an outcome arrives, someone wakes us, or `seconds` pass."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self._stop.is_set():
+        while time.monotonic() < deadline and not self._stopping:
             if not self._outcomes.empty() or self._wake.is_set():
                 break
             self._wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
