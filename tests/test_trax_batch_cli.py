@@ -86,7 +86,7 @@ def test_every_option_reaches_the_handlers(tmp_path: Path, env: Path, monkeypatc
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the openai backend: --model is an API model name
     folder = media(tmp_path / "in", "a.mp3", "deep/b.mp3")
     out_dir = tmp_path / "out"
-    code, _out, err = trax(str(folder), "--workers", "3", "--progress-interval", "0.5", "--memory-limit", "1024",
+    code, _out, err = trax(str(folder), "--workers", "3", "--progress-interval", "0.5", "--memory-limit", "16384",
                            "--cpu-limit", "80", "--model", "gpt-4o-transcribe", "--language", "DE", "--chunk-size",
                            "300", "--enhance", "--no-recursive", "--output", str(out_dir), "--word-timestamps")  # fmt: skip
     assert code == 0, err
