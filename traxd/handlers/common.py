@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from traxd.errors import PermanentError
+from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
 from traxd.models_table import LOCAL, ModelInfo, model_info
 from traxd.types import TaskType
+
+if TYPE_CHECKING:
+    from traxd.adapters.deepseek import DeepSeek
 
 DEFAULT_LOCAL_MODEL = "base"
 
@@ -97,3 +100,18 @@ def read_transcript(json_path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("segments"), list):
         raise PermanentError(f"transcript {json_path} has no segments")
     return doc
+
+
+def save_paid(ctx: TaskContext, state: dict[str, Any]) -> None:
+    """Checkpoint what was just paid for (synced to disk); a lost lease stops the task before it pays again."""
+    if not ctx.checkpoint(state, paid=True):
+        raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
+
+
+def deepseek_client(ctx: TaskContext) -> DeepSeek:
+    """The DeepSeek client of the task's settings (enhance, translate and summarize share it)."""
+    # Imported here: the SDK loads only when a task needs it.
+    from traxd.adapters.deepseek import DeepSeek
+
+    s = ctx.settings
+    return DeepSeek(s.deepseek_api_key, s.deepseek_base_url, s.enhance_model, s.api_timeout_seconds)

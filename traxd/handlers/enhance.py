@@ -15,7 +15,7 @@ from typing import Any
 from traxd import enhance
 from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import PermanentError, RetryableError
-from traxd.handlers.common import transcript_paths
+from traxd.handlers.common import deepseek_client, save_paid, transcript_paths
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.outputs import update_json, write_text_atomic
@@ -32,7 +32,7 @@ def handle_enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     chunks = enhance.split_chunks(original, s.enhance_chunk_chars) if original.strip() else []
     state = _resume_state(ctx, original)
     if chunks:
-        client = DeepSeek(s.deepseek_api_key, s.deepseek_base_url, s.enhance_model, s.api_timeout_seconds)
+        client = deepseek_client(ctx)
         _enhance_chunks(ctx, client, chunks, state)
     verdict = _verdict(original, chunks, state["done"], s.enhance_model, s.enhance_min_similarity)
     enhanced_path = json_path.with_name(json_path.name.removesuffix(".json") + ".enhanced.txt")
@@ -79,8 +79,7 @@ def _enhance_chunks(ctx: TaskContext, client: DeepSeek, chunks: list[str], state
             verdict = enhance.Check(False, verdict.similarity, verdict.length_ratio, "the reply was cut off")
         state["done"][str(index)] = {"text": text if verdict.accepted else None, "similarity": verdict.similarity,
                                      "accepted": verdict.accepted, "reason": verdict.reason}  # fmt: skip
-        if not ctx.checkpoint(state, paid=True):
-            raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
+        save_paid(ctx, state)
 
 
 def _verdict(

@@ -14,7 +14,13 @@ from typing import Any
 from traxd import outputs, summarize
 from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import BadAnswerError, RetryableError
-from traxd.handlers.common import read_transcript, setting, transcript_paths
+from traxd.handlers.common import (
+    deepseek_client,
+    read_transcript,
+    save_paid,
+    setting,
+    transcript_paths,
+)
 from traxd.handlers.registry import TaskContext
 from traxd.llmjson import chunk_segments
 from traxd.logging import get_logger
@@ -50,14 +56,13 @@ def _summarise(ctx: TaskContext, segments: list[dict[str, Any]]) -> dict[str, An
     chunks = chunk_segments(segments, int(setting(ctx, "summary_chunk_chars", DEFAULT_CHUNK_CHARS)))
     starts = summarize.real_starts(segments)
     state = _resume_state(ctx, segments, chunks)
-    s = ctx.settings
-    client = DeepSeek(s.deepseek_api_key, s.deepseek_base_url, s.enhance_model, s.api_timeout_seconds)
+    client = deepseek_client(ctx)
     parts: dict[str, Any] = state["parts"]
     for n, idxs in enumerate(chunks):
         if str(n) not in parts:
             messages = summarize.part_messages([segments[i] for i in idxs])
             parts[str(n)] = _ask(ctx, client, messages, starts, f"part {n + 1} of {len(chunks)}")
-            _save(ctx, state)
+            save_paid(ctx, state)
     if len(chunks) == 1:
         return parts["0"]
     if "final" not in state:
@@ -65,7 +70,7 @@ def _summarise(ctx: TaskContext, segments: list[dict[str, Any]]) -> dict[str, An
         final = _ask(ctx, client, summarize.combine_messages(pieces), starts, "the combined summary")
         final["dropped"] += sum(parts[str(n)]["dropped"] for n in range(len(chunks)))
         state["final"] = final
-        _save(ctx, state)
+        save_paid(ctx, state)
     return state["final"]
 
 
@@ -79,11 +84,6 @@ def _ask(ctx: TaskContext, client: DeepSeek, messages: list[dict[str, str]], sta
         return summarize.check_reply(reply.text, starts)
     except BadAnswerError as exc:
         raise BadAnswerError(f"{what}: {exc}") from None
-
-
-def _save(ctx: TaskContext, state: dict[str, Any]) -> None:
-    if not ctx.checkpoint(state, paid=True):
-        raise RetryableError("lost the lease on this task; stopping so no request is sent twice")
 
 
 def _resume_state(ctx: TaskContext, segments: list[dict[str, Any]], chunks: list[list[int]]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from traxd.handlers.common import (
     option,
     output_dir,
     own_model,
+    save_paid,
     work_dir,
 )
 from traxd.handlers.preprocess import chunk_seconds, prepare
@@ -136,8 +137,7 @@ def _run_chunks(
         prompt = prompt_tail(done[str(i - 1)]["text"]) if str(i - 1) in done else None
         done[str(i)] = _one_chunk(ctx, engine, chunk, i, prompt)
         # Saved before anything touches the output folder: a full disk there must not cost a paid chunk.
-        if not ctx.checkpoint(state, paid=True):
-            raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
+        save_paid(ctx, state)
         log.info("chunk_transcribed", task_id=ctx.task.id, chunk=i + 1, chunks=len(chunks))
 
 

@@ -15,7 +15,14 @@ from typing import Any
 from traxd import outputs, translate
 from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import BadAnswerError, RetryableError
-from traxd.handlers.common import option, read_transcript, setting, transcript_paths
+from traxd.handlers.common import (
+    deepseek_client,
+    option,
+    read_transcript,
+    save_paid,
+    setting,
+    transcript_paths,
+)
 from traxd.handlers.registry import TaskContext
 from traxd.llmjson import chunk_segments, max_tokens_for
 from traxd.logging import get_logger
@@ -33,7 +40,7 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
     targets = translate.parse_codes(option(ctx, "translate_to", "translate_to"))
     chunks = chunk_segments(segments, int(setting(ctx, "translate_chunk_chars", DEFAULT_CHUNK_CHARS)))
     state = _resume_state(ctx, segments, chunks)
-    client = _client(ctx) if segments and targets else None
+    client = deepseek_client(ctx) if segments and targets else None
     written: dict[str, dict[str, str]] = {}
     for code in targets:
         texts = _translate_all(ctx, client, code, segments, chunks, state) if client else []
@@ -43,11 +50,6 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
     current = read_transcript(json_path).get("translations") or {}
     outputs.update_json(json_path, {"translations": {**current, **record}})
     return {"json_path": str(json_path), "translations": record}
-
-
-def _client(ctx: TaskContext) -> DeepSeek:
-    s = ctx.settings
-    return DeepSeek(s.deepseek_api_key, s.deepseek_base_url, s.enhance_model, s.api_timeout_seconds)
 
 
 def _resume_state(ctx: TaskContext, segments: list[dict[str, Any]], chunks: list[list[int]]) -> dict[str, Any]:
@@ -80,8 +82,7 @@ def _translate_all(
             done[str(n)] = translate.check_reply(reply.text, items)
         except BadAnswerError as exc:
             raise BadAnswerError(f"chunk {n + 1} of {len(chunks)} to {code}: {exc}") from None
-        if not ctx.checkpoint(state, paid=True):
-            raise RetryableError("lost the lease on this task; stopping so no chunk is sent twice")
+        save_paid(ctx, state)
     return [t for n in range(len(chunks)) for t in done[str(n)]]
 
 
