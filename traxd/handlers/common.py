@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
-from traxd.models_table import LOCAL, ModelInfo, model_info
+from traxd.model_catalog import LOCAL, ModelInfo, model_info
 from traxd.types import TaskType
 
 if TYPE_CHECKING:
