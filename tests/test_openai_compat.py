@@ -4,17 +4,21 @@ Retry-After and the HTTP status recorded on the error (and on the Failure the qu
 
 from __future__ import annotations
 
+import random
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters.deepseek import DeepSeek
 from traxd.adapters.http_errors import retry_after
 from traxd.adapters.transcribe_openai import OpenAITranscriber
+from traxd.daemon.runner import run_task
+from traxd.dashboard.metrics import QueueCollector, render
 from traxd.enhance import build_messages
 from traxd.errors import (
     AuthError,
@@ -25,7 +29,11 @@ from traxd.errors import (
     TaskError,
     classify,
 )
-from traxd.types import ErrorKind
+from traxd.handlers.registry import TaskContext
+from traxd.queue.reads import Reader
+from traxd.queue.store import Store
+from traxd.queue.transitions import RetryPolicy, decide_failure
+from traxd.types import ErrorKind, NewTask, TaskType
 
 KEY = "sk-compat-test-key"
 MODEL_GONE = {"error": {"message": "The model `m` does not exist", "type": "invalid_request_error", "param": "model",
@@ -142,3 +150,30 @@ def test_retry_after_headers() -> None:
     assert retry_after({"retry-after-ms": "later", "retry-after": "9"}) == 9.0
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
     assert retry_after({"retry-after": "inf"}) is None and retry_after({"retry-after-ms": "nan"}) is None
+
+
+def test_the_status_reaches_the_error_history_and_the_metrics(server: FakeOpenAI, audio: Path, store: Store) -> None:
+    """The status the adapter saw is a field of the error history entry, and /metrics counts it from there: a status
+    mentioned only in a message's text (a handler's own words) is not an API error."""
+    calls = callers(server, audio)
+    runs: list[tuple[Callable[[], object], int | None]] = [(calls["deepseek"], 402), (calls["transcribe"], 503),
+                                                           (calls["deepseek"], 503), (lambda: _own_words(), None)]
+    for call, status in runs:
+        if status is not None:
+            server.fail_next(status)
+        store.enqueue(NewTask(TaskType.ENHANCE, {}, max_retries=5))
+        (task,) = store.claim("me", 1, 60)
+        outcome = run_task(lambda ctx, payload, call=call: call(), TaskContext(task))  # type: ignore[misc]
+        assert outcome.failure is not None and outcome.failure.http_status == status
+        decision = decide_failure(task, outcome.failure, store.clock.now(), RetryPolicy(), random.Random())
+        assert store.apply(task.lease, decision, outcome.failure.error_type)
+        assert store.get(task.id).errors[-1].get("http_status") == status  # type: ignore[union-attr]
+    mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
+    text = render(QueueCollector(lambda: Reader(store.engine.raw_connection(), mark), dict)).decode()
+    api = {s.labels["status"]: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+           if s.name == "trax_api_errors_total"}  # fmt: skip
+    assert api == {"402": 1, "503": 2}
+
+
+def _own_words() -> None:
+    raise RetryableError("HTTP 500 from a proxy, as a handler words it")
