@@ -19,7 +19,7 @@ from traxd.config import Settings, load_settings
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
-from traxd.models_table import ModelInfo, model_info, model_warning, piece_seconds
+from traxd.model_catalog import ModelInfo, model_info, model_warning, piece_seconds
 
 
 @pytest.fixture

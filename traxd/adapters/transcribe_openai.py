@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.adapters.openai_compat import Api, Service
-from traxd.models_table import REPLACEMENT, ModelInfo, model_info
+from traxd.model_catalog import REPLACEMENT, ModelInfo, model_info
 from traxd.timeline import assign_words, word
 
 SERVICE = Service("the transcription server", "OPENAI_API_KEY", "TRAX_TRANSCRIBE_MODEL", REPLACEMENT)
