@@ -31,5 +31,5 @@ def output_path(ctx: TaskContext, suffix: str) -> Path:
 
 
 def _default_outbox(ctx: TaskContext) -> Path:
-    watch = getattr(ctx.settings, "watch", ())
+    watch = ctx.settings.watch
     return Path(watch[0].outbox) if watch else work_dir(ctx)
