@@ -10,7 +10,7 @@ import pytest
 from tests.fakes import media
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError, RetryableError
-from traxd.models_table import MAX_UPLOAD_BYTES
+from traxd.model_catalog import MAX_UPLOAD_BYTES
 
 
 def test_probe_reads_audio_and_video(tmp_path: Path) -> None:

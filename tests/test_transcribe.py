@@ -25,7 +25,7 @@ from traxd.errors import (
 )
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
-from traxd.models_table import ModelInfo, model_info, model_warning, piece_seconds
+from traxd.model_catalog import ModelInfo, model_info, model_warning, piece_seconds
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from traxd.errors import (
     RetryableError,
     TaskError,
 )
-from traxd.models_table import REPLACEMENT, ModelInfo, model_info
+from traxd.model_catalog import REPLACEMENT, ModelInfo, model_info
 from traxd.timeline import assign_words, word
 
 MIME = {".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".webm": "audio/webm"}

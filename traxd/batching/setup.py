@@ -13,7 +13,7 @@ from traxd.config import Settings, load_settings, with_changes
 from traxd.db.engine import open_engine, sqlite_path
 from traxd.db.migrate import upgrade
 from traxd.errors import UsageError, UserError
-from traxd.models_table import MODELS, is_api_model
+from traxd.model_catalog import MODELS, is_api_model
 from traxd.queue.store import Store
 
 

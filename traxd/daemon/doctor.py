@@ -14,7 +14,7 @@ from traxd.daemon.folders import config_path, fs_type, is_network_fs
 from traxd.daemon.home import lock_holder
 from traxd.db.engine import open_engine, sqlite_path
 from traxd.errors import UserError
-from traxd.models_table import model_info, model_warning
+from traxd.model_catalog import model_info, model_warning
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -54,7 +54,7 @@ def check_backend(s: Settings) -> Check:
 
 
 def check_model(s: Settings, today: dt.date | None = None) -> Check:
-    """Warn ahead of the configured model's announced shutdown (traxd.models_table knows the dates)."""
+    """Warn ahead of the configured model's announced shutdown (traxd.model_catalog knows the dates)."""
     if s.effective_backend != "openai":
         return check_local_model(s)
     when = today or dt.date.today()

@@ -16,7 +16,7 @@ from typing import Any
 from traxd.batching.jobs import JobView, fold, snapshot, work
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.errors import UsageError
-from traxd.models_table import model_warning
+from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
 from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
-from traxd.models_table import LOCAL, ModelInfo, model_info
+from traxd.model_catalog import LOCAL, ModelInfo, model_info
 from traxd.types import TaskType
 
 if TYPE_CHECKING:
@@ -64,6 +64,13 @@ def output_dir(ctx: TaskContext, payload: dict[str, Any]) -> Path:
         return Path(str(payload["output_dir"]))
     watch = ctx.settings.watch
     return watch[0].outbox if watch else ctx.settings.home / "outbox"
+
+
+def output_name(ctx: TaskContext, payload: dict[str, Any]) -> str:
+    """The name the job's outputs are called after (sanitised by `outputs`): the job's, else the input file's stem."""
+    if ctx.job is not None and ctx.job.name:
+        return ctx.job.name
+    return Path(str(payload.get("path") or f"task-{ctx.task.id}")).stem
 
 
 def transcript_paths(payload: dict[str, Any], stage: TaskType) -> tuple[Path, Path]:

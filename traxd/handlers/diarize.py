@@ -20,7 +20,7 @@ from traxd.errors import PermanentError
 from traxd.handlers.common import option, work_dir
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
-from traxd.models_table import model_info
+from traxd.model_catalog import model_info
 from traxd.speakers import Diarization, Turn
 
 log = get_logger("diarize")

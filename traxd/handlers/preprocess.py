@@ -10,7 +10,7 @@ from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
 from traxd.handlers.common import backend, model_caps, option, work_dir
 from traxd.handlers.registry import TaskContext
-from traxd.models_table import piece_seconds
+from traxd.model_catalog import piece_seconds
 
 
 def chunk_seconds(ctx: TaskContext) -> float:
