@@ -20,7 +20,6 @@ from traxd.handlers.common import (
     option,
     read_transcript,
     save_paid,
-    setting,
     transcript_paths,
 )
 from traxd.handlers.registry import TaskContext
@@ -29,7 +28,6 @@ from traxd.logging import get_logger
 from traxd.types import TaskType
 
 log = get_logger("translate")
-DEFAULT_CHUNK_CHARS = 4000
 
 
 def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +35,8 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
     json_path, _ = transcript_paths(payload, TaskType.TRANSLATE)
     doc = read_transcript(json_path)
     segments = [s for s in doc["segments"] if isinstance(s, dict) and str(s.get("text") or "").strip()]
-    targets = translate.parse_codes(option(ctx, "translate_to", "translate_to"))
-    chunks = chunk_segments(segments, int(setting(ctx, "translate_chunk_chars", DEFAULT_CHUNK_CHARS)))
+    targets = translate.parse_codes(option(ctx, "translate_to", ctx.settings.translate_to))
+    chunks = chunk_segments(segments, ctx.settings.translate_chunk_chars)
     state = _resume_state(ctx, segments, chunks)
     client = deepseek_client(ctx) if segments and targets else None
     written: dict[str, dict[str, str]] = {}
@@ -46,7 +44,7 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
         texts = _translate_all(ctx, client, code, segments, chunks, state) if client else []
         written[code] = _write(json_path, code, segments, texts)
         log.info("translation_written", task_id=ctx.task.id, language=code, segments=len(texts))
-    record = {code: {**paths, "model": setting(ctx, "enhance_model")} for code, paths in written.items()}
+    record = {code: {**paths, "model": ctx.settings.enhance_model} for code, paths in written.items()}
     current = read_transcript(json_path).get("translations") or {}
     outputs.update_json(json_path, {"translations": {**current, **record}})
     return {"json_path": str(json_path), "translations": record}
