@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters.deepseek import DeepSeek
-from traxd.enhance import SYSTEM_PROMPT, build_messages
+from traxd.enhance_prompt import SYSTEM_PROMPT, build_messages
 from traxd.errors import AuthError
 
 KEY = "sk-deepseek-test-key"

@@ -19,7 +19,7 @@ from traxd.adapters.http_errors import retry_after
 from traxd.adapters.transcribe_openai import OpenAITranscriber
 from traxd.daemon.runner import run_task
 from traxd.dashboard.metrics import QueueCollector, render
-from traxd.enhance import build_messages
+from traxd.enhance_prompt import build_messages
 from traxd.errors import (
     AuthError,
     ModelGoneError,
