@@ -9,7 +9,10 @@ the scratch gone when the job ends) and what every other target does without a k
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +132,29 @@ def test_pipeline_translates_to_english_with_whisper_and_removes_the_scratch(tmp
     assert {"Front_Center.en.srt", "Front_Center.en.vtt", "Front_Center.srt"} <= {p.name for p in outbox.iterdir()}
     assert not (s.tmp_dir / f"job-{job.id}").exists()  # the kept audio goes when the job ends
     store.engine.dispose()
+
+
+@needs_alsa
+def test_trax_batch_translate_to_en_needs_no_key_and_another_target_fails_that_stage(tmp_path: Path) -> None:
+    from tests.test_e2e_batch import ROOT, TRAX
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(ALSA / "Front_Center.wav", folder / "front.wav")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))}
+    env.update(TRAX_HOME=str(tmp_path / "home"), TRAX_BACKEND="local", TRAX_LOCAL_MODEL=str(models.get_model_path()),
+               HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))  # fmt: skip
+    run = [str(TRAX), "batch", str(folder), "--translate-to"]
+    done = subprocess.run([*run, "en"], check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "DEEPSEEK_API_KEY" not in done.stderr, done.stdout + done.stderr
+    out = folder / "transcripts"
+    assert words((out / "front.en.txt").read_text()) == ["front", "center"]
+    (out / "front.en.txt").unlink()
+    done = subprocess.run([*run, "en,de", "--output", str(tmp_path / "two")], check=False, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "--translate-to without DEEPSEEK_API_KEY" in done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("FAILED"))
+    assert "(translate): DEEPSEEK_API_KEY is not set: no translation to de without it" in line
+    two = tmp_path / "two"
+    assert (two / "front.txt").is_file() and (two / "front.en.txt").is_file() and not (two / "front.de.txt").exists()

@@ -26,6 +26,7 @@ from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
+from traxd.translate import by_whisper
 from traxd.types import PRIORITY_NORMAL, TaskType, WorkerInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -131,7 +132,8 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     if not files:
         reporter.message(f"nothing to do: no media files in {root}")
         return EXIT_OK
-    for flag, on in (("--enhance", settings.enhance), ("--translate-to", settings.translate_to),
+    keyless = by_whisper(settings.translate_to, False, settings.effective_backend)  # `en` by Whisper, locally
+    for flag, on in (("--enhance", settings.enhance), ("--translate-to", set(settings.translate_to) - set(keyless)),
                      ("--summarize", settings.summarize)):  # fmt: skip
         if on and not settings.deepseek_api_key:
             reporter.message(f"warning: {flag} without DEEPSEEK_API_KEY: transcripts are written, "
