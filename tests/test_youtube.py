@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,11 @@ from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
 from tests.fakes.media_server import MediaServer
 from tests.test_download import make_ctx, make_settings
+from traxd import outputs
 from traxd.adapters import download as dl
 from traxd.adapters import ytdlp
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.download import handle_download
-from traxd.handlers.workspace import safe_stem
 from traxd.handlers.youtube import handle_youtube
 from traxd.types import TaskType
 
@@ -120,18 +121,18 @@ def test_translate_error_follows_the_wrapped_exception() -> None:
     assert "Video unavailable" in str(ytdlp.translate_error(gone, "u"))
 
 
-@pytest.mark.parametrize(
-    ("name", "stem"),
-    [
-        ("../../etc/passwd", "passwd"),
-        (".hidden", "hidden"),
-        ("a/b\\c", "c"),
-        ("Talk: Q&A?", "Talk_ Q_A"),
-        ("", "download"),
-    ],
-)
-def test_output_names_stay_inside(name: str, stem: str) -> None:
-    assert safe_stem(name) == stem
+@pytest.mark.parametrize("name", ["../../etc/passwd", ".hidden", "a/b\\c", "Talk: Q&A?", "con"])
+def test_metadata_sits_beside_the_transcript_under_its_name(
+    tmp_path: Path, media_server: MediaServer, name: str
+) -> None:
+    # NAME.meta.json must stay inside the output folder and carry the stem the transcript of the same job gets.
+    settings = make_settings(tmp_path)
+    ctx = make_ctx(settings, {"url": media_server.url("/page/tone.mp3.html")})
+    ctx = replace(ctx, job=replace(ctx.job, name=name), task=replace(ctx.task, type=TaskType.YOUTUBE))
+    meta_path = Path(handle_youtube(ctx, {"url": media_server.url("/page/tone.mp3.html")})["meta_path"])
+    folder = (settings.home / "out").resolve()
+    base = outputs.choose_base(folder, name, owner="the job's source")
+    assert meta_path == folder / f"{base}.meta.json" and meta_path.is_file()
 
 
 def test_media_url_chosen_from_a_page_is_checked_before_it_is_fetched(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from traxd.batching.inputs import discover, file_input, group_for
-from traxd.batching.result import BatchResult, report_path, write_json
+from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, model_options, open_store
 from traxd.config import Settings, diarize_options, load_settings, with_changes
@@ -22,6 +22,7 @@ from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.languages import normalize_language
+from traxd.outputs import write_json_atomic
 from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
@@ -106,7 +107,7 @@ def configured_model(settings: Settings) -> str:
     return settings.transcribe_model
 
 
-def output_folder(opts: BatchOptions) -> Path:
+def output_dir(opts: BatchOptions) -> Path:
     """--output, else a `transcripts` folder next to the inputs."""
     if opts.output is not None:
         return opts.output.expanduser().resolve()
@@ -126,7 +127,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     """The whole command; returns the exit code (UserError propagates: the CLI turns it into exit 2)."""
     settings = batch_settings(opts, env)
     options = job_options(settings, opts.model)  # --model checked before anything is queued
-    output = output_folder(opts)
+    output = output_dir(opts)
     root = opts.path.resolve()
     files = discover(root, opts.recursive, exclude=output)
     if not files:
@@ -165,7 +166,7 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
             _follow(run, reporter, opts.progress_interval)
         result = run.result()
         used = {"model": options["model"] or configured_model(settings), "backend": settings.effective_backend}
-        report = write_json(report_path(output), {**result.as_dict(), "path": str(root), "options": options | used})
+        report = write_json_atomic(report_path(output), {**result.as_dict(), "path": str(root), "options": options | used})
         reporter.finish(result, report)
     if result.interrupted:
         return EXIT_INTERRUPTED

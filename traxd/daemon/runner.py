@@ -1,4 +1,4 @@
-"""Run one handler and turn whatever happens into an Outcome (the one broad except of the daemon)."""
+"""Run one handler and turn whatever happens into an Outcome (the only broad except around handler code)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def run_task(handler: Handler | None, ctx: TaskContext) -> Outcome:
         if result is not None and not isinstance(result, dict):
             raise PermanentError(f"handler for {task.type.value} returned {type(result).__name__}, not a dict")
         return Outcome(task, result or {}, None, time.monotonic() - started)
-    except Exception as exc:  # noqa: BLE001 - the runner is the one place that catches everything
+    except Exception as exc:  # noqa: BLE001 - any handler failure becomes a classified Outcome, never a dead slot
         failure = classify(exc)
         if failure.kind is ErrorKind.RETRYABLE and type(exc).__module__ != "traxd.errors":
             # Unexpected exceptions keep their stack in the error history for the user to read.

@@ -76,6 +76,13 @@ def output_dir(ctx: TaskContext, payload: dict[str, Any]) -> Path:
     return Path(setting(ctx, "home", Path.cwd())) / "outbox"
 
 
+def output_name(ctx: TaskContext, payload: dict[str, Any]) -> str:
+    """The name the job's outputs are called after (sanitised by `outputs`): the job's, else the input file's stem."""
+    if ctx.job is not None and ctx.job.name:
+        return ctx.job.name
+    return Path(str(payload.get("path") or f"task-{ctx.task.id}")).stem
+
+
 def transcript_paths(payload: dict[str, Any], stage: TaskType) -> tuple[Path, Path]:
     """NAME.json and NAME.txt from {"json_path", "txt_path"} or the TRANSCRIBE result's {"outputs": {...}}."""
     outputs = payload.get("outputs") if isinstance(payload.get("outputs"), dict) else {}

@@ -23,6 +23,7 @@ from traxd.handlers.common import (
     model_name,
     option,
     output_dir,
+    output_name,
     own_model,
     save_paid,
     work_dir,
@@ -238,8 +239,8 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
     warnings = metrics["warnings"] + word_warnings(ctx, segments)
     enhance = pipelines.wants_enhance(ctx.job)
     diarize = pipelines.wants_diarize(ctx.job)
-    return {"name": _name(ctx, payload), "source": _owner(ctx, payload), "language": language, "duration": duration,
-            "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
+    return {"name": output_name(ctx, payload), "source": _owner(ctx, payload), "language": language,
+            "duration": duration, "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
             "text": text, "segments": segments, "quality": metrics, "warnings": warnings,
             "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
             "diarization": {"requested": diarize, "status": "pending" if diarize else "not_requested"},
@@ -267,16 +268,10 @@ def _owner(ctx: TaskContext, payload: dict[str, Any]) -> str:
     return ctx.job.source if ctx.job is not None else str(payload.get("path") or f"task-{ctx.task.id}")
 
 
-def _name(ctx: TaskContext, payload: dict[str, Any]) -> str:
-    if ctx.job is not None and ctx.job.name:
-        return ctx.job.name
-    return Path(str(payload.get("path") or f"task-{ctx.task.id}")).stem
-
-
 def _choose_name(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any]) -> bool:
     """Reserve the output name (the checkpointed one while it is still ours, so re-runs overwrite their own files)."""
     owner, chosen = _owner(ctx, payload), state.get("output_base")
-    base = outputs.choose_base(output_dir(ctx, payload), _name(ctx, payload), owner, prefer=chosen)
+    base = outputs.choose_base(output_dir(ctx, payload), output_name(ctx, payload), owner, prefer=chosen)
     state["output_base"] = base
     return base != chosen
 

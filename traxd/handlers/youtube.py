@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from traxd import outputs
 from traxd.adapters import ytdlp
 from traxd.adapters.download import check_url
 from traxd.errors import PermanentError
+from traxd.handlers.common import output_dir, output_name
 from traxd.handlers.registry import TaskContext
-from traxd.handlers.workspace import output_path
 from traxd.logging import get_logger
-from traxd.outputs import write_text_atomic
 
 log = get_logger("youtube")
 SUMMARY_KEYS = ("id", "title", "uploader", "channel", "upload_date", "duration", "webpage_url", "extractor")
@@ -25,8 +25,8 @@ def handle_youtube(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     s = ctx.settings
     check_url(url, s.allow_private_urls)
     info = ytdlp.extract_metadata(url, ytdlp.YtdlpLimits(timeout=s.download_timeout_seconds, allow_private=s.allow_private_urls))
-    meta_path = output_path(ctx, ".meta.json")
-    write_text_atomic(meta_path, json.dumps(_trimmed(info), indent=2, ensure_ascii=False, default=str) + "\n")
+    meta_path = outputs.inside(output_dir(ctx, payload), f"{outputs.sanitize_name(output_name(ctx, payload))}.meta.json")
+    outputs.write_text_atomic(meta_path, json.dumps(_trimmed(info), indent=2, ensure_ascii=False, default=str) + "\n")
     summary = {key: info.get(key) for key in SUMMARY_KEYS if info.get(key) is not None}
     log.info("metadata_saved", task_id=ctx.task.id, extractor=info.get("extractor"), path=str(meta_path))
     return {"url": url, "via": "yt-dlp", "meta_path": str(meta_path), **summary}
