@@ -15,8 +15,6 @@ import platformdirs
 
 from traxd.errors import ConfigError, UserError
 
-SECRET_FIELDS = ("openai_api_key", "deepseek_api_key")
-
 
 def default_home() -> Path:
     """~/Library/Application Support/Trax on macOS, ${XDG_DATA_HOME:-~/.local/share}/trax elsewhere."""
@@ -98,6 +96,11 @@ class Settings:
     def tmp_dir(self) -> Path:
         """Scratch space for chunks and downloads (cleaned at start)."""
         return self.home / "tmp"
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """The API keys: never logged, never written into a service file."""
+        return (self.openai_api_key, self.deepseek_api_key)
 
     @property
     def effective_backend(self) -> str:

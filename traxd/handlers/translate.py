@@ -26,7 +26,6 @@ from traxd.handlers.common import (
     option,
     read_transcript,
     save_paid,
-    setting,
     transcript_paths,
     work_dir,
 )
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from traxd.adapters.deepseek import DeepSeek
 
 log = get_logger("translate")
-DEFAULT_CHUNK_CHARS = 4000
 
 
 def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +45,8 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
     json_path, _ = transcript_paths(payload, TaskType.TRANSLATE)
     doc = read_transcript(json_path)
     segments = [s for s in doc["segments"] if isinstance(s, dict) and str(s.get("text") or "").strip()]
-    targets = translate.parse_codes(option(ctx, "translate_to", "translate_to"))
-    chunks = chunk_segments(segments, int(setting(ctx, "translate_chunk_chars", DEFAULT_CHUNK_CHARS)))
+    targets = translate.parse_codes(option(ctx, "translate_to", ctx.settings.translate_to))
+    chunks = chunk_segments(segments, ctx.settings.translate_chunk_chars)
     state = _resume_state(ctx, segments, chunks)
     client: DeepSeek | None = None
     record: dict[str, dict[str, str]] = {}
@@ -58,7 +56,7 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
         else:
             client = client or (_client(ctx, code) if segments else None)
             texts = _translate_all(ctx, client, code, segments, chunks, state) if client else []
-            timed, model = _timed(segments, texts), str(setting(ctx, "enhance_model"))
+            timed, model = _timed(segments, texts), ctx.settings.enhance_model
         record[code] = {**_write(json_path, code, timed), "model": model}
         current = read_transcript(json_path).get("translations") or {}
         outputs.update_json(json_path, {"translations": {**current, code: record[code]}})
@@ -68,8 +66,8 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
 
 def whisper_codes(ctx: TaskContext) -> tuple[str, ...]:
     """The job's targets Whisper translates itself (`en`, no DeepSeek key, local backend), else ()."""
-    targets = translate.parse_codes(option(ctx, "translate_to", "translate_to"))
-    return translate.by_whisper(targets, bool(setting(ctx, "deepseek_api_key")), backend(ctx))
+    targets = translate.parse_codes(option(ctx, "translate_to", ctx.settings.translate_to))
+    return translate.by_whisper(targets, bool(ctx.settings.deepseek_api_key), backend(ctx))
 
 
 def keeps_audio(ctx: TaskContext) -> bool:
@@ -84,7 +82,7 @@ def whisper_segments(ctx: TaskContext, doc: dict[str, Any]) -> list[dict[str, An
     from traxd.handlers.transcribe import merge, plan_of
 
     chunks, engine, done = _audio(ctx, doc), LocalTranscriber(), {}
-    spoken = option(ctx, "language", "language") or doc.get("language")
+    spoken = option(ctx, "language", ctx.settings.language) or doc.get("language")
     for i, chunk in enumerate(chunks):
         if ctx.cancelled.is_set():
             raise RetryableError(f"Whisper's translation stopped before chunk {i + 1} of {len(chunks)}")
@@ -112,7 +110,7 @@ def _audio(ctx: TaskContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _client(ctx: TaskContext, code: str) -> DeepSeek:
     """The DeepSeek client; without a key one line that says what waits and what works without one."""
-    if not setting(ctx, "deepseek_api_key"):
+    if not ctx.settings.deepseek_api_key:
         raise AuthError(translate.no_key_message(code))
     return deepseek_client(ctx)
 
