@@ -129,7 +129,8 @@ def test_retryable_failure_backs_off_degrades_priority_and_keeps_history(store: 
     store.enqueue(NewTask(T, {}, priority=6, max_retries=1))
     (run,) = store.claim("me", 1, 30)
     policy = RetryPolicy(base_seconds=10, jitter=0)
-    d = decide_failure(run, Failure(ErrorKind.RETRYABLE, "HTTP 503", error_type="X"), clock.now(), policy, random.Random())
+    answered = Failure(ErrorKind.RETRYABLE, "HTTP 503", error_type="X", http_status=503)
+    d = decide_failure(run, answered, clock.now(), policy, random.Random())
     assert store.apply(run.lease, d)
     queued = store.get(run.id)
     assert queued is not None and queued.state is TaskState.QUEUED and queued.priority == 7
@@ -142,6 +143,7 @@ def test_retryable_failure_backs_off_degrades_priority_and_keeps_history(store: 
     failed = store.get(run.id)
     assert failed is not None and failed.state is TaskState.FAILED and failed.attempts == 2
     assert [e["message"] for e in failed.errors] == ["HTTP 503", "gave up after 2 attempts: HTTP 503"]
+    assert [e.get("http_status") for e in failed.errors] == [503, None]  # the API's status, when one answered
     assert failed.error_message == "gave up after 2 attempts: HTTP 503"
 
 

@@ -49,9 +49,9 @@ _RANK = ("MAX(CASE state WHEN 'running' THEN 4 WHEN 'queued' THEN 3 WHEN 'failed
          "WHEN 'cancelled' THEN 1 ELSE 0 END)")  # fmt: skip
 RANKED = ("succeeded", "cancelled", "failed", "queued", "running")
 _ERRORS = {
-    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.message') FROM tasks t, "
+    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status') FROM tasks t, "
          "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
-    "%s": "SELECT e ->> 'type', e ->> 'message' FROM tasks t, json_array_elements(t.errors) e "
+    "%s": "SELECT e ->> 'type', e ->> 'http_status' FROM tasks t, json_array_elements(t.errors) e "
           "WHERE t.errors::text <> '[]'",
 }  # fmt: skip
 # The archive keeps each transcript's media duration: summing it reads no JSON.
@@ -230,9 +230,9 @@ class Reader:
         sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running'"
         return sorted((_brief_task(r) for r in self.rows(sql)), key=lambda t: t.id)
 
-    def error_entries(self) -> list[tuple[str | None, str | None]]:
-        """(type, message) of every entry of every task's error history."""
-        return [(t, m) for t, m in self.rows(_ERRORS[self.mark])]
+    def error_entries(self) -> list[tuple[str | None, int | None]]:
+        """(error type, HTTP status or None) of every entry of every task's error history."""
+        return [(t, None if s is None else int(s)) for t, s in self.rows(_ERRORS[self.mark])]
 
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""

@@ -357,6 +357,8 @@ class Store:
             return False
         entry = {"at": now, "attempt": lease.attempt, "kind": decision.error_kind.value,
                  "type": error_type, "message": decision.message[:2000]}  # fmt: skip
+        if decision.http_status is not None:
+            entry["http_status"] = decision.http_status
         values = _decision_values(decision, now, row.priority)
         values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
         if decision.refund_attempt:
