@@ -20,6 +20,7 @@ from traxd.errors import (
     ModelGoneError,
     PayloadTooLargeError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
     TaskError,
 )
@@ -76,8 +77,8 @@ def from_status(exc: openai.APIStatusError, service: Service, model: str) -> Tas
     if status in AUTH_STATUS:
         return AuthError(f"{name} refused the API key {said}; check {service.key_env}", http_status=status)
     if is_retryable_status(status):
-        return RetryableError(f"{name} busy or failing {said}", retry_after=retry_after(exc.response.headers),
-                              http_status=status)  # fmt: skip
+        error = RateLimitedError if status == 429 else RetryableError
+        return error(f"{name} busy or failing {said}", retry_after=retry_after(exc.response.headers), http_status=status)
     if status == 413:
         return PayloadTooLargeError(f"the upload is too large for {name} {said}", http_status=status)
     return PermanentError(f"{name} rejected the request {said}", http_status=status)
