@@ -8,7 +8,7 @@ import pytest
 
 from traxd.clock import FakeClock
 from traxd.errors import InvalidTaskError
-from traxd.queue.store import Store
+from traxd.queue.store import Completion, Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -114,7 +114,7 @@ def test_batch_completion_reports_each_lease(store: Store) -> None:
     store.enqueue_many([NewTask(T, {"i": i}) for i in range(4)])
     runs = store.claim("me", 4, 30)
     store.cancel(runs[1].id)
-    took = store.complete_many([(r.lease, {"i": r.payload["i"]}, ()) for r in runs])
+    took = store.exchange("me", [Completion(r.lease, {"i": r.payload["i"]}) for r in runs], [], 0, 30).done
     assert took == [True, False, True, True]
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from traxd.queue import hotpath
+from traxd.queue import driver as drivers
 from traxd.types import Control, ControlState, Task, TaskState, TaskType, WorkerInfo
 
 OPEN_JOBS = "SELECT job_id FROM tasks WHERE state = 'queued' UNION SELECT job_id FROM tasks WHERE state = 'running'"
@@ -220,8 +220,8 @@ class Reader:
 
     def job_tasks(self, job_id: int) -> list[Task]:
         """Every task of a job in full (payload, result, error history), oldest first."""
-        hot = hotpath.for_dialect("sqlite" if self.mark == "?" else "postgresql")
-        sql = f"SELECT {', '.join(hotpath.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
+        hot = drivers.for_dialect("sqlite" if self.mark == "?" else "postgresql")
+        sql = f"SELECT {', '.join(drivers.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
         return [hot.to_task(r) for r in self.rows(sql, (job_id,))]
 
     def running_tasks(self) -> list[Task]:
