@@ -12,7 +12,7 @@ from sqlalchemy import Engine, inspect
 
 from traxd.db.engine import open_engine
 from traxd.db.migrate import alembic_config, current_revision, head_revision, upgrade
-from traxd.db.models import Base, include_object
+from traxd.db.models import Base, TaskRow, include_object
 
 OPTS = {"include_object": include_object}
 
@@ -60,6 +60,15 @@ def test_postgresql_schema_has_the_partial_indexes_and_types(pg_url: str) -> Non
     # Epoch seconds need double precision (a 4-byte real would round them to minutes).
     assert columns["run_after"]["type"].__class__.__name__ == "DOUBLE_PRECISION"
     assert columns["payload"]["type"].__class__.__name__ == "JSON"
+    engine.dispose()
+
+
+def test_postgresql_predicates_are_declared_when_a_postgresql_engine_opens(pg_url: str) -> None:
+    """The models name no PostgreSQL option (that would load its dialect into SQLite daemons); PostgreSQL adds them."""
+    engine = open_engine(pg_url)
+    indexes = {i.name: i for i in TaskRow.__table__.indexes}
+    assert str(indexes["ix_tasks_claim"].dialect_options["postgresql"]["where"]) == "state = 'queued'"
+    assert str(indexes["ix_tasks_cancelled"].dialect_options["postgresql"]["where"]) == "state = 'cancelled'"
     engine.dispose()
 
 

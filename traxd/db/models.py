@@ -24,6 +24,15 @@ NAMING = {
 }
 
 
+# The partial indexes of `tasks`: the rows each one covers (the same predicate on SQLite and PostgreSQL).
+PARTIAL_WHERE = {
+    "ix_tasks_claim": "state = 'queued'",
+    "ix_tasks_lease": "state = 'running'",
+    "ix_tasks_failed": "state = 'failed'",
+    "ix_tasks_cancelled": "state = 'cancelled'",
+}
+
+
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names for migrations."""
 
@@ -75,30 +84,24 @@ class TaskRow(Base):
     __table_args__ = (
         # The claim query reads only queued rows in (priority, id) order: a partial index keeps it
         # small and fast whatever the number of finished tasks.
-        Index(
-            "ix_tasks_claim",
-            "priority",
-            "id",
-            "run_after",
-            sqlite_where=text("state = 'queued'"),
-            postgresql_where=text("state = 'queued'"),
-        ),
-        Index(
-            "ix_tasks_lease",
-            "lease_expires_at",
-            sqlite_where=text("state = 'running'"),
-            postgresql_where=text("state = 'running'"),
-        ),
+        Index("ix_tasks_claim", "priority", "id", "run_after", sqlite_where=text(PARTIAL_WHERE["ix_tasks_claim"])),
+        Index("ix_tasks_lease", "lease_expires_at", sqlite_where=text(PARTIAL_WHERE["ix_tasks_lease"])),
         # Status and the dashboard: throughput and the current work by finish time; the few failed/cancelled rows.
         Index("ix_tasks_finished_at", "finished_at"),
-        Index("ix_tasks_failed", "job_id", sqlite_where=text("state = 'failed'"), postgresql_where=text("state = 'failed'")),
-        Index(
-            "ix_tasks_cancelled",
-            "job_id",
-            sqlite_where=text("state = 'cancelled'"),
-            postgresql_where=text("state = 'cancelled'"),
-        ),
+        Index("ix_tasks_failed", "job_id", sqlite_where=text(PARTIAL_WHERE["ix_tasks_failed"])),
+        Index("ix_tasks_cancelled", "job_id", sqlite_where=text(PARTIAL_WHERE["ix_tasks_cancelled"])),
     )
+
+
+def declare_postgresql_predicates() -> None:
+    """Give the partial indexes their PostgreSQL predicates too (what a PostgreSQL engine compares against).
+
+    Not in the class body: any `postgresql_*` option loads SQLAlchemy's PostgreSQL dialect, 3 MB of memory that a
+    daemon on SQLite never uses. `open_engine` calls this for a PostgreSQL URL.
+    """
+    for index in TaskRow.__table__.indexes:
+        if index.name in PARTIAL_WHERE:
+            index.dialect_kwargs["postgresql_where"] = text(PARTIAL_WHERE[index.name])
 
 
 class ControlRow(Base):
