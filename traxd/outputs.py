@@ -28,8 +28,8 @@ _PLACEHOLDER_BYTES = 4096  # one filesystem block
 _JSON_LOCK = threading.Lock()
 
 
-def write_text_atomic(path: Path | str, text: str) -> Path:
-    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path`."""
+def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
+    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -39,7 +39,7 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o644)
+            os.fchmod(fh.fileno(), mode)
             os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
