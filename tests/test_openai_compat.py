@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters.deepseek import DeepSeek
 from traxd.adapters.http_errors import retry_after
+from traxd.adapters.openai_compat import tls_context
 from traxd.adapters.transcribe_openai import OpenAITranscriber
 from traxd.daemon.runner import run_task
 from traxd.dashboard.metrics import QueueCollector, render
@@ -25,6 +26,7 @@ from traxd.errors import (
     ModelGoneError,
     PayloadTooLargeError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
     TaskError,
     classify,
@@ -56,11 +58,11 @@ TABLE: list[tuple[int, dict[str, Any], type[TaskError], float | None]] = [
     (413, {}, PayloadTooLargeError, None),
     (422, {}, PermanentError, None),  # DeepSeek: invalid parameters
     (425, {}, RetryableError, None),
-    (429, {}, RetryableError, None),
-    (429, {"headers": {"retry-after": "7"}}, RetryableError, 7.0),
-    (429, {"headers": {"retry-after-ms": "1500", "retry-after": "9"}}, RetryableError, 1.5),
-    (429, {"headers": {"retry-after": PAST}}, RetryableError, 0.0),
-    (429, {"headers": {"retry-after": "soon"}}, RetryableError, None),
+    (429, {}, RateLimitedError, None),
+    (429, {"headers": {"retry-after": "7"}}, RateLimitedError, 7.0),
+    (429, {"headers": {"retry-after-ms": "1500", "retry-after": "9"}}, RateLimitedError, 1.5),
+    (429, {"headers": {"retry-after": PAST}}, RateLimitedError, 0.0),
+    (429, {"headers": {"retry-after": "soon"}}, RateLimitedError, None),
     (429, {"body": QUOTA, "headers": {"retry-after": "7"}}, AuthError, None),  # OpenAI: no credit left
     (500, {}, RetryableError, None),
     (502, {}, RetryableError, None),
@@ -177,3 +179,11 @@ def test_the_status_reaches_the_error_history_and_the_metrics(server: FakeOpenAI
 
 def _own_words() -> None:
     raise RetryableError("HTTP 500 from a proxy, as a handler words it")
+
+
+def test_clients_share_one_certificate_store(server: FakeOpenAI) -> None:
+    """A client per DeepSeek task must not read the CA bundle again each time (the SDK's default does)."""
+    a, b = DeepSeek(KEY, server.base_url, "m"), DeepSeek(KEY, "https://api.deepseek.com", "m")
+    contexts = [ds.api.client._client._transport._pool._ssl_context for ds in (a, b)]  # type: ignore[attr-defined]
+    assert contexts[0] is contexts[1] is tls_context()
+    assert a.api.client.max_retries == 0

@@ -51,6 +51,10 @@ class RetryableError(TaskError):
     kind = ErrorKind.RETRYABLE
 
 
+class RateLimitedError(RetryableError):
+    """An API said "too many requests" (429): retried after its Retry-After, else after the backoff."""
+
+
 class DiskFullError(RetryableError):
     """No space left on the device that holds a folder Trax writes to: retried once space is back."""
 

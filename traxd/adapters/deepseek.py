@@ -32,7 +32,7 @@ class DeepSeek:
 
     def __init__(self, api_key: str | None, base_url: str, model: str, timeout: float = 300.0) -> None:
         if not api_key:
-            raise AuthError("DEEPSEEK_API_KEY is not set: enhancement is paused until a key is configured")
+            raise AuthError("DEEPSEEK_API_KEY is not set: this stage is paused until a key is configured")
         self.model = model
         self.api = Api(SERVICE, api_key, base_url, timeout)
 

@@ -1,4 +1,5 @@
-"""HTTP status classes and the one Retry-After parser, shared by every adapter that speaks HTTP."""
+"""HTTP status classes and the one Retry-After parser, shared by every adapter that speaks HTTP (the API clients,
+the media downloader, yt-dlp), which also record the status on the error they raise (`http_status`)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     millis = _number(headers.get("retry-after-ms"))
     if millis is not None:
         return max(0.0, millis / 1000.0)
-    return parse_retry_after(headers.get("retry-after"), now)
+    return _parse_retry_after(headers.get("retry-after"), now)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+def _parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from one Retry-After value: delta-seconds or an HTTP date; None when absent or unreadable."""
     if not value:
         return None

@@ -8,10 +8,13 @@ hidden retries. Errors are classified by the SDK's exception type and the HTTP s
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 import openai
 
 from traxd.adapters.http_errors import AUTH_STATUS, is_retryable_status, retry_after
@@ -20,6 +23,7 @@ from traxd.errors import (
     ModelGoneError,
     PayloadTooLargeError,
     PermanentError,
+    RateLimitedError,
     RetryableError,
     TaskError,
 )
@@ -40,7 +44,9 @@ class Api:
 
     def __init__(self, service: Service, api_key: str | None, base_url: str | None, timeout: float) -> None:
         self.service = service
-        self.client = openai.OpenAI(api_key=api_key or "", base_url=base_url, max_retries=0, timeout=timeout)
+        http = openai.DefaultHttpxClient(verify=tls_context())
+        self.client = openai.OpenAI(api_key=api_key or "", base_url=base_url, max_retries=0, timeout=timeout,
+                                    http_client=http)  # fmt: skip
         self.base_url = str(self.client.base_url).rstrip("/")
 
     @contextmanager
@@ -50,6 +56,13 @@ class Api:
             yield
         except openai.OpenAIError as exc:
             raise translate(exc, self.service, self.base_url, model) from None
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store, read once per process: each client would read it again (tens of ms of CPU), and the
+    DeepSeek stages build a client per task. An SSLContext is safe to share between threads."""
+    return httpx.create_ssl_context()
 
 
 def translate(exc: openai.OpenAIError, service: Service, base_url: str, model: str) -> TaskError:
@@ -76,8 +89,8 @@ def from_status(exc: openai.APIStatusError, service: Service, model: str) -> Tas
     if status in AUTH_STATUS:
         return AuthError(f"{name} refused the API key {said}; check {service.key_env}", http_status=status)
     if is_retryable_status(status):
-        return RetryableError(f"{name} busy or failing {said}", retry_after=retry_after(exc.response.headers),
-                              http_status=status)  # fmt: skip
+        error = RateLimitedError if status == 429 else RetryableError
+        return error(f"{name} busy or failing {said}", retry_after=retry_after(exc.response.headers), http_status=status)
     if status == 413:
         return PayloadTooLargeError(f"the upload is too large for {name} {said}", http_status=status)
     return PermanentError(f"{name} rejected the request {said}", http_status=status)

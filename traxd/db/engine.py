@@ -51,6 +51,9 @@ def open_engine(
         full = sys.platform == "darwin" if full_fsync is None else full_fsync
         engine = _sqlite_engine(url, synchronous, busy_timeout_ms, pool_size, full)
     else:
+        from traxd.db.models import declare_postgresql_predicates
+
+        declare_postgresql_predicates()
         engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=8)
     check_connection(engine)
     return engine

@@ -16,7 +16,11 @@ from sqlalchemy.engine import Connection, Row
 from traxd.clock import Clock, SystemClock
 from traxd.db import search as archive
 from traxd.db.engine import READ_ONLY, paid_transaction
-from traxd.db.models import ControlRow, IngestedFileRow, JobRow, TaskRow, WorkerRow
+from traxd.db.models import control as C
+from traxd.db.models import ingested_files as F
+from traxd.db.models import jobs as J
+from traxd.db.models import tasks as T
+from traxd.db.models import workers as W
 from traxd.queue import driver as drivers
 from traxd.queue.transitions import WORKER_LOST, Decision
 from traxd.searchquery import Node
@@ -37,11 +41,6 @@ from traxd.types import (
     WorkerInfo,
 )
 
-T = TaskRow.__table__
-J = JobRow.__table__
-C = ControlRow.__table__
-W = WorkerRow.__table__
-F = IngestedFileRow.__table__
 FILE_COLUMNS = ["outbox", "size", "mtime_ns", "inode", "sha256", "seen_at"]
 
 # Errors that mean "the database cannot be reached or is busy right now": the pool backs off and retries.
