@@ -66,7 +66,7 @@ def media(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
 def enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Stand-in for ENHANCE: fails permanently without a DeepSeek key, like the real one."""
     record(ctx, payload)
-    if ctx.settings is None or not ctx.settings.deepseek_api_key:
+    if not ctx.settings.deepseek_api_key:
         raise PermanentError("DEEPSEEK_API_KEY is not set: cannot enhance")
     return {"enhanced": True}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from pathlib import Path
 
@@ -94,6 +95,27 @@ def test_output_is_mono_16k_opus(tmp_path: Path) -> None:
     text = log.read_text()
     # Opus always decodes at 48 kHz; the encoder was fed 16 kHz mono (wideband speech).
     assert "Audio: opus" in text and ", mono," in text
+
+
+def _mp3_labelled_pcm(tmp_path: Path, seconds: float) -> Path:
+    """A RIFF/WAVE file whose header says 16-bit PCM but whose data chunk holds MP3 frames."""
+    mp3 = tmp_path / "inner.mp3"
+    media.ffmpeg("-f", "lavfi", "-i", f"sine=f=440:d={seconds}", "-b:a", "128k", str(mp3))
+    frames = mp3.read_bytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, 44100, 44100 * 4, 4, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
+    wav = tmp_path / "mislabelled.wav"
+    wav.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return wav
+
+
+def test_a_wav_is_sniffed_in_two_packets_and_mp3_inside_is_still_found(tmp_path: Path) -> None:
+    wav = _mp3_labelled_pcm(tmp_path, 6.0)
+    assert ffmpeg.input_args(wav)[2:4] == ["-max_probe_packets", "2"]  # not 32: that sniff was a third of the CPU
+    assert "-max_probe_packets" not in ffmpeg.input_args(tmp_path / "inner.mp3")
+    # Read as PCM, its 97 kB would be 0.55 s of noise; found as MP3 it is the 6-second tone.
+    prepared = ffmpeg.preprocess(wav, tmp_path / "out", 600.0)
+    assert prepared.duration == pytest.approx(6.0, abs=0.1)
 
 
 def test_resplit_halves_a_chunk_and_keeps_offsets(tmp_path: Path) -> None:

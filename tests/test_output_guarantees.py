@@ -185,3 +185,20 @@ def test_a_users_own_file_of_any_output_kind_keeps_its_name(tmp_path: Path, ext:
     assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
     assert mine.read_text() == "the user's own subtitles"
 
+
+
+@pytest.mark.parametrize("link", ["gone.json", "missing-folder/talk.json", "/nonexistent/talk.json", "../talk.json"])
+def test_a_link_in_the_outbox_is_someone_elses_name_and_nothing_is_written_through_it(tmp_path: Path, link: str) -> None:
+    # A user's or a sync tool's link named like an output, even a dangling one, keeps its name: the transcript
+    # takes the next free one, and nothing appears where the link points.
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "talk.json").symlink_to(link)
+    assert outputs.choose_base(outbox, "talk", "/inbox/talk.mp3") == "talk-2"
+    assert os.readlink(outbox / "talk.json") == link
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["outbox", "talk-2.json", "talk.json"]
+
+
+def test_a_link_named_like_any_output_kind_keeps_its_name(tmp_path: Path) -> None:
+    (tmp_path / "talk.srt").symlink_to("elsewhere.srt")
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"

@@ -132,7 +132,7 @@ def test_unreadable_file_fails_with_permission_denied(tmp_path: Path) -> None:
 def _context(work: Path) -> TaskContext:
     task = Task(1, TaskType.PREPROCESS, {}, TaskState.RUNNING, 6, 1, 3, 0.0, "me", None, None, None, [], None, None,
                 None, 0.0, 0.0, None, None)  # fmt: skip
-    return TaskContext(task, None, None, work)
+    return TaskContext(task, work_dir=work)
 
 
 def _preprocess_here(path: Path, work: Path) -> tuple[str, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from traxd.daemon.pool import Pool, PoolConfig
@@ -100,6 +103,28 @@ def test_tree_sampler_reads_this_process() -> None:
     sampler = TreeSampler()
     s = sampler()
     assert 5 < s.rss_mb < 2000 and s.available_mb > 0 and s.cpu_percent >= 0
+
+
+def test_the_heartbeat_counts_what_child_processes_use(store: Store) -> None:
+    # FFmpeg runs as a child: the RSS and CPU a daemon reports in `traxctl status` must include it, in the same
+    # units as --cpu-limit (percent of the whole machine).
+    burn = "b = b'x' * 150_000_000; print('ready', flush=True)\nwhile True: pass"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        pool = Pool(store, Registry({}))
+        spent = psutil.Process(child.pid).cpu_times
+        pool.maintenance.beat()  # the first reading: CPU is measured from here
+        before, started = spent().user, time.monotonic()
+        while spent().user - before < 0.5:
+            time.sleep(0.05)
+        pool.maintenance.beat()
+        share = (spent().user - before) / (time.monotonic() - started) * 100 / (psutil.cpu_count() or 1)
+        (row,) = store.workers()
+    finally:
+        child.kill()
+        child.wait()
+    assert row.rss_mb > 150 and row.cpu_percent > share / 2
 
 
 # -- the hooks in the real pool -----------------------------------------------------------------

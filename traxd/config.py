@@ -11,17 +11,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from traxd.errors import ConfigError, UserError
-
-SECRET_FIELDS = ("openai_api_key", "deepseek_api_key")
 
 
 def default_home() -> Path:
     """~/Library/Application Support/Trax on macOS, ${XDG_DATA_HOME:-~/.local/share}/trax elsewhere."""
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "Trax"
+    import platformdirs  # here: a TRAX_HOME saves `traxctl status` its import
+
     return Path(platformdirs.user_data_dir("trax", appauthor=False, roaming=False))
 
 
@@ -98,6 +96,11 @@ class Settings:
     def tmp_dir(self) -> Path:
         """Scratch space for chunks and downloads (cleaned at start)."""
         return self.home / "tmp"
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """The API keys: never logged, never written into a service file."""
+        return (self.openai_api_key, self.deepseek_api_key)
 
     @property
     def effective_backend(self) -> str:

@@ -140,6 +140,8 @@ def choose_base(output_dir: Path, name: str, owner: str, prefer: str | None = No
 
 def _claim(output_dir: Path, base: str, owner: str) -> bool:
     """True when `base` is ours (its JSON names us) or free, in which case a placeholder JSON reserves it."""
+    if any((output_dir / f"{base}.{ext}").is_symlink() for ext in EXTENSIONS):
+        return False  # Trax makes no links: one (even dangling) is someone else's, and would be written through
     json_path = inside(output_dir, f"{base}.json")
     if json_path.exists():
         return _owner_of(json_path) == owner

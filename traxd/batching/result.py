@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -188,18 +185,3 @@ def report_path(output: Path, when: float | None = None) -> Path:
     """OUTPUT/trax-batch-<UTC timestamp>.json."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(when if when is not None else time.time()))
     return output / f"trax-batch-{stamp}.json"
-
-
-def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write JSON atomically: a temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

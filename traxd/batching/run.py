@@ -17,6 +17,7 @@ from traxd.batching.result import (
     warnings,
 )
 from traxd.clock import Clock, SystemClock
+from traxd.config import Settings
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
@@ -33,7 +34,7 @@ class BatchRun:
     """Adds inputs to the durable queue under one group and runs them on a drain-mode Pool in a thread."""
 
     def __init__(
-        self, store: Store, registry: Registry, settings: Any, group: str, *, slots: int,
+        self, store: Store, registry: Registry, settings: Settings, group: str, *, slots: int,
         monitor: ResourceMonitor, clock: Clock | None = None, pool_kw: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.registry, self.settings, self.group = store, registry, settings, group

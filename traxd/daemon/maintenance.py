@@ -6,11 +6,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-import psutil
-
 from traxd.daemon.owner import owner_is_dead
 from traxd.logging import get_logger
 from traxd.queue.transitions import decide_rescue
+from traxd.resources import TreeSampler
 from traxd.types import Task, WorkerInfo
 
 if TYPE_CHECKING:
@@ -26,8 +25,7 @@ class Maintenance:
         self.pool = pool
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._proc = psutil.Process()
-        self._proc.cpu_percent(None)
+        self._sample = TreeSampler()
         self.rescued = 0
 
     def start(self) -> None:
@@ -85,10 +83,10 @@ class Maintenance:
 
     def _info(self, active: int) -> WorkerInfo:
         pool = self.pool
-        rss, cpu = _tree_usage(self._proc)
+        reading = self._sample()
         now = pool.clock.now()
         return WorkerInfo(pool.owner_id, pool.owner.host, pool.owner.pid, pool.owner.started, now, active,
-                          rss, cpu, pool.config.slots)  # fmt: skip
+                          reading.rss_mb, reading.cpu_percent, pool.config.slots)  # fmt: skip
 
     def rescue(self) -> int:
         """Requeue tasks whose owner is dead (same host) or whose lease ran out; poison ones fail."""
@@ -114,15 +112,3 @@ class Maintenance:
             return f"lease of {owner} expired"
         return None
 
-
-def _tree_usage(proc: psutil.Process) -> tuple[float, float]:
-    """RSS (MB) and CPU% of this process and its children (FFmpeg and friends)."""
-    rss = proc.memory_info().rss
-    cpu = proc.cpu_percent(None)
-    for child in proc.children(recursive=True):
-        try:
-            rss += child.memory_info().rss
-            cpu += child.cpu_percent(None)
-        except psutil.Error:
-            continue
-    return rss / 1e6, cpu

@@ -15,6 +15,7 @@ from typing import Any
 
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
+from traxd.config import Settings
 from traxd.daemon import scratch
 from traxd.daemon.maintenance import Maintenance
 from traxd.daemon.owner import Owner
@@ -22,7 +23,7 @@ from traxd.daemon.runner import Outcome, run_task
 from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import alert, get_logger
-from traxd.queue.store import Store
+from traxd.queue.store import Completion, FailedRun, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -98,7 +99,7 @@ class Pool:
         follow_ups: FollowUps = pipelines.follow_ups,
         make_context: Callable[[Task, Checkpoint], TaskContext] | None = None,
         on_outcome: Callable[[Outcome, bool], None] | None = None,
-        settings: Any = None,
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self._voices = Voices(store.engine)  # enrolled voice prints, read when a DIARIZE task asks
@@ -261,8 +262,8 @@ class Pool:
         done, failed, decisions = prepared
         ex = self.store.exchange(
             self.owner_id,
-            [(o.task.lease, o.result, succ) for o, succ in done],
-            [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
+            [Completion(o.task.lease, o.result, succ) for o, succ in done],
+            [FailedRun(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
             limit, self.config.lease_seconds, types, self.owner.host, self.config.group,
         )  # fmt: skip
         self._unsettled = []
@@ -358,9 +359,9 @@ class Pool:
 
     def _default_context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
-        work_dir = None
-        if self.settings is not None:
-            work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
+        if self.settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
+            return TaskContext(task=task, job=job, checkpoint=checkpoint, voices=self._voices.prints)
+        work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint,
                            voices=self._voices.prints)  # fmt: skip
 

@@ -1,10 +1,10 @@
-"""Run one handler and turn whatever happens into an Outcome (the one broad except of the daemon)."""
+"""Run one handler and turn whatever happens into an Outcome (the only broad except around handler code)."""
 
 from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from traxd.errors import PermanentError, classify
@@ -41,12 +41,12 @@ def run_task(handler: Handler | None, ctx: TaskContext) -> Outcome:
         if result is not None and not isinstance(result, dict):
             raise PermanentError(f"handler for {task.type.value} returned {type(result).__name__}, not a dict")
         return Outcome(task, result or {}, None, time.monotonic() - started)
-    except Exception as exc:  # noqa: BLE001 - the runner is the one place that catches everything
+    except Exception as exc:  # noqa: BLE001 - any handler failure becomes a classified Outcome, never a dead slot
         failure = classify(exc)
         if failure.kind is ErrorKind.RETRYABLE and type(exc).__module__ != "traxd.errors":
             # Unexpected exceptions keep their stack in the error history for the user to read.
             tail = "".join(traceback.format_exception(exc, limit=-3)).strip()
-            failure = Failure(failure.kind, f"{failure.message}\n{tail}", failure.retry_after, failure.error_type)
+            failure = replace(failure, message=f"{failure.message}\n{tail}")
         # The message is stored in the DB and shown by `status`: no API key may ride along in it.
-        failure = Failure(failure.kind, redact_text(failure.message), failure.retry_after, failure.error_type)
+        failure = replace(failure, message=redact_text(failure.message))
         return Outcome(task, None, failure, time.monotonic() - started)

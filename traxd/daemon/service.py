@@ -13,7 +13,6 @@ from typing import Any
 
 from traxd import logging as trax_logging
 from traxd.config import (
-    SECRET_FIELDS,
     Settings,
     WatchFolder,
     diarize_options,
@@ -37,7 +36,7 @@ log = trax_logging.get_logger("service")
 
 def setup_logging(settings: Settings) -> None:
     """JSON lines to $TRAX_HOME/logs/traxd.log, readable lines on a TTY, every known secret redacted."""
-    trax_logging.register_secrets(getattr(settings, name) for name in SECRET_FIELDS)
+    trax_logging.register_secrets(settings.secrets)
     trax_logging.register_secrets(os.environ.get(var) for var in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"))
     trax_logging.configure(settings.log_level, settings.logs_dir)
     trax_logging.install_excepthooks()
@@ -124,7 +123,7 @@ class ConfigWatch:
         return settings.watch
 
     def _apply(self, new: Settings) -> None:
-        trax_logging.register_secrets(getattr(new, name) for name in SECRET_FIELDS)
+        trax_logging.register_secrets(new.secrets)
         self.settings, live, restart = live_changes(self.settings, new)
         if live:
             log.info("settings_reloaded", changed=live)  # names only: some of them are keys

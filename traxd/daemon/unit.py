@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traxd.config import SECRET_FIELDS, Settings
+from traxd.config import Settings
 from traxd.errors import UserError
 
 LABEL = "com.trax.traxd"
@@ -119,8 +119,7 @@ def _quote(value: str) -> str:
 
 
 def _no_secrets(settings: Settings, text: str) -> str:
-    for name in SECRET_FIELDS:
-        value = getattr(settings, name)
+    for value in settings.secrets:
         if value and value in text:
             raise UserError("refusing to write a service file that contains an API key")
     return text

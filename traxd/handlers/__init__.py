@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Any
 
+from traxd.config import Settings
 from traxd.errors import ConfigError
 from traxd.handlers.registry import Handler, Registry, TaskContext
 from traxd.types import TaskType
@@ -21,7 +21,7 @@ __all__ = [
 TEST_HANDLERS_ENV = "TRAX_TEST_HANDLERS"
 
 
-def default_registry(settings: Any = None) -> Registry:
+def default_registry(settings: Settings | None = None) -> Registry:
     """The registry the daemon runs: every task type with its real handler."""
     # Imported here: the SDKs behind the handlers (openai, yt-dlp, httpx) cost ~50 MB and seconds of start-up,
     # which traxctl and the queue itself never need.
@@ -47,7 +47,7 @@ def default_registry(settings: Any = None) -> Registry:
     return registry
 
 
-def default_type_limits(settings: Any = None) -> dict[TaskType, int]:
+def default_type_limits(settings: Settings | None = None) -> dict[TaskType, int]:
     """Slots per CPU-bound type (FFmpeg, local inference) so they never take every slot; API-bound types are free."""
     cores = max(1, os.cpu_count() or 1)
     limits = {TaskType.PREPROCESS: cores, TaskType.DIARIZE: 1}  # one diarizer at a time: ~1 GB, every core
@@ -56,7 +56,7 @@ def default_type_limits(settings: Any = None) -> dict[TaskType, int]:
     return limits
 
 
-def load_registry(settings: Any = None, env: Mapping[str, str] | None = None) -> Registry:
+def load_registry(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Registry:
     """The registry every command runs: default_registry, unless TRAX_TEST_HANDLERS names another factory."""
     spec = (os.environ if env is None else env).get(TEST_HANDLERS_ENV, "").strip()
     if not spec:

@@ -18,33 +18,25 @@ if TYPE_CHECKING:
 DEFAULT_LOCAL_MODEL = "base"
 
 
-def setting(ctx: TaskContext, name: str, default: Any = None) -> Any:
-    """A setting, or `default` when the context carries no settings (tests, the programmatic API)."""
-    value = getattr(ctx.settings, name, None) if ctx.settings is not None else None
-    return default if value is None else value
-
-
-def option(ctx: TaskContext, name: str, setting_name: str | None = None, default: Any = None) -> Any:
-    """A per-job option first, then the setting of that name, then `default`."""
+def option(ctx: TaskContext, name: str, fallback: Any) -> Any:
+    """The job's own `name` option when it set one, else `fallback` (the setting it overrides)."""
     if ctx.job is not None and ctx.job.options.get(name) is not None:
         return ctx.job.options[name]
-    return setting(ctx, setting_name or name, default)
+    return fallback
 
 
 def backend(ctx: TaskContext) -> str:
     """`openai` or `local`: the backend the job's own model was given for, else the settings' (`auto` resolved)."""
     if ctx.job is not None and ctx.job.options.get("model") and ctx.job.options.get("backend") in ("openai", "local"):
         return str(ctx.job.options["backend"])
-    if ctx.settings is None:
-        return "local"
-    return str(ctx.settings.effective_backend)
+    return ctx.settings.effective_backend
 
 
 def model_name(ctx: TaskContext) -> str:
     """The transcription model for this job: the job's `model` option, else the backend's configured model."""
     if backend(ctx) == "local":
-        return str(option(ctx, "model", "local_model", DEFAULT_LOCAL_MODEL))
-    return str(option(ctx, "model", "transcribe_model", "whisper-1"))
+        return str(option(ctx, "model", ctx.settings.local_model or DEFAULT_LOCAL_MODEL))
+    return str(option(ctx, "model", ctx.settings.transcribe_model))
 
 
 def own_model(ctx: TaskContext) -> bool:
@@ -70,10 +62,8 @@ def output_dir(ctx: TaskContext, payload: dict[str, Any]) -> Path:
         return Path(ctx.job.output_dir)
     if payload.get("output_dir"):
         return Path(str(payload["output_dir"]))
-    watch = setting(ctx, "watch", ())
-    if watch:
-        return Path(watch[0].outbox)
-    return Path(setting(ctx, "home", Path.cwd())) / "outbox"
+    watch = ctx.settings.watch
+    return watch[0].outbox if watch else ctx.settings.home / "outbox"
 
 
 def output_name(ctx: TaskContext, payload: dict[str, Any]) -> str:

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 from traxd import outputs, speakers
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
-from traxd.handlers.common import option, setting, work_dir
+from traxd.handlers.common import option, work_dir
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
 from traxd.model_catalog import model_info
 from traxd.speakers import Diarization, Turn
@@ -78,7 +79,7 @@ def diarize(ctx: TaskContext, payload: dict[str, Any], get: Callable[[], Diarize
         found, how = _found(ctx, payload, doc, get)
     except PermanentError as exc:  # DiarizationUnavailableError among them: the transcript stands without speakers
         return _without(ctx, payload, json_path, str(exc))
-    threshold = float(setting(ctx, "speaker_threshold", speakers.NAME_THRESHOLD))
+    threshold = ctx.settings.speaker_threshold
     named = speakers.match_names(found.voices, ctx.voices(), threshold) if found.voices else {}
     doc = with_speakers(doc, found, named, how)
     outputs.write_transcript(json_path.parent, json_path.name.removesuffix(".json"), doc)
@@ -133,7 +134,10 @@ def _media(ctx: TaskContext, payload: dict[str, Any]) -> Path:
 
 def _counts(ctx: TaskContext) -> dict[str, int | None]:
     """--speakers N, or --min-speakers/--max-speakers (job options first, then settings)."""
-    return {key: _count(option(ctx, key, key)) for key in ("speakers", "min_speakers", "max_speakers")}
+    s = ctx.settings
+    return {"speakers": _count(option(ctx, "speakers", s.speakers)),
+            "min_speakers": _count(option(ctx, "min_speakers", s.min_speakers)),
+            "max_speakers": _count(option(ctx, "max_speakers", s.max_speakers))}  # fmt: skip
 
 
 def _count(value: Any) -> int | None:
@@ -175,8 +179,8 @@ def _without(ctx: TaskContext, payload: dict[str, Any], json_path: Path, reason:
 
 
 def _drop_scratch(ctx: TaskContext) -> None:
-    """The job's scratch folder (kept by TRANSCRIBE for this stage) is no longer needed."""
-    if ctx.work_dir is not None:
+    """The job's scratch folder (kept by TRANSCRIBE for this stage) is no longer needed, unless Whisper translates."""
+    if ctx.work_dir is not None and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
 
 

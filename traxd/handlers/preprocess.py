@@ -15,7 +15,7 @@ from traxd.model_catalog import piece_seconds
 
 def chunk_seconds(ctx: TaskContext) -> float:
     """Chunk length: --chunk-size (job, then settings), capped by the model's limits and the 25 MB upload cap."""
-    size = float(option(ctx, "chunk_size", "chunk_size", 600.0))
+    size = float(option(ctx, "chunk_size", ctx.settings.chunk_size))
     if size <= 0:
         raise PermanentError(f"chunk size must be greater than 0, got {size}")
     return piece_seconds(model_caps(ctx), size, ffmpeg.BITRATE_KBPS)

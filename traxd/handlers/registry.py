@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from traxd.config import Settings
 from traxd.types import Job, Task, TaskType
 
 
@@ -25,6 +26,11 @@ def _no_voices() -> dict[str, list[float]]:
     return {}
 
 
+def _bare_settings() -> Settings:
+    """Every default, the current folder as home: for contexts built without settings (tests, bare pools)."""
+    return Settings(home=Path.cwd())
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a handler may use: its task, its job, settings, a scratch folder, a checkpoint, a stop flag, voices.
@@ -38,7 +44,7 @@ class TaskContext:
 
     task: Task
     job: Job | None = None
-    settings: Any = None
+    settings: Settings = field(default_factory=_bare_settings)
     work_dir: Path | None = None
     checkpoint: Checkpoint = _no_checkpoint
     cancelled: threading.Event = field(default_factory=threading.Event)

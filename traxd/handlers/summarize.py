@@ -18,7 +18,6 @@ from traxd.handlers.common import (
     deepseek_client,
     read_transcript,
     save_paid,
-    setting,
     transcript_paths,
 )
 from traxd.handlers.registry import TaskContext
@@ -27,7 +26,6 @@ from traxd.logging import get_logger
 from traxd.types import TaskType
 
 log = get_logger("summarize")
-DEFAULT_CHUNK_CHARS = 12000
 SUMMARY_TOKENS = 2048
 
 
@@ -44,7 +42,7 @@ def handle_summarize(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
     md_path = outputs.inside(json_path.parent, f"{base}.summary.md")
     name = str(doc.get("name") or base)
     outputs.write_text_atomic(md_path, summarize.to_markdown(name, str(doc.get("source") or ""), result))
-    record = {"path": str(md_path), "model": setting(ctx, "enhance_model"), "dropped_timestamps": result["dropped"],
+    record = {"path": str(md_path), "model": ctx.settings.enhance_model, "dropped_timestamps": result["dropped"],
               **{k: len(result[k]) for k in summarize.LISTS}}  # fmt: skip
     outputs.update_json(json_path, {"summary": record})
     log.info("summary_written", task_id=ctx.task.id, dropped=result["dropped"])
@@ -53,7 +51,7 @@ def handle_summarize(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
 
 def _summarise(ctx: TaskContext, segments: list[dict[str, Any]]) -> dict[str, Any]:
     """One request per part (checkpointed), then one that combines them when there are several."""
-    chunks = chunk_segments(segments, int(setting(ctx, "summary_chunk_chars", DEFAULT_CHUNK_CHARS)))
+    chunks = chunk_segments(segments, ctx.settings.summary_chunk_chars)
     starts = summarize.real_starts(segments)
     state = _resume_state(ctx, segments, chunks)
     client = deepseek_client(ctx)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from traxd import outputs, pipelines, quality
 from traxd.adapters import ffmpeg
+from traxd.config import Settings
 from traxd.errors import (
     ModelGoneError,
     PayloadTooLargeError,
@@ -30,6 +31,7 @@ from traxd.handlers.common import (
 )
 from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
 from traxd.timeline import timed_from_silences
 
@@ -48,7 +50,7 @@ class Transcriber(Protocol):
         ...
 
 
-def build_transcriber(kind: str, settings: Any) -> Transcriber:
+def build_transcriber(kind: str, settings: Settings) -> Transcriber:
     """The transcriber of a backend (SDK imports stay in the adapters)."""
     if kind == "openai":
         from traxd.adapters.transcribe_openai import OpenAITranscriber
@@ -62,7 +64,7 @@ def build_transcriber(kind: str, settings: Any) -> Transcriber:
 class Backends:
     """Transcribers built on first use and shared by every worker thread of the process."""
 
-    def __init__(self, factory: Callable[[str, Any], Transcriber] = build_transcriber) -> None:
+    def __init__(self, factory: Callable[[str, Settings], Transcriber] = build_transcriber) -> None:
         self._factory = factory
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], Transcriber] = {}
@@ -95,7 +97,7 @@ def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
 def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -> dict[str, Any]:
     """{"chunks": …} from PREPROCESS, or a plain {"path": …} (preprocessed inline) -> outputs written."""
     state = dict(ctx.previous)
-    asked = {"model": model_name(ctx), "language": option(ctx, "language", "language"), "chunk": chunk_seconds(ctx),
+    asked = {"model": model_name(ctx), "language": option(ctx, "language", ctx.settings.language), "chunk": chunk_seconds(ctx),
              "words": wants_words(ctx)}  # fmt: skip
     if state.get("asked", asked) != asked:
         state.update(plan=[], done={}, prepared=None)  # re-run with other options: earlier chunks do not count
@@ -173,7 +175,7 @@ def _whole_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i
 
 
 def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, prompt: str | None) -> dict[str, Any]:
-    language = option(ctx, "language", "language")
+    language = option(ctx, "language", ctx.settings.language)
     try:
         return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
                                  words=wants_words(ctx))  # fmt: skip
@@ -248,7 +250,7 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
 
 def wants_words(ctx: TaskContext) -> bool:
     """The job's (or the settings') --word-timestamps."""
-    return bool(option(ctx, "word_timestamps", "word_timestamps", False))
+    return bool(option(ctx, "word_timestamps", ctx.settings.word_timestamps))
 
 
 def word_warnings(ctx: TaskContext, segments: list[dict[str, Any]]) -> list[str]:
@@ -281,7 +283,7 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
     paths = outputs.write_transcript(folder, state["output_base"], doc)
-    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job):
+    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job) and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],
