@@ -48,6 +48,14 @@ JOB_STATE_WHERE = {
 _RANK = ("MAX(CASE state WHEN 'running' THEN 4 WHEN 'queued' THEN 3 WHEN 'failed' THEN 2 "
          "WHEN 'cancelled' THEN 1 ELSE 0 END)")  # fmt: skip
 RANKED = ("succeeded", "cancelled", "failed", "queued", "running")
+# Jobs per state in one pass over the unfinished tasks: each branch reads its state's partial index (a succeeded task
+# is never visited), each job takes its highest rank; COUNT(job_id) leaves out tasks without a job. A correlated
+# NOT EXISTS per job and state cost 6x more at 100,000 jobs.
+_JOB_COUNTS = (
+    "SELECT r, COUNT(job_id) FROM (SELECT job_id, MAX(r) AS r FROM ("
+    + " UNION ALL ".join(f"SELECT job_id, {RANKED.index(s)} AS r FROM tasks WHERE state = '{s}'" for s in RANKED[:0:-1])
+    + ") AS u GROUP BY job_id) AS g GROUP BY r"
+)
 _ERRORS = {
     "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status') FROM tasks t, "
          "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
@@ -164,9 +172,8 @@ class Reader:
 
     # -- the dashboard ------------------------------------------------------------------------
     def job_counts(self) -> dict[str, int]:
-        """Jobs per state (a job's state comes from its tasks)."""
-        out = {s: int(self.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {w}") or 0)
-               for s, w in JOB_STATE_WHERE.items() if s != "succeeded"}  # fmt: skip
+        """Jobs per state (a job's state comes from its tasks: the highest of RANKED; none unfinished = succeeded)."""
+        out = dict.fromkeys(RANKED[1:], 0) | {RANKED[int(r)]: int(n) for r, n in self.rows(_JOB_COUNTS)}
         total = int(self.scalar("SELECT COUNT(*) FROM jobs") or 0)
         out["succeeded"] = max(0, total - sum(out.values()))
         return out
