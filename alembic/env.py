@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-
-from traxd.db.models import Base, include_object
+from traxd.db.models import include_object, metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

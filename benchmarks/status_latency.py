@@ -20,7 +20,8 @@ from typing import Any
 
 from benchmarks.ingest_latency import REPO
 
-STATUS = [sys.executable, "-m", "traxd.cli.traxctl_cmd", "status"]
+# The console script, as users type it (its entry point answers `status` before loading the Typer app).
+STATUS = [str(Path(sys.executable).parent / "traxctl"), "status"]
 
 
 def busy_registry(_settings: Any) -> Any:

@@ -6,6 +6,7 @@ A real uvicorn server on a free port, a real database (SQLite, and PostgreSQL wh
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
@@ -23,10 +24,10 @@ from traxd.dashboard.app import is_loopback
 from traxd.dashboard.server import check_binding, dashboard_for, make_server
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
-from traxd.errors import UsageError
+from traxd.errors import PermanentError, UsageError, classify
 from traxd.outputs import index_entry
 from traxd.queue.store import Store
-from traxd.queue.transitions import WORKER_LOST, decide_rescue
+from traxd.queue.transitions import WORKER_LOST, RetryPolicy, decide_failure, decide_rescue
 from traxd.types import ControlState, NewJob, NewTask, TaskState, TaskType
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -89,8 +90,10 @@ def seed(store: Store, tmp: Path) -> dict[str, int]:
     assert store.complete(t.lease, {"duration": 5.0, "outputs": outputs})
     entry = index_entry({"name": HOSTILE, "source": str(src), "duration": 5.0, "segments": json.loads(doc.read_text())["segments"]}, doc)
     store.index_transcript(entry, job.id)
-    bad, _, _ = store.create_failed_job(NewJob("https://x.org/a.mp3", "refused"), NewTask(TaskType.DOWNLOAD, {},
-                                        dedupe_key="b"), "the server refused the credentials (HTTP 401)")  # fmt: skip
+    bad, _, _ = store.create_job(NewJob("https://x.org/a.mp3", "refused"), [NewTask(TaskType.DOWNLOAD, {}, dedupe_key="b")])
+    (t,) = store.claim("me", 1, 60)
+    refused = classify(PermanentError("the server refused the credentials (HTTP 401)", http_status=401))
+    assert store.apply(t.lease, decide_failure(t, refused, store.clock.now(), RetryPolicy(), random.Random()))
     lost, _, _ = store.create_job(NewJob("/gone/b.wav", "rescued"), [NewTask(TaskType.PREPROCESS, {}, dedupe_key="c")])
     (t,) = store.claim("dead:1:1.00", 1, 60)
     assert store.rescue(t.lease, decide_rescue(t, store.clock.now(), "the worker vanished"))

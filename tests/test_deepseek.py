@@ -1,4 +1,4 @@
-"""The DeepSeek adapter through the real openai SDK against the fake server: request shape and error classes."""
+"""The DeepSeek adapter through the real openai SDK against the fake server: the request it sends."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters.deepseek import DeepSeek
-from traxd.enhance import SYSTEM_PROMPT, build_messages
-from traxd.errors import (
-    AuthError,
-    ModelGoneError,
-    PermanentError,
-    RetryableError,
-    classify,
-)
-from traxd.types import ErrorKind
+from traxd.enhance_prompt import SYSTEM_PROMPT, build_messages
+from traxd.errors import AuthError
 
 KEY = "sk-deepseek-test-key"
 
@@ -51,64 +44,9 @@ def test_instructions_are_a_byte_identical_prefix(server: FakeOpenAI) -> None:
     assert a[0] == b[0] and a[1]["content"][:13] == b[1]["content"][:13] == "<transcript>\n"
 
 
-def test_wrong_key_is_an_auth_error(server: FakeOpenAI) -> None:
-    with pytest.raises(AuthError, match="DEEPSEEK_API_KEY") as info:
-        client(server, key="sk-wrong-key-123").complete(build_messages("x"), max_tokens=256)
-    assert classify(info.value).kind is ErrorKind.AUTH
-    assert "sk-wrong" not in str(info.value)
-
-
 def test_missing_key_is_an_auth_error() -> None:
     with pytest.raises(AuthError, match="not set"):
         DeepSeek(None, "http://127.0.0.1:9/v1", "deepseek-flash")
 
 
-@pytest.mark.parametrize(("status", "fragment"), [(402, "insufficient balance"), (403, "refused the API key")])
-def test_402_and_403_pause_the_type(server: FakeOpenAI, status: int, fragment: str) -> None:
-    server.fail_next(status)
-    with pytest.raises(AuthError, match=fragment):
-        client(server).complete(build_messages("x"), max_tokens=256)
-
-
-def test_429_with_retry_after_is_retryable_and_not_retried_by_the_sdk(server: FakeOpenAI) -> None:
-    server.fail_next(429, headers={"retry-after": "3"})
-    with pytest.raises(RetryableError) as info:
-        client(server).complete(build_messages("x"), max_tokens=256)
-    assert info.value.retry_after == 3.0
-    assert len(server.calls("/chat/completions")) == 1  # max_retries=0: the queue is the only retry layer
-
-
-def test_retry_after_ms_wins(server: FakeOpenAI) -> None:
-    server.fail_next(429, headers={"retry-after-ms": "1500", "retry-after": "9"})
-    with pytest.raises(RetryableError) as info:
-        client(server).complete(build_messages("x"), max_tokens=256)
-    assert info.value.retry_after == 1.5
-
-
-@pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_retryable(server: FakeOpenAI, status: int) -> None:
-    server.fail_next(status)
-    with pytest.raises(RetryableError, match=str(status)):
-        client(server).complete(build_messages("x"), max_tokens=256)
-
-
-@pytest.mark.parametrize("status", [400, 422])
-def test_bad_requests_are_permanent(server: FakeOpenAI, status: int) -> None:
-    server.fail_next(status, body={"error": {"message": "Invalid max_tokens value", "type": "invalid_request_error"}})
-    with pytest.raises(PermanentError, match="Invalid max_tokens value"):
-        client(server).complete(build_messages("x"), max_tokens=256)
-
-
-def test_unknown_model_pauses_with_the_fix(server: FakeOpenAI) -> None:
-    server.fail_next(404, body={"error": {"message": "Model Not Exist", "type": "invalid_request_error"}})
-    with pytest.raises(ModelGoneError, match="TRAX_ENHANCE_MODEL"):
-        client(server, model="deepseek-chat").complete(build_messages("x"), max_tokens=256)
-
-
-def test_dropped_connection_and_timeout_are_retryable(server: FakeOpenAI) -> None:
-    server.fail_next(drop=True)
-    with pytest.raises(RetryableError, match="cannot reach"):
-        client(server).complete(build_messages("x"), max_tokens=256)
-    server.fail_next(200, delay=2.0)
-    with pytest.raises(RetryableError, match="timed out"):
-        client(server, timeout=0.3).complete(build_messages("x"), max_tokens=256)
+# Status-by-status error classification (shared with transcription): tests/test_openai_compat.py.

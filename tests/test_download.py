@@ -217,11 +217,11 @@ def test_dns_failure_of_a_real_looking_name_is_retryable(monkeypatch: pytest.Mon
 
 def test_http_errors_by_status(tmp_path: Path, media_server: MediaServer) -> None:
     settings = make_settings(tmp_path)
-    with pytest.raises(PermanentError, match="HTTP 404"):
+    with pytest.raises(PermanentError, match="HTTP 404") as gone:
         run(settings, media_server.url("/media/missing.wav"))
     with pytest.raises(RetryableError, match="HTTP 503") as info:
         run(settings, media_server.url("/status/503"))
-    assert info.value.retry_after == 7.0
+    assert (info.value.retry_after, info.value.http_status, gone.value.http_status) == (7.0, 503, 404)
     with pytest.raises(RetryableError) as info:
         run(settings, media_server.url("/status/429"))
     assert info.value.retry_after == 7.0

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, inspect
 
 from traxd.db.engine import open_engine
 from traxd.db.migrate import alembic_config, current_revision, head_revision, upgrade
-from traxd.db.models import Base, include_object
+from traxd.db.models import include_object, metadata, tasks
 
 OPTS = {"include_object": include_object}
 
@@ -21,7 +21,7 @@ def test_upgrade_from_empty_gives_the_models_schema(db_url: str) -> None:
     engine = open_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts=OPTS), Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts=OPTS), metadata)
     assert diffs == []
     assert current_revision(engine) == head_revision(alembic_config(engine))
     engine.dispose()
@@ -51,7 +51,7 @@ def test_postgresql_schema_has_the_partial_indexes_and_types(pg_url: str) -> Non
     upgrade(engine)
     with engine.connect() as conn:
         opts = {"compare_type": True, "compare_server_default": True, **OPTS}
-        assert compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn, opts=opts), metadata) == []
         defs = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'").all())
     assert "WHERE ((state)::text = 'queued'::text)" in defs["ix_tasks_claim"]
     assert "(priority, id, run_after)" in defs["ix_tasks_claim"]
@@ -60,6 +60,15 @@ def test_postgresql_schema_has_the_partial_indexes_and_types(pg_url: str) -> Non
     # Epoch seconds need double precision (a 4-byte real would round them to minutes).
     assert columns["run_after"]["type"].__class__.__name__ == "DOUBLE_PRECISION"
     assert columns["payload"]["type"].__class__.__name__ == "JSON"
+    engine.dispose()
+
+
+def test_postgresql_predicates_are_declared_when_a_postgresql_engine_opens(pg_url: str) -> None:
+    """The models name no PostgreSQL option (that would load its dialect into SQLite daemons); PostgreSQL adds them."""
+    engine = open_engine(pg_url)
+    indexes = {i.name: i for i in tasks.indexes}
+    assert str(indexes["ix_tasks_claim"].dialect_options["postgresql"]["where"]) == "state = 'queued'"
+    assert str(indexes["ix_tasks_cancelled"].dialect_options["postgresql"]["where"]) == "state = 'cancelled'"
     engine.dispose()
 
 
@@ -84,7 +93,7 @@ def test_daemons_starting_together_on_an_empty_postgresql_migrate_once(pg_url: s
     assert not any(t.is_alive() for t in threads), "concurrent migrations blocked each other"
     assert errors == []
     with engines[0].connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn, opts=OPTS), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn, opts=OPTS), metadata) == []
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
     for e in engines:
         e.dispose()

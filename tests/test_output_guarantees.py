@@ -9,20 +9,28 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from traxd import outputs
 
-KILLED_WRITER = """
-import os, sys
-from traxd import outputs
-os.replace = lambda *a: os.kill(os.getpid(), 9)  # die between the temp file and the rename
-outputs.write_text_atomic(sys.argv[1], "half")
-"""
+
+def _killed_writer(target: Path, text: str = "half") -> None:
+    """A writer (a fork of this process, so it runs this process's code) killed by SIGKILL before its rename."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment] # the child only
+            outputs.write_text_atomic(target, text)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -32,8 +40,7 @@ def _age(path: Path, seconds: float) -> None:
 
 def test_a_rewrite_removes_the_temp_file_a_writer_killed_by_sigkill_left(tmp_path: Path) -> None:
     target = tmp_path / "talk.txt"
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], check=False)
-    assert proc.returncode == -signal.SIGKILL
+    _killed_writer(target)
     (leftover,) = tmp_path.iterdir()
     _age(leftover, 60)
     outputs.write_text_atomic(target, "whole")
@@ -55,6 +62,51 @@ def test_an_unreadable_leftover_does_not_stop_the_write(tmp_path: Path) -> None:
     odd.mkdir()  # unlink() fails on a folder
     _age(odd, 60)
     assert outputs.write_text_atomic(tmp_path / "talk.txt", "done").read_text() == "done"
+
+
+def test_the_start_up_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path: Path) -> None:
+    _killed_writer(tmp_path / "talk.txt")
+    _killed_writer(tmp_path / "memo.json")
+    mine = [tmp_path / ".notes.tmp", tmp_path / "talk.mp3.tmp", tmp_path / "draft.txt"]
+    for path in [*tmp_path.iterdir(), *mine]:
+        path.write_text("x")
+        _age(path, 60)
+    assert outputs.sweep_temps(tmp_path) == 2
+    assert sorted(tmp_path.iterdir()) == sorted(mine)
+    assert outputs.sweep_temps(tmp_path / "no such folder") == 0
+
+
+def test_a_stalled_writer_still_finishes_while_sweeps_run_past_its_temp_file(tmp_path: Path) -> None:
+    # A writer held up between its temp file and the rename (a slow disk, a suspended laptop) for longer than the
+    # sweep's age limit must not lose its temp file to the start-up sweep or to another write of the same name.
+    target, stalled, go = tmp_path / "talk.txt", threading.Event(), threading.Event()
+    real_replace, errors = os.replace, []
+
+    def replace(src: str, dst: Path) -> None:
+        if threading.current_thread().name == "slow-writer":
+            stalled.set()
+            go.wait(60)
+        real_replace(src, dst)
+
+    def slow() -> None:
+        try:
+            outputs.write_text_atomic(target, "the slow writer's words")
+        except OSError as exc:
+            errors.append(exc)
+
+    with mock.patch("traxd.outputs.os.replace", replace):
+        writer = threading.Thread(target=slow, name="slow-writer")
+        writer.start()
+        assert stalled.wait(60)
+        (temp,) = tmp_path.glob(".talk.txt.*.tmp")
+        _age(temp, 60)
+        assert outputs.sweep_temps(tmp_path) == 0
+        outputs.write_text_atomic(target, "a quicker writer's words")
+        assert temp.exists()
+        go.set()
+        writer.join(60)
+    assert errors == [] and target.read_text() == "the slow writer's words"
+    assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"]
 
 
 STRACE = shutil.which("strace")
@@ -202,3 +254,21 @@ def test_a_link_in_the_outbox_is_someone_elses_name_and_nothing_is_written_throu
 def test_a_link_named_like_any_output_kind_keeps_its_name(tmp_path: Path) -> None:
     (tmp_path / "talk.srt").symlink_to("elsewhere.srt")
     assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
+
+
+def test_two_writers_racing_for_one_name_get_two_names(tmp_path: Path) -> None:
+    # Another daemon (or a `trax batch`) reserves `talk` between our look at the folder and our create: we take
+    # `talk-2`, and its reservation stays as it made it.
+    real_open, raced = os.open, []
+
+    def open_after_the_other(path: str, flags: int, mode: int = 0o777) -> int:
+        if not raced and Path(path).name == "talk.json":
+            raced.append("racing")
+            raced[0] = outputs.choose_base(tmp_path, "talk", "/other/talk.mp3")
+        return real_open(path, flags, mode)
+
+    with mock.patch("traxd.outputs.os.open", open_after_the_other):
+        mine = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    assert raced == ["talk"] and mine == "talk-2"
+    assert json.loads((tmp_path / "talk.json").read_text()) == {"source": "/other/talk.mp3", "status": "writing"}
+    assert json.loads((tmp_path / "talk-2.json").read_text())["source"] == "/inbox/talk.mp3"

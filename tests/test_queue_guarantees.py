@@ -16,7 +16,7 @@ import pytest
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
-from traxd.queue.store import Store
+from traxd.queue.store import Completion, Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
     ControlState,
@@ -76,7 +76,7 @@ LATE = {"other owner, same attempt": _other_owner_same_attempt,
 
 
 def _complete_like_the_daemon(store: Store, lease: Lease) -> bool:
-    return store.exchange(lease.owner, [(lease, {"late": True}, ())], [], 0, 30).done[0]
+    return store.exchange(lease.owner, [Completion(lease, {"late": True})], [], 0, 30).done[0]
 
 
 def _complete_with_successor(store: Store, lease: Lease) -> bool:
@@ -121,9 +121,9 @@ def test_the_current_run_still_completes_after_a_late_write_was_refused(store: S
 def test_a_run_reported_twice_counts_once(store: Store, clock: FakeClock) -> None:
     store.enqueue_many([NewTask(T, {"i": i}) for i in range(2)])
     a, b = store.claim("me", 2, 30)
-    assert store.exchange("me", [(a.lease, {}, ())], [], 0, 30).done == [True]
+    assert store.exchange("me", [Completion(a.lease, {})], [], 0, 30).done == [True]
     clock.advance(1)
-    assert store.exchange("me", [(a.lease, {}, ()), (b.lease, {}, ())], [], 0, 30).done == [False, True]
+    assert store.exchange("me", [Completion(a.lease, {}), Completion(b.lease, {})], [], 0, 30).done == [False, True]
 
 
 def test_renewal_extends_only_the_leases_asked_for(store: Store, clock: FakeClock) -> None:
@@ -333,7 +333,7 @@ def test_a_very_long_rejection_reason_is_cut_to_2000_characters(store: Store) ->
 def test_a_run_that_returns_nothing_still_completes(store: Store) -> None:
     store.enqueue(NewTask(T, {}))
     run = _one(store, "me")
-    assert store.exchange("me", [(run.lease, None, ())], [], 0, 30).done == [True]
+    assert store.exchange("me", [Completion(run.lease, None)], [], 0, 30).done == [True]
     done = store.get(run.id)
     assert done is not None and done.state is TaskState.SUCCEEDED and done.result is None
 

@@ -179,6 +179,37 @@ def test_status_loads_neither_alembic_nor_the_orm_nor_sdks(env: Store) -> None:
     assert "HEAVY []" in done.stdout
 
 
+def test_the_entry_point_answers_status_without_typer_rich_pydantic_or_psutil(env: Store) -> None:
+    """`traxctl status` (the console script's main) reads and prints before any of the CLI's heavy imports."""
+    add(env, "a.wav")
+    code = ("import sys\nsys.argv = ['traxctl', 'status', '--json']\nfrom traxd.cli import traxctl_cmd\n"
+            "try:\n    traxctl_cmd.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('typer', 'click', 'pydantic', 'rich', 'psutil', 'platformdirs', 'traxd.cli.traxctl_app', "
+            "'alembic', 'sqlalchemy', 'traxd.db.models', 'traxd.queue.store', 'openai', 'httpx', 'structlog') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed, _, heavy = done.stdout.partition("HEAVY ")
+    assert heavy.strip() == "[]"
+    assert json.loads(printed) == status()  # the same report as the Typer command's, key for key
+
+
+def test_other_status_lines_go_to_typer_and_the_fast_path_keeps_its_errors(env: Store) -> None:
+    add(env, "a.wav")
+    cli = [sys.executable, "-m", "traxd.cli.traxctl_cmd", "status"]
+    run = lambda *a: subprocess.run([*cli, *a], check=False, capture_output=True, text=True, env=os.environ, timeout=120)
+    helped = run("--help")
+    assert helped.returncode == 0 and "--follow" in helped.stdout and "Usage:" in helped.stdout
+    typo = run("--jsn")
+    assert typo.returncode == 2 and "No such option" in typo.stderr
+    too_fast = run("--follow", "--interval", "0")
+    assert too_fast.returncode == 2 and "--interval" in too_fast.stderr
+    both = run("--all", "--since", "1h")
+    assert both.returncode == 2 and both.stderr == "error: give --all or --since, not both\n"
+    plain = run()
+    assert plain.returncode == 0 and plain.stdout == text(), plain.stderr
+
+
 def test_follow_on_a_terminal_is_a_live_display(env: Store) -> None:
     add(env, "a.wav")
     leader, follower = pty.openpty()

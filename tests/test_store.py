@@ -8,7 +8,7 @@ import pytest
 
 from traxd.clock import FakeClock
 from traxd.errors import InvalidTaskError
-from traxd.queue.store import Store
+from traxd.queue.store import Completion, Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -114,7 +114,7 @@ def test_batch_completion_reports_each_lease(store: Store) -> None:
     store.enqueue_many([NewTask(T, {"i": i}) for i in range(4)])
     runs = store.claim("me", 4, 30)
     store.cancel(runs[1].id)
-    took = store.complete_many([(r.lease, {"i": r.payload["i"]}, ()) for r in runs])
+    took = store.exchange("me", [Completion(r.lease, {"i": r.payload["i"]}) for r in runs], [], 0, 30).done
     assert took == [True, False, True, True]
 
 
@@ -129,7 +129,8 @@ def test_retryable_failure_backs_off_degrades_priority_and_keeps_history(store: 
     store.enqueue(NewTask(T, {}, priority=6, max_retries=1))
     (run,) = store.claim("me", 1, 30)
     policy = RetryPolicy(base_seconds=10, jitter=0)
-    d = decide_failure(run, Failure(ErrorKind.RETRYABLE, "HTTP 503", error_type="X"), clock.now(), policy, random.Random())
+    answered = Failure(ErrorKind.RETRYABLE, "HTTP 503", error_type="X", http_status=503)
+    d = decide_failure(run, answered, clock.now(), policy, random.Random())
     assert store.apply(run.lease, d)
     queued = store.get(run.id)
     assert queued is not None and queued.state is TaskState.QUEUED and queued.priority == 7
@@ -142,6 +143,7 @@ def test_retryable_failure_backs_off_degrades_priority_and_keeps_history(store: 
     failed = store.get(run.id)
     assert failed is not None and failed.state is TaskState.FAILED and failed.attempts == 2
     assert [e["message"] for e in failed.errors] == ["HTTP 503", "gave up after 2 attempts: HTTP 503"]
+    assert [e.get("http_status") for e in failed.errors] == [503, None]  # the API's status, when one answered
     assert failed.error_message == "gave up after 2 attempts: HTTP 503"
 
 

@@ -14,15 +14,9 @@ from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.adapters import ffmpeg
-from traxd.adapters.transcribe_openai import OpenAITranscriber, retry_after
+from traxd.adapters.transcribe_openai import OpenAITranscriber
 from traxd.config import Settings, load_settings
-from traxd.errors import (
-    AuthError,
-    ModelGoneError,
-    PayloadTooLargeError,
-    PermanentError,
-    RetryableError,
-)
+from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.transcribe import Backends, prompt_tail, transcribe
 from traxd.model_catalog import ModelInfo, model_info, model_warning, piece_seconds
@@ -73,56 +67,7 @@ def test_gpt_transcribe_gets_text_only_and_language_hints(server: FakeOpenAI, ch
     assert out["segments"] == [{"start": 0.0, "end": 4.0, "text": out["text"], "timing": "none"}]
 
 
-MODEL_GONE = {"error": {"message": "The model `whisper-1` does not exist", "type": "invalid_request_error",
-                        "param": "model", "code": "model_not_found"}}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("status", "kwargs", "error", "retry"),
-    [
-        (429, {"headers": {"retry-after": "7"}}, RetryableError, 7.0),
-        (429, {"headers": {"retry-after-ms": "1500"}}, RetryableError, 1.5),
-        (500, {}, RetryableError, None),
-        (503, {"headers": {"retry-after": "2"}}, RetryableError, 2.0),
-        (400, {}, PermanentError, None),
-        (404, {}, PermanentError, None),
-        (422, {}, PermanentError, None),
-        (413, {}, PayloadTooLargeError, None),
-        (401, {}, AuthError, None),
-        (402, {}, AuthError, None),
-        (403, {}, AuthError, None),
-        (404, {"body": MODEL_GONE}, ModelGoneError, None),
-        (429, {"body": {"error": {"message": "quota", "type": "insufficient_quota", "code": "insufficient_quota"}}}, AuthError, None),
-    ],
-)
-def test_errors_are_translated_by_type(server: FakeOpenAI, chunk: Path, status: int, kwargs: dict[str, Any],
-                                       error: type[Exception], retry: float | None) -> None:  # fmt: skip
-    server.fail_next(status, **kwargs)
-    with pytest.raises(error) as info:
-        client(server).transcribe(chunk, model="whisper-1", duration=4.0)
-    assert type(info.value) is error
-    assert getattr(info.value, "retry_after", None) == retry
-    assert len(server.calls()) == 1  # max_retries=0: the queue is the only retry layer
-
-
-def test_model_gone_names_the_fix(server: FakeOpenAI, chunk: Path) -> None:
-    server.fail_next(404, body=MODEL_GONE)
-    with pytest.raises(ModelGoneError, match="TRAX_TRANSCRIBE_MODEL=gpt-transcribe"):
-        client(server).transcribe(chunk, model="whisper-1", duration=4.0)
-
-
-def test_dropped_connection_and_timeout_are_retryable(server: FakeOpenAI, chunk: Path) -> None:
-    server.fail_next(drop=True)
-    with pytest.raises(RetryableError, match="cannot reach"):
-        client(server).transcribe(chunk, model="whisper-1", duration=4.0)
-    server.fail_next(200, delay=2.0)
-    with pytest.raises(RetryableError, match="timed out"):
-        client(server, timeout=0.3).transcribe(chunk, model="whisper-1", duration=4.0)
-
-
-def test_retry_after_http_date() -> None:
-    assert retry_after({"retry-after": "Thu, 01 Jan 1970 00:01:40 GMT"}, now=40.0) == 60.0
-    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+# Status-by-status error classification (shared with DeepSeek): tests/test_openai_compat.py.
 
 
 def test_model_table_and_shutdown_warning() -> None:

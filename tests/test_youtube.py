@@ -80,11 +80,11 @@ def test_size_cap_through_ytdlp(tmp_path: Path, media_server: MediaServer, route
 
 def test_http_errors_are_classified_by_the_wrapped_type(tmp_path: Path, media_server: MediaServer) -> None:
     settings = make_settings(tmp_path)
-    with pytest.raises(PermanentError, match="404"):
+    with pytest.raises(PermanentError, match="404") as gone:
         youtube(settings, media_server.url("/no/such/page"))
     with pytest.raises(RetryableError, match="503") as info:
         youtube(settings, media_server.url("/status/503"))
-    assert info.value.retry_after == 7.0
+    assert (info.value.retry_after, info.value.http_status, gone.value.http_status) == (7.0, 503, 404)
     assert not (settings.home / "out").exists()  # no output for a failed task
 
 

@@ -39,13 +39,12 @@ QUEUE_TESTS = [
 TARGETS: dict[str, list[str]] = {
     "traxd/queue/transitions.py": ["tests/test_transitions.py", *QUEUE_TESTS],
     "traxd/queue/store.py": QUEUE_TESTS,
-    "traxd/queue/hotpath.py": QUEUE_TESTS,
-    "traxd/queue/dialects.py": [*QUEUE_TESTS, "tests/test_bad_database.py"],
+    "traxd/queue/driver.py": [*QUEUE_TESTS, "tests/test_bad_database.py"],
     "traxd/outputs.py": ["tests/test_outputs.py", "tests/test_output_guarantees.py", "tests/test_subtitles.py",
                          "tests/test_speakers.py", "tests/test_search.py", "tests/test_disk_full.py"],
 }
 # Code only PostgreSQL runs: a SQLite run cannot judge it (the PostgreSQL suite in .ci/run covers it).
-POSTGRES_ONLY = {"PostgresHotPath", "PostgresDialect"}
+POSTGRES_ONLY = {"PostgresDriver"}
 SWAP_CMP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
             ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}  # fmt: skip
 SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from traxd.errors import ConfigError, UserError
 
 
@@ -20,6 +18,8 @@ def default_home() -> Path:
     """~/Library/Application Support/Trax on macOS, ${XDG_DATA_HOME:-~/.local/share}/trax elsewhere."""
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "Trax"
+    import platformdirs  # here: a TRAX_HOME saves `traxctl status` its import
+
     return Path(platformdirs.user_data_dir("trax", appauthor=False, roaming=False))
 
 

@@ -38,15 +38,21 @@ class TaskError(TraxError):
 
     kind: ErrorKind = ErrorKind.RETRYABLE
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, http_status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # The status an API answered with, set by the adapter that saw it: the error history keeps it as a field.
+        self.http_status = http_status
 
 
 class RetryableError(TaskError):
     """Temporary: network, timeouts, 429/5xx, resource pressure."""
 
     kind = ErrorKind.RETRYABLE
+
+
+class RateLimitedError(RetryableError):
+    """An API said "too many requests" (429): retried after its Retry-After, else after the backoff."""
 
 
 class DiskFullError(RetryableError):
@@ -112,7 +118,7 @@ def classify(exc: BaseException) -> Failure:
     name = type(exc).__name__
     message = str(exc) or name
     if isinstance(exc, TaskError):
-        return Failure(exc.kind, message, exc.retry_after, name)
+        return Failure(exc.kind, message, exc.retry_after, name, exc.http_status)
     if isinstance(exc, (TimeoutError, ConnectionError, MemoryError)):
         return Failure(ErrorKind.RETRYABLE, message, None, name)
     if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS:

@@ -7,7 +7,7 @@ from typing import Any
 
 from traxd.errors import BadAnswerError
 
-# A transcript inside a prompt is data: these tags are never allowed to appear in it (the same rule as enhance).
+# A transcript inside a prompt is data: these tags are never allowed to appear in it (enhance, translate, summarize).
 OPEN_TAG, CLOSE_TAG = "<transcript>", "</transcript>"
 
 
@@ -30,7 +30,11 @@ def chunk_segments(segments: list[dict[str, Any]], max_chars: int) -> list[list[
 
 def as_data(payload: dict[str, Any]) -> str:
     """A JSON payload between transcript tags, with the tags themselves defused inside it."""
-    text = json.dumps(payload, ensure_ascii=False)
+    return delimit(json.dumps(payload, ensure_ascii=False))
+
+
+def delimit(text: str) -> str:
+    """Text between transcript tags; tags inside it are defused, so it cannot end the data block early."""
     text = text.replace(CLOSE_TAG, "</ transcript>").replace(OPEN_TAG, "< transcript>")
     return f"{OPEN_TAG}\n{text}\n{CLOSE_TAG}"
 

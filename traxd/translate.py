@@ -26,6 +26,19 @@ SYSTEM_PROMPT = (
 )
 _CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 MIN_RATIO, MAX_RATIO = 0.2, 5.0  # translated / original characters over a chunk; outside = not a translation
+WHISPER_TARGET = "en"  # the one language Whisper's own translate task gives
+
+
+def by_whisper(codes: tuple[str, ...], has_deepseek_key: bool, backend: str) -> tuple[str, ...]:
+    """The targets Whisper translates itself: `en` when no DeepSeek key is configured and the backend is local
+    (the model is here and costs nothing); every other target goes through DeepSeek."""
+    return (WHISPER_TARGET,) if WHISPER_TARGET in codes and not has_deepseek_key and backend == "local" else ()
+
+
+def no_key_message(code: str) -> str:
+    """The one line a translation without a DeepSeek key stops with (the transcript is already written)."""
+    return (f"DEEPSEEK_API_KEY is not set: no translation to {code} without it (the transcript is written; without "
+            f"a key only --translate-to {WHISPER_TARGET} works, by Whisper on the local backend)")
 
 
 def parse_codes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -161,6 +161,7 @@ class Failure:
     message: str
     retry_after: float | None = None
     error_type: str = "Error"
+    http_status: int | None = None  # the API's answer, when an API refused (recorded in the error history)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from traxd.adapters.http_errors import is_retryable_status, parse_retry_after
+from traxd.adapters.http_errors import is_retryable_status, retry_after
 from traxd.errors import PermanentError, RetryableError, TaskError
 from traxd.urls import url_problem
 
@@ -233,8 +233,8 @@ def _check_status(response: httpx.Response, url: str) -> None:
         return
     message = f"HTTP {status} {response.reason_phrase or ''} for {url}".replace("  ", " ")
     if is_retryable_status(status):
-        raise RetryableError(message, retry_after=parse_retry_after(response.headers.get("retry-after")))
-    raise PermanentError(message)
+        raise RetryableError(message, retry_after=retry_after(response.headers), http_status=status)
+    raise PermanentError(message, http_status=status)
 
 
 def _start_of(response: httpx.Response, offset: int, part: Path) -> int:

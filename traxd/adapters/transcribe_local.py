@@ -125,9 +125,13 @@ def load_model(name: str, download: bool = True) -> Any:
         return model
 
 
-def transcribe_kwargs(language: str | None, prompt: str | None, words: bool) -> dict[str, Any]:
-    """The arguments Trax gives WhisperModel.transcribe (the benchmark calls faster-whisper with the same)."""
-    return {"language": language, "initial_prompt": prompt, "beam_size": 5, "word_timestamps": words}
+def transcribe_kwargs(language: str | None, prompt: str | None, words: bool, task: str = "transcribe") -> dict[str, Any]:
+    """The arguments Trax gives WhisperModel.transcribe (the benchmark calls faster-whisper with the same).
+
+    `task="translate"` is Whisper's own translation into English (multilingual models; an English-only model
+    such as tiny.en transcribes English either way). `language` is then the language spoken, not the target.
+    """
+    return {"language": language, "initial_prompt": prompt, "beam_size": 5, "word_timestamps": words, "task": task}
 
 
 class LocalTranscriber:
@@ -136,14 +140,15 @@ class LocalTranscriber:
     backend = "local"
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
-        """Transcribe one chunk; segments relative to its start, with Whisper's per-segment statistics."""
+                   prompt: str | None = None, words: bool = False, task: str = "transcribe") -> dict[str, Any]:  # fmt: skip
+        """Transcribe one chunk (or, with `task="translate"`, translate it into English); segments relative to its
+        start, with Whisper's per-segment statistics."""
         whisper = load_model(model)
         try:
-            segments, info = whisper.transcribe(str(path), **transcribe_kwargs(language, prompt, words))
+            segments, info = whisper.transcribe(str(path), **transcribe_kwargs(language, prompt, words, task))
             segs = [_segment(s, words) for s in segments]
         except (OSError, ValueError, RuntimeError) as exc:
-            raise PermanentError(f"{path.name}: local transcription failed ({type(exc).__name__}: {exc})") from None
+            raise PermanentError(f"{path.name}: local {task} failed ({type(exc).__name__}: {exc})") from None
         text = " ".join(s["text"] for s in segs if s["text"])
         return {"text": text, "language": getattr(info, "language", None), "segments": segs}
 

@@ -1,26 +1,15 @@
-"""Transcription through the openai SDK (OpenAI or any compatible server); SDK errors translated by type."""
+"""Transcription through the openai SDK (OpenAI or any compatible server); errors translated in openai_compat."""
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import openai
-
-from traxd.errors import (
-    AuthError,
-    ModelGoneError,
-    PayloadTooLargeError,
-    PermanentError,
-    RetryableError,
-    TaskError,
-)
+from traxd.adapters.openai_compat import Api, Service
 from traxd.model_catalog import REPLACEMENT, ModelInfo, model_info
 from traxd.timeline import assign_words, word
 
+SERVICE = Service("the transcription server", "OPENAI_API_KEY", "TRAX_TRANSCRIBE_MODEL", REPLACEMENT)
 MIME = {".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".webm": "audio/webm"}
 
 
@@ -30,19 +19,16 @@ class OpenAITranscriber:
     backend = "openai"
 
     def __init__(self, api_key: str | None, base_url: str | None, timeout: float) -> None:
-        self.client = openai.OpenAI(api_key=api_key or "", base_url=base_url, max_retries=0, timeout=timeout)
+        self.api = Api(SERVICE, api_key, base_url, timeout)
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
                    prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
         """Transcribe one chunk; segments are relative to the chunk's start."""
         info = model_info(model)
-        try:
-            with open(path, "rb") as fh:
-                upload = (path.name, fh, MIME.get(path.suffix.lower(), "application/octet-stream"))
-                args = request_args(info, model, upload, language, prompt, words, duration)
-                resp = self.client.audio.transcriptions.create(**args)
-        except openai.OpenAIError as exc:
-            raise translate(exc, model) from None
+        with open(path, "rb") as fh, self.api.errors(model):
+            upload = (path.name, fh, MIME.get(path.suffix.lower(), "application/octet-stream"))
+            args = request_args(info, model, upload, language, prompt, words, duration)
+            resp = self.api.client.audio.transcriptions.create(**args)
         return parse_response(resp, info, duration)
 
 
@@ -105,60 +91,3 @@ def _whole(text: str, duration: float, logprobs: list[Any] | None) -> dict[str, 
     if values:
         seg["avg_logprob"] = sum(values) / len(values)
     return seg
-
-
-def translate(exc: openai.OpenAIError, model: str) -> TaskError:
-    """Map an SDK exception to a Trax error class by its type (and status code / error code, never its text)."""
-    if isinstance(exc, openai.APITimeoutError):
-        return RetryableError("transcription request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return RetryableError(f"cannot reach the transcription server: {exc.message}")
-    if not isinstance(exc, openai.APIStatusError):
-        return RetryableError(f"transcription failed: {type(exc).__name__}")
-    return _from_status(exc, model)
-
-
-def _from_status(exc: openai.APIStatusError, model: str) -> TaskError:
-    status, detail = exc.status_code, _detail(exc)
-    wait = retry_after(exc.response.headers)
-    if model_gone(exc):
-        return ModelGoneError(f"transcription model {model!r} is not available ({detail}); "
-                              f"set TRAX_TRANSCRIBE_MODEL={REPLACEMENT} (or another model the server offers)")  # fmt: skip
-    if exc.code == "insufficient_quota":
-        return AuthError(f"the API account is out of quota (HTTP {status}): {detail}")
-    if isinstance(exc, (openai.RateLimitError, openai.InternalServerError)) or status in (408, 409) or status >= 500:
-        return RetryableError(f"transcription server busy or failing (HTTP {status}): {detail}", retry_after=wait)
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)) or status == 402:
-        return AuthError(f"the transcription server refused the credentials (HTTP {status}): {detail}; "
-                         "check OPENAI_API_KEY and the account's billing")  # fmt: skip
-    if status == 413:
-        return PayloadTooLargeError(f"the upload is too large for the server (HTTP 413): {detail}")
-    return PermanentError(f"the transcription server rejected the request (HTTP {status}): {detail}")
-
-
-def model_gone(exc: openai.APIStatusError) -> bool:
-    """True when the API says the model does not exist (its error code, or a 404 about the `model` parameter)."""
-    return exc.code == "model_not_found" or (exc.status_code == 404 and exc.param == "model")
-
-
-def _detail(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, Mapping) else {}
-    message = body.get("message") if isinstance(body.get("message"), str) else None
-    return " ".join((message or exc.response.reason_phrase or "no detail").split())[:300]
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or an HTTP date); None when absent."""
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return max(0.0, float(ms) / 1000)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-            return max(0.0, when - (time.time() if now is None else now))
-    except (TypeError, ValueError):
-        return None

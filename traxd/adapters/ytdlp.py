@@ -30,7 +30,7 @@ from yt_dlp.utils import (
 )
 
 from traxd.adapters.download import Resolver, checked_addresses, resolve_host
-from traxd.adapters.http_errors import is_retryable_status, parse_retry_after
+from traxd.adapters.http_errors import is_retryable_status, retry_after
 from traxd.errors import PermanentError, RetryableError, TaskError
 from traxd.logging import get_logger
 
@@ -282,8 +282,8 @@ def translate_error(exc: YoutubeDLError, url: str) -> TaskError:
     if isinstance(cause, HTTPError):
         if is_retryable_status(cause.status):
             headers = getattr(cause.response, "headers", None) or {}
-            return RetryableError(message, retry_after=parse_retry_after(headers.get("retry-after")))
-        return PermanentError(message)
+            return RetryableError(message, retry_after=retry_after(headers), http_status=cause.status)
+        return PermanentError(message, http_status=cause.status)
     if isinstance(cause, (TooLarge, Refused)):
         return PermanentError(message)
     if isinstance(cause, (TransportError, ContentTooShortError, DownloadCancelled, TimeoutError, ConnectionError)):

@@ -18,8 +18,8 @@ from traxd.batching.setup import check_memory_limit, model_options, open_store
 from traxd.config import Settings, diarize_options, load_settings, with_changes
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.scratch import sweep_at_start
-from traxd.errors import PermanentError, UserError
-from traxd.handlers import Registry, load_registry
+from traxd.errors import AuthError, PermanentError, UserError
+from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.languages import normalize_language
 from traxd.outputs import write_json_atomic
@@ -27,6 +27,7 @@ from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
 from traxd.resources import Limits, ResourceMonitor
+from traxd.translate import by_whisper
 from traxd.types import PRIORITY_NORMAL, TaskType, WorkerInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -132,7 +133,8 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     if not files:
         reporter.message(f"nothing to do: no media files in {root}")
         return EXIT_OK
-    for flag, on in (("--enhance", settings.enhance), ("--translate-to", settings.translate_to),
+    keyless = by_whisper(settings.translate_to, False, settings.effective_backend)  # `en` by Whisper, locally
+    for flag, on in (("--enhance", settings.enhance), ("--translate-to", set(settings.translate_to) - set(keyless)),
                      ("--summarize", settings.summarize)):  # fmt: skip
         if on and not settings.deepseek_api_key:
             reporter.message(f"warning: {flag} without DEEPSEEK_API_KEY: transcripts are written, "
@@ -190,14 +192,29 @@ def batch_registry(settings: Settings) -> Registry:
     """
     registry = load_registry(settings)
     if not settings.deepseek_api_key:
-        for task_type in (TaskType.ENHANCE, TaskType.TRANSLATE, TaskType.SUMMARIZE):
+        for task_type in (TaskType.ENHANCE, TaskType.SUMMARIZE):
             if task_type in registry:
                 registry.register(task_type, _no_deepseek_key)
+        translate = registry.get(TaskType.TRANSLATE)
+        if translate is not None:  # `en` needs no key on the local backend (Whisper translates): run it
+            registry.register(TaskType.TRANSLATE, _failing_not_pausing(translate))
     return registry
 
 
+def _failing_not_pausing(handler: Handler) -> Handler:
+    """The handler, its AuthError (no key; the daemon pauses the type) turned into this task's failure."""
+
+    def run(ctx: Any, payload: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return handler(ctx, payload)
+        except AuthError as exc:
+            raise PermanentError(f"{exc}; set it and run the batch again") from None
+
+    return run
+
+
 def _no_deepseek_key(ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
-    what = {TaskType.ENHANCE: "enhance", TaskType.TRANSLATE: "translate", TaskType.SUMMARIZE: "summarize"}
+    what = {TaskType.ENHANCE: "enhance", TaskType.SUMMARIZE: "summarize"}
     raise PermanentError(f"DEEPSEEK_API_KEY is not set: set it and run the batch again to "
                          f"{what.get(ctx.task.type, 'finish')} this transcript")  # fmt: skip
 

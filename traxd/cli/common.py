@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
-
 from traxd.config import Settings, load_settings
 from traxd.errors import ConfigError, UsageError, UserError
 
-if TYPE_CHECKING:  # the read-only commands never load the store (SQLAlchemy, the table declarations)
+if TYPE_CHECKING:  # the read-only commands never load the store (SQLAlchemy, the table declarations), nor Typer
+    import typer
+
     from traxd.queue.reads import Reader
     from traxd.queue.store import Store
 
@@ -21,12 +21,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
+    import typer
+
+    sys.stderr.write(f"error: {message}\n")
     return typer.Exit(code)
+
+
+def report_error(exc: UserError | KeyboardInterrupt) -> int:
+    """One line on stderr for a UserError (none for Ctrl-C); the exit code: 2 usage/config, 1 failure, 130 Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    sys.stderr.write(f"error: {exc}\n")
+    return EXIT_USAGE if isinstance(exc, (UsageError, ConfigError)) else EXIT_FAILURE
 
 
 def one_line_errors(fn: F) -> F:
@@ -36,13 +48,10 @@ def one_line_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UsageError, ConfigError) as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
-        except UserError as exc:
-            raise fail(str(exc), EXIT_FAILURE) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("\n")
-            raise typer.Exit(130) from None
+        except (UserError, KeyboardInterrupt) as exc:
+            import typer
+
+            raise typer.Exit(report_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

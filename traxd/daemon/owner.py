@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-import psutil
+# psutil is imported where it is used: `traxctl status` with no daemon running never needs it.
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Owner:
     @classmethod
     def current(cls, host: str | None = None) -> Owner:
         """This process."""
+        import psutil
+
         started = psutil.Process(os.getpid()).create_time()
         return cls(host or socket.gethostname(), os.getpid(), started)
 
@@ -41,6 +43,8 @@ def owner_is_dead(owner_id: str, host: str) -> bool:
     owner = Owner.parse(owner_id)
     if owner is None or owner.host != host:
         return False
+    import psutil
+
     try:
         proc = psutil.Process(owner.pid)
         if f"{proc.create_time():.2f}" != f"{owner.started:.2f}":

@@ -22,7 +22,7 @@ from traxd.daemon.runner import Outcome, run_task
 from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
 from traxd.logging import get_logger
-from traxd.queue.store import Store
+from traxd.queue.store import Completion, FailedRun, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
 from traxd.types import (
     GLOBAL_SCOPE,
@@ -241,8 +241,8 @@ class Pool:
         done, failed, decisions = prepared
         ex = self.store.exchange(
             self.owner_id,
-            [(o.task.lease, o.result, succ) for o, succ in done],
-            [(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
+            [Completion(o.task.lease, o.result, succ) for o, succ in done],
+            [FailedRun(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
             limit, self.config.lease_seconds, types, self.owner.host, self.config.group,
         )  # fmt: skip
         self._unsettled = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from traxd.errors import PermanentError, classify
@@ -46,7 +46,7 @@ def run_task(handler: Handler | None, ctx: TaskContext) -> Outcome:
         if failure.kind is ErrorKind.RETRYABLE and type(exc).__module__ != "traxd.errors":
             # Unexpected exceptions keep their stack in the error history for the user to read.
             tail = "".join(traceback.format_exception(exc, limit=-3)).strip()
-            failure = Failure(failure.kind, f"{failure.message}\n{tail}", failure.retry_after, failure.error_type)
+            failure = replace(failure, message=f"{failure.message}\n{tail}")
         # The message is stored in the DB and shown by `status`: no API key may ride along in it.
-        failure = Failure(failure.kind, redact_text(failure.message), failure.retry_after, failure.error_type)
+        failure = replace(failure, message=redact_text(failure.message))
         return Outcome(task, None, failure, time.monotonic() - started)

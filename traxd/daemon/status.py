@@ -9,12 +9,13 @@ the leases it holds in those rows, so they always agree with the running count.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
 from traxd.batching.jobs import JobView, fold, snapshot, work
-from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.daemon.owner import owner_is_dead
 from traxd.errors import UsageError
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
@@ -84,7 +85,7 @@ class Status:
 
 def heartbeats(workers: list[WorkerInfo], now: float, stale_after: float, leases: Counter[str]) -> list[Heartbeat]:
     """Flag rows older than `stale_after` seconds and same-host rows whose process is gone; count their leases."""
-    host = Owner.current().host
+    host = socket.gethostname()  # not Owner.current(): psutil loads only when a row is this host's
     return [
         Heartbeat(w, now - w.last_seen, now - w.last_seen > stale_after, owner_is_dead(w.owner, host), leases[w.owner])
         for w in workers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,9 +12,6 @@ from prometheus_client.registry import Collector
 
 from traxd.queue.reads import Reader
 from traxd.queue.transitions import WORKER_LOST
-
-# The adapters write the server's status into the message as "(HTTP 429)"; it is read back here only for counting.
-_HTTP = re.compile(r"\bHTTP (\d{3})\b")
 
 
 class QueueCollector(Collector):
@@ -49,7 +45,7 @@ def _depth(tasks: list[tuple[str, str, int]], jobs: dict[str, int]) -> Iterator[
     yield by_job
 
 
-def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[Any, Any]], audio: float,
+def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[str | None, int | None]], audio: float,
              dashboard_errors: dict[int, int]) -> Iterator[Any]:  # fmt: skip
     done = CounterMetricFamily("trax_tasks_finished", "Tasks that finished, by outcome and type (throughput).",
                                labels=["state", "type"])  # fmt: skip
@@ -66,8 +62,9 @@ def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[Any, Any]], 
     yield CounterMetricFamily("trax_lease_rescues", "Tasks taken back from a lost worker.", value=rescues)
     api = CounterMetricFamily("trax_api_errors", "Errors answered by an API (OpenAI, DeepSeek, …) by HTTP status.",
                               labels=["status"])  # fmt: skip
-    for status, n in sorted(Counter(m.group(1) for _, msg in entries if (m := _HTTP.search(str(msg or "")))).items()):
-        api.add_metric([status], n)
+    # The adapter that saw the answer recorded its status in the entry (errors.TaskError.http_status).
+    for status, n in sorted(Counter(s for _, s in entries if s is not None).items()):
+        api.add_metric([str(status)], n)
     yield api
     http = CounterMetricFamily("trax_dashboard_errors", "Dashboard responses with an error status.", labels=["status"])
     for status, n in sorted(dashboard_errors.items()):

@@ -51,6 +51,9 @@ def open_engine(
         full = sys.platform == "darwin" if full_fsync is None else full_fsync
         engine = _sqlite_engine(url, synchronous, busy_timeout_ms, pool_size, full)
     else:
+        from traxd.db.models import declare_postgresql_predicates
+
+        declare_postgresql_predicates()
         engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=8)
     check_connection(engine)
     return engine
@@ -110,6 +113,8 @@ def _install_sqlite_hooks(engine: Engine, synchronous: str, busy_timeout_ms: int
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.connection.dbapi_connection.in_transaction:
+            return  # the queue store's driver began it (BEGIN IMMEDIATE on the raw connection)
         # Writers take the write lock up front: no SQLITE_BUSY_SNAPSHOT half way through.
         read_only = conn.get_execution_options().get("trax_read", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -2,176 +2,176 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Plain Core tables: the code reads and writes them with Core statements only, and SQLAlchemy's ORM (its declarative
+# classes) would add 4 MB to every process that opens the queue.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+metadata = MetaData(naming_convention=NAMING)
+
+# The partial indexes of `tasks`: the rows each one covers (the same predicate on SQLite and PostgreSQL).
+PARTIAL_WHERE = {
+    "ix_tasks_claim": "state = 'queued'",
+    "ix_tasks_lease": "state = 'running'",
+    "ix_tasks_failed": "state = 'failed'",
+    "ix_tasks_cancelled": "state = 'cancelled'",
+}
 
 
-class Base(DeclarativeBase):
-    """Declarative base with stable constraint names for migrations."""
-
-    metadata = MetaData(naming_convention=NAMING)
+def _required(name: str, *args: Any, **kw: Any) -> Column[Any]:
+    return Column(name, *args, nullable=False, **kw)
 
 
-class JobRow(Base):
-    """One input (a file or URL) and where its outputs go."""
-
-    __tablename__ = "jobs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(String(512))
-    output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
-    group: Mapped[str] = mapped_column("group_name", String(128), default="default", index=True)
-    options: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[float] = mapped_column(Float)
+def _optional(name: str, *args: Any, **kw: Any) -> Column[Any]:
+    return Column(name, *args, nullable=True, **kw)
 
 
-class TaskRow(Base):
-    """A unit of work with its lease, retries and result."""
+# One input (a file or URL) and where its outputs go.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _required("source", Text),
+    _required("name", String(512)),
+    _optional("output_dir", Text),
+    _required("group_name", String(128), default="default", index=True),
+    _required("options", JSON, default=dict),
+    _required("created_at", Float),
+)
 
-    __tablename__ = "tasks"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True, index=True)
-    type: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16))
-    priority: Mapped[int] = mapped_column(Integer)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_retries: Mapped[int] = mapped_column(Integer)
-    run_after: Mapped[float] = mapped_column(Float)
-    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    error_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    errors: Mapped[list] = mapped_column(JSON, default=list)
-    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    dedupe_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+# A unit of work with its lease, retries and result.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _optional("job_id", Integer, ForeignKey("jobs.id"), index=True),
+    _required("type", String(32)),
+    _required("payload", JSON, default=dict),
+    _required("state", String(16)),
+    _required("priority", Integer),
+    _required("attempts", Integer, default=0),
+    _required("max_retries", Integer),
+    _required("run_after", Float),
+    _optional("lease_owner", String(255)),
+    _optional("lease_expires_at", Float),
+    _optional("error_kind", String(16)),
+    _optional("error_message", Text),
+    _required("errors", JSON, default=list),
+    _optional("result", JSON),
+    _optional("dedupe_key", String(255), unique=True),
+    _required("created_at", Float),
+    _required("updated_at", Float),
+    _optional("started_at", Float),
+    _optional("finished_at", Float),
     # The host whose local files this task reads; None means any machine may claim it.
-    affinity: Mapped[str | None] = mapped_column(String(255), nullable=True)
-
-    __table_args__ = (
-        # The claim query reads only queued rows in (priority, id) order: a partial index keeps it
-        # small and fast whatever the number of finished tasks.
-        Index(
-            "ix_tasks_claim",
-            "priority",
-            "id",
-            "run_after",
-            sqlite_where=text("state = 'queued'"),
-            postgresql_where=text("state = 'queued'"),
-        ),
-        Index(
-            "ix_tasks_lease",
-            "lease_expires_at",
-            sqlite_where=text("state = 'running'"),
-            postgresql_where=text("state = 'running'"),
-        ),
-        # Status and the dashboard: throughput and the current work by finish time; the few failed/cancelled rows.
-        Index("ix_tasks_finished_at", "finished_at"),
-        Index("ix_tasks_failed", "job_id", sqlite_where=text("state = 'failed'"), postgresql_where=text("state = 'failed'")),
-        Index(
-            "ix_tasks_cancelled",
-            "job_id",
-            sqlite_where=text("state = 'cancelled'"),
-            postgresql_where=text("state = 'cancelled'"),
-        ),
-    )
+    _optional("affinity", String(255)),
+    # The claim query reads only queued rows in (priority, id) order: a partial index keeps it
+    # small and fast whatever the number of finished tasks.
+    Index("ix_tasks_claim", "priority", "id", "run_after", sqlite_where=text(PARTIAL_WHERE["ix_tasks_claim"])),
+    Index("ix_tasks_lease", "lease_expires_at", sqlite_where=text(PARTIAL_WHERE["ix_tasks_lease"])),
+    # Status and the dashboard: throughput and the current work by finish time; the few failed/cancelled rows.
+    Index("ix_tasks_finished_at", "finished_at"),
+    Index("ix_tasks_failed", "job_id", sqlite_where=text(PARTIAL_WHERE["ix_tasks_failed"])),
+    Index("ix_tasks_cancelled", "job_id", sqlite_where=text(PARTIAL_WHERE["ix_tasks_cancelled"])),
+)
 
 
-class ControlRow(Base):
-    """Desired state per scope: '*' for the whole queue, or a task type paused for a reason."""
+def declare_postgresql_predicates() -> None:
+    """Give the partial indexes their PostgreSQL predicates too (what a PostgreSQL engine compares against).
 
-    __tablename__ = "control"
-
-    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    updated_at: Mapped[float] = mapped_column(Float)
-
-
-class WorkerRow(Base):
-    """One daemon's heartbeat."""
-
-    __tablename__ = "workers"
-
-    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int] = mapped_column(Integer)
-    started_at: Mapped[float] = mapped_column(Float)
-    last_seen: Mapped[float] = mapped_column(Float)
-    active_tasks: Mapped[int] = mapped_column(Integer, default=0)
-    slots: Mapped[int] = mapped_column(Integer, default=0)
-    rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
-    cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    Not in the declarations: any `postgresql_*` option loads SQLAlchemy's PostgreSQL dialect, 3 MB of memory that a
+    daemon on SQLite never uses. `open_engine` calls this for a PostgreSQL URL.
+    """
+    for index in tasks.indexes:
+        if index.name in PARTIAL_WHERE:
+            index.dialect_kwargs["postgresql_where"] = text(PARTIAL_WHERE[index.name])
 
 
-class IngestedFileRow(Base):
-    """A file an inbox scan has queued, with the stamp it had: a restart skips it unless the stamp changed."""
+# Desired state per scope: '*' for the whole queue, or a task type paused for a reason.
+control = Table(
+    "control",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    _required("state", String(16)),
+    _optional("reason", Text),
+    _required("updated_at", Float),
+)
 
-    __tablename__ = "ingested_files"
+# One daemon's heartbeat.
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(255), primary_key=True),
+    _required("host", String(255)),
+    _required("pid", Integer),
+    _required("started_at", Float),
+    _required("last_seen", Float),
+    _required("active_tasks", Integer, default=0),
+    _required("slots", Integer, default=0),
+    _required("rss_mb", Float, default=0.0),
+    _required("cpu_percent", Float, default=0.0),
+)
 
-    host: Mapped[str] = mapped_column(String(255), primary_key=True)  # "" when the inboxes are shared storage
-    path: Mapped[str] = mapped_column(Text, primary_key=True)
-    outbox: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    inode: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    seen_at: Mapped[float] = mapped_column(Float)
+# A file an inbox scan has queued, with the stamp it had: a restart skips it unless the stamp changed.
+ingested_files = Table(
+    "ingested_files",
+    metadata,
+    Column("host", String(255), primary_key=True),  # "" when the inboxes are shared storage
+    Column("path", Text, primary_key=True),
+    _required("outbox", Text),
+    _required("size", BigInteger),
+    _required("mtime_ns", BigInteger),
+    _required("inode", BigInteger),
+    _optional("sha256", String(64)),
+    _required("seen_at", Float),
+)
 
+# One finished transcript in the search archive (its NAME.json and the job that made it).
+transcripts = Table(
+    "transcripts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _optional("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), unique=True),
+    _required("json_path", Text, unique=True),
+    _required("name", String(512)),
+    _required("source", Text),
+    _optional("language", String(16)),
+    _optional("duration", Float),
+    _required("indexed_at", Float, index=True),
+)
 
-class TranscriptRow(Base):
-    """One finished transcript in the search archive (its NAME.json and the job that made it)."""
-
-    __tablename__ = "transcripts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, unique=True
-    )
-    json_path: Mapped[str] = mapped_column(Text, unique=True)
-    name: Mapped[str] = mapped_column(String(512))
-    source: Mapped[str] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
-    indexed_at: Mapped[float] = mapped_column(Float, index=True)
-
-
-class SegmentRow(Base):
-    """One segment of an archived transcript; the full-text index (FTS5 / tsvector) is kept on `text`."""
-
-    __tablename__ = "transcript_segments"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id", ondelete="CASCADE"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    start_sec: Mapped[float] = mapped_column(Float)
-    end_sec: Mapped[float] = mapped_column(Float)
-    speaker: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    text: Mapped[str] = mapped_column(Text)
+# One segment of an archived transcript; the full-text index (FTS5 / tsvector) is kept on `text`.
+transcript_segments = Table(
+    "transcript_segments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _required("transcript_id", Integer, ForeignKey("transcripts.id", ondelete="CASCADE"), index=True),
+    _required("seq", Integer),
+    _required("start_sec", Float),
+    _required("end_sec", Float),
+    _optional("speaker", String(128)),
+    _required("text", Text),
+)
 
 
 # Full-text objects the engines add beside the declared tables (migration 0003): the FTS5 table and its shadow
@@ -194,14 +194,14 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
     return True
 
 
-class VoiceRow(Base):
-    """An enrolled speaker: a name and the voice print (embedding) diarized speakers are matched against."""
-
-    __tablename__ = "voices"
-
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    embedding: Mapped[list] = mapped_column(JSON)
-    model: Mapped[str] = mapped_column(String(64))
-    sample: Mapped[str | None] = mapped_column(Text, nullable=True)
-    seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[float] = mapped_column(Float)
+# An enrolled speaker: a name and the voice print (embedding) diarized speakers are matched against.
+voices = Table(
+    "voices",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    _required("embedding", JSON),
+    _required("model", String(64)),
+    _optional("sample", Text),
+    _required("seconds", Float, default=0.0),
+    _required("created_at", Float),
+)

@@ -11,12 +11,11 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.engine import Connection
 
-from traxd.db.models import SegmentRow, TranscriptRow
+from traxd.db.models import transcript_segments as SEG
+from traxd.db.models import transcripts as TR
 from traxd.searchquery import Node, to_fts5, to_tsquery
 from traxd.types import SearchFilters, SearchHit
 
-TR = TranscriptRow.__table__
-SEG = SegmentRow.__table__
 OPEN, CLOSE = "\x02", "\x03"  # never in a transcript (stripped on indexing): safe to mark matches with
 PG_CONFIG = "trax_search"
 SNIPPET_TOKENS = 16

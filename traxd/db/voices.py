@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from traxd.db.models import VoiceRow
-
-V = VoiceRow.__table__
+from traxd.db.models import voices as V
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
 from traxd.handlers.common import option, work_dir
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
 from traxd.model_catalog import model_info
 from traxd.speakers import Diarization, Turn
@@ -178,8 +179,8 @@ def _without(ctx: TaskContext, payload: dict[str, Any], json_path: Path, reason:
 
 
 def _drop_scratch(ctx: TaskContext) -> None:
-    """The job's scratch folder (kept by TRANSCRIBE for this stage) is no longer needed."""
-    if ctx.work_dir is not None:
+    """The job's scratch folder (kept by TRANSCRIBE for this stage) is no longer needed, unless Whisper translates."""
+    if ctx.work_dir is not None and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
 
 

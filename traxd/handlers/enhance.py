@@ -1,5 +1,7 @@
 """ENHANCE: DeepSeek clean-up of NAME.txt in chunks, each validated; NAME.enhanced.txt and the verdict in NAME.json.
 
+The prompt, the chunking and the guard are pure and live in traxd/enhance_prompt.py; this is the handler.
+
 Every enhanced chunk is checkpointed, so a retry after a crash or a 429 pays only for the chunks not done yet.
 A chunk that fails validation keeps its original text; the verdict is "accepted" (all chunks kept their
 enhancement), "partial" or "rejected" (none did: no NAME.enhanced.txt is written and the original stands).
@@ -12,11 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from traxd import enhance
+from traxd import enhance_prompt
 from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.common import deepseek_client, save_paid, transcript_paths
 from traxd.handlers.registry import TaskContext
+from traxd.llmjson import max_tokens_for
 from traxd.logging import get_logger
 from traxd.outputs import update_json, write_text_atomic
 from traxd.types import TaskType
@@ -29,7 +32,7 @@ def handle_enhance(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     json_path, txt_path = transcript_paths(payload, TaskType.ENHANCE)
     original = _read_original(json_path, txt_path)
     s = ctx.settings
-    chunks = enhance.split_chunks(original, s.enhance_chunk_chars) if original.strip() else []
+    chunks = enhance_prompt.split_chunks(original, s.enhance_chunk_chars) if original.strip() else []
     state = _resume_state(ctx, original)
     if chunks:
         client = deepseek_client(ctx)
@@ -72,11 +75,11 @@ def _enhance_chunks(ctx: TaskContext, client: DeepSeek, chunks: list[str], state
             continue
         if ctx.cancelled.is_set():
             raise RetryableError(f"enhancement interrupted after {len(state['done'])} of {len(chunks)} chunks")
-        reply = client.complete(enhance.build_messages(chunk), max_tokens=enhance.max_tokens_for(chunk))
-        text = enhance.extract_reply(reply.text)
-        verdict = enhance.check(chunk, text, min_similarity)
+        reply = client.complete(enhance_prompt.build_messages(chunk), max_tokens=max_tokens_for(len(chunk)))
+        text = enhance_prompt.extract_reply(reply.text)
+        verdict = enhance_prompt.check(chunk, text, min_similarity)
         if reply.finish_reason == "length" and verdict.accepted:
-            verdict = enhance.Check(False, verdict.similarity, verdict.length_ratio, "the reply was cut off")
+            verdict = enhance_prompt.Check(False, verdict.similarity, verdict.length_ratio, "the reply was cut off")
         state["done"][str(index)] = {"text": text if verdict.accepted else None, "similarity": verdict.similarity,
                                      "accepted": verdict.accepted, "reason": verdict.reason}  # fmt: skip
         save_paid(ctx, state)
@@ -91,8 +94,8 @@ def _verdict(
     results = [done[str(i)] for i in range(len(chunks))]
     accepted = sum(1 for r in results if r["accepted"])
     status = "accepted" if accepted == len(chunks) else "rejected" if accepted == 0 else "partial"
-    text = enhance.assemble(chunks, [r["text"] for r in results])
-    weights = [max(1, len(enhance.words(c))) for c in chunks]
+    text = enhance_prompt.assemble(chunks, [r["text"] for r in results])
+    weights = [max(1, len(enhance_prompt.words(c))) for c in chunks]
     score = sum(r["similarity"] * w for r, w in zip(results, weights, strict=True)) / sum(weights)
     rejected = [{"chunk": i, "reason": r["reason"]} for i, r in enumerate(results) if not r["accepted"]]
     verdict: dict[str, Any] = {"requested": True, "status": status, "similarity": round(score, 4), "model": model,

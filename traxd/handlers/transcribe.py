@@ -31,6 +31,7 @@ from traxd.handlers.common import (
 )
 from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
 from traxd.timeline import timed_from_silences
 
@@ -282,7 +283,7 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
     paths = outputs.write_transcript(folder, state["output_base"], doc)
-    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job):
+    if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job) and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
     return {"name": state["output_base"], "output_dir": str(folder), "outputs": paths, "language": doc["language"],

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from traxd.queue import hotpath
+from traxd.queue import driver as drivers
 from traxd.types import Control, ControlState, Task, TaskState, TaskType, WorkerInfo
 
 OPEN_JOBS = "SELECT job_id FROM tasks WHERE state = 'queued' UNION SELECT job_id FROM tasks WHERE state = 'running'"
@@ -48,10 +48,18 @@ JOB_STATE_WHERE = {
 _RANK = ("MAX(CASE state WHEN 'running' THEN 4 WHEN 'queued' THEN 3 WHEN 'failed' THEN 2 "
          "WHEN 'cancelled' THEN 1 ELSE 0 END)")  # fmt: skip
 RANKED = ("succeeded", "cancelled", "failed", "queued", "running")
+# Jobs per state in one pass over the unfinished tasks: each branch reads its state's partial index (a succeeded task
+# is never visited), each job takes its highest rank; COUNT(job_id) leaves out tasks without a job. A correlated
+# NOT EXISTS per job and state cost 6x more at 100,000 jobs.
+_JOB_COUNTS = (
+    "SELECT r, COUNT(job_id) FROM (SELECT job_id, MAX(r) AS r FROM ("
+    + " UNION ALL ".join(f"SELECT job_id, {RANKED.index(s)} AS r FROM tasks WHERE state = '{s}'" for s in RANKED[:0:-1])
+    + ") AS u GROUP BY job_id) AS g GROUP BY r"
+)
 _ERRORS = {
-    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.message') FROM tasks t, "
+    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status') FROM tasks t, "
          "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
-    "%s": "SELECT e ->> 'type', e ->> 'message' FROM tasks t, json_array_elements(t.errors) e "
+    "%s": "SELECT e ->> 'type', e ->> 'http_status' FROM tasks t, json_array_elements(t.errors) e "
           "WHERE t.errors::text <> '[]'",
 }  # fmt: skip
 # The archive keeps each transcript's media duration: summing it reads no JSON.
@@ -164,9 +172,8 @@ class Reader:
 
     # -- the dashboard ------------------------------------------------------------------------
     def job_counts(self) -> dict[str, int]:
-        """Jobs per state (a job's state comes from its tasks)."""
-        out = {s: int(self.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {w}") or 0)
-               for s, w in JOB_STATE_WHERE.items() if s != "succeeded"}  # fmt: skip
+        """Jobs per state (a job's state comes from its tasks: the highest of RANKED; none unfinished = succeeded)."""
+        out = dict.fromkeys(RANKED[1:], 0) | {RANKED[int(r)]: int(n) for r, n in self.rows(_JOB_COUNTS)}
         total = int(self.scalar("SELECT COUNT(*) FROM jobs") or 0)
         out["succeeded"] = max(0, total - sum(out.values()))
         return out
@@ -220,8 +227,8 @@ class Reader:
 
     def job_tasks(self, job_id: int) -> list[Task]:
         """Every task of a job in full (payload, result, error history), oldest first."""
-        hot = hotpath.for_dialect("sqlite" if self.mark == "?" else "postgresql")
-        sql = f"SELECT {', '.join(hotpath.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
+        hot = drivers.for_dialect("sqlite" if self.mark == "?" else "postgresql")
+        sql = f"SELECT {', '.join(drivers.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
         return [hot.to_task(r) for r in self.rows(sql, (job_id,))]
 
     def running_tasks(self) -> list[Task]:
@@ -230,9 +237,9 @@ class Reader:
         sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running'"
         return sorted((_brief_task(r) for r in self.rows(sql)), key=lambda t: t.id)
 
-    def error_entries(self) -> list[tuple[str | None, str | None]]:
-        """(type, message) of every entry of every task's error history."""
-        return [(t, m) for t, m in self.rows(_ERRORS[self.mark])]
+    def error_entries(self) -> list[tuple[str | None, int | None]]:
+        """(error type, HTTP status or None) of every entry of every task's error history."""
+        return [(t, None if s is None else int(s)) for t, s in self.rows(_ERRORS[self.mark])]
 
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""

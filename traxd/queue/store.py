@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ from sqlalchemy.engine import Connection, Row
 from traxd.clock import Clock, SystemClock
 from traxd.db import search as archive
 from traxd.db.engine import READ_ONLY, paid_transaction
-from traxd.db.models import ControlRow, IngestedFileRow, JobRow, TaskRow, WorkerRow
-from traxd.queue import dialects, hotpath
+from traxd.db.models import control as C
+from traxd.db.models import ingested_files as F
+from traxd.db.models import jobs as J
+from traxd.db.models import tasks as T
+from traxd.db.models import workers as W
+from traxd.queue import driver as drivers
 from traxd.queue.transitions import WORKER_LOST, Decision
 from traxd.searchquery import Node
 from traxd.types import (
@@ -36,11 +41,6 @@ from traxd.types import (
     WorkerInfo,
 )
 
-T = TaskRow.__table__
-J = JobRow.__table__
-C = ControlRow.__table__
-W = WorkerRow.__table__
-F = IngestedFileRow.__table__
 FILE_COLUMNS = ["outbox", "size", "mtime_ns", "inode", "sha256", "seen_at"]
 
 # Errors that mean "the database cannot be reached or is busy right now": the pool backs off and retries.
@@ -57,13 +57,14 @@ MAX_ERROR_HISTORY = 20
 INDEX_KEY = "index"
 
 
-_DECODED = hotpath.PostgresHotPath()  # SQLAlchemy rows arrive with JSON already decoded
+IDLE_CONNECTIONS = 4  # open connections a store keeps for its next transactions (one per busy thread)
+_DECODED = drivers.PostgresDriver()  # SQLAlchemy rows arrive with JSON already decoded
 
 
 def to_task(row: Row[Any]) -> Task:
     """Freeze a `tasks` row read through SQLAlchemy."""
     m = row._mapping
-    return _DECODED.to_task(tuple(m[c] for c in hotpath.COLUMNS))
+    return _DECODED.to_task(tuple(m[c] for c in drivers.COLUMNS))
 
 
 def to_job(row: Row[Any]) -> Job:
@@ -78,12 +79,40 @@ def _guard(lease: Lease) -> Any:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A run that succeeded: its lease, its result and the tasks that follow it (committed together)."""
+
+    lease: Lease
+    result: dict[str, Any] | None
+    successors: Sequence[NewTask] = ()
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run that did not succeed: its lease, what to do about it, and the error's type for the history."""
+
+    lease: Lease
+    decision: Decision
+    error_type: str = "Error"
+
+
+@dataclass(frozen=True)
 class Exchange:
-    """What one settle-and-claim transaction did."""
+    """What one settle-and-claim transaction did: which completions and failures took, and what it leased."""
 
     done: list[bool]
     failed: list[bool]
     claimed: list[Task]
+
+
+@dataclass(frozen=True)
+class Tx:
+    """One write transaction: the SQLAlchemy connection for Core statements, and the raw DB-API connection and
+    cursor under it for the driver's pre-built SQL; both see the same transaction."""
+
+    conn: Connection
+    raw: Any
+    cur: Any
 
 
 class Store:
@@ -92,8 +121,9 @@ class Store:
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
-        self.dialect = dialects.for_engine(engine)
-        self.hot = hotpath.for_dialect(self.dialect.name)
+        self.driver = drivers.for_engine(engine)
+        self._idle: list[Tx] = []
+        weakref.finalize(self, _close_all, self._idle)  # tests and tools drop stores without closing them
         dbapi = engine.dialect.dbapi
         self.unavailable: tuple[type[BaseException], ...] = SA_UNAVAILABLE + tuple(
             getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if hasattr(dbapi, name)
@@ -109,35 +139,66 @@ class Store:
         return None
 
     # -- transactions -------------------------------------------------------------------------
-    def _write(self) -> Any:
-        return self.engine.begin()
-
     @contextmanager
-    def _raw_write(self) -> Iterator[hotpath.Cursor]:
-        """A write transaction on the raw DB-API connection (the hot paths: enqueue, claim, complete)."""
-        raw = self.engine.raw_connection()
-        cur = hotpath.Cursor(raw.cursor())
+    def _tx(self, paid: bool = False) -> Iterator[Tx]:
+        """The one way the store opens a write transaction: the driver begins it on the raw connection (Core
+        statements inside join it), and it commits on leaving; rolled back on any error, the connection
+        dropped when the database is unreachable.
+
+        `paid=True`: the commit is on disk when it returns (see engine.paid_transaction): it records a result
+        we paid for.
+        """
+        tx = self._checkout()
         try:
-            self.hot.begin(cur)
-            yield cur
-            self.hot.commit(raw, cur)
+            if paid:
+                with paid_transaction(tx.conn):
+                    yield tx
+            else:
+                self.driver.begin(tx.cur)
+                yield tx
+                self._commit(tx)
         except BaseException as exc:
-            broken = isinstance(exc, self.unavailable)
-            try:
-                self.hot.rollback(raw, cur)
-            except Exception:  # noqa: BLE001 - no transaction left to undo, or the connection is gone
-                broken = True
-            if broken:
-                raw.invalidate()  # a fresh connection next time
+            self._abort(tx, exc)
             raise
-        finally:
-            raw.close()
+        self._checkin(tx)
 
-    @contextmanager
-    def _paid_write(self) -> Iterator[Connection]:
-        """A write transaction that is on disk when it commits (see engine.paid_transaction)."""
-        with self.engine.connect() as conn, paid_transaction(conn):
-            yield conn
+    def _checkout(self) -> Tx:
+        """An idle connection of this store, or a new one from the engine's pool (no pool round trip per task)."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            conn = self.engine.connect()
+            raw = conn.connection.dbapi_connection
+            return Tx(conn, raw, raw.cursor())
+
+    def _commit(self, tx: Tx) -> None:
+        if tx.conn.in_transaction():  # a Core statement ran: SQLAlchemy knows of the transaction
+            tx.conn.commit()
+        else:
+            self.driver.commit(tx.raw, tx.cur)
+
+    def _abort(self, tx: Tx, exc: BaseException) -> None:
+        """Roll back; a connection that cannot (or whose database is gone) is invalidated with the idle ones."""
+        broken = isinstance(exc, self.unavailable)
+        try:
+            if tx.conn.in_transaction():
+                tx.conn.rollback()
+            else:
+                self.driver.rollback(tx.raw, tx.cur)
+        except Exception:  # noqa: BLE001 - the connection is gone: nothing left to undo
+            broken = True
+        if not broken:
+            self._checkin(tx)
+            return
+        tx.conn.invalidate()  # a fresh connection next time
+        tx.conn.close()
+        _close_all(self._idle)  # they share the outage; the pool hands out (and pre-pings) new ones
+
+    def _checkin(self, tx: Tx) -> None:
+        if len(self._idle) < IDLE_CONNECTIONS and not tx.conn.invalidated and not tx.conn.closed:
+            self._idle.append(tx)
+        else:
+            tx.conn.close()
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
@@ -145,30 +206,20 @@ class Store:
     # -- enqueue ------------------------------------------------------------------------------
     def enqueue(self, new: NewTask) -> tuple[Task, bool]:
         """Insert one task; with a dedupe key already present, return the existing task and False."""
-        with self._raw_write() as cur:
-            task = self.hot.insert_one(cur, new, self.clock.now(), None)
-            if task is not None:
-                return task, True
-            return self.hot.by_dedupe_key(cur, new.dedupe_key), False
-
-    def _enqueue_in(self, conn: Connection, new: NewTask, now: float, job_id: int | None = None) -> tuple[Task, bool]:
-        cur = _cursor(conn)
-        task = self.hot.insert_one(cur, new, now, job_id)
-        if task is not None:
-            return task, True
-        return self.hot.by_dedupe_key(cur, new.dedupe_key), False
+        with self._tx() as tx:
+            return self.driver.insert_one(tx.cur, new, self.clock.now(), None)
 
     def enqueue_many(self, tasks: Sequence[NewTask]) -> int:
         """Bulk insert in one transaction; duplicates of existing dedupe keys are skipped. Returns rows inserted."""
         if not tasks:
             return 0
-        with self._raw_write() as cur:
-            return self.hot.insert_many(cur, tasks, self.clock.now())
+        with self._tx() as tx:
+            return self.driver.insert_many(tx.cur, tasks, self.clock.now())
 
     def create_job(self, job: NewJob, first: Sequence[NewTask]) -> tuple[Job, list[Task], bool]:
         """Create a job and its first tasks in one transaction; if the first task's dedupe key exists, do nothing."""
-        with self._write() as conn:
-            return self._create_job_in(conn, job, first, self.clock.now())
+        with self._tx() as tx:
+            return self._create_job_in(tx, job, first, self.clock.now())
 
     def create_jobs(
         self, items: Sequence[tuple[NewJob, NewTask]], files: Sequence[IngestedFile] = ()
@@ -178,21 +229,21 @@ class Store:
         `files` (the inbox files behind the items) are remembered in the same transaction.
         """
         now = self.clock.now()
-        with self._write() as conn:
-            made = [self._create_job_in(conn, job, [task], now) for job, task in items]
-            self._remember_in(conn, files, now)
+        with self._tx() as tx:
+            made = [self._create_job_in(tx, job, [task], now) for job, task in items]
+            self._remember_in(tx.conn, files, now)
         return [(job, tasks[0], created) for job, tasks, created in made]
 
     def remember_files(self, files: Sequence[IngestedFile]) -> None:
         """Remember inbox files as ingested with their current stamp (URL files, queued one by one)."""
-        with self._write() as conn:
-            self._remember_in(conn, files, self.clock.now())
+        with self._tx() as tx:
+            self._remember_in(tx.conn, files, self.clock.now())
 
     def _remember_in(self, conn: Connection, files: Sequence[IngestedFile], now: float) -> None:
         for start in range(0, len(files), 500):
             rows = [{"host": f.host, "path": f.path, "outbox": f.outbox, "size": f.size, "mtime_ns": f.mtime_ns,
                      "inode": f.inode, "sha256": f.sha256, "seen_at": now} for f in files[start : start + 500]]  # fmt: skip
-            conn.execute(self.dialect.upsert(F, rows, ["host", "path"], FILE_COLUMNS))
+            conn.execute(self.driver.upsert(F, rows, ["host", "path"], FILE_COLUMNS))
 
     def ingested_files(self, host: str) -> list[IngestedFile]:
         """Every remembered inbox file of this host ("" = shared storage)."""
@@ -203,8 +254,8 @@ class Store:
     def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
         """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
         now = self.clock.now()
-        with self._write() as conn:
-            jrow, (created_task,), created = self._create_job_in(conn, job, [task], now)
+        with self._tx() as tx:
+            jrow, (created_task,), created = self._create_job_in(tx, job, [task], now)
             if not created:
                 return jrow, created_task, False
             entry = {"at": now, "attempt": 0, "kind": "permanent", "type": "Rejected", "message": reason[:2000]}
@@ -214,11 +265,10 @@ class Store:
                         errors=[entry], finished_at=now, updated_at=now)
                 .returning(*T.c)
             )  # fmt: skip
-            return jrow, to_task(conn.execute(stmt).one()), True
+            return jrow, to_task(tx.conn.execute(stmt).one()), True
 
-    def _create_job_in(
-        self, conn: Connection, job: NewJob, first: Sequence[NewTask], now: float
-    ) -> tuple[Job, list[Task], bool]:
+    def _create_job_in(self, tx: Tx, job: NewJob, first: Sequence[NewTask], now: float) -> tuple[Job, list[Task], bool]:
+        conn = tx.conn
         key = first[0].dedupe_key if first else None
         if key is not None:
             row = conn.execute(select(T).where(T.c.dedupe_key == key)).first()
@@ -227,7 +277,7 @@ class Store:
                 jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
                 return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
         jrow = conn.execute(insert(J).values(_job_values(job, now)).returning(*J.c)).one()
-        created = [self._enqueue_in(conn, t, now, jrow.id)[0] for t in first]
+        created = [self.driver.insert_one(tx.cur, t, now, jrow.id)[0] for t in first]
         return to_job(jrow), created, True
 
     # -- claim and guarded writes -------------------------------------------------------------
@@ -238,63 +288,70 @@ class Store:
         """Lease up to `limit` runnable tasks, highest priority (lowest number) first; attempts counted here.
 
         With `host`, tasks pinned to another host (their files live there) are left alone; with `group`, only
-        tasks of that job group are taken.
+        tasks of that job group are taken. The pool's exchange without anything to settle.
         """
         return self.exchange(owner, [], [], limit, lease_seconds, types, host, group).claimed
+
+    def complete(self, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask] = ()) -> bool:
+        """Mark the task succeeded and enqueue its successors in one transaction; False if the lease was lost.
+
+        The pool's exchange with one completion and nothing to claim.
+        """
+        return self.exchange("", [Completion(lease, result, successors)], [], 0, 0.0).done[0]
 
     def exchange(
         self,
         owner: str,
-        done: Sequence[tuple[Lease, dict[str, Any] | None, Sequence[NewTask]]],
-        failed: Sequence[tuple[Lease, Decision, str]],
+        done: Sequence[Completion],
+        failed: Sequence[FailedRun],
         limit: int,
         lease_seconds: float,
         types: Iterable[TaskType] | None = None,
         host: str | None = None,
         group: str | None = None,
     ) -> Exchange:
-        """Settle finished runs (each guarded) and lease up to `limit` new tasks.
+        """Settle finished runs (each guarded by its lease) and lease up to `limit` new tasks, in one transaction.
 
-        Failures and completions with successors commit first in their own transaction; plain completions
-        and the claim share one transaction on the hot path: one commit per dispatcher round, not two per task.
+        One commit per dispatcher round, however many runs it settles and tasks it claims.
         """
         now = self.clock.now()
-        plain = [i for i, item in enumerate(done) if not item[2] and not (item[1] or {}).get(INDEX_KEY)]
-        done_took = [False] * len(done)
-        failed_took: list[bool] = []
-        if failed or len(plain) < len(done):
-            with self._write() as conn:
-                failed_took = [self._apply_in(conn, lease, d, kind, now) for lease, d, kind in failed]
-                for i in sorted(set(range(len(done))) - set(plain)):
-                    done_took[i] = self._complete_in(conn, *done[i], now)
         type_values = [t.value for t in TaskType] if types is None else [TaskType.parse(t).value for t in types]
-        claimable = limit if type_values else 0
-        claimed: list[Task] = []
-        if plain or claimable > 0:
-            claim = hotpath.Claim(owner, claimable, now + lease_seconds, now, tuple(type_values), host, group)
-            took, claimed = self._hot_exchange([done[i][:2] for i in plain], claim)
-            for i, ok in zip(plain, took):
-                done_took[i] = ok
+        claim = drivers.Claim(owner, limit if type_values else 0, now + lease_seconds, now, tuple(type_values),
+                              host, group)  # fmt: skip
+        if not done and not failed and claim.limit <= 0:
+            return Exchange([], [], [])
+        with self._tx() as tx:
+            failed_took = [self._apply_in(tx.conn, f, now) for f in failed]
+            done_took = self._complete_in(tx, done, now)
+            claimed = self.driver.claim(tx.cur, claim) if claim.limit > 0 else []
         return Exchange(done_took, failed_took, claimed)
 
-    def _hot_exchange(
-        self, items: list[tuple[Lease, dict[str, Any] | None]], claim: hotpath.Claim
-    ) -> tuple[list[bool], list[Task]]:
-        with self._raw_write() as cur:
-            took = [True] * len(items)
-            if items and self.hot.complete(cur, items, claim.now) != len(items):
-                took = self._hot_which_took(cur, items, claim.now)
-            claimed = self.hot.claim(cur, claim) if claim.limit > 0 else []
-            return took, claimed
+    def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
+        """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
+        plain = [i for i, c in enumerate(done) if not c.successors and not (c.result or {}).get(INDEX_KEY)]
+        took = [False] * len(done)
+        if plain:
+            items = [(done[i].lease, done[i].result) for i in plain]
+            for i, ok in zip(plain, self.driver.complete(tx.cur, items, now)):
+                took[i] = ok
+        for i in sorted(set(range(len(done))) - set(plain)):
+            took[i] = self._complete_one(tx, done[i], now)
+        return took
 
-    def _hot_which_took(self, cur: hotpath.Cursor, items: list[tuple[Lease, Any]], now: float) -> list[bool]:
-        """After a short executemany: which of these leases did this transaction complete?"""
-        m = self.hot.mark
-        ids = [lease.task_id for lease, _ in items]
-        sql = (f"SELECT id, lease_owner, attempts FROM tasks WHERE state = 'succeeded' AND finished_at = {m} "
-               f"AND id IN ({', '.join([m] * len(ids))})")  # fmt: skip
-        mine = {tuple(r) for r in cur.execute_returning(sql, (now, *ids))}
-        return [(lease.task_id, lease.owner, lease.attempt) in mine for lease, _ in items]
+    def _complete_one(self, tx: Tx, done: Completion, now: float) -> bool:
+        """One completion with its successors and its transcript for the archive, guarded like the others."""
+        result = done.result
+        entry = (result or {}).get(INDEX_KEY)
+        if entry is not None:
+            result = {k: v for k, v in (result or {}).items() if k != INDEX_KEY}
+        if not self.driver.complete(tx.cur, [(done.lease, result)], now)[0]:
+            return False
+        job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()
+        if entry:
+            archive.replace_transcript_in(tx.conn, entry, job_id, now)
+        for new in done.successors:
+            self.driver.insert_one(tx.cur, new, now, new.job_id if new.job_id is not None else job_id)
+        return True
 
     def renew(self, owner: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
         """Extend this owner's leases; returns the ids still held (a missing id means the lease was lost)."""
@@ -307,34 +364,8 @@ class Store:
             .values(lease_expires_at=now + lease_seconds, updated_at=now)
             .returning(T.c.id)
         )
-        with self._write() as conn:
-            return {r.id for r in conn.execute(stmt)}
-
-    def complete(self, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask] = ()) -> bool:
-        """Mark the task succeeded and enqueue its successors in one transaction; False if the lease was lost."""
-        return self.complete_many([(lease, result, successors)])[0]
-
-    def complete_many(
-        self, items: Sequence[tuple[Lease, dict[str, Any] | None, Sequence[NewTask]]]
-    ) -> list[bool]:
-        """Complete several tasks (each guarded, each with its successors)."""
-        return self.exchange("", items, [], 0, 0.0).done
-
-    def _complete_in(
-        self, conn: Connection, lease: Lease, result: dict[str, Any] | None, successors: Sequence[NewTask], now: float
-    ) -> bool:
-        entry = (result or {}).get(INDEX_KEY)
-        if entry is not None:
-            result = {k: v for k, v in (result or {}).items() if k != INDEX_KEY}
-        if self.hot.complete(_cursor(conn), [(lease, result)], now) != 1:
-            return False
-        if successors or entry:
-            job_id = conn.execute(select(T.c.job_id).where(T.c.id == lease.task_id)).scalar()
-            if entry:
-                archive.replace_transcript_in(conn, entry, job_id, now)
-            for new in successors:
-                self._enqueue_in(conn, new, now, new.job_id if new.job_id is not None else job_id)
-        return True
+        with self._tx() as tx:
+            return {r.id for r in tx.conn.execute(stmt)}
 
     def checkpoint(self, lease: Lease, data: dict[str, Any], *, paid: bool = False) -> bool:
         """Store a running task's partial progress in its result (guarded); a retry reads it back.
@@ -343,20 +374,25 @@ class Store:
         returns, so an OS crash or a power cut cannot make the next attempt pay for it again.
         """
         stmt = update(T).where(_guard(lease)).values(result=data, updated_at=self.clock.now())
-        with self._paid_write() if paid else self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._tx(paid=paid) as tx:
+            return tx.conn.execute(stmt).rowcount == 1
 
     def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:
-        """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost."""
-        with self._write() as conn:
-            return self._apply_in(conn, lease, decision, error_type, self.clock.now())
+        """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost.
 
-    def _apply_in(self, conn: Connection, lease: Lease, decision: Decision, error_type: str, now: float) -> bool:
-        row = conn.execute(self.dialect.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
+        The pool's exchange with one failure and nothing to claim.
+        """
+        return self.exchange("", [], [FailedRun(lease, decision, error_type)], 0, 0.0).failed[0]
+
+    def _apply_in(self, conn: Connection, failed: FailedRun, now: float) -> bool:
+        lease, decision = failed.lease, failed.decision
+        row = conn.execute(self.driver.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
         if row is None:
             return False
         entry = {"at": now, "attempt": lease.attempt, "kind": decision.error_kind.value,
-                 "type": error_type, "message": decision.message[:2000]}  # fmt: skip
+                 "type": failed.error_type, "message": decision.message[:2000]}  # fmt: skip
+        if decision.http_status is not None:
+            entry["http_status"] = decision.http_status
         values = _decision_values(decision, now, row.priority)
         values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
         if decision.refund_attempt:
@@ -375,8 +411,8 @@ class Store:
             .values(state=QUEUED, lease_owner=None, lease_expires_at=None, run_after=now, updated_at=now,
                     attempts=T.c.attempts - 1)
         )  # fmt: skip
-        with self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._tx() as tx:
+            return tx.conn.execute(stmt).rowcount == 1
 
     # -- rescue -------------------------------------------------------------------------------
     def running_leases(self, exclude_owner: str | None = None) -> list[Task]:
@@ -460,21 +496,21 @@ class Store:
     # -- user actions -------------------------------------------------------------------------
     def retry(self, task_id: int) -> bool:
         """Queue a failed or cancelled task again with a fresh attempt budget."""
-        with self._write() as conn:
-            return conn.execute(self._requeue(T.c.id == task_id, FINISHED_BADLY)).rowcount == 1
+        with self._tx() as tx:
+            return tx.conn.execute(self._requeue(T.c.id == task_id, FINISHED_BADLY)).rowcount == 1
 
     def retry_failed(self) -> int:
         """Queue every failed task again; returns how many."""
-        with self._write() as conn:
-            return conn.execute(self._requeue(T.c.state == TaskState.FAILED.value, [TaskState.FAILED.value])).rowcount
+        with self._tx() as tx:
+            return tx.conn.execute(self._requeue(T.c.state == TaskState.FAILED.value, [TaskState.FAILED.value])).rowcount
 
     def reopen_job(self, job_id: int, group: str, options: dict[str, Any] | None = None) -> int:
         """Move a job into `group` (with new options, when given) and queue its failed or cancelled tasks again;
         returns how many were requeued. Tasks not yet run read the new options when they are claimed."""
         values: dict[str, Any] = {"group_name": group} | ({"options": options} if options is not None else {})
-        with self._write() as conn:
-            conn.execute(update(J).where(J.c.id == job_id).values(**values))
-            return conn.execute(self._requeue(T.c.job_id == job_id, FINISHED_BADLY)).rowcount
+        with self._tx() as tx:
+            tx.conn.execute(update(J).where(J.c.id == job_id).values(**values))
+            return tx.conn.execute(self._requeue(T.c.job_id == job_id, FINISHED_BADLY)).rowcount
 
     def _requeue(self, which: Any, states: list[str]) -> Any:
         """UPDATE that puts matching failed/cancelled tasks back in the queue with a fresh attempt budget."""
@@ -495,24 +531,24 @@ class Store:
             .values(state=TaskState.CANCELLED.value, lease_expires_at=None, finished_at=now, updated_at=now,
                     error_kind="cancelled", error_message="cancelled by the user")
         )  # fmt: skip
-        with self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._tx() as tx:
+            return tx.conn.execute(stmt).rowcount == 1
 
     def delete_job(self, job_id: int) -> bool:
         """Delete a finished job, its tasks and its transcript in the archive; False if missing or still active."""
-        with self._write() as conn:
-            active = conn.execute(select(T.c.id).where(T.c.job_id == job_id, T.c.state.in_([QUEUED, RUNNING]))).first()
+        with self._tx() as tx:
+            active = tx.conn.execute(select(T.c.id).where(T.c.job_id == job_id, T.c.state.in_([QUEUED, RUNNING]))).first()
             if active is not None:
                 return False
-            archive.forget_job_in(conn, job_id)
-            conn.execute(delete(T).where(T.c.job_id == job_id))
-            return conn.execute(delete(J).where(J.c.id == job_id)).rowcount == 1
+            archive.forget_job_in(tx.conn, job_id)
+            tx.conn.execute(delete(T).where(T.c.job_id == job_id))
+            return tx.conn.execute(delete(J).where(J.c.id == job_id)).rowcount == 1
 
     # -- search archive -----------------------------------------------------------------------
     def index_transcript(self, entry: dict[str, Any], job_id: int | None = None) -> int:
         """Put one transcript into the archive (replacing its job's or its JSON's earlier entry); its id."""
-        with self._write() as conn:
-            return archive.replace_transcript_in(conn, entry, job_id, self.clock.now())
+        with self._tx() as tx:
+            return archive.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
 
     def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
         """Ranked hits for a parsed query."""
@@ -540,22 +576,22 @@ class Store:
 
     def set_control(self, scope: str, state: ControlState, reason: str | None = None) -> None:
         """Write the desired state of a scope ('*' or a task type)."""
-        with self._write() as conn:
-            self._set_control_in(conn, scope, state, reason, self.clock.now())
+        with self._tx() as tx:
+            self._set_control_in(tx.conn, scope, state, reason, self.clock.now())
 
     def _set_control_in(self, conn: Connection, scope: str, state: ControlState, reason: str | None, now: float) -> None:
         if scope != GLOBAL_SCOPE and state is ControlState.RUNNING:
             conn.execute(delete(C).where(C.c.scope == scope))
             return
         values = {"scope": scope, "state": state.value, "reason": reason, "updated_at": now}
-        conn.execute(self.dialect.upsert(C, values, ["scope"], ["state", "reason", "updated_at"]))
+        conn.execute(self.driver.upsert(C, values, ["scope"], ["state", "reason", "updated_at"]))
 
     def resume_all(self) -> None:
         """Set the queue running and lift every per-type pause."""
         now = self.clock.now()
-        with self._write() as conn:
-            conn.execute(delete(C).where(C.c.scope != GLOBAL_SCOPE))
-            self._set_control_in(conn, GLOBAL_SCOPE, ControlState.RUNNING, None, now)
+        with self._tx() as tx:
+            tx.conn.execute(delete(C).where(C.c.scope != GLOBAL_SCOPE))
+            self._set_control_in(tx.conn, GLOBAL_SCOPE, ControlState.RUNNING, None, now)
 
     # -- workers ------------------------------------------------------------------------------
     def heartbeat(self, info: WorkerInfo) -> None:
@@ -564,8 +600,8 @@ class Store:
                   "last_seen": info.last_seen, "active_tasks": info.active_tasks, "slots": info.slots,
                   "rss_mb": info.rss_mb, "cpu_percent": info.cpu_percent}  # fmt: skip
         keep = [k for k in values if k != "owner"]
-        with self._write() as conn:
-            conn.execute(self.dialect.upsert(W, values, ["owner"], keep))
+        with self._tx() as tx:
+            tx.conn.execute(self.driver.upsert(W, values, ["owner"], keep))
 
     def workers(self) -> list[WorkerInfo]:
         """Every heartbeat row, most recent first."""
@@ -578,8 +614,8 @@ class Store:
 
     def remove_worker(self, owner: str) -> None:
         """Forget a daemon's heartbeat (clean shutdown, or a dead one after rescue)."""
-        with self._write() as conn:
-            conn.execute(delete(W).where(W.c.owner == owner))
+        with self._tx() as tx:
+            tx.conn.execute(delete(W).where(W.c.owner == owner))
 
     def integrity_ok(self) -> bool:
         """SQLite's integrity check (always True elsewhere)."""
@@ -589,9 +625,13 @@ class Store:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
-def _cursor(conn: Connection) -> hotpath.Cursor:
-    """A raw cursor inside the SQLAlchemy connection's current transaction."""
-    return hotpath.Cursor(conn.connection.dbapi_connection.cursor())
+def _close_all(idle: list[Tx]) -> None:
+    """Close a store's idle connections (at an outage, and when the store is collected)."""
+    while idle:
+        try:
+            idle.pop().conn.close()
+        except Exception:  # noqa: BLE001,S112 - closing a connection whose database is gone
+            continue
 
 
 def _decision_values(decision: Decision, now: float, priority: int) -> dict[str, Any]:

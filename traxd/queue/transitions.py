@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from traxd.types import ErrorKind, Failure, Task, TaskState
 
@@ -29,6 +29,7 @@ class Decision:
     priority_step: int = 0
     refund_attempt: bool = False
     pause_scope: str | None = None
+    http_status: int | None = None  # kept in the error history entry (the metrics count API errors by it)
 
 
 def next_retry_at(now: float, attempts: int, policy: RetryPolicy, rng: random.Random, retry_after: float | None) -> float:
@@ -45,7 +46,11 @@ def retries_left(task: Task) -> bool:
 
 
 def decide_failure(task: Task, failure: Failure, now: float, policy: RetryPolicy, rng: random.Random) -> Decision:
-    """Requeue with backoff, fail for good, or pause the task type (auth)."""
+    """Requeue with backoff, fail for good, or pause the task type (auth); the API's status rides along."""
+    return replace(_decide(task, failure, now, policy, rng), http_status=failure.http_status)
+
+
+def _decide(task: Task, failure: Failure, now: float, policy: RetryPolicy, rng: random.Random) -> Decision:
     if failure.kind is ErrorKind.AUTH:
         # Not the task's fault: give the attempt back and stop the type until a human fixes the key.
         return Decision(TaskState.QUEUED, ErrorKind.AUTH, failure.message, now, 0, True, task.type.value)

@@ -1,0 +1,52 @@
+"""The dashboard's job counts (one pass over the unfinished tasks) agree with the per-state filters of the jobs
+table, on SQLite and PostgreSQL, for jobs whose tasks are in mixed states."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from traxd.db import readonly
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.queue.reads import JOB_STATE_WHERE, RANKED, Reader
+from traxd.queue.store import Store
+from traxd.types import NewJob, NewTask, TaskType
+
+# Each job's task states, and the state the job is in (the highest of running > queued > failed > cancelled).
+JOBS = [
+    (("succeeded", "succeeded"), "succeeded"),
+    (("succeeded", "running"), "running"),
+    (("failed", "running"), "running"),
+    (("failed", "queued"), "queued"),
+    (("succeeded", "queued"), "queued"),
+    (("cancelled", "failed"), "failed"),
+    (("failed",), "failed"),
+    (("cancelled",), "cancelled"),
+    (("cancelled", "succeeded"), "cancelled"),
+]
+
+
+def test_job_counts_agree_with_the_state_filters(db_url: str) -> None:
+    engine = open_engine(db_url)
+    upgrade(engine)
+    store = Store(engine)
+    for n, (states, _) in enumerate(JOBS):
+        tasks = [NewTask(TaskType.PREPROCESS, {}, dedupe_key=f"{n}-{i}") for i in range(len(states))]
+        store.create_job(NewJob(f"/in/{n}.wav", str(n)), tasks)
+    store.enqueue(NewTask(TaskType.DOWNLOAD, {}, dedupe_key="no job"))  # a task of no job is no job
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM tasks WHERE job_id IS NOT NULL ORDER BY id"))]
+        wanted = [s for states, _ in JOBS for s in states]
+        for task_id, state in zip(ids, wanted, strict=True):
+            conn.execute(text("UPDATE tasks SET state = :s WHERE id = :i"), {"s": state, "i": task_id})
+    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
+    reader = Reader(conn_, mark)
+    try:
+        counts = reader.job_counts()
+        expected = {s: sum(1 for _, job_state in JOBS if job_state == s) for s in RANKED}
+        assert counts == expected
+        for state, where in JOB_STATE_WHERE.items():
+            assert reader.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {where}") == expected[state], state
+    finally:
+        reader.close()
+        engine.dispose()

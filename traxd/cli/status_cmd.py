@@ -1,0 +1,161 @@
+"""`traxctl status` without Typer: the command users type most starts with only what it reads and prints.
+
+`traxctl` hands a plain `status [--json] [--all] [--since S] [--follow] [--interval N] [--count N]` line to
+`fast_status` before it loads the Typer app (Typer pulls in pydantic and click, a third of a second); anything
+else (`--help`, a typo, a bad value) goes to the Typer command, which says what is wrong the usual way and then
+calls `run_status` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from traxd.cli.common import reader_for, report_error, settings
+from traxd.errors import UsageError, UserError
+from traxd.progress import format_eta
+from traxd.types import GLOBAL_SCOPE, ControlState
+
+
+class _NotMine(Exception):
+    """The line is not a plain status line: Typer takes it."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise _NotMine(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="traxctl status", add_help=False, allow_abbrev=False, exit_on_error=False)
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--interval", type=float, default=5.0)
+    p.add_argument("--all", dest="all_jobs", action="store_true")
+    p.add_argument("--since")
+    p.add_argument("--count", type=int, default=0)
+    return p
+
+
+def fast_status(argv: list[str]) -> int | None:
+    """Run a plain `status …` line and return its exit code; None when the line is for the Typer app."""
+    if not argv or argv[0] != "status":
+        return None
+    try:
+        args = vars(_parser().parse_args(argv[1:]))
+    except (_NotMine, argparse.ArgumentError):
+        return None
+    if not args["interval"] >= 0.1:  # Typer's min=0.1, with its message
+        return None
+    try:
+        run_status(**args)
+    except (UserError, KeyboardInterrupt) as exc:
+        return report_error(exc)
+    return 0
+
+
+def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, since: str | None, count: int) -> None:
+    """The status command (both entries): one report, or one every `interval` seconds with --follow."""
+    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+
+    if all_jobs and since is not None:
+        raise UsageError("give --all or --since, not both")
+    s = settings()
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    model = s.transcribe_model if s.effective_backend == "openai" else None
+    with reader_for(s) as reader:
+        report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
+        if follow and not as_json:
+            _follow(report, interval, count)
+            return
+        shown = 0
+        while True:
+            status_ = report()
+            print(json.dumps(status_.as_dict(), indent=2, default=str)) if as_json else _print_status(status_)
+            sys.stdout.flush()
+            shown += 1
+            if not follow or (count and shown >= count):
+                return
+            time.sleep(interval)
+
+
+def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None) -> Any:
+    from traxd.daemon.status import collect
+
+    return collect(reader, lease_seconds, time.time(), model, scope, start)
+
+
+def _follow(report: Callable[[], Any], interval: float, count: int) -> None:
+    """A live display on a terminal (the look of `trax batch`); the progress line every interval otherwise."""
+    from traxd.progress import progress_line
+
+    live = None
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        from traxd.cli.batch_view import LiveReporter
+
+        out = Console(highlight=False, soft_wrap=True)
+        live = LiveReporter(out, out)
+        live.begin(0)
+    shown = 0
+    try:
+        while not count or shown < count:
+            if shown:
+                time.sleep(interval)
+            st = report()
+            if live is not None:
+                live.update(st.progress, _detail_lines(st))
+            else:
+                print(progress_line(st.progress), flush=True)
+            shown += 1
+    finally:
+        if live is not None:
+            live.close()
+
+
+def _print_status(report: Any) -> None:
+    from traxd.progress import progress_line
+
+    lines = [progress_line(report.progress), *_detail_lines(report)]
+    glob = report.controls.get(GLOBAL_SCOPE)
+    if glob is not None and glob.state is ControlState.PAUSED:
+        lines.append(f"Paused: {glob.reason or 'paused'} (traxctl resume)")
+    for scope, reason in report.type_pauses.items():
+        lines.append(f"Paused {scope} tasks: {reason or 'paused'} (fix it, then traxctl resume)")
+    lines += [f"Warning: {warning}" for warning in report.warnings]
+    print("\n".join(lines))
+
+
+def _detail_lines(report: Any) -> list[str]:
+    """What the jobs are, what each running one is doing, and the daemons with the leases they hold."""
+    p = report.progress
+    head = (f"State: {p.state} | {_scope_words(report)}: {p.total_tasks} jobs | done {p.completed_tasks} | "
+            f"failed {p.failed_tasks} | running {p.active_tasks} | queued {p.queued_tasks} | "
+            f"cancelled {p.cancelled_tasks}")  # fmt: skip
+    lines = [head]
+    for r in report.running:
+        lines.append(f"  #{r.job_id} {r.name}: {r.stage} (attempt {r.attempt}, {format_eta(r.seconds)})")
+    for h in report.heartbeats:
+        flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
+        lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "
+                     f"{h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+    if report.unowned:
+        lines.append(f"{report.unowned} task(s) run under no live daemon (trax batch, or a lost daemon whose "
+                     "lease will expire and be rescued)")  # fmt: skip
+    if not report.heartbeats:
+        lines.append("No daemon is running (traxd run, or traxctl service install).")
+    return lines
+
+
+def _scope_words(report: Any) -> str:
+    from traxd.daemon.status import ALL, CURRENT
+
+    if report.scope == ALL:
+        return "all history"
+    when = "--" if report.since is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.since))
+    return f"current work since {when}" if report.scope == CURRENT else f"since {when}"
