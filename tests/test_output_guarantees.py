@@ -272,3 +272,11 @@ def test_two_writers_racing_for_one_name_get_two_names(tmp_path: Path) -> None:
     assert raced == ["talk"] and mine == "talk-2"
     assert json.loads((tmp_path / "talk.json").read_text()) == {"source": "/other/talk.mp3", "status": "writing"}
     assert json.loads((tmp_path / "talk-2.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker() -> None:
+    segments = [{"start": 0, "end": 1, "speaker": "A", "text": "hello"}, {"start": 1, "end": 2, "text": "who is it"},
+                {"start": 2, "end": 3, "speaker": "<&>", "text": "odd label"}]  # fmt: skip
+    assert outputs.to_txt(segments) == "A: hello\n?: who is it\n<&>: odd label\n"
+    vtt = outputs.to_vtt(segments)
+    assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
