@@ -296,3 +296,18 @@ def test_a_skip_is_reported_once_per_file_by_the_inbox_not_at_every_rescan(tmp_p
     watcher.rescan()
     ignored = [n for n in SKIPPED_ONES if TABLE[n][1].startswith("skipped")]
     assert sorted(s.source for s in told) == sorted(str(folder / n) for n in ignored)
+
+
+def test_the_api_given_a_url_list_queues_each_url_and_returns_the_first(tmp_path: Path, home: Path) -> None:
+    folder = tmp_path / "in"
+    make_inputs(folder)
+    proc = create_batch_processor(registry=Registry({}), output_dir=tmp_path / "out")
+    try:
+        task = asyncio.run(proc.add_task(TaskType.TRANSCRIBE, {"path": str(folder / "links.txt")}))
+        again = asyncio.run(proc.add_task(TaskType.YOUTUBE, {"url": YOUTUBE_3}))
+    finally:
+        proc.close()
+    assert (task.task_type, task.source, task.created) == (TaskType.YOUTUBE, YOUTUBE_3, True)
+    assert [(t.task_type, t.source) for t in proc.tasks[:2]] == [(TaskType.YOUTUBE, YOUTUBE_3),
+                                                                 (TaskType.DOWNLOAD, MEDIA_3)]  # fmt: skip
+    assert (again.task_id, again.created) == (task.task_id, False)  # the same URL is one job, however it came

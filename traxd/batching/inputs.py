@@ -4,6 +4,7 @@ group, and what re-adding an input that already has a job means for a batch (ado
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def settle(store: Store, queued: Queued, target: tuple[str, dict[str, Any]], int
 
 def _size(path: str) -> int:
     try:
-        return Path(path).stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

@@ -102,7 +102,9 @@ def in_scope(path: Path, root: Path, excluded: Iterable[Path] = ()) -> bool:
 def walk(root: Path, excluded: Iterable[Path] = (), recursive: bool = True) -> Iterator[Path]:
     """Every entry under root that is not a folder (files, symlinks, FIFOs: `skip_reason` judges them), without
     entering hidden/temporary folders, symlinked folders or Trax's own folders."""
-    skip = tuple(excluded)
+    skip = set(excluded)
+    if is_within(root, skip):
+        return
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -111,13 +113,10 @@ def walk(root: Path, excluded: Iterable[Path] = (), recursive: bool = True) -> I
         except OSError:
             continue
         for entry in entries:
-            path = Path(entry.path)
-            if is_within(path, skip):
-                continue
             if not entry.is_dir(follow_symlinks=False):
-                yield path
-            elif recursive and not name_problem(entry.name):
-                stack.append(path)
+                yield Path(entry.path)
+            elif recursive and not name_problem(entry.name) and (path := Path(entry.path)) not in skip:
+                stack.append(path)  # only folders are compared: nothing below an excluded one is entered
 
 
 def sha256_file(path: Path) -> str:
