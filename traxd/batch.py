@@ -247,9 +247,9 @@ def create_batch_processor(
     registry: Registry = kw.get("registry") or load_registry(settings)
     sampler: Sampler | None = kw.get("sampler")
     monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)
-    pool_kw = {"follow_ups": kw["follow_ups"]} if "follow_ups" in kw else {}
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
-    run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
+    run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock,
+                   follow_ups=kw.get("follow_ups"))  # fmt: skip
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
                 "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),

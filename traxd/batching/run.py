@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from traxd import pipelines
 from traxd.batching import jobs as jobviews
 from traxd.batching.inputs import Added, Enqueued, settle
 from traxd.batching.result import (
@@ -18,7 +19,7 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import FollowUps, Pool, PoolConfig, PoolWiring
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Ingestor, Outcome, Queued, Skipped
@@ -35,12 +36,12 @@ class BatchRun:
 
     def __init__(
         self, store: Store, registry: Registry, settings: Settings, group: str, *, slots: int,
-        monitor: ResourceMonitor, clock: Clock | None = None, pool_kw: dict[str, Any] | None = None,
+        monitor: ResourceMonitor, clock: Clock | None = None, follow_ups: FollowUps | None = None,
     ) -> None:  # fmt: skip
         self.store, self.registry, self.settings, self.group = store, registry, settings, group
         self.slots, self.monitor = slots, monitor
         self.clock = clock or store.clock or SystemClock()
-        self.pool_kw = pool_kw or {}
+        self.follow_ups = follow_ups or pipelines.follow_ups
         self.enqueued = Enqueued()
         self.pool: Pool | None = None
         self.started_at: float | None = None
@@ -94,9 +95,10 @@ class BatchRun:
         self.started_at = self.clock.now()
         cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
                          grace_seconds=self.settings.grace_seconds, group=self.group,
-                         type_limits=default_type_limits(self.settings))  # fmt: skip
-        self.pool = Pool(self.store, self.registry, cfg, clock=self.clock, gate=self._gate,
-                         slot_limit=self.monitor.slot_limit, settings=self.settings, **self.pool_kw)  # fmt: skip
+                         type_limits=default_type_limits(self.settings), settings=self.settings)  # fmt: skip
+        wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
+                            follow_ups=self.follow_ups)  # fmt: skip
+        self.pool = Pool(self.store, self.registry, cfg, wiring)
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
         self._thread.start()
 
