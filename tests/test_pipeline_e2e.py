@@ -59,7 +59,7 @@ def add_file(store: Store, path: Path, outbox: Path, options: dict | None = None
 
 
 def drain(store: Store, settings: Settings) -> None:
-    pool = Pool(store, default_registry(settings), PoolConfig(slots=4, lease_seconds=30.0), settings=settings)
+    pool = Pool(store, default_registry(settings), PoolConfig(slots=4, lease_seconds=30.0, settings=settings))
     pool.run(drain=True)
 
 

@@ -27,7 +27,7 @@ from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import load_registry
 settings = load_settings()
 store = open_store(settings)
-pool = Pool(store, load_registry(settings), PoolConfig(slots=2, idle_seconds=0.05), settings=settings)
+pool = Pool(store, load_registry(settings), PoolConfig(slots=2, idle_seconds=0.05, settings=settings))
 signal.signal(signal.SIGTERM, lambda *a: pool.request_stop())
 pool.run()
 """
