@@ -280,3 +280,10 @@ def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker()
     assert outputs.to_txt(segments) == "A: hello\n?: who is it\n<&>: odd label\n"
     vtt = outputs.to_vtt(segments)
     assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
+
+
+def test_an_output_folder_that_does_not_exist_yet_is_created_however_deep(tmp_path: Path) -> None:
+    # A watch folder's outbox on a new disk layout, or a translation folder: nothing there yet, not even the parent.
+    target = outputs.write_text_atomic(tmp_path / "Transcripts" / "2026" / "talk.meta.json", "{}\n")
+    assert target.read_text() == "{}\n"
+    outputs.write_text_atomic(target, "{}\n")  # and again, once it exists

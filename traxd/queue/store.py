@@ -161,8 +161,8 @@ class Tx:
         _close_all(self._idle)  # they share the outage; the pool hands out (and pre-pings) new ones
 
     def checkin(self) -> None:
-        """Back to the idle list (a few are kept), or closed."""
-        if len(self._idle) < IDLE_CONNECTIONS and not self.conn.invalidated and not self.conn.closed:
+        """Back to the idle list (a few are kept), or closed; only a connection that works comes here."""
+        if len(self._idle) < IDLE_CONNECTIONS:
             self._idle.append(self)
         else:
             self.conn.close()
