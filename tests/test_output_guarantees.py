@@ -142,6 +142,8 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("team   call \u2003 notes", "team call notes"),
         ("x" * 119 + " tail", "x" * 119),  # the 120-character cut leaves no trailing space
         ("notes. . .", "notes"),
+        (".Xylophone.", "Xylophone"),  # only dots go from the ends, never a letter
+        ("Project X. ", "Project X"),
         ("\U0001f600" * 150, "\U0001f600" * 50),  # 200 bytes of UTF-8 at most
         ("x" + "\U0001f600" * 60, "x" + "\U0001f600" * 49),  # cut one character at a time: 197 bytes, not less
         ("\u00e9" * 99 + " " + "\u00e9" * 20, "\u00e9" * 99),  # the byte cut leaves no trailing space either
