@@ -182,7 +182,8 @@ def test_text_without_urls_is_skipped_and_a_link_file_without_one_is_a_failed_ta
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("just notes\n")
-    assert Ingestor(store).ingest_path(notes, tmp_path) == [Skipped(str(notes), "not a list of URLs (no http(s) URL in it)")]
+    skipped = Skipped(str(notes), "not a list of URLs (no http(s) URL in it)")
+    assert Ingestor(store).ingest_path(notes, tmp_path) == [skipped]
     shortcut = tmp_path / "blank.url"
     shortcut.write_text("[InternetShortcut]\nURL=\n")
     (q,) = Ingestor(store).ingest_path(shortcut, tmp_path)
@@ -234,4 +235,5 @@ def test_a_malformed_url_file_is_a_failed_task_with_the_parser_reason(store: Sto
     assert "not a valid .webloc property list" in (q.task.error_message or "")
     binary = tmp_path / "links.txt"
     binary.write_bytes(b"\xff\xfe not utf-8 \xff")
-    assert Ingestor(store).ingest_path(binary, tmp_path) == [Skipped(str(binary), "not a list of URLs (not UTF-8 text)")]
+    skipped = Skipped(str(binary), "not a list of URLs (not UTF-8 text)")
+    assert Ingestor(store).ingest_path(binary, tmp_path) == [skipped]

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
-from traxd.batching.setup import open_store
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.config import load_settings
+from traxd.daemon.home import open_store
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.errors import ModelGoneError, PermanentError, RetryableError, classify
 from traxd.handlers import default_registry

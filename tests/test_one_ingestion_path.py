@@ -184,7 +184,8 @@ def via_api(folder: Path, outbox: Path, store: Store) -> dict[str, str]:
 
 
 ENTRY_POINTS: dict[str, Callable[[Path, Path, Store], dict[str, str]]] = {
-    "inbox": via_inbox, "watched inbox": via_watched_inbox, "traxctl add": via_traxctl_add, "trax batch": via_trax_batch, "api": via_api}  # fmt: skip
+    "inbox": via_inbox, "watched inbox": via_watched_inbox, "traxctl add": via_traxctl_add,
+    "trax batch": via_trax_batch, "api": via_api}  # fmt: skip
 
 
 def outcomes(folder: Path, store: Store, skipped: dict[str, str]) -> dict[str, str]:

@@ -142,6 +142,8 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("team   call \u2003 notes", "team call notes"),
         ("x" * 119 + " tail", "x" * 119),  # the 120-character cut leaves no trailing space
         ("notes. . .", "notes"),
+        (".Xylophone.", "Xylophone"),  # only dots go from the ends, never a letter
+        ("Project X. ", "Project X"),
         ("\U0001f600" * 150, "\U0001f600" * 50),  # 200 bytes of UTF-8 at most
         ("x" + "\U0001f600" * 60, "x" + "\U0001f600" * 49),  # cut one character at a time: 197 bytes, not less
         ("\u00e9" * 99 + " " + "\u00e9" * 20, "\u00e9" * 99),  # the byte cut leaves no trailing space either
@@ -280,3 +282,36 @@ def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker()
     assert outputs.to_txt(segments) == "A: hello\n?: who is it\n<&>: odd label\n"
     vtt = outputs.to_vtt(segments)
     assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
+
+
+def test_an_output_folder_that_does_not_exist_yet_is_created_however_deep(tmp_path: Path) -> None:
+    # A watch folder's outbox on a new disk layout, or a translation folder: nothing there yet, not even the parent.
+    target = outputs.write_text_atomic(tmp_path / "Transcripts" / "2026" / "talk.meta.json", "{}\n")
+    assert target.read_text() == "{}\n"
+    outputs.write_text_atomic(target, "{}\n")  # and again, once it exists
+
+
+def test_the_start_up_sweep_takes_leftovers_older_than_two_seconds_only(tmp_path: Path) -> None:
+    stale, young = tmp_path / ".talk.txt.aaa.tmp", tmp_path / ".memo.json.bbb.tmp"
+    stale.write_text("x")
+    young.write_text("y")
+    _age(stale, 2.5)
+    _age(young, 1.0)  # a writer may be between creating its temp file and locking it
+    assert outputs.sweep_temps(tmp_path) == 1
+    assert not stale.exists() and young.exists()
+
+
+def test_a_fifo_named_like_a_temp_file_does_not_hang_the_sweep(tmp_path: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: the sweep must never open anything but a regular file.
+    fifo = tmp_path / ".talk.txt.abc.tmp"
+    os.mkfifo(fifo)
+    _age(fifo, 60)
+    swept: list[int] = []
+    sweeper = threading.Thread(target=lambda: swept.append(outputs.sweep_temps(tmp_path)), daemon=True)
+    sweeper.start()
+    sweeper.join(30)
+    if sweeper.is_alive():  # let it go: a writer end opened without blocking ends the reader's wait
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        sweeper.join(30)
+        pytest.fail("the sweep opened a FIFO and waited for a writer")
+    assert swept == [0] and fifo.exists()
