@@ -102,7 +102,7 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
+                                                     help="Also translate (DeepSeek; en without a key: Whisper, local backend): NAME.CODE.txt/.srt/.vtt.")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
@@ -323,7 +323,7 @@ def watch_add(
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Translate this folder's transcripts (DeepSeek).")] = None,
+                                                     help="Translate this folder's transcripts (DeepSeek; en without a key: Whisper, local backend).")] = None,
     summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
                                                    help="Summarise this folder's transcripts (DeepSeek).")] = None,
 ) -> None:
