@@ -36,7 +36,7 @@ from tests.fakes import media  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Recorded, default_transcription  # noqa: E402
 from traxd.adapters import ffmpeg  # noqa: E402
 from traxd.config import load_settings  # noqa: E402
-from traxd.daemon.pool import Pool, PoolConfig  # noqa: E402
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring  # noqa: E402
 from traxd.db.engine import open_engine  # noqa: E402
 from traxd.db.migrate import upgrade  # noqa: E402
 from traxd.handlers import default_registry, default_type_limits  # noqa: E402
@@ -95,10 +95,11 @@ def throughput(root: Path, files: int, latency: float, workers: int, api_only: b
     upgrade(store.engine)
     (queue_transcriptions if api_only else queue_files)(store, root, files)
     limits = {**default_type_limits(settings), TaskType.TRANSCRIBE: workers}
-    config = PoolConfig(slots=workers + limits[TaskType.PREPROCESS], lease_seconds=60.0, type_limits=limits)
+    config = PoolConfig(slots=workers + limits[TaskType.PREPROCESS], lease_seconds=60.0, type_limits=limits,
+                        settings=settings)  # fmt: skip
     spent: list[float] = []
-    pool = Pool(store, default_registry(settings), config, settings=settings,
-                on_outcome=lambda o, _took: spent.append(o.seconds) if o.task.type is TaskType.TRANSCRIBE else None)  # fmt: skip
+    pool = Pool(store, default_registry(settings), config,
+                PoolWiring(on_outcome=lambda o, _took: spent.append(o.seconds) if o.task.type is TaskType.TRANSCRIBE else None))  # fmt: skip
     import traxd.adapters.transcribe_openai  # noqa: F401 - a daemon pays this import once at start, not per file
 
     cpu_before, load_before = _cpu_seconds(), os.getloadavg()[0]

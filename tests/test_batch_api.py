@@ -192,6 +192,8 @@ def test_stop_keeps_the_rest_for_the_next_start(tmp_path: Path) -> None:
         (TaskType.TRANSCRIBE, {"path": "/nope/missing.mp3"}, "no such file"),
         (TaskType.DOWNLOAD, {"path": "x"}, "DOWNLOAD task data needs a 'url'"),
         (TaskType.TRANSCRIBE, {"url": "notaurl"}, "needs a 'url' \\(http or https\\)"),
+        (TaskType.YOUTUBE, {"url": "javascript:alert(1)"}, "needs a 'url' \\(http or https\\)"),
+        (TaskType.TRANSCRIBE, {"path": "PLACEHOLDER.part"}, "is not an input: partial download"),
         (TaskType.TRANSCRIBE, {"path": "PLACEHOLDER", "language": "klingon"}, "unknown language 'klingon'"),
     ],
 )
@@ -199,6 +201,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, task_type: Any
     f = make_files(tmp_path / "media", ["ok.mp3"])[0]
     if isinstance(data, dict) and data.get("path") == "PLACEHOLDER":
         data = {**data, "path": str(f)}
+    if isinstance(data, dict) and data.get("path") == "PLACEHOLDER.part":
+        data = {**data, "path": str(make_files(tmp_path / "media", ["ok.mp3.part"])[0])}
     proc = processor(tmp_path)
     with pytest.raises(TaskInputError, match=message) as err:
         asyncio.run(proc.add_task(task_type, data))

@@ -187,3 +187,48 @@ def test_python_api_asks_for_speakers_per_task(tmp_path: Path) -> None:
     result = asyncio.run(main())
     assert result.completed_tasks == 2  # type: ignore[attr-defined]
     assert [(Path(str(s["source"])).name, s["diarize"], s["speakers"]) for s in seen] == [("a.mp3", True, 2)]
+
+
+def test_traxctl_add_diarize_queues_a_job_whose_diarize_task_follows_transcribe(
+    tmp_path: Path, server: object, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`traxctl add --diarize` (and its counts) through typer, then a real `traxd run --drain` on the same SQLite."""
+    from typer.testing import CliRunner
+
+    from traxd.cli.traxctl_cmd import app
+    from traxd.config import load_settings
+    from traxd.daemon.home import open_store
+
+    env = user_env(tmp_path, server, key)  # type: ignore[arg-type]
+    env["PYTHONPATH"] = os.pathsep.join([_no_extra(tmp_path), env["PYTHONPATH"]])  # DIARIZE runs, finds no extra
+    for var in [v for v in os.environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("TRAX_HOME", env["TRAX_HOME"])
+    (tmp_path / "in").mkdir()
+    files = [media.tone(tmp_path / "in" / f"{name}.wav", 1.0 + i / 4) for i, name in enumerate("abcd")]
+    runner = CliRunner()
+    for args in (["--diarize", "--speakers", "2"], ["--diarize", "--min-speakers", "2", "--max-speakers", "3"],
+                 ["--diarize"], []):  # fmt: skip
+        done = runner.invoke(app, ["add", str(files.pop(0)), *args])
+        assert done.exit_code == 0 and "queued preprocess" in done.output, done.output
+    refused = runner.invoke(app, ["add", str(tmp_path / "in" / "a.wav"), "--diarize", "--speakers", "0"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    store = open_store(load_settings())
+    try:
+        jobs = [store.get_job(i) for i in range(1, 5)]
+        assert [j.options.get("diarize") for j in jobs if j] == [True, True, True, None]
+        assert [{k: j.options.get(k) for k in ("speakers", "min_speakers", "max_speakers")} for j in jobs if j] == [
+            {"speakers": 2, "min_speakers": None, "max_speakers": None},
+            {"speakers": None, "min_speakers": 2, "max_speakers": 3},
+            *[{"speakers": None, "min_speakers": None, "max_speakers": None}] * 2]  # fmt: skip
+        daemon = subprocess.run([str(TRAX.parent / "traxd"), "run", "--drain"], env=env, capture_output=True,
+                                text=True, check=False, timeout=600)  # fmt: skip
+        assert daemon.returncode == 0, daemon.stderr
+        chains = [[(t.type, t.state) for t in sorted(store.tasks_of_job(i), key=lambda t: t.id)] for i in range(1, 5)]
+    finally:
+        store.engine.dispose()
+    done_ = TaskState.SUCCEEDED
+    with_speakers = [(TaskType.PREPROCESS, done_), (TaskType.TRANSCRIBE, done_), (TaskType.DIARIZE, done_)]
+    assert chains == [with_speakers] * 3 + [with_speakers[:2]]
+    doc = json.loads((Path(env["TRAX_HOME"]) / "outbox" / "a.json").read_text())
+    assert doc["text"] and doc["diarization"]["status"] == "unavailable"  # DIARIZE ran on TRANSCRIBE's transcript

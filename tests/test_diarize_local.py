@@ -21,7 +21,7 @@ from traxd.daemon.home import open_store
 from traxd.db.voices import Voices
 from traxd.errors import DiarizationUnavailableError
 from traxd.handlers.diarize import Diarizer, voice_print
-from traxd.speakers import Turn, der, relabel
+from traxd.speakers import NAME_THRESHOLD, Turn, der, relabel
 
 MAX_DER = 0.15
 TRAXCTL = Path(sys.executable).parent / "traxctl"
@@ -101,7 +101,7 @@ def test_an_enrolled_voice_is_named_in_another_dialog(diarizer: Diarizer, tmp_pa
     out = folder / "transcripts"
     doc = json.loads((out / "dialog.json").read_text())
     by_label = {s["label"]: s for s in doc["speakers"]}
-    assert by_label["B"]["speaker"] == "Fiona" and by_label["B"]["score"] >= 0.7  # the female voice speaks second
+    assert by_label["B"]["speaker"] == "Fiona" and by_label["B"]["score"] >= NAME_THRESHOLD  # the female voice speaks second
     assert by_label["A"]["speaker"] == "A" and by_label["A"]["name"] is None  # the stranger did not take him
     assert {s["speaker"] for s in doc["segments"]} == {"A", "Fiona"}
     assert "Fiona: " in (out / "dialog.txt").read_text() and "<v Fiona>" in (out / "dialog.vtt").read_text()

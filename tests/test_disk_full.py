@@ -18,7 +18,7 @@ from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_pipeline_e2e import add_file, by_type, make_settings, open_store
 from traxd.cli.traxctl_cmd import app as traxctl
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.runner import Outcome
 from traxd.handlers import default_registry
 from traxd.queue.transitions import RetryPolicy
@@ -96,7 +96,7 @@ def test_full_outbox_keeps_the_paid_transcript_and_retry_failed_writes_name(
     settings = make_settings(tmp_path / "home", server, chunk_size=5.0)
     store = open_store(settings)
     job = add_file(store, media.tones_with_gaps(tmp_path / "lecture.mp3", [4.0, 4.0, 3.0], 0.5), full_outbox)
-    Pool(store, default_registry(settings), PoolConfig(slots=2), settings=settings, policy=FAST_RETRY).run(drain=True)
+    Pool(store, default_registry(settings), PoolConfig(slots=2, policy=FAST_RETRY, settings=settings)).run(drain=True)
     task = by_type(store, job)[TaskType.TRANSCRIBE]
     assert task.state is TaskState.FAILED and task.attempts == task.max_retries + 1
     reason = task.error_message or ""
@@ -110,7 +110,7 @@ def test_full_outbox_keeps_the_paid_transcript_and_retry_failed_writes_name(
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(traxctl, ["retry", "--failed"])
     assert result.exit_code == 0 and "1 failed task(s) queued again" in result.output, result.output
-    Pool(store, default_registry(settings), PoolConfig(slots=2), settings=settings).run(drain=True)
+    Pool(store, default_registry(settings), PoolConfig(slots=2, settings=settings)).run(drain=True)
     assert by_type(store, job)[TaskType.TRANSCRIBE].state is TaskState.SUCCEEDED
     assert ours(full_outbox) == [f"lecture.{k}" for k in sorted(KINDS)]  # NAME.*, not NAME-2.*
     assert uploads(server) == paid  # nothing sent again
@@ -132,8 +132,8 @@ def test_full_outbox_the_automatic_retry_finishes_once_space_is_back(
             assert ours(full_outbox) == []
             free_space(full_outbox)
 
-    Pool(store, default_registry(settings), PoolConfig(slots=2), settings=settings, policy=FAST_RETRY,
-         on_outcome=on_outcome).run(drain=True)  # fmt: skip
+    Pool(store, default_registry(settings), PoolConfig(slots=2, policy=FAST_RETRY, settings=settings),
+         PoolWiring(on_outcome=on_outcome)).run(drain=True)  # fmt: skip
     task = by_type(store, job)[TaskType.TRANSCRIBE]
     assert len(seen) == 1 and task.state is TaskState.SUCCEEDED and task.attempts == 2
     assert ours(full_outbox) == [f"memo.{k}" for k in sorted(KINDS)]

@@ -128,18 +128,21 @@ def test_bad_files_fail_with_a_reason_each_and_write_nothing(tmp_path: Path, ser
     done = trax(user_env(tmp_path, server, key), str(folder), "--progress-interval", "1")
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    expect = {"empty.mp3": "empty file", "notes.mp3": "not a media file", "silent film.mp4": "without an audio track"}
+    # An empty file is skipped, with the reason, like a partial download (the inbox, too, never takes one).
+    assert f"skipped {folder / 'empty.mp3'}: empty file" in done.stderr
+    expect = {"notes.mp3": "not a media file", "silent film.mp4": "without an audio track"}
     for name, reason in expect.items():
         mine = [ln for ln in lines if ln.startswith(f"FAILED {folder / name} (")]
         assert len(mine) == 1 and reason in mine[0], (name, done.stdout)
         assert "Traceback" not in done.stdout + done.stderr
     out = folder / "transcripts"
     assert [p.suffix for p in outputs(out, "good")] == list(OUTPUT_KINDS)
-    for name in expect:
+    for name in [*expect, "empty.mp3"]:
         assert outputs(out, Path(name).stem) == []
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")]
     report = report_of(out)
-    assert (report["total"], report["succeeded"], report["failed"]) == (4, 1, 3)
+    assert (report["total"], report["succeeded"], report["failed"]) == (3, 1, 2)
+    assert report["ignored"] == [{"source": str(folder / "empty.mp3"), "reason": "empty file"}]
     assert {Path(f["source"]).name: f["type"] for f in report["failures"]} == dict.fromkeys(expect, "preprocess")
     assert all(f["reason"] for f in report["failures"])
     assert len(server.calls(TRANSCRIPTIONS)) == 1  # bad files never reach the API

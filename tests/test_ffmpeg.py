@@ -118,6 +118,38 @@ def test_a_wav_is_sniffed_in_two_packets_and_mp3_inside_is_still_found(tmp_path:
     assert prepared.duration == pytest.approx(6.0, abs=0.1)
 
 
+def _packets(path: Path) -> list[str]:
+    """The checksum of every audio packet, as stored (no decoding)."""
+    out = path.with_suffix(".md5")
+    media.ffmpeg("-i", str(path), "-map", "0:a", "-c", "copy", "-f", "framemd5", str(out))
+    return [line.rsplit(",", 1)[-1].strip() for line in out.read_text().splitlines() if not line.startswith("#")]
+
+
+def test_mono_opus_is_copied_not_encoded_again_and_still_cut_at_silences(tmp_path: Path) -> None:
+    note = tmp_path / "note.ogg"  # a voice note: mono Opus at 16 kb/s in 60 ms frames (Trax itself writes 20 ms)
+    media.ffmpeg("-i", str(media.tones_with_gaps(tmp_path / "n.wav", [5.0, 5.0], 1.0)), "-ac", "1", "-c:a", "libopus",
+                 "-b:a", "16k", "-frame_duration", "60", str(note))  # fmt: skip
+    prepared = ffmpeg.preprocess(note, tmp_path / "out", 600.0)
+    (chunk,) = prepared.chunks
+    assert _packets(Path(chunk.path)) == _packets(note)  # the same packets, byte for byte
+    assert prepared.duration == pytest.approx(11.0, abs=0.1)
+    assert any(5.0 <= (s + e) / 2 <= 6.0 for s, e in prepared.silences)  # decoded for silence detection
+    cut = ffmpeg.preprocess(note, tmp_path / "cut", 7.0)  # and chunked by stream copy like any converted file
+    assert [round(c.offset, 1) for c in cut.chunks][:1] == [0.0] and len(cut.chunks) == 2
+    stereo = tmp_path / "stereo.ogg"
+    media.ffmpeg("-i", str(media.tone(tmp_path / "s.wav", 2.0)), "-c:a", "libopus", "-b:a", "16k", str(stereo))
+    assert not ffmpeg.is_mono_opus(stereo) and ffmpeg.is_mono_opus(note) and not ffmpeg.is_mono_opus(tmp_path / "s.wav")
+
+
+def test_fat_mono_opus_is_encoded_to_the_upload_bitrate(tmp_path: Path) -> None:
+    fat = tmp_path / "fat.ogg"
+    media.ffmpeg("-i", str(media.noise(tmp_path / "n.wav", 3.0)), "-ac", "1", "-c:a", "libopus", "-b:a", "128k", str(fat))
+    prepared = ffmpeg.preprocess(fat, tmp_path / "out", 600.0)
+    (chunk,) = prepared.chunks
+    assert _packets(Path(chunk.path)) != _packets(fat)
+    assert Path(chunk.path).stat().st_size * 8 <= prepared.duration * ffmpeg.BITRATE_KBPS * 1500
+
+
 def test_resplit_halves_a_chunk_and_keeps_offsets(tmp_path: Path) -> None:
     prepared = ffmpeg.preprocess(media.tone(tmp_path / "s.wav", 8.0), tmp_path / "out", 600.0)
     whole = ffmpeg.Chunk(prepared.chunks[0].path, 100.0, prepared.chunks[0].duration)
@@ -151,9 +183,10 @@ def test_large_files_are_probed_first_for_a_duration_based_timeout(tmp_path: Pat
     seen: list[float] = []
     real = ffmpeg.convert
 
-    def spy(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None) -> tuple[float, list[tuple[float, float]]]:
+    def spy(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None,
+            copy: bool = False) -> tuple[float, list[tuple[float, float]]]:  # fmt: skip
         seen.append(timeout)
-        return real(src, dest, timeout, cancelled)
+        return real(src, dest, timeout, cancelled, copy)
 
     monkeypatch.setattr(ffmpeg, "convert", spy)
     prepared = ffmpeg.preprocess(media.tone(tmp_path / "a.wav", 4.0), tmp_path / "out", 600.0)

@@ -12,26 +12,30 @@ import pytest
 
 from traxd.errors import UsageError
 from traxd.ingest import scan
-from traxd.ingest.enqueue import Ingestor
-from traxd.ingest.manual import add_inputs, looks_like_url
+from traxd.ingest.enqueue import Ingestor, Queued, Skipped
+from traxd.ingest.manual import add_inputs
 from traxd.queue.store import Store
 from traxd.types import TaskState, TaskType
+from traxd.urls import looks_like_url
 
 
 @pytest.mark.parametrize(
-    "name", [".hidden.mp3", "a.mp3.part", "a.crdownload", "a.download", "a.tmp", "~a.mp3", "~$doc.docx",
-             "a.icloud", "a.ytdl", ".DS_Store", "A.PART"],
+    ("name", "reason"),
+    [(".hidden.mp3", scan.HIDDEN), (".DS_Store", scan.HIDDEN), ("a.mp3.part", scan.PARTIAL),
+     ("a.crdownload", scan.PARTIAL), ("a.download", scan.PARTIAL), ("A.PART", scan.PARTIAL),
+     ("a.ytdl", scan.PARTIAL), ("a.tmp", scan.TEMPORARY), ("~a.mp3", scan.TEMPORARY), ("~$doc.docx", scan.TEMPORARY),
+     ("a.mp3~", scan.TEMPORARY), ("a.icloud", scan.PLACEHOLDER)],
 )  # fmt: skip
-def test_ignored_names(name: str) -> None:
-    assert scan.ignored_name(name)
+def test_ignored_names(name: str, reason: str) -> None:
+    assert scan.name_problem(name) == reason
 
 
 @pytest.mark.parametrize("name", ["talk.mp3", "interview 2.m4a", "links.url", "x.webloc", "notes.txt"])
 def test_accepted_names(name: str) -> None:
-    assert not scan.ignored_name(name)
+    assert scan.name_problem(name) is None
 
 
-def test_walk_skips_hidden_partial_symlinks_specials_and_outbox(tmp_path: Path) -> None:
+def test_walk_prunes_hidden_folders_symlinked_folders_and_outbox(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     (inbox / "sub" / "deeper").mkdir(parents=True)
     (inbox / ".git").mkdir()
@@ -45,9 +49,13 @@ def test_walk_skips_hidden_partial_symlinks_specials_and_outbox(tmp_path: Path) 
     sock.bind(str(inbox / "s.sock"))
     try:
         found = {p.relative_to(inbox).as_posix() for p in scan.walk(inbox, [inbox / "outbox"])}
+        inputs = {p for p in found if scan.skip_reason(inbox / p) is None}
     finally:
         sock.close()
-    assert found == {"a.mp3", "sub/b.wav", "sub/deeper/c.m4a"}
+    # Every entry that is not a folder is judged by skip_reason (and so reported), except inside pruned folders.
+    assert found == {"a.mp3", "sub/b.wav", "sub/deeper/c.m4a", "d.part", ".e.mp3", "link.mp3", "linkdir", "fifo.mp3",
+                     "s.sock"}  # fmt: skip
+    assert inputs == {"a.mp3", "sub/b.wav", "sub/deeper/c.m4a"}
 
 
 def test_stamp_of_refuses_symlinks_and_fifos(tmp_path: Path) -> None:
@@ -61,14 +69,15 @@ def test_stamp_of_refuses_symlinks_and_fifos(tmp_path: Path) -> None:
     assert scan.stamp_of(tmp_path / "missing") is None
 
 
-def test_candidate_checks_every_part_below_the_inbox(tmp_path: Path) -> None:
+def test_in_scope_checks_every_folder_below_the_inbox(tmp_path: Path) -> None:
     (tmp_path / ".hidden").mkdir()
     (tmp_path / "ok").mkdir()
     (tmp_path / ".hidden" / "a.mp3").write_bytes(b"x")
     (tmp_path / "ok" / "a.mp3").write_bytes(b"x")
-    assert scan.candidate(tmp_path / "ok" / "a.mp3", tmp_path)
-    assert not scan.candidate(tmp_path / ".hidden" / "a.mp3", tmp_path)
-    assert not scan.candidate(tmp_path / "ok" / "a.mp3", tmp_path, [tmp_path / "ok"])
+    assert scan.in_scope(tmp_path / "ok" / "a.mp3", tmp_path)
+    assert not scan.in_scope(tmp_path / ".hidden" / "a.mp3", tmp_path)
+    assert not scan.in_scope(tmp_path / "ok" / "a.mp3", tmp_path, [tmp_path / "ok"])
+    assert not scan.in_scope(tmp_path / "ok" / "a.mp3", tmp_path / "ok" / "a.mp3")
 
 
 def test_sha256_is_streamed_and_correct(tmp_path: Path) -> None:
@@ -168,11 +177,19 @@ def test_url_and_webloc_shortcuts(store: Store, tmp_path: Path) -> None:
     assert ing.ingest_path(webloc, tmp_path)[0].task.type is TaskType.DOWNLOAD
 
 
-def test_text_file_without_urls_is_a_failed_task_with_its_reason(store: Store, tmp_path: Path) -> None:
+def test_text_without_urls_is_skipped_and_a_link_file_without_one_is_a_failed_task(
+    store: Store, tmp_path: Path
+) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("just notes\n")
-    (q,) = Ingestor(store).ingest_path(notes, tmp_path)
-    assert q.task.state is TaskState.FAILED and "no http(s) URL" in (q.task.error_message or "")
+    skipped = Skipped(str(notes), "not a list of URLs (no http(s) URL in it)")
+    assert Ingestor(store).ingest_path(notes, tmp_path) == [skipped]
+    shortcut = tmp_path / "blank.url"
+    shortcut.write_text("[InternetShortcut]\nURL=\n")
+    (q,) = Ingestor(store).ingest_path(shortcut, tmp_path)
+    assert isinstance(q, Queued) and q.task.state is TaskState.FAILED
+    assert q.task.error_message == "blank.url: no http(s) URL in it"
+    assert store.counts()["failed"] == 1  # the plain text wrote nothing
 
 
 def test_manual_add_checks_every_input_first(store: Store, tmp_path: Path) -> None:
@@ -211,7 +228,12 @@ def test_files_are_pinned_to_the_ingesting_host_and_urls_are_not(store: Store, t
 
 
 def test_a_malformed_url_file_is_a_failed_task_with_the_parser_reason(store: Store, tmp_path: Path) -> None:
-    bad = tmp_path / "links.txt"
-    bad.write_bytes(b"\xff\xfe not utf-8 \xff")
+    bad = tmp_path / "links.webloc"
+    bad.write_bytes(b"\xff\xfe not a plist \xff")
     (q,) = Ingestor(store).ingest_path(bad, tmp_path)
-    assert q.task.state is TaskState.FAILED and "not a UTF-8 text file" in (q.task.error_message or "")
+    assert isinstance(q, Queued) and q.task.state is TaskState.FAILED
+    assert "not a valid .webloc property list" in (q.task.error_message or "")
+    binary = tmp_path / "links.txt"
+    binary.write_bytes(b"\xff\xfe not utf-8 \xff")
+    skipped = Skipped(str(binary), "not a list of URLs (not UTF-8 text)")
+    assert Ingestor(store).ingest_path(binary, tmp_path) == [skipped]

@@ -48,7 +48,7 @@ def test_chunk_folders_go_when_their_job_ends_in_any_state(store: Store, tmp_pat
             raise RetryableError("stopped: cancelled")
         return {}
 
-    pool = Pool(store, Registry({T: handler}), PoolConfig(slots=3, lease_seconds=0.6), settings=settings)
+    pool = Pool(store, Registry({T: handler}), PoolConfig(slots=3, lease_seconds=0.6, settings=settings))
     thread = threading.Thread(target=pool.run, kwargs={"drain": True}, daemon=True)
     thread.start()
     assert started.wait(60)

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI
-from traxd.batching.setup import open_store
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.config import load_settings
+from traxd.daemon.home import open_store
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.errors import ModelGoneError, PermanentError, RetryableError, classify
 from traxd.handlers import default_registry
@@ -145,7 +145,7 @@ def test_a_jobs_own_model_that_cannot_load_fails_that_job_and_pauses_nothing(use
         own = Ingestor(store, group="batch:x", options={"model": str(user / "no-model"), "backend": "local"})
         own.ingest_path(clips / "Front_Center.wav", user / "out-own")
         Ingestor(store, group="daemon").ingest_path(clips / "Front_Left.wav", user / "out-inbox")
-        Pool(store, default_registry(settings), PoolConfig(slots=2), settings=settings).run(drain=True)
+        Pool(store, default_registry(settings), PoolConfig(slots=2, settings=settings)).run(drain=True)
         tasks = {(t.job_id, t.type): t for t in store.list_tasks(limit=100)}
         bad = next(t for (_j, kind), t in tasks.items() if kind is TaskType.TRANSCRIBE and t.state is not TaskState.SUCCEEDED)
         assert bad.state is TaskState.FAILED and bad.error_kind == "permanent"
@@ -261,7 +261,7 @@ def test_a_stop_still_reaches_a_pool_that_was_running(user: Path) -> None:
     settings = load_settings({})
     store = open_store(settings)
     try:
-        pool = Pool(store, default_registry(settings), PoolConfig(slots=1, control_seconds=0.05), settings=settings)
+        pool = Pool(store, default_registry(settings), PoolConfig(slots=1, control_seconds=0.05, settings=settings))
         thread = threading.Thread(target=pool.run)
         thread.start()
         store.set_control(GLOBAL_SCOPE, ControlState.STOPPING, "stop requested by traxctl")

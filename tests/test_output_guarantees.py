@@ -9,20 +9,28 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from traxd import outputs
 
-KILLED_WRITER = """
-import os, sys
-from traxd import outputs
-os.replace = lambda *a: os.kill(os.getpid(), 9)  # die between the temp file and the rename
-outputs.write_text_atomic(sys.argv[1], "half")
-"""
+
+def _killed_writer(target: Path, text: str = "half") -> None:
+    """A writer (a fork of this process, so it runs this process's code) killed by SIGKILL before its rename."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment] # the child only
+            outputs.write_text_atomic(target, text)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -32,8 +40,7 @@ def _age(path: Path, seconds: float) -> None:
 
 def test_a_rewrite_removes_the_temp_file_a_writer_killed_by_sigkill_left(tmp_path: Path) -> None:
     target = tmp_path / "talk.txt"
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], check=False)
-    assert proc.returncode == -signal.SIGKILL
+    _killed_writer(target)
     (leftover,) = tmp_path.iterdir()
     _age(leftover, 60)
     outputs.write_text_atomic(target, "whole")
@@ -55,6 +62,51 @@ def test_an_unreadable_leftover_does_not_stop_the_write(tmp_path: Path) -> None:
     odd.mkdir()  # unlink() fails on a folder
     _age(odd, 60)
     assert outputs.write_text_atomic(tmp_path / "talk.txt", "done").read_text() == "done"
+
+
+def test_the_start_up_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path: Path) -> None:
+    _killed_writer(tmp_path / "talk.txt")
+    _killed_writer(tmp_path / "memo.json")
+    mine = [tmp_path / ".notes.tmp", tmp_path / "talk.mp3.tmp", tmp_path / "draft.txt"]
+    for path in [*tmp_path.iterdir(), *mine]:
+        path.write_text("x")
+        _age(path, 60)
+    assert outputs.sweep_temps(tmp_path) == 2
+    assert sorted(tmp_path.iterdir()) == sorted(mine)
+    assert outputs.sweep_temps(tmp_path / "no such folder") == 0
+
+
+def test_a_stalled_writer_still_finishes_while_sweeps_run_past_its_temp_file(tmp_path: Path) -> None:
+    # A writer held up between its temp file and the rename (a slow disk, a suspended laptop) for longer than the
+    # sweep's age limit must not lose its temp file to the start-up sweep or to another write of the same name.
+    target, stalled, go = tmp_path / "talk.txt", threading.Event(), threading.Event()
+    real_replace, errors = os.replace, []
+
+    def replace(src: str, dst: Path) -> None:
+        if threading.current_thread().name == "slow-writer":
+            stalled.set()
+            go.wait(60)
+        real_replace(src, dst)
+
+    def slow() -> None:
+        try:
+            outputs.write_text_atomic(target, "the slow writer's words")
+        except OSError as exc:
+            errors.append(exc)
+
+    with mock.patch("traxd.outputs.os.replace", replace):
+        writer = threading.Thread(target=slow, name="slow-writer")
+        writer.start()
+        assert stalled.wait(60)
+        (temp,) = tmp_path.glob(".talk.txt.*.tmp")
+        _age(temp, 60)
+        assert outputs.sweep_temps(tmp_path) == 0
+        outputs.write_text_atomic(target, "a quicker writer's words")
+        assert temp.exists()
+        go.set()
+        writer.join(60)
+    assert errors == [] and target.read_text() == "the slow writer's words"
+    assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"]
 
 
 STRACE = shutil.which("strace")
@@ -90,6 +142,8 @@ def test_the_text_reaches_the_disk_before_the_file_takes_its_name(tmp_path: Path
         ("team   call \u2003 notes", "team call notes"),
         ("x" * 119 + " tail", "x" * 119),  # the 120-character cut leaves no trailing space
         ("notes. . .", "notes"),
+        (".Xylophone.", "Xylophone"),  # only dots go from the ends, never a letter
+        ("Project X. ", "Project X"),
         ("\U0001f600" * 150, "\U0001f600" * 50),  # 200 bytes of UTF-8 at most
         ("x" + "\U0001f600" * 60, "x" + "\U0001f600" * 49),  # cut one character at a time: 197 bytes, not less
         ("\u00e9" * 99 + " " + "\u00e9" * 20, "\u00e9" * 99),  # the byte cut leaves no trailing space either
@@ -202,3 +256,83 @@ def test_a_link_in_the_outbox_is_someone_elses_name_and_nothing_is_written_throu
 def test_a_link_named_like_any_output_kind_keeps_its_name(tmp_path: Path) -> None:
     (tmp_path / "talk.srt").symlink_to("elsewhere.srt")
     assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3") == "talk-2"
+
+
+def test_two_writers_racing_for_one_name_get_two_names(tmp_path: Path) -> None:
+    # Another daemon (or a `trax batch`) reserves `talk` between our look at the folder and our create: we take
+    # `talk-2`, and its reservation stays as it made it.
+    real_open, raced = os.open, []
+
+    def open_after_the_other(path: str, flags: int, mode: int = 0o777) -> int:
+        if not raced and Path(path).name == "talk.json":
+            raced.append("racing")
+            raced[0] = outputs.choose_base(tmp_path, "talk", "/other/talk.mp3")
+        return real_open(path, flags, mode)
+
+    with mock.patch("traxd.outputs.os.open", open_after_the_other):
+        mine = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    assert raced == ["talk"] and mine == "talk-2"
+    assert json.loads((tmp_path / "talk.json").read_text()) == {"source": "/other/talk.mp3", "status": "writing"}
+    assert json.loads((tmp_path / "talk-2.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker() -> None:
+    segments = [{"start": 0, "end": 1, "speaker": "A", "text": "hello"}, {"start": 1, "end": 2, "text": "who is it"},
+                {"start": 2, "end": 3, "speaker": "<&>", "text": "odd label"}]  # fmt: skip
+    assert outputs.to_txt(segments) == "A: hello\n?: who is it\n<&>: odd label\n"
+    vtt = outputs.to_vtt(segments)
+    assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
+
+
+def test_an_output_folder_that_does_not_exist_yet_is_created_however_deep(tmp_path: Path) -> None:
+    # A watch folder's outbox on a new disk layout, or a translation folder: nothing there yet, not even the parent.
+    target = outputs.write_text_atomic(tmp_path / "Transcripts" / "2026" / "talk.meta.json", "{}\n")
+    assert target.read_text() == "{}\n"
+    outputs.write_text_atomic(target, "{}\n")  # and again, once it exists
+
+
+def test_the_start_up_sweep_takes_leftovers_older_than_two_seconds_only(tmp_path: Path) -> None:
+    stale, young = tmp_path / ".talk.txt.aaa.tmp", tmp_path / ".memo.json.bbb.tmp"
+    stale.write_text("x")
+    young.write_text("y")
+    _age(stale, 2.5)
+    _age(young, 1.0)  # a writer may be between creating its temp file and locking it
+    assert outputs.sweep_temps(tmp_path) == 1
+    assert not stale.exists() and young.exists()
+
+
+def test_a_fifo_named_like_a_temp_file_does_not_hang_the_sweep(tmp_path: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: the sweep must never open anything but a regular file.
+    fifo = tmp_path / ".talk.txt.abc.tmp"
+    os.mkfifo(fifo)
+    _age(fifo, 60)
+    swept: list[int] = []
+    sweeper = threading.Thread(target=lambda: swept.append(outputs.sweep_temps(tmp_path)), daemon=True)
+    sweeper.start()
+    sweeper.join(30)
+    if sweeper.is_alive():  # let it go: a writer end opened without blocking ends the reader's wait
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        sweeper.join(30)
+        pytest.fail("the sweep opened a FIFO and waited for a writer")
+    assert swept == [0] and fifo.exists()
+
+
+def test_a_retry_does_not_keep_its_old_name_once_another_input_holds_it(tmp_path: Path) -> None:
+    # The first attempt chose `talk`; meanwhile its files were removed and another input's transcript took the name.
+    (tmp_path / "talk.json").write_text(json.dumps({"source": "/inbox/other.mp3", "text": "theirs"}))
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3", prefer="talk") == "talk-2"
+    assert json.loads((tmp_path / "talk.json").read_text())["text"] == "theirs"
+
+
+def test_a_name_is_reserved_in_an_outbox_that_does_not_exist_yet(tmp_path: Path) -> None:
+    outbox = tmp_path / "Transcripts" / "2026"
+    assert outputs.choose_base(outbox, "talk", "/inbox/talk.mp3") == "talk"
+    assert json.loads((outbox / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+@pytest.mark.parametrize("name", [".", "", "sub/..", "../out"])
+def test_an_output_name_that_is_the_folder_itself_or_leaves_it_is_refused(tmp_path: Path, name: str) -> None:
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    with pytest.raises(ValueError, match="escapes the output folder"):
+        outputs.inside(outbox, name)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from traxd.clock import FakeClock
 from traxd.daemon.owner import Owner
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.handlers.registry import Registry
@@ -257,7 +257,7 @@ def _claim_as(store: Store, owner: str) -> int:
 def test_another_hosts_lease_is_rescued_only_when_it_expires(store: Store, clock: FakeClock) -> None:
     store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"i": i}) for i in range(4)])
     me = Owner("host-a", os.getpid(), psutil.Process().create_time())
-    pool = Pool(store, Registry({}), PoolConfig(lease_seconds=30), owner=me)
+    pool = Pool(store, Registry({}), PoolConfig(lease_seconds=30), PoolWiring(owner=me))
     no_such_pid = 99_999_999  # above any Linux pid_max: dead wherever it is looked up
     foreign_dead_pid = _claim_as(store, str(Owner("host-b", no_such_pid, 1.0)))
     foreign_live_pid = _claim_as(store, str(Owner("host-b.example.org", me.pid, me.started)))

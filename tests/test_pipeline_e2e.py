@@ -20,9 +20,8 @@ import pytest
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.config import Settings, load_settings
+from traxd.daemon.home import open_store
 from traxd.daemon.pool import Pool, PoolConfig
-from traxd.db.engine import open_engine
-from traxd.db.migrate import upgrade
 from traxd.errors import classify
 from traxd.handlers import default_registry
 from traxd.handlers.preprocess import preprocess
@@ -44,12 +43,6 @@ def make_settings(home: Path, server: FakeOpenAI, **extra: object) -> Settings:
     return load_settings({"home": home, "openai_api_key": "sk-test", "openai_base_url": server.base_url, **extra}, env={})
 
 
-def open_store(settings: Settings) -> Store:
-    engine = open_engine(settings.database_url)
-    upgrade(engine)
-    return Store(engine)
-
-
 def add_file(store: Store, path: Path, outbox: Path, options: dict | None = None) -> Job:
     """Queue a media file the way ingestion does."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "0" * 64
@@ -59,7 +52,7 @@ def add_file(store: Store, path: Path, outbox: Path, options: dict | None = None
 
 
 def drain(store: Store, settings: Settings) -> None:
-    pool = Pool(store, default_registry(settings), PoolConfig(slots=4, lease_seconds=30.0), settings=settings)
+    pool = Pool(store, default_registry(settings), PoolConfig(slots=4, lease_seconds=30.0, settings=settings))
     pool.run(drain=True)
 
 

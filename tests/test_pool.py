@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from traxd.clock import FakeClock
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.errors import AuthError, PermanentError, RetryableError
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Exchange, Store
@@ -80,7 +80,7 @@ def test_retryable_errors_back_off_on_the_injected_clock_then_succeed(store: Sto
         return {"ok": True}
 
     policy = RetryPolicy(base_seconds=10, jitter=0)
-    pool = Pool(store, Registry({T: flaky}), PoolConfig(slots=2, idle_seconds=0.02), clock=clock, policy=policy)
+    pool = Pool(store, Registry({T: flaky}), PoolConfig(slots=2, idle_seconds=0.02, policy=policy), PoolWiring(clock=clock))
     thread = run_in_thread(pool)
     wait_for(lambda: len(calls) == 1 and store.counts()["queued"] == 1)
     task = store.get(1)
@@ -108,7 +108,7 @@ def test_permanent_error_fails_at_once_and_attempts_exhausted_fail(store: Store,
             raise PermanentError("not media: no audio stream")
         raise RetryableError("timeout")
 
-    stats = Pool(store, Registry({T: handler}), PoolConfig(slots=2), clock=clock).run(drain=True)
+    stats = Pool(store, Registry({T: handler}), PoolConfig(slots=2), PoolWiring(clock=clock)).run(drain=True)
     assert stats.failed == 2
     first, second = store.get(1), store.get(2)
     assert first is not None and first.error_message == "not media: no audio stream" and first.attempts == 1
@@ -131,7 +131,7 @@ def test_auth_error_pauses_only_that_type_and_resume_continues(store: Store, clo
         return {}
 
     pool = Pool(store, Registry({T: transcribe, TaskType.ENHANCE: enhance}),
-                PoolConfig(slots=1, idle_seconds=0.02, control_seconds=0.05), clock=clock)  # fmt: skip
+                PoolConfig(slots=1, idle_seconds=0.02, control_seconds=0.05), PoolWiring(clock=clock))  # fmt: skip
     thread = run_in_thread(pool, drain=False)
     wait_for(lambda: "transcribe" in store.controls() and ran == ["enhance"])
     assert store.controls()["transcribe"].state is ControlState.PAUSED
@@ -146,7 +146,7 @@ def test_auth_error_pauses_only_that_type_and_resume_continues(store: Store, clo
 
 def test_a_task_whose_worker_keeps_dying_ends_as_poison(store: Store, clock: FakeClock) -> None:
     store.enqueue(NewTask(T, {}, max_retries=2))
-    pool = Pool(store, Registry({T: lambda c, p: {}}), PoolConfig(lease_seconds=30), clock=clock)
+    pool = Pool(store, Registry({T: lambda c, p: {}}), PoolConfig(lease_seconds=30), PoolWiring(clock=clock))
     for attempt in range(1, 4):
         (run,) = store.claim("dead-host:1:1.00", 1, 30)
         assert run.attempts == attempt
@@ -160,7 +160,7 @@ def test_a_task_whose_worker_keeps_dying_ends_as_poison(store: Store, clock: Fak
 def test_rescue_leaves_live_leases_alone(store: Store, clock: FakeClock) -> None:
     store.enqueue(NewTask(T, {}))
     store.claim("other-host:1:1.00", 1, 30)
-    pool = Pool(store, Registry({T: lambda c, p: {}}), clock=clock)
+    pool = Pool(store, Registry({T: lambda c, p: {}}), wiring=PoolWiring(clock=clock))
     assert pool.maintenance.rescue() == 0
     clock.advance(29)
     assert pool.maintenance.rescue() == 0
@@ -175,11 +175,11 @@ def test_successors_are_pinned_to_the_host_that_wrote_their_files(store: Store, 
         return [NewTask(T, {"chunks": 1})] if task.type is TaskType.PREPROCESS else []
 
     registry = Registry({TaskType.PREPROCESS: lambda c, p: {}, T: lambda c, p: {}})
-    pool = Pool(store, registry, PoolConfig(types=(TaskType.PREPROCESS,)), clock=clock, follow_ups=follow)
+    pool = Pool(store, registry, PoolConfig(types=(TaskType.PREPROCESS,)), PoolWiring(clock=clock, follow_ups=follow))
     pool.run(drain=True)
     (succ,) = store.list_tasks(TaskState.QUEUED)
     assert succ.affinity == pool.owner.host
-    shared = Pool(store, registry, PoolConfig(pin_successors=False), clock=clock, follow_ups=follow)
+    shared = Pool(store, registry, PoolConfig(pin_successors=False), PoolWiring(clock=clock, follow_ups=follow))
     assert shared._successors(Outcome_of(TaskType.PREPROCESS), None)[0].affinity is None
 
 

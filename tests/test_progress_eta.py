@@ -6,7 +6,6 @@ import pytest
 
 from traxd.progress import (
     BatchProgress,
-    EtaEstimator,
     JobWork,
     estimate_eta,
     format_eta,
@@ -65,12 +64,12 @@ def test_eta_unknown_until_something_finished_and_zero_at_the_end() -> None:
 
 
 def test_moving_window_forgets_old_samples() -> None:
-    est = EtaEstimator(window=2)
-    est.observe(100.0, 10.0)  # slow start, then the cache is warm
-    est.observe(1.0, 10.0)
-    est.observe(1.0, 10.0)
-    assert est.cost_per_media_second() == pytest.approx(0.1)
-    assert est.eta(50.0, remaining_tasks=5, slots=1) == pytest.approx(5.0)
+    # A slow start, then the cache is warm: with a window of 2 only the two latest finished jobs set the cost.
+    done = [JobWork(True, 100.0, 10.0, finished_at=1.0), JobWork(True, 1.0, 10.0, finished_at=2.0),
+            JobWork(True, 1.0, 10.0, finished_at=3.0)]  # fmt: skip
+    left = [JobWork(False, media_seconds=10.0) for _ in range(5)]
+    assert estimate_eta(done + left, slots=1, window=2) == pytest.approx(5.0)
+    assert estimate_eta(done + left, slots=1, window=3) == pytest.approx(50 * 102 / 30)
 
 
 def test_progress_due_and_format_eta() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Store
 from traxd.resources import (
@@ -151,7 +151,7 @@ def test_real_process_over_a_low_memory_limit_claims_nothing(tasks: Store) -> No
         return reasons[-1]
 
     pool = Pool(tasks, Registry({TaskType.TRANSCRIBE: lambda ctx, p: ran.append(1) or {}}),
-                PoolConfig(slots=4, idle_seconds=0.01), gate=gate)  # fmt: skip
+                PoolConfig(slots=4, idle_seconds=0.01), PoolWiring(gate=gate))  # fmt: skip
     thread = threading.Thread(target=pool.run, kwargs={"drain": True})
     thread.start()
     wait_for(lambda: len(reasons) >= 3)
@@ -174,7 +174,7 @@ def test_slot_limit_caps_concurrency(tasks: Store) -> None:
         return {}
 
     pool = Pool(tasks, Registry({TaskType.TRANSCRIBE: handler}), PoolConfig(slots=4, idle_seconds=0.01),
-                slot_limit=lambda: 2)  # fmt: skip
+                PoolWiring(slot_limit=lambda: 2))  # fmt: skip
     stats = pool.run(drain=True)
     assert stats.succeeded == 6 and peak[0] <= 2
     assert pool.slots_now() == 2

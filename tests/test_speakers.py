@@ -87,3 +87,17 @@ def test_outputs_without_speakers_are_unchanged() -> None:
     segs = [{"start": 0.0, "end": 2.0, "text": "Hello."}]
     assert outputs.to_txt(segs, "Hello.") == "Hello.\n"
     assert "<v" not in outputs.to_vtt(segs) and "\nHello.\n" in outputs.to_srt(segs)
+
+
+def test_the_default_name_threshold_is_the_measured_one() -> None:
+    """0.75 (benchmarks/voiceprints.py): different real people scored up to 0.666, the same person from 0.860."""
+    from pathlib import Path
+
+    from traxd.config import Settings
+    from traxd.speakers import NAME_THRESHOLD, cosine
+
+    assert Settings(home=Path("/nonexistent")).speaker_threshold == NAME_THRESHOLD == 0.75
+    # Two prints at cosine 0.72, which 0.7 named as one person, are no longer a match.
+    ann, other = [1.0, 0.0], [0.72, (1 - 0.72**2) ** 0.5]
+    assert round(cosine(ann, other), 3) == 0.72
+    assert match_names({"A": other}, {"Ann": ann})["A"][0] is None

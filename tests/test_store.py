@@ -49,6 +49,16 @@ def test_malformed_payload_is_refused_and_nothing_is_written(store: Store, paylo
     assert sum(store.counts().values()) == 0
 
 
+def test_refused_job_leaves_no_job_row_and_the_next_write_works(store: Store) -> None:
+    # The job row is written before its first task is refused: the whole transaction must be undone, and the
+    # connection it ran on must come back without a transaction still open on it.
+    with pytest.raises(InvalidTaskError):
+        store.create_job(NewJob("/a", "a", "/out"), [NewTask(T, {"x": float("nan")})])
+    job, (task,), created = store.create_job(NewJob("/b", "b", "/out"), [NewTask(T, {"path": "/b"})])
+    assert created and store.get_job(job.id) == job and store.tasks_of_job(job.id) == [task]
+    assert [store.get_job(i) for i in range(1, job.id)] == [None] * (job.id - 1)
+
+
 def test_unknown_task_type_is_refused(store: Store) -> None:
     with pytest.raises(InvalidTaskError, match="unknown task type 'teleport'"):
         store.enqueue(NewTask("teleport", {}))  # type: ignore[arg-type]

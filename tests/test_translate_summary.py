@@ -219,7 +219,7 @@ def test_pipeline_transcribe_enhance_translate_summarize(tmp_path: Path) -> None
         store, outbox = e2e_store(s), tmp_path / "out"
         job = add_file(store, media.video(tmp_path / "clip.mp4", 2.0, audio=True), outbox,
                        {"enhance": True, "translate_to": ["de", "ja"], "summarize": True})  # fmt: skip
-        Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=30.0), settings=s).run(drain=True)
+        Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=30.0, settings=s)).run(drain=True)
     tasks = by_type(store, job)
     assert [t for t in tasks] == [TaskType.PREPROCESS, TaskType.TRANSCRIBE, TaskType.ENHANCE, TaskType.TRANSLATE,
                                   TaskType.SUMMARIZE]  # fmt: skip
@@ -238,8 +238,8 @@ def test_pipeline_bad_answers_fail_the_stage_with_the_reason_and_keep_the_transc
         job = add_file(store, media.video(tmp_path / "clip.mp4", 2.0, audio=True), outbox,
                        {"translate_to": ["de"], "summarize": True})  # fmt: skip
         policy = RetryPolicy(base_seconds=0.01, factor=1.0, max_seconds=0.01, jitter=0.0)
-        Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=30.0), settings=s,
-             policy=policy).run(drain=True)  # fmt: skip
+        Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=30.0, settings=s,
+                                                   policy=policy)).run(drain=True)  # fmt: skip
         attempts = len(server.calls("/chat/completions"))
     tasks = by_type(store, job)
     translate_task = tasks[TaskType.TRANSLATE]

@@ -21,13 +21,13 @@ TRAX = Path(sys.executable).parent / "trax"
 
 DAEMON = """
 import signal, sys
-from traxd.batching.setup import open_store
+from traxd.daemon.home import open_store
 from traxd.config import load_settings
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import load_registry
 settings = load_settings()
 store = open_store(settings)
-pool = Pool(store, load_registry(settings), PoolConfig(slots=2, idle_seconds=0.05), settings=settings)
+pool = Pool(store, load_registry(settings), PoolConfig(slots=2, idle_seconds=0.05, settings=settings))
 signal.signal(signal.SIGTERM, lambda *a: pool.request_stop())
 pool.run()
 """
@@ -129,8 +129,8 @@ def daemon(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str
 
 
 def test_runs_alongside_a_daemon_through_leases(tmp_path: Path, env: dict[str, str], daemon: subprocess.Popen[str]) -> None:
-    from traxd.batching.setup import open_store
     from traxd.config import load_settings
+    from traxd.daemon.home import open_store
 
     store = open_store(load_settings({"home": tmp_path / "home"}, env={}))
     wait_for(lambda: any(w.pid == daemon.pid for w in store.workers()))

@@ -137,7 +137,7 @@ def test_add_errors(home: Path, tmp_path: Path, store: Store) -> None:
     assert "no such file or folder" in err(2, "add", str(tmp_path / "missing.mp3"))
     link = tmp_path / "link.mp3"
     link.symlink_to(media(tmp_path, "real.mp3"))
-    assert "is a symlink" in err(2, "add", str(link))
+    assert f"{link} is not an input: symlink (add the file it points to)" in err(2, "add", str(link))
     err(2, "add")
     err(2, "add", str(tmp_path / "real.mp3"), "--priority", "-1")
     assert store.counts()["queued"] == 0

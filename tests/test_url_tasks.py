@@ -14,7 +14,7 @@ from tests.fakes.media_server import MediaServer
 from tests.test_download import make_settings
 from traxd.clock import SystemClock
 from traxd.config import Settings
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.handlers import default_registry
@@ -44,8 +44,8 @@ def queue_urls(store: Store, settings: Settings, urls: list[str]) -> list[Task]:
 
 
 def drain(store: Store, settings: Settings, follow_ups: Any = None) -> None:
-    kwargs = {"follow_ups": follow_ups} if follow_ups else {}
-    pool = Pool(store, default_registry(settings), PoolConfig(slots=2, lease_seconds=30), settings=settings, **kwargs)
+    wiring = PoolWiring(follow_ups=follow_ups) if follow_ups else None
+    pool = Pool(store, default_registry(settings), PoolConfig(slots=2, lease_seconds=30, settings=settings), wiring)
     pool.run(drain=True)
 
 

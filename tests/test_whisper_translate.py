@@ -124,7 +124,7 @@ def test_pipeline_translates_to_english_with_whisper_and_removes_the_scratch(tmp
     s = local_settings(tmp_path / "home")
     store, outbox = e2e_store(s), tmp_path / "out"
     job = add_file(store, ALSA / "Front_Center.wav", outbox, {"translate_to": ["en"]})
-    Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=60.0), settings=s).run(drain=True)
+    Pool(store, default_registry(s), PoolConfig(slots=2, lease_seconds=60.0, settings=s)).run(drain=True)
     tasks = by_type(store, job)
     assert list(tasks) == [TaskType.PREPROCESS, TaskType.TRANSCRIBE, TaskType.TRANSLATE]
     assert {t.state for t in tasks.values()} == {TaskState.SUCCEEDED}, [t.error_message for t in tasks.values()]

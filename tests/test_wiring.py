@@ -1,8 +1,10 @@
-"""How the parts are wired: handlers read typed settings by attribute."""
+"""How the parts are wired: no import cycles, and handlers read typed settings by attribute."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -12,7 +14,8 @@ from traxd.config import Settings
 from traxd.handlers.registry import TaskContext
 from traxd.types import Task, TaskState, TaskType
 
-HANDLERS = Path(__file__).resolve().parents[1] / "traxd" / "handlers"
+ROOT = Path(__file__).resolve().parents[1]
+HANDLERS = ROOT / "traxd" / "handlers"
 SETTING_NAMES = {f.name for f in fields(Settings)} | {n for n in dir(Settings) if isinstance(getattr(Settings, n), property)}
 
 
@@ -54,3 +57,10 @@ def test_a_context_without_settings_has_every_default() -> None:
     assert ctx.settings.summary_chunk_chars == Settings.summary_chunk_chars
     with pytest.raises(AttributeError):
         ctx.settings.summary_chunk_char  # type: ignore[attr-defined]  # noqa: B018 - a typo fails at once
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """The contract in pyproject.toml: a cycle (even through a lazy or TYPE_CHECKING import) fails with its path."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

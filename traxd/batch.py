@@ -18,23 +18,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traxd.batching.inputs import Input, file_input, is_url, url_input
+from traxd.batching.inputs import Added
 from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import model_options, open_store, processor_settings
+from traxd.batching.setup import model_options, processor_settings
 from traxd.clock import Clock
 from traxd.config import diarize_options
+from traxd.daemon.home import open_store
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
+from traxd.ingest.enqueue import Skipped
+from traxd.ingest.manual import check_path
 from traxd.languages import normalize_language
 from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.resources import Limits, ResourceMonitor, Sampler
 from traxd.types import TaskType
+from traxd.urls import looks_like_url
 
-__all__ = ["BatchProcessor", "BatchProgress", "BatchResult", "BatchTask", "TaskInputError", "QueueFullError",
-           "TaskType", "create_batch_processor"]  # fmt: skip
+__all__ = [
+    "BatchProcessor",
+    "BatchProgress",
+    "BatchResult",
+    "BatchTask",
+    "QueueFullError",
+    "TaskInputError",
+    "TaskType",
+    "create_batch_processor",
+]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
 OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "diarize", "speakers", "min_speakers",
@@ -91,16 +103,35 @@ class BatchProcessor:
             raise TaskInputError(f"priority must be a whole number >= 0, got {priority!r}")
         if self._since_start >= self.queue_size:
             raise QueueFullError(f"queue_size {self.queue_size} reached: call start() before adding more")
-        item, options = self._input(kind, data)
-        added = await asyncio.to_thread(self._run.add, item, options, priority)
-        task = BatchTask(added.task_id, added.job.id, item.first, dict(data), priority, added.status == "created",
-                         item.source, options)  # fmt: skip
-        self.tasks.append(task)
+        options = self._options(data)
+        added = await asyncio.to_thread(self._add, kind, data, options, priority)
+        tasks = [BatchTask(a.task.id, a.job.id, a.task.type, dict(data), priority, a.status == "created",
+                           a.source, options) for a in added]  # fmt: skip
+        self.tasks += tasks
         self._since_start += 1
-        return task
+        return tasks[0]
 
-    def _input(self, kind: TaskType, data: Any) -> tuple[Input, dict[str, Any]]:
-        """Validate a payload and turn it into a job input plus its job options."""
+    def _add(self, kind: TaskType, data: dict[str, Any], options: dict[str, Any], priority: int) -> list[Added]:
+        """Validate a payload and queue it through the one ingestion path (a URL list queues each of its URLs)."""
+        url = data.get("url")
+        path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
+        if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
+            if not isinstance(url, str) or not looks_like_url(url):
+                raise TaskInputError(f"{kind.name} task data needs a 'url' (http or https), got {url!r}")
+            return _added(self._run.add_url(url, self._outbox(None), options, priority), kind, url)
+        if path is None:
+            raise TaskInputError(f"{kind.name} task data needs a 'path' (or file_path/audio_path) or a 'url'")
+        try:
+            file = check_path(str(path))
+        except UserError as exc:
+            raise TaskInputError(f"{kind.name} task: {exc}") from None
+        if file.is_dir():
+            raise TaskInputError(f"{kind.name} task: {path} is a folder (add its files one by one, or use trax batch)")
+        out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
+        return _added(self._run.add_paths([(file, out)], options, priority, stage=kind), kind, str(path))
+
+    def _options(self, data: Any) -> dict[str, Any]:
+        """The job options of one input: the processor's defaults, overridden by the payload's."""
         if not isinstance(data, dict):
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
         options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
@@ -108,19 +139,7 @@ class BatchProcessor:
         options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
         if "model" in data:
             options.update(self._model(data["model"]))
-        url = data.get("url")
-        path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
-        if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
-            if not isinstance(url, str) or not is_url(url):
-                raise TaskInputError(f"{kind.name} task data needs a 'url' (http or https), got {url!r}")
-            return url_input(url, self._outbox(None)), options
-        if path is None:
-            raise TaskInputError(f"{kind.name} task data needs a 'path' (or file_path/audio_path) or a 'url'")
-        file = Path(str(path)).expanduser()
-        if not file.is_file():
-            raise TaskInputError(f"{kind.name} task: no such file {str(file)!r}")
-        out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
-        return file_input(file, out, kind), options
+        return options
 
     def _model(self, value: Any) -> dict[str, Any]:
         if value is not None and not isinstance(value, str):
@@ -179,6 +198,14 @@ class BatchProcessor:
         self._run.store.engine.dispose()
 
 
+def _added(taken: list[Added | Skipped], kind: TaskType, raw: str) -> list[Added]:
+    """The inputs queued; a file found not to be one once read (it changed since the check) is an input error."""
+    skipped = [t for t in taken if isinstance(t, Skipped)]
+    if skipped:
+        raise TaskInputError(f"{kind.name} task: {raw} is not an input: {skipped[0].reason}")
+    return [t for t in taken if isinstance(t, Added)]
+
+
 async def _call(callback: ProgressCallback, progress: BatchProgress) -> None:
     outcome = callback(progress)
     if inspect.isawaitable(outcome):
@@ -217,13 +244,13 @@ def create_batch_processor(
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
                                   cpu_limit_percent=cpu_limit_percent, **{k: kw.get(k) for k in DIARIZE_KEYS})  # fmt: skip
     clock: Clock | None = kw.get("clock")
-    store = open_store(settings, clock)
+    store = open_store(settings, pool_size=max_workers + 6, clock=clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
     sampler: Sampler | None = kw.get("sampler")
     monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)
-    pool_kw = {"follow_ups": kw["follow_ups"]} if "follow_ups" in kw else {}
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
-    run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock, pool_kw=pool_kw)
+    run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock,
+                   follow_ups=kw.get("follow_ups"))  # fmt: skip
     defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
                 "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
                 "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),

@@ -63,7 +63,7 @@ class Settings:
     speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
-    speaker_threshold: float = 0.7
+    speaker_threshold: float = 0.75  # traxd.speakers.NAME_THRESHOLD, measured
     translate_to: tuple[str, ...] = ()
     translate_chunk_chars: int = 4000
     summarize: bool = False

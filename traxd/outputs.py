@@ -28,8 +28,8 @@ _PLACEHOLDER_BYTES = 4096  # one filesystem block
 _JSON_LOCK = threading.Lock()
 
 
-def write_text_atomic(path: Path | str, text: str) -> Path:
-    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path`."""
+def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
+    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -39,7 +39,7 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o644)
+            os.fchmod(fh.fileno(), mode)
             os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,8 +51,8 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 def _remove_stale_temps(target: Path, min_age: float = 2.0) -> None:
     """Delete temp files of earlier writes of `target` that a kill -9 left behind (the retry rewrites `target`).
 
-    Only one lease holder writes a given name, so an older `.NAME.*.tmp` belongs to a dead writer; the age check
-    keeps clear of a writer that is still between mkstemp and os.replace.
+    A live writer holds its temp file's flock from just after mkstemp until os.replace, so a temp that can be locked
+    belongs to a dead writer; the age check covers the instant between mkstemp and the flock.
     """
     _remove_dead(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"), min_age)
 

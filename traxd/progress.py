@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,42 +116,6 @@ def progress_line(p: BatchProgress) -> str:
 
 
 @dataclass(frozen=True)
-class EtaSample:
-    """One finished unit of work: how long it ran and how much media it covered."""
-
-    seconds: float
-    media_seconds: float
-
-
-class EtaEstimator:
-    """ETA from a moving window of task durations, weighted by media duration (not by task count)."""
-
-    def __init__(self, window: int = 50) -> None:
-        self.window = window
-        self._samples: deque[EtaSample] = deque(maxlen=window)
-
-    def observe(self, seconds: float, media_seconds: float) -> None:
-        """Record a finished task; tasks without a known media duration are skipped."""
-        if seconds >= 0 and media_seconds > 0:
-            self._samples.append(EtaSample(seconds, media_seconds))
-
-    def cost_per_media_second(self) -> float | None:
-        """Wall seconds one media second takes in one slot (duration-weighted mean over the window)."""
-        media = sum(s.media_seconds for s in self._samples)
-        return sum(s.seconds for s in self._samples) / media if media > 0 else None
-
-    def eta(self, remaining_media_seconds: float, remaining_tasks: int, slots: int) -> float | None:
-        """Seconds until the remaining media is done on `slots` parallel slots; None while nothing is known."""
-        if remaining_tasks <= 0:
-            return 0.0
-        cost = self.cost_per_media_second()
-        if cost is None:
-            return None
-        parallel = max(1, min(slots, remaining_tasks))
-        return remaining_media_seconds * cost / parallel
-
-
-@dataclass(frozen=True)
 class JobWork:
     """What the ETA needs to know about one input: done or not, time spent, and how much media it holds."""
 
@@ -187,14 +150,22 @@ def media_weights(jobs: list[JobWork]) -> list[float]:
 
 
 def estimate_eta(jobs: list[JobWork], slots: int, window: int = 50) -> float | None:
-    """ETA of a batch: the remaining media at the duration-weighted cost of the last `window` finished jobs."""
+    """Seconds until the batch is done: its remaining media at the cost per media second of the last `window`
+    finished jobs (duration-weighted, so one long file counts for what it is), on `slots` parallel slots.
+
+    0 when nothing is left; None while nothing has finished that tells the cost.
+    """
     weights = media_weights(jobs)
-    finished = sorted((j.finished_at, j.seconds, w) for j, w in zip(jobs, weights) if j.done)
-    estimator = EtaEstimator(window)
-    for _at, seconds, weight in finished[-window:]:
-        estimator.observe(seconds, weight)
     remaining = [w for j, w in zip(jobs, weights) if not j.done]
-    return estimator.eta(sum(remaining), len(remaining), slots)
+    if not remaining:
+        return 0.0
+    finished = sorted((j.finished_at, j.seconds, w) for j, w in zip(jobs, weights) if j.done)
+    recent = [(seconds, w) for _at, seconds, w in finished[-window:] if seconds >= 0 and w > 0]
+    media = sum(w for _, w in recent)
+    if media <= 0:
+        return None
+    cost = sum(seconds for seconds, _ in recent) / media  # wall seconds one media second takes in one slot
+    return sum(remaining) * cost / max(1, min(slots, len(remaining)))
 
 
 def progress_due(last: float | None, now: float, interval: float) -> bool:

@@ -9,10 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Cosine of CAM++ voice prints above which a diarized speaker takes an enrolled name. Measured here on espeak-ng
-# voices (all alike to CAM++): the same voice from another sentence 0.93-0.94, other voices 0.63-0.91; people
-# differ far more than one synthesiser's voices, and each name goes to its best-scoring speaker only.
-NAME_THRESHOLD = 0.7
+# Cosine of CAM++ voice prints above which a diarized speaker takes an enrolled name (benchmarks/voiceprints.py).
+# Voices made from recordings of real people (Festival's kal, ked, slt) and the real ALSA voice: the same person in
+# other sentences 0.860-0.928, different people 0.33-0.67 (0.666 the two US men). 0.75 sits in that gap with room
+# on both sides (0.7 was 0.034 above the closest two men). One-word clips of 1.4 s score as low as 0.62 against the
+# same person: enrol from a few seconds of speech. espeak-ng's voices are alike to CAM++ (two of them 0.86-0.945),
+# so there each name goes to its best-scoring speaker only.
+NAME_THRESHOLD = 0.75
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Pure: read URL files (.url, .webloc, .txt) and decide which stage a URL starts at.
+"""Pure: what counts as a URL, which stage it starts at, and URL files (.url, .webloc, .txt); the media extensions.
+
+The one URL classifier of every entry point (inbox, `traxctl add`, `trax batch`, the API: all through
+`traxd.ingest`); it stays a bottom-layer module because the download adapter and handler check URLs with it too.
 
 `classify_url(url)` returns a `UrlClass(kind, reason)`: "youtube" (any site page: yt-dlp extracts the media),
 "download" (a direct media URL: the path ends with a media extension) or "rejected" (not http/https, no host,
@@ -19,9 +22,12 @@ from traxd.errors import UserError
 from traxd.types import TaskType
 
 ALLOWED_SCHEMES = ("http", "https")
+# The one list of audio/video extensions (lower case, no dot): a file with another one is not an input, and a URL
+# whose path ends with one is fetched directly instead of through yt-dlp.
 MEDIA_EXTENSIONS = frozenset({
-    "3gp", "aac", "aif", "aiff", "amr", "avi", "flac", "m4a", "m4b", "m4v", "mka", "mkv", "mov", "mp2", "mp3",
-    "mp4", "mpeg", "mpg", "mpga", "oga", "ogg", "ogv", "opus", "ts", "wav", "webm", "wma", "wmv",
+    "3g2", "3gp", "aac", "ac3", "aif", "aifc", "aiff", "amr", "ape", "asf", "au", "avi", "caf", "dv", "f4a", "f4v",
+    "flac", "flv", "m2ts", "m4a", "m4b", "m4v", "mka", "mkv", "mov", "mp2", "mp3", "mp4", "mpeg", "mpg", "mpga",
+    "mts", "mxf", "oga", "ogg", "ogv", "opus", "qt", "ts", "vob", "wav", "weba", "webm", "wma", "wmv", "wv",
 })  # fmt: skip
 URL_FILE_SUFFIXES = (".url", ".webloc", ".txt")
 # Anything that names a scheme: "https://…", "file:///…", "ftp://…", "mailto:x" is not a line we queue.
@@ -61,6 +67,12 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return f"URL has no host: {text!r}"
     return None
+
+
+def looks_like_url(text: str) -> bool:
+    """`scheme://...` (any scheme: unsupported ones are recorded as rejected, not mistaken for paths)."""
+    head, sep, _ = text.partition("://")
+    return bool(sep) and head.replace("+", "").replace(".", "").replace("-", "").isalnum()
 
 
 def task_type_for(kind: str) -> TaskType:

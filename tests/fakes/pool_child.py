@@ -19,7 +19,7 @@ def main(home: str, base_url: str, chunk_size: str) -> int:
                               "chunk_size": float(chunk_size), "lease_seconds": 10.0}, env={})  # fmt: skip
     engine = open_engine(settings.database_url)
     upgrade(engine)
-    pool = Pool(Store(engine), default_registry(settings), PoolConfig(slots=2, lease_seconds=10.0), settings=settings)
+    pool = Pool(Store(engine), default_registry(settings), PoolConfig(slots=2, lease_seconds=10.0, settings=settings))
     stats = pool.run(drain=True)
     print(f"claimed={stats.claimed} succeeded={stats.succeeded} failed={stats.failed}", flush=True)
     return 0

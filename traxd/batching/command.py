@@ -11,16 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from traxd.batching.inputs import discover, file_input, group_for
+from traxd.batching.inputs import group_for
 from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import check_memory_limit, model_options, open_store
+from traxd.batching.setup import check_memory_limit, model_options
 from traxd.config import Settings, diarize_options, load_settings, with_changes
+from traxd.daemon.home import open_store
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
+from traxd.ingest.enqueue import Skipped
+from traxd.ingest.manual import check_path
+from traxd.ingest.scan import walk
 from traxd.languages import normalize_language
 from traxd.outputs import write_json_atomic
 from traxd.pipelines import later_stages
@@ -129,9 +133,9 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
     options = job_options(settings, opts.model)  # --model checked before anything is queued
     output = output_dir(opts)
     root = opts.path.resolve()
-    files = discover(root, opts.recursive, exclude=output)
+    files = sorted(walk(root, (output,), opts.recursive)) if root.is_dir() else [check_path(str(opts.path))]
     if not files:
-        reporter.message(f"nothing to do: no media files in {root}")
+        reporter.message(f"nothing to do: no files in {root}")  # not even a database is made
         return EXIT_OK
     keyless = by_whisper(settings.translate_to, False, settings.effective_backend)  # `en` by Whisper, locally
     for flag, on in (("--enhance", settings.enhance), ("--translate-to", set(settings.translate_to) - set(keyless)),
@@ -141,7 +145,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
                              "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
-    store = open_store(settings)
+    store = open_store(settings, pool_size=settings.workers + 6)
     try:
         return _run(store, settings, opts, root, files, output, reporter, options)
     finally:
@@ -160,13 +164,18 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     for scope, reason in run.lift_type_pauses().items():
         reporter.message(f"note: {scope} tasks were paused ({reason}); this run tries them again")
     with _interrupts(run):
-        _enqueue(run, files, root, output, options, reporter)
+        total = _enqueue(run, files, root, output, options, reporter)
+        if not total and not run.interrupted:
+            reporter.message(f"nothing to do: no media files or lists of URLs in {root}")
+            return EXIT_OK
         if not run.interrupted:
-            reporter.begin(len(files))
+            reporter.begin(total)
             _follow(run, reporter, opts.progress_interval)
         result = run.result()
         used = {"model": options["model"] or configured_model(settings), "backend": settings.effective_backend}
-        report = write_json_atomic(report_path(output), {**result.as_dict(), "path": str(root), "options": options | used})
+        ignored = [{"source": s.source, "reason": s.reason} for s in run.enqueued.ignored]
+        report = write_json_atomic(report_path(output), {**result.as_dict(), "path": str(root),
+                                                         "options": options | used, "ignored": ignored})  # fmt: skip
         reporter.finish(result, report)
     if result.interrupted:
         return EXIT_INTERRUPTED
@@ -220,17 +229,19 @@ def _no_deepseek_key(ctx: Any, _payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options: dict[str, Any],
-             reporter: Reporter) -> None:  # fmt: skip
-    """Hash and queue the files in bounded bulk transactions (outputs mirror the subfolders)."""
+             reporter: Reporter) -> int:  # fmt: skip
+    """Queue the files through the one ingestion path in bounded bulk transactions (outputs mirror the subfolders);
+    returns how many inputs the batch holds."""
     base = root if root.is_dir() else root.parent
     for start in range(0, len(files), 500):
         if run.interrupted:
-            return
-        chunk = [file_input(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
-        run.add_many(chunk, options, PRIORITY_NORMAL)
+            break
+        chunk = [(p, output / p.parent.relative_to(base)) for p in files[start : start + 500]]
+        run.add_paths(chunk, options, PRIORITY_NORMAL)
     found = run.enqueued
+    _report_ignored(found.ignored, reporter)
     if found.existing + found.skipped + found.reopened:
-        reporter.message(f"{len(files)} files: {found.created} new, {found.reopened} to retry, "
+        reporter.message(f"{len(found.jobs) + found.skipped} inputs: {found.created} new, {found.reopened} to retry, "
                          f"{found.existing + found.skipped} already queued or done")  # fmt: skip
     names = ", ".join(sorted(f"--{k.replace('_', '-')}" for k in found.changed if k != "backend"))
     if found.updated:
@@ -238,6 +249,15 @@ def _enqueue(run: BatchRun, files: list[Path], root: Path, output: Path, options
     if found.kept:
         reporter.message(f"{found.kept} inputs already done keep the results of their earlier options ({names}); "
                          "to transcribe them again with these, give another --output folder")  # fmt: skip
+    return len(found.jobs) + found.skipped
+
+
+def _report_ignored(ignored: list[Skipped], reporter: Reporter, shown: int = 20) -> None:
+    """One line per file that is not an input (hidden, partial, not media, ...), the first `shown` of them."""
+    for item in ignored[:shown]:
+        reporter.message(f"skipped {item.source}: {item.reason}")
+    if len(ignored) > shown:
+        reporter.message(f"skipped {len(ignored) - shown} more files that are not inputs")
 
 
 def _follow(run: BatchRun, reporter: Reporter, interval: float) -> None:

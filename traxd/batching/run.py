@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+from pathlib import Path
 from typing import Any
 
+from traxd import pipelines
 from traxd.batching import jobs as jobviews
-from traxd.batching.inputs import Added, Enqueued, Input, enqueue, enqueue_many
+from traxd.batching.inputs import Added, Enqueued, settle
 from traxd.batching.result import (
     BatchResult,
     failures,
@@ -16,13 +19,14 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import FollowUps, Pool, PoolConfig, PoolWiring
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
+from traxd.ingest.enqueue import Ingestor, Outcome, Queued, Skipped
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.store import Store
 from traxd.resources import ResourceMonitor
-from traxd.types import ControlState, Job, TaskState
+from traxd.types import ControlState, Job, TaskState, TaskType
 
 ALL = 10**9
 
@@ -32,12 +36,12 @@ class BatchRun:
 
     def __init__(
         self, store: Store, registry: Registry, settings: Settings, group: str, *, slots: int,
-        monitor: ResourceMonitor, clock: Clock | None = None, pool_kw: dict[str, Any] | None = None,
+        monitor: ResourceMonitor, clock: Clock | None = None, follow_ups: FollowUps | None = None,
     ) -> None:  # fmt: skip
         self.store, self.registry, self.settings, self.group = store, registry, settings, group
         self.slots, self.monitor = slots, monitor
         self.clock = clock or store.clock or SystemClock()
-        self.pool_kw = pool_kw or {}
+        self.follow_ups = follow_ups or pipelines.follow_ups
         self.enqueued = Enqueued()
         self.pool: Pool | None = None
         self.started_at: float | None = None
@@ -48,19 +52,27 @@ class BatchRun:
         self._thread: threading.Thread | None = None
 
     # -- inputs ---------------------------------------------------------------------------------
-    def add(self, item: Input, options: dict[str, Any], priority: int) -> Added:
-        """Queue one input as a job of this batch (reusing a job that already exists for the same content)."""
-        added = enqueue(self.store, item, self.group, options, priority, self.enqueued)
-        if self.pool is not None:
-            self.pool.wake()
-        return added
+    def add_paths(self, items: list[tuple[Path, Path]], options: dict[str, Any], priority: int,
+                  stage: TaskType = TaskType.PREPROCESS) -> list[Added | Skipped]:  # fmt: skip
+        """Queue (path, outbox) inputs through the one ingestion path into this batch (jobs that exist for the same
+        input are reused); files that are not inputs are also kept in `enqueued.ignored`."""
+        return self._take(self._ingestor(options, priority, stage).ingest_paths(items), options)
 
-    def add_many(self, items: list[Input], options: dict[str, Any], priority: int) -> list[Added]:
-        """Queue many inputs with one bulk transaction for the new ones."""
-        added = enqueue_many(self.store, items, self.group, options, priority, self.enqueued)
+    def add_url(self, url: str, outbox: Path, options: dict[str, Any], priority: int) -> list[Added | Skipped]:
+        """Queue one URL into this batch (a rejected scheme becomes a failed task with the reason)."""
+        return self._take([self._ingestor(options, priority).ingest_url(url, outbox)], options)
+
+    def _ingestor(self, options: dict[str, Any], priority: int, stage: TaskType = TaskType.PREPROCESS) -> Ingestor:
+        pin = None if self.settings.shared_storage else socket.gethostname()
+        return Ingestor(self.store, group=self.group, priority=priority, options=options, affinity=pin,
+                        file_stage=stage, on_skipped=self.enqueued.ignored.append)  # fmt: skip
+
+    def _take(self, outcomes: list[Outcome], options: dict[str, Any]) -> list[Added | Skipped]:
+        taken = [settle(self.store, o, (self.group, options), self.enqueued) if isinstance(o, Queued) else o
+                 for o in outcomes]  # fmt: skip
         if self.pool is not None:
             self.pool.wake()
-        return added
+        return taken
 
     # -- running --------------------------------------------------------------------------------
     def lift_type_pauses(self) -> dict[str, str]:
@@ -83,9 +95,10 @@ class BatchRun:
         self.started_at = self.clock.now()
         cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
                          grace_seconds=self.settings.grace_seconds, group=self.group,
-                         type_limits=default_type_limits(self.settings))  # fmt: skip
-        self.pool = Pool(self.store, self.registry, cfg, clock=self.clock, gate=self._gate,
-                         slot_limit=self.monitor.slot_limit, settings=self.settings, **self.pool_kw)  # fmt: skip
+                         type_limits=default_type_limits(self.settings), settings=self.settings)  # fmt: skip
+        wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
+                            follow_ups=self.follow_ups)  # fmt: skip
+        self.pool = Pool(self.store, self.registry, cfg, wiring)
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
         self._thread.start()
 

@@ -1,4 +1,4 @@
-"""Composition helpers shared by the batch API and `trax batch`: settings, the store, limit checks."""
+"""Composition helpers shared by the batch API and `trax batch`: settings, model options, limit checks."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from typing import Any
 
 import psutil
 
-from traxd.clock import Clock
 from traxd.config import Settings, load_settings, with_changes
-from traxd.db.engine import open_engine, sqlite_path
-from traxd.db.migrate import upgrade
 from traxd.errors import UsageError, UserError
 from traxd.model_catalog import MODELS, is_api_model
-from traxd.queue.store import Store
 
 
 def processor_settings(kw: Mapping[str, Any], **flags: Any) -> Settings:
@@ -33,16 +29,6 @@ def check_memory_limit(limit_mb: float) -> None:
         raise UserError(f"--memory-limit must be greater than 0, got {limit_mb:g}")
     if limit_mb > total:
         raise UserError(f"--memory-limit {limit_mb:g}MB is more than this machine's memory ({total:.0f}MB)")
-
-
-def open_store(settings: Settings, clock: Clock | None = None) -> Store:
-    """Open (creating the home folder for the default SQLite file) and upgrade the database."""
-    path = sqlite_path(settings.database_url)
-    if path is not None and path.parent == settings.home:
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    engine = open_engine(settings.database_url, synchronous=settings.synchronous)
-    upgrade(engine)
-    return Store(engine, clock)
 
 
 def model_options(settings: Settings, model: str | None) -> dict[str, Any]:

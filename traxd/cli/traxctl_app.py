@@ -113,7 +113,7 @@ def add(
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.config import diarize_options
-    from traxd.ingest.enqueue import Ingestor
+    from traxd.ingest.enqueue import Ingestor, Queued, Skipped
     from traxd.ingest.manual import add_inputs
     from traxd.pipelines import later_stages
 
@@ -126,15 +126,19 @@ def add(
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
-        queued = add_inputs(ingestor, inputs, target)
-    for q in queued:
+        outcomes = add_inputs(ingestor, inputs, target)
+    queued = [q for q in outcomes if isinstance(q, Queued)]
+    for q in outcomes:
+        if isinstance(q, Skipped):
+            typer.echo(f"skipped {q.source}: {q.reason}")
+            continue
         if q.task.state is TaskState.FAILED:
             typer.echo(f"#{q.task.id} {'not queued' if q.created else 'already failed'}: {q.task.error_message}")
             continue
         what = "queued" if q.created else f"already queued ({q.task.state.value})"
         typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}")
     if not queued:
-        typer.echo("nothing to queue (hidden, partial or empty inputs are skipped)")
+        typer.echo("nothing to queue")
     rejected = sum(q.task.state is TaskState.FAILED for q in queued)
     if rejected:
         # The others are queued; the exit code still tells a script that not every input was taken.

@@ -13,6 +13,7 @@ import tomlkit
 
 from traxd.config import Settings, WatchFolder
 from traxd.errors import UsageError, UserError
+from traxd.outputs import write_text_atomic
 
 NETWORK_FS = frozenset(
     "nfs nfs4 cifs smbfs smb smb2 smb3 afpfs webdav davfs fuse.sshfs sshfs 9p ncpfs afs fuse.rclone fuse.s3fs "
@@ -117,10 +118,4 @@ def write_watch(settings: Settings, folders: Sequence[WatchFolder]) -> None:
         table.update({"inbox": str(w.inbox), "outbox": str(w.outbox), **w.options()})
         items.append(table)
     doc["watch"] = items.multiline(True)
-    tmp = path.with_name(f".config.toml.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(tomlkit.dumps(doc))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, tomlkit.dumps(doc), mode=0o600)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import IO
 
+from traxd.clock import Clock
 from traxd.config import Settings
 from traxd.db import migrate
 from traxd.db.engine import open_engine
@@ -30,13 +31,16 @@ def prepare_home(settings: Settings) -> None:
             os.chmod(folder, 0o700)
 
 
-def open_store(settings: Settings, pool_size: int = 4) -> Store:
-    """Open the database (creating the home first) and upgrade it to the newest schema."""
+def open_store(settings: Settings, *, pool_size: int = 4, clock: Clock | None = None) -> Store:
+    """Open the database (creating the home first) and upgrade it to the newest schema: every entry point's one way.
+
+    `pool_size`: connections kept open (a pool's slots plus its dispatcher, maintenance and watcher threads).
+    """
     if not settings.home.exists():
         prepare_home(settings)
     engine = open_engine(settings.database_url, synchronous=settings.synchronous, pool_size=pool_size)
     migrate.upgrade(engine)
-    return Store(engine)
+    return Store(engine, clock)
 
 
 class DaemonLock:

@@ -1,28 +1,52 @@
-"""Background upkeep of a pool: lease renewal, the heartbeat row, and the rescuer of orphaned tasks."""
+"""Background upkeep of a pool: lease renewal, the heartbeat row, and the rescuer of orphaned tasks.
+
+It is given its collaborators (the store, the owner, the clock, what runs here, the write health), never the pool.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from traxd.daemon.owner import owner_is_dead
+from traxd.clock import Clock
+from traxd.daemon.health import DatabaseWrites
+from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.logging import get_logger
+from traxd.queue.store import Store
 from traxd.queue.transitions import decide_rescue
 from traxd.resources import TreeSampler
 from traxd.types import Task, WorkerInfo
 
-if TYPE_CHECKING:
-    from traxd.daemon.pool import Pool
-
 log = get_logger("maintenance")
+
+
+@dataclass(frozen=True)
+class Held:
+    """The tasks running here: which they are (to renew), and how to stop those whose lease is gone."""
+
+    tasks: Callable[[], list[Task]]
+    lost: Callable[[set[int]], None]
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """How maintenance runs: the lease it renews (every lease/3 s), how often it rescues, the slots it reports."""
+
+    lease_seconds: float = 30.0
+    rescue_seconds: float = 5.0
+    slots: int = 8
 
 
 class Maintenance:
     """A thread that renews leases every lease/3 s, heartbeats, and rescues orphans every rescue interval."""
 
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+    def __init__(self, store: Store, owner: Owner, clock: Clock, held: Held, writes: DatabaseWrites,
+                 upkeep: Upkeep) -> None:  # fmt: skip
+        self.store, self.owner, self.clock = store, owner, clock
+        self.owner_id = str(owner)
+        self.held, self.writes, self.upkeep = held, writes, upkeep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample = TreeSampler()
@@ -33,8 +57,8 @@ class Maintenance:
         try:
             self.beat()
             self.rescue()
-        except self.pool.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
-            if not self.pool.database_error(exc):
+        except self.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
+            if not self.writes.failed(exc):
                 log.warning("maintenance_failed", error=str(exc).splitlines()[0][:300])
         self._thread = threading.Thread(target=self._loop, name="trax-maintenance", daemon=True)
         self._thread.start()
@@ -45,14 +69,14 @@ class Maintenance:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            self.pool.store.remove_worker(self.pool.owner_id)
+            self.store.remove_worker(self.owner_id)
         except Exception as exc:  # noqa: BLE001 - shutting down; the row is swept later as stale
             log.warning("heartbeat_remove_failed", error=str(exc))
 
     def _loop(self) -> None:
         # Renewal follows the lease (every lease/3 s) and rescue its own interval: with long leases a
         # dead neighbour's tasks must still come back within rescue_seconds, not lease/3.
-        cfg = self.pool.config
+        cfg = self.upkeep
         renew_every = max(0.2, cfg.lease_seconds / 3)
         rescue_every = max(0.2, cfg.rescue_seconds)
         next_beat = time.monotonic() + renew_every
@@ -66,38 +90,35 @@ class Maintenance:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
             except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
-                if not self.pool.database_error(exc):
+                if not self.writes.failed(exc):
                     log.warning("maintenance_failed", error=str(exc))
 
     def beat(self) -> None:
         """Renew our leases and write the heartbeat row."""
-        pool = self.pool
-        active = pool.active_tasks()
-        held = pool.store.renew(pool.owner_id, [t.id for t in active], pool.config.lease_seconds)
+        active = self.held.tasks()
+        held = self.store.renew(self.owner_id, [t.id for t in active], self.upkeep.lease_seconds)
         lost = {t.id for t in active} - held
         if lost:
             log.warning("lease_lost", task_ids=sorted(lost))
-            pool.lease_lost(lost)
-        pool.store.heartbeat(self._info(len(active)))
-        pool.database_ok()  # the heartbeat was a write
+            self.held.lost(lost)
+        self.store.heartbeat(self._info(len(active)))
+        self.writes.ok()  # the heartbeat was a write
 
     def _info(self, active: int) -> WorkerInfo:
-        pool = self.pool
         reading = self._sample()
-        now = pool.clock.now()
-        return WorkerInfo(pool.owner_id, pool.owner.host, pool.owner.pid, pool.owner.started, now, active,
-                          reading.rss_mb, reading.cpu_percent, pool.config.slots)  # fmt: skip
+        owner = self.owner
+        return WorkerInfo(self.owner_id, owner.host, owner.pid, owner.started, self.clock.now(), active,
+                          reading.rss_mb, reading.cpu_percent, self.upkeep.slots)  # fmt: skip
 
     def rescue(self) -> int:
         """Requeue tasks whose owner is dead (same host) or whose lease ran out; poison ones fail."""
-        pool = self.pool
-        now = pool.clock.now()
+        now = self.clock.now()
         count = 0
-        for task in pool.store.running_leases(exclude_owner=pool.owner_id):
+        for task in self.store.running_leases(exclude_owner=self.owner_id):
             reason = self._orphan_reason(task, now)
             if reason is None:
                 continue
-            if pool.store.rescue(task.lease, decide_rescue(task, now, reason)):
+            if self.store.rescue(task.lease, decide_rescue(task, now, reason)):
                 count += 1
                 log.warning("task_rescued", task_id=task.id, owner=task.lease_owner, reason=reason)
         self.rescued += count
@@ -105,7 +126,7 @@ class Maintenance:
 
     def _orphan_reason(self, task: Task, now: float) -> str | None:
         owner = task.lease_owner or ""
-        if owner_is_dead(owner, self.pool.owner.host):
+        if owner_is_dead(owner, self.owner.host):
             return f"worker {owner} died"
         expires = task.lease_expires_at or 0.0
         if expires < now:

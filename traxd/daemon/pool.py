@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import queue
 import random
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from traxd import pipelines
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
 from traxd.daemon import scratch
-from traxd.daemon.maintenance import Maintenance
+from traxd.daemon.health import DatabaseWrites
+from traxd.daemon.maintenance import Held, Maintenance, Upkeep
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.db.voices import Voices
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext
-from traxd.logging import alert, get_logger
+from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
 from traxd.types import (
@@ -46,7 +45,7 @@ SlotLimit = Callable[[], int]
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """How a pool runs: slots, lease timing, shutdown grace and which task types it takes."""
+    """How a pool runs: slots, lease timing, shutdown grace, which tasks it takes, the retry policy, the settings."""
 
     slots: int = 8
     lease_seconds: float = 30.0
@@ -60,6 +59,23 @@ class PoolConfig:
     pin_successors: bool = True
     db_retry_max_seconds: float = 10.0
     group: str | None = None  # claim only tasks of this job group (trax batch, the API); None = every group
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # What handlers are told (None: every default, scratch in a temporary folder). The daemon swaps in a new
+    # config when config.toml changes; each task reads the settings of the moment it was claimed.
+    settings: Settings | None = None
+
+
+@dataclass(frozen=True)
+class PoolWiring:
+    """What a pool is given besides its config: who it is, its clock and dice, and the hooks of whoever runs it."""
+
+    owner: Owner | None = None
+    clock: Clock | None = None  # default: the store's clock, else the system's
+    rng: random.Random | None = None
+    gate: Gate | None = None  # a reason not to claim now (resource limits, a paused batch), or None
+    slot_limit: SlotLimit | None = None  # slots usable now (resource scaling)
+    follow_ups: FollowUps = pipelines.follow_ups
+    on_outcome: Callable[[Outcome, bool], None] | None = None  # told of every settled run and whether it took
 
 
 @dataclass
@@ -84,38 +100,18 @@ class _Running:
 class Pool:
     """Runs tasks from the store on `slots` threads until stopped, drained or told to stop through the DB."""
 
-    def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        config: PoolConfig | None = None,
-        *,
-        owner: Owner | None = None,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        policy: RetryPolicy | None = None,
-        gate: Gate | None = None,
-        slot_limit: SlotLimit | None = None,
-        follow_ups: FollowUps = pipelines.follow_ups,
-        make_context: Callable[[Task, Checkpoint], TaskContext] | None = None,
-        on_outcome: Callable[[Outcome, bool], None] | None = None,
-        settings: Settings | None = None,
-    ) -> None:
+    def __init__(self, store: Store, registry: Registry, config: PoolConfig | None = None,
+                 wiring: PoolWiring | None = None) -> None:  # fmt: skip
+        wiring = wiring or PoolWiring()
         self.store = store
         self._voices = Voices(store.engine)  # enrolled voice prints, read when a DIARIZE task asks
         self.registry = registry
         self.config = config or PoolConfig()
-        self.owner = owner or Owner.current()
+        self.owner = wiring.owner or Owner.current()
         self.owner_id = str(self.owner)
-        self.clock = clock or store.clock or SystemClock()
-        self.rng = rng or random.Random()
-        self.policy = policy or RetryPolicy()
-        self.gate = gate
-        self.slot_limit = slot_limit
-        self.follow_ups = follow_ups
-        self.make_context = make_context or self._default_context
-        self.on_outcome = on_outcome
-        self.settings = settings
+        self.clock = wiring.clock or store.clock or SystemClock()
+        self.rng = wiring.rng or random.Random()
+        self.wiring = wiring
         self.stats = PoolStats()
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._running: dict[int, _Running] = {}
@@ -128,9 +124,11 @@ class Pool:
         self._unsettled: list[Outcome] = []
         self._jobs: dict[int, Job | None] = {}
         self._db_backoff = 0.0
-        self._disk_full: str | None = None
+        self.writes = DatabaseWrites(store, self._wake)
         self.started_at = self.clock.now()
-        self.maintenance = Maintenance(self)
+        upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
+        self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
+                                       self.writes, upkeep)  # fmt: skip
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -150,9 +148,13 @@ class Pool:
 
     def slots_now(self) -> int:
         """Slots usable now: config.slots, lowered by the slot_limit hook (resource scaling), at least 1."""
-        if self.slot_limit is None:
+        if self.wiring.slot_limit is None:
             return self.config.slots
-        return max(1, min(self.config.slots, self.slot_limit()))
+        return max(1, min(self.config.slots, self.wiring.slot_limit()))
+
+    def use_settings(self, settings: Settings) -> None:
+        """Tasks claimed from now on get these settings (config.toml changed); running ones keep theirs."""
+        self.config = replace(self.config, settings=settings)
 
     def request_stop(self, now: bool = False) -> None:
         """Stop claiming; with now=True do not wait for running tasks (signal handlers call this).
@@ -201,35 +203,11 @@ class Pool:
     def _db_outage(self, exc: BaseException) -> None:
         """The database is unreachable: keep unsettled outcomes, back off, and try again (the pool reconnects)."""
         self._db_backoff = min(self.config.db_retry_max_seconds, max(0.25, self._db_backoff * 2))
-        if not self.database_error(exc):
+        if self.writes.failed(exc):
+            self.stats.paused_reason = self.writes.reason
+        else:
             log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
         self._pause(self._db_backoff)
-
-    def database_error(self, exc: BaseException) -> bool:
-        """A write failed: when the database's disk is full, pause claiming with the reason (said once); True then.
-
-        Claims are what make writes (and paid results need a checkpoint), so nothing starts until a write works.
-        """
-        where = self.store.disk_full(exc)
-        if where is None:
-            return False
-        if self._disk_full is None:
-            free = shutil.disk_usage(where).free if Path(where).is_dir() else None
-            self._disk_full = (f"the database disk is full: No space left on device in {where}"
-                               + (f" ({free / 1e6:.1f} MB free)" if free is not None else "")
-                               + "; no task starts until space is freed, Trax retries on its own")  # fmt: skip
-            log.error("database_disk_full", reason=self._disk_full)
-            alert(self._disk_full)
-        self.stats.paused_reason = self._disk_full
-        return True
-
-    def database_ok(self) -> None:
-        """A write worked again: lift a disk-full pause."""
-        if self._disk_full is not None:
-            self._disk_full = None
-            log.warning("database_writable_again")
-            alert("the database is writable again: claiming resumes")
-            self._wake.set()
 
     def _round(self, executor: ThreadPoolExecutor, claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
@@ -249,10 +227,11 @@ class Pool:
         """Which types to claim and how many: free slots, type limits, pauses, resource gate."""
         pausing = {d.pause_scope for d in decisions if d.pause_scope}
         types = [t for t in self._claimable_types() if t.value not in pausing]
-        limit = self._claim_limit(types) if types and self._disk_full is None else 0
-        if self._disk_full is not None:
-            self.stats.paused_reason = self._disk_full
-        if limit > 0 and self.gate is not None and (reason := self.gate()):
+        full = self.writes.reason
+        limit = self._claim_limit(types) if types and full is None else 0
+        if full is not None:
+            self.stats.paused_reason = full
+        if limit > 0 and self.wiring.gate is not None and (reason := self.wiring.gate()):
             self.stats.paused_reason = reason
             limit = 0
         return types, limit
@@ -278,10 +257,11 @@ class Pool:
 
     def _remove_scratch(self, outcomes: list[Outcome]) -> None:
         """Chunk folders of jobs that have just ended in any state (a lost lease may be a cancel) go now."""
-        if self.settings is None:
+        settings = self.config.settings
+        if settings is None:
             return
         for o in outcomes:
-            scratch.remove_if_ended(self.store, self.settings.tmp_dir, o.task.job_id, o.task.id)
+            scratch.remove_if_ended(self.store, settings.tmp_dir, o.task.job_id, o.task.id)
 
     def _linger(self, seconds: float = 0.002) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
@@ -346,7 +326,7 @@ class Pool:
         def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
             return self.store.checkpoint(lease, data, paid=paid)
 
-        ctx = self.make_context(task, checkpoint)
+        ctx = self._context(task, checkpoint)
         with self._lock:
             self._running[task.id] = _Running(task, ctx)
         log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
@@ -357,12 +337,13 @@ class Pool:
         self._outcomes.put(outcome)
         self._wake.set()
 
-    def _default_context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
+    def _context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
         job = self.store.get_job(task.job_id) if task.job_id is not None else None
-        if self.settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
+        settings = self.config.settings
+        if settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
             return TaskContext(task=task, job=job, checkpoint=checkpoint, voices=self._voices.prints)
-        work_dir = scratch.scratch_dir(self.settings.tmp_dir, task.job_id, task.id)
-        return TaskContext(task=task, job=job, settings=self.settings, work_dir=work_dir, checkpoint=checkpoint,
+        work_dir = scratch.scratch_dir(settings.tmp_dir, task.job_id, task.id)
+        return TaskContext(task=task, job=job, settings=settings, work_dir=work_dir, checkpoint=checkpoint,
                            voices=self._voices.prints)  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
@@ -389,11 +370,11 @@ class Pool:
                 done.append((o, self._successors(o, self._jobs.get(o.task.id))))
             else:
                 failed.append(o)
-                decisions.append(decide_failure(o.task, o.failure, now, self.policy, self.rng))
+                decisions.append(decide_failure(o.task, o.failure, now, self.config.policy, self.rng))
         return done, failed, decisions
 
     def _successors(self, o: Outcome, job: Job | None) -> list[NewTask]:
-        follow = self.follow_ups(o.task, o.result, job)
+        follow = self.wiring.follow_ups(o.task, o.result, job)
         if not self.config.pin_successors:
             return follow
         return [t if t.affinity else replace(t, affinity=self.owner.host) for t in follow]
@@ -424,8 +405,8 @@ class Pool:
             assert outcome.failure is not None
             log.info("task_failed", task_id=outcome.task.id, kind=outcome.failure.kind.value,
                      error=outcome.failure.message.splitlines()[0][:300])  # fmt: skip
-        if self.on_outcome is not None:
-            self.on_outcome(outcome, took)
+        if self.wiring.on_outcome is not None:
+            self.wiring.on_outcome(outcome, took)
 
     def lease_lost(self, task_ids: set[int]) -> None:
         """Maintenance found these leases gone (rescued elsewhere or cancelled): tell their handlers."""

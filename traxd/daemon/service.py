@@ -21,7 +21,7 @@ from traxd.config import (
 )
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, open_store, prepare_home
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import ConfigError
 from traxd.handlers import default_type_limits, load_registry
@@ -147,7 +147,7 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
                         affinity=None if settings.shared_storage else pool.owner.host)  # fmt: skip
 
     def reloaded(new: Settings) -> None:
-        pool.settings = new  # read by every task claimed from now on
+        pool.use_settings(new)
         ingestor.options = inbox_options(new)
 
     return Watcher(
@@ -162,11 +162,10 @@ def build_pool(settings: Settings, store: Store) -> Pool:
     config = PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
                         grace_seconds=settings.grace_seconds, types=types,
                         type_limits=default_type_limits(settings),
-                        pin_successors=not settings.shared_storage)  # fmt: skip
+                        pin_successors=not settings.shared_storage, settings=settings)  # fmt: skip
     monitor = ResourceMonitor(Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent),
                               settings.workers)  # fmt: skip
-    return Pool(store, load_registry(settings), config, settings=settings, gate=monitor.gate,
-                slot_limit=monitor.slot_limit)
+    return Pool(store, load_registry(settings), config, PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit))
 
 
 def run_daemon(

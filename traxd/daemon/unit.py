@@ -13,6 +13,7 @@ from pathlib import Path
 
 from traxd.config import Settings
 from traxd.errors import UserError
+from traxd.outputs import write_text_atomic
 
 LABEL = "com.trax.traxd"
 UNIT_NAME = "traxd.service"
@@ -157,11 +158,7 @@ def status_command(kind: str, uid: int) -> list[str]:
 
 def apply_install(plan: Plan, runner: Runner) -> list[str]:
     """Write the file (0644, atomically) and run the load commands; returns their output lines."""
-    plan.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = plan.path.with_name(plan.path.name + ".tmp")
-    tmp.write_text(plan.content or "", encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, plan.path)
+    write_text_atomic(plan.path, plan.content or "")
     return _run_all(plan.kind, plan.commands, plan.tolerate, runner)
 
 

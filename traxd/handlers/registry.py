@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ def _no_voices() -> dict[str, list[float]]:
 
 def _bare_settings() -> Settings:
     """Every default, the current folder as home: for contexts built without settings (tests, bare pools)."""
-    return Settings(home=Path.cwd())
+    return _defaults_in(Path.cwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _defaults_in(home: Path) -> Settings:
+    # Built once per folder: Settings is frozen, and building it cost a bare pool more than claiming the task.
+    return Settings(home=home)
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,50 @@
-"""`traxctl add`: files, folders and URLs given on the command line, queued without waiting to settle."""
+"""Inputs named by the user (`traxctl add`, `trax batch PATH`, the API): checked first, then queued without waiting to
+settle; folders are walked with the inbox's rules."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from traxd.errors import UsageError
-from traxd.ingest.enqueue import Ingestor, Queued
-from traxd.ingest.scan import stamp_of, walk
+from traxd.ingest.enqueue import Ingestor, Outcome, read_urls
+from traxd.ingest.scan import skip_reason, walk
+from traxd.urls import looks_like_url
 
 
-def looks_like_url(text: str) -> bool:
-    """`scheme://...` (any scheme: unsupported ones are recorded as rejected, not mistaken for paths)."""
-    head, sep, _ = text.partition("://")
-    return bool(sep) and head.replace("+", "").replace(".", "").replace("-", "").isalnum()
+def check_path(raw: str) -> Path:
+    """A named file or folder, resolved; UsageError saying why when it is not an input (the reasons of the inbox)."""
+    path = Path(raw).expanduser()
+    if not path.is_symlink() and not path.exists():
+        raise UsageError(f"no such file or folder: {raw}")
+    if path.is_dir() and not path.is_symlink():
+        return path.resolve()
+    reason = skip_reason(path) or _text_problem(path)
+    if reason:
+        raise UsageError(f"{raw} is not an input: {reason}")
+    return path.resolve()
+
+
+def _text_problem(path: Path) -> str | None:
+    """Why a named .txt is no list of URLs (the inbox skips such a file once it has read it)."""
+    return read_urls(path)[1] if path.suffix.lower() == ".txt" else None
 
 
 def check_inputs(inputs: Sequence[str]) -> list[str | Path]:
-    """URLs as they are, paths resolved; a missing path, symlink or special file is a usage error."""
-    out: list[str | Path] = []
-    for raw in inputs:
-        if looks_like_url(raw):
-            out.append(raw)
-            continue
-        path = Path(raw).expanduser()
-        if path.is_symlink():
-            raise UsageError(f"{raw} is a symlink: add the file it points to ({os.path.realpath(path)})")
-        if not path.exists():
-            raise UsageError(f"no such file or folder: {raw}")
-        if not path.is_dir() and stamp_of(path) is None:
-            raise UsageError(f"{raw} is not a regular file")
-        out.append(path.resolve())
-    return out
+    """URLs as they are, paths resolved; a missing path or a file that is not an input is a usage error."""
+    return [raw if looks_like_url(raw) else check_path(raw) for raw in inputs]
 
 
-def add_inputs(ingestor: Ingestor, inputs: Sequence[str], outbox: Path) -> list[Queued]:
+def add_inputs(ingestor: Ingestor, inputs: Sequence[str], outbox: Path) -> list[Outcome]:
     """Queue every input (folders are walked with the inbox rules); all inputs are checked first."""
     checked = check_inputs(inputs)
-    queued: list[Queued] = []
+    outcomes: list[Outcome] = []
     for item in checked:
         if isinstance(item, str):
-            queued.append(ingestor.ingest_url(item, outbox))
+            outcomes.append(ingestor.ingest_url(item, outbox))
         elif item.is_dir():
             for path in sorted(walk(item, (outbox,))):
-                queued += ingestor.ingest_path(path, outbox)
+                outcomes += ingestor.ingest_path(path, outbox)
         else:
-            queued += ingestor.ingest_path(item, outbox)
-    return queued
+            outcomes += ingestor.ingest_path(item, outbox)
+    return outcomes

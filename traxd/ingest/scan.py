@@ -1,4 +1,4 @@
-"""Pure-ish ingestion helpers: which paths count, walking inboxes, the settle check, streamed hashing."""
+"""The one rule for what is an input (every entry point uses it), walking folders, the settle check, hashing."""
 
 from __future__ import annotations
 
@@ -10,11 +10,26 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from traxd.urls import MEDIA_EXTENSIONS, is_url_file
+
 # Partial downloads, editor/office temp files, cloud placeholders: never complete media.
-IGNORED_SUFFIXES = (".part", ".crdownload", ".download", ".tmp", ".temp", ".partial", ".icloud", ".ytdl", ".swp")
-IGNORED_PREFIXES = (".", "~")
-URL_SUFFIXES = (".url", ".webloc", ".txt")
+PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".partial", ".ytdl")
+TEMPORARY_SUFFIXES = (".tmp", ".temp", ".swp", "~")
 HASH_CHUNK = 1 << 20
+
+# Why a file is not an input: the same words from the inbox's log, `traxctl add`, `trax batch` and the API.
+HIDDEN = "hidden file"
+TEMPORARY = "temporary file"
+PARTIAL = "partial download"
+PLACEHOLDER = "cloud placeholder (not downloaded yet)"
+SYMLINK = "symlink (add the file it points to)"
+SPECIAL = "not a regular file"
+EMPTY = "empty file"
+NOT_MEDIA = "not a media file"
+GONE = "no such file"
+# Not files the user meant to give (yet): skipped everywhere. Any other reason (not media, a text without URLs) is
+# about a complete file of the wrong kind, which an inbox records as a failed task (see Ingestor.record_rejected).
+IGNORED = frozenset({HIDDEN, TEMPORARY, PARTIAL, PLACEHOLDER, SYMLINK, SPECIAL, EMPTY, GONE})
 
 
 @dataclass(frozen=True)
@@ -26,10 +41,39 @@ class Stamp:
     ino: int
 
 
-def ignored_name(name: str) -> bool:
-    """Hidden, temporary and partial-download names (`.x`, `~x`, `~$x`, `x.part`, `x.crdownload`, ...)."""
+def name_problem(name: str) -> str | None:
+    """Why a file or folder name is never an input (hidden, temporary, partial download), or None."""
     lower = name.lower()
-    return lower.startswith(IGNORED_PREFIXES) or lower.endswith(IGNORED_SUFFIXES)
+    if lower.startswith("."):
+        return HIDDEN
+    if lower.startswith("~") or lower.endswith(TEMPORARY_SUFFIXES):
+        return TEMPORARY
+    if lower.endswith(PARTIAL_SUFFIXES):
+        return PARTIAL
+    return PLACEHOLDER if lower.endswith(".icloud") else None
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why a file is not an input, or None when it is one: its name, its kind (lstat: never follows a symlink),
+    its size and its extension (media or a URL file). Reading a URL file's lines comes later, when it has settled."""
+    reason = name_problem(path.name)
+    if reason:
+        return reason
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return GONE
+    except OSError as exc:
+        return f"cannot look at it: {exc.strerror or exc}"
+    if stat.S_ISLNK(st.st_mode):
+        return SYMLINK
+    if not stat.S_ISREG(st.st_mode):
+        return SPECIAL
+    if st.st_size == 0:
+        return EMPTY
+    if is_url_file(path) or path.suffix.lower().lstrip(".") in MEDIA_EXTENSIONS:
+        return None
+    return f"{NOT_MEDIA} ({path.suffix.lower() or 'no extension'})"
 
 
 def stamp_of(path: Path) -> Stamp | None:
@@ -48,22 +92,19 @@ def is_within(path: Path, folders: Iterable[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
-def is_url_file(path: Path) -> bool:
-    """A file whose content is a list of URLs rather than media."""
-    return path.suffix.lower() in URL_SUFFIXES
-
-
-def candidate(path: Path, root: Path, excluded: Iterable[Path] = ()) -> bool:
-    """Whether a path under inbox `root` may be ingested: no ignored name on the way, not in Trax's own folders."""
+def in_scope(path: Path, root: Path, excluded: Iterable[Path] = ()) -> bool:
+    """Whether a path is below inbox `root`, outside Trax's own folders and no hidden/temporary folder on the way."""
     if root not in path.parents or is_within(path, excluded):
         return False
-    parts = path.relative_to(root).parts
-    return not any(ignored_name(part) for part in parts) and stamp_of(path) is not None
+    return not any(name_problem(part) for part in path.relative_to(root).parts[:-1])
 
 
-def walk(root: Path, excluded: Iterable[Path] = ()) -> Iterator[Path]:
-    """Every candidate file under root: skips hidden/partial names, symlinks, special files, Trax's folders."""
-    skip = tuple(excluded)
+def walk(root: Path, excluded: Iterable[Path] = (), recursive: bool = True) -> Iterator[Path]:
+    """Every entry under root that is not a folder (files, symlinks, FIFOs: `skip_reason` judges them), without
+    entering hidden/temporary folders, symlinked folders or Trax's own folders."""
+    skip = set(excluded)
+    if is_within(root, skip):
+        return
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -72,14 +113,10 @@ def walk(root: Path, excluded: Iterable[Path] = ()) -> Iterator[Path]:
         except OSError:
             continue
         for entry in entries:
-            if ignored_name(entry.name):
-                continue
-            path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                if not is_within(path, skip):
-                    stack.append(path)
-            elif entry.is_file(follow_symlinks=False) and not is_within(path, skip):
-                yield path
+            if not entry.is_dir(follow_symlinks=False):
+                yield Path(entry.path)
+            elif recursive and not name_problem(entry.name) and (path := Path(entry.path)) not in skip:
+                stack.append(path)  # only folders are compared: nothing below an excluded one is entered
 
 
 def sha256_file(path: Path) -> str:

@@ -16,19 +16,22 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from traxd.config import WatchFolder
-from traxd.ingest.enqueue import Ingestor
+from traxd.ingest.enqueue import Ingestor, Skipped
 from traxd.ingest.scan import (
+    GONE,
+    IGNORED,
     Settler,
     Stamp,
-    candidate,
-    ignored_name,
-    is_url_file,
+    in_scope,
     is_within,
+    name_problem,
     sha256_file,
+    skip_reason,
     stamp_of,
     walk,
 )
 from traxd.logging import get_logger
+from traxd.urls import is_url_file
 
 log = get_logger("watcher")
 
@@ -86,6 +89,7 @@ class Watcher:
         folders_source: Callable[[], Sequence[WatchFolder] | None] | None = None,
     ) -> None:
         self.ingestor = ingestor
+        ingestor.record_rejected = True  # every file that entered an inbox ends as a transcript or a failed task
         self.settler = Settler(settle_seconds)
         self.rescan_seconds = rescan_seconds
         self.extra_excluded = tuple(Path(os.path.realpath(p)) for p in excluded)
@@ -99,6 +103,7 @@ class Watcher:
         self.scans = 0
         self.ingested = 0
         self._seen: dict[Path, Stamp] = {}
+        self._skipped: dict[Path, str] = {}  # told once per path and reason, not at every event or rescan
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.set_folders(folders)
@@ -270,10 +275,18 @@ class Watcher:
                 for child in walk(path, self.excluded):
                     self._admit(child)
             return
-        stamp = stamp_of(path)
-        if stamp is None or self._seen.get(path) == stamp or not candidate(path, inbox.root, self.excluded):
+        if not in_scope(path, inbox.root, self.excluded):
             return
-        self.settler.add(path)
+        stamp = stamp_of(path)
+        if stamp is not None and self._seen.get(path) == stamp:
+            return
+        reason = skip_reason(path)
+        if reason not in IGNORED:  # an input, or a file of the wrong kind recorded once it has settled
+            self._skipped.pop(path, None)
+            self.settler.add(path)
+        elif self._skipped.get(path) != reason and reason != GONE:
+            self._skipped[path] = reason
+            self.ingestor.skip(path, reason)
 
     def _ingest_ready(self) -> None:
         """Ingest settled files: URL files one by one, media files hashed and queued in one transaction."""
@@ -296,13 +309,15 @@ class Watcher:
         self._commit(batch)
 
     def _prepare(self, path: Path, inbox: _Inbox) -> tuple[Path, Path, str, Stamp] | None:
-        """Hash a settled file and check it did not change meanwhile; URL files are queued right here."""
+        """Hash a settled file and check it did not change meanwhile; URL files, and files that are not inputs,
+        go through the ingestor's one-by-one path right here."""
         before = stamp_of(path)
         if before is None:
             return None
-        if is_url_file(path):
-            self.ingestor.ingest_path(path, inbox.outbox)
-            self.ingestor.remember(path, inbox.outbox, before)
+        if is_url_file(path) or skip_reason(path):
+            outcomes = self.ingestor.ingest_path(path, inbox.outbox)
+            if not any(isinstance(o, Skipped) for o in outcomes):
+                self.ingestor.remember(path, inbox.outbox, before)
             self._seen[path] = before
             return None
         try:
@@ -311,7 +326,7 @@ class Watcher:
             return None
         except OSError as exc:
             if exc.errno in _UNREADABLE:
-                self.ingestor.record_unreadable(path, inbox.outbox, exc, f"{before.size}:{before.mtime_ns}")
+                self.ingestor.record_unreadable(path, inbox.outbox, exc)
                 self._seen[path] = before
             return None
         if stamp_of(path) != before:
@@ -340,7 +355,7 @@ def candidate_dir(path: Path, root: Path, excluded: Sequence[Path]) -> bool:
         return False
     if path == root:
         return True
-    return root in path.parents and not any(ignored_name(p) for p in path.relative_to(root).parts)
+    return root in path.parents and not any(name_problem(p) for p in path.relative_to(root).parts)
 
 
 def _alive(observer: Any) -> bool:

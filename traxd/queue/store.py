@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,14 +105,67 @@ class Exchange:
     claimed: list[Task]
 
 
-@dataclass(frozen=True)
 class Tx:
-    """One write transaction: the SQLAlchemy connection for Core statements, and the raw DB-API connection and
-    cursor under it for the driver's pre-built SQL; both see the same transaction."""
+    """A write transaction on one connection of a store: the SQLAlchemy connection for Core statements, and the
+    raw DB-API connection and cursor under it for the driver's pre-built SQL (both see the same transaction).
 
-    conn: Connection
-    raw: Any
-    cur: Any
+    Begun by the driver on entry, committed on exit, rolled back on an error; the connection then goes back to
+    the store's idle list, unless the database is gone (then it and the idle ones are dropped).
+    """
+
+    __slots__ = ("_driver", "_idle", "_unavailable", "conn", "cur", "raw")
+
+    def __init__(self, conn: Connection, driver: drivers.Driver, idle: list[Tx], unavailable: tuple[type, ...]) -> None:
+        self.conn = conn
+        self.raw = conn.connection.dbapi_connection
+        self.cur = self.raw.cursor()
+        self._driver, self._idle, self._unavailable = driver, idle, unavailable
+
+    def __enter__(self) -> Tx:
+        try:
+            self._driver.begin(self.cur)
+        except BaseException as exc:
+            self.abort(exc)
+            raise
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            self.abort(exc)
+            return
+        try:
+            if self.conn.in_transaction():  # a Core statement ran: SQLAlchemy knows of the transaction
+                self.conn.commit()
+            else:
+                self._driver.commit(self.raw, self.cur)
+        except BaseException as err:
+            self.abort(err)
+            raise
+        self.checkin()
+
+    def abort(self, exc: BaseException) -> None:
+        """Roll back; a connection that cannot (or whose database is gone) is invalidated with the idle ones."""
+        broken = isinstance(exc, self._unavailable)
+        try:
+            if self.conn.in_transaction():
+                self.conn.rollback()
+            else:
+                self._driver.rollback(self.raw, self.cur)
+        except Exception:  # noqa: BLE001 - the connection is gone: nothing left to undo
+            broken = True
+        if not broken:
+            self.checkin()
+            return
+        self.conn.invalidate()  # a fresh connection next time
+        self.conn.close()
+        _close_all(self._idle)  # they share the outage; the pool hands out (and pre-pings) new ones
+
+    def checkin(self) -> None:
+        """Back to the idle list (a few are kept), or closed; only a connection that works comes here."""
+        if len(self._idle) < IDLE_CONNECTIONS:
+            self._idle.append(self)
+        else:
+            self.conn.close()
 
 
 class Store:
@@ -139,66 +192,18 @@ class Store:
         return None
 
     # -- transactions -------------------------------------------------------------------------
-    @contextmanager
-    def _tx(self, paid: bool = False) -> Iterator[Tx]:
-        """The one way the store opens a write transaction: the driver begins it on the raw connection (Core
-        statements inside join it), and it commits on leaving; rolled back on any error, the connection
-        dropped when the database is unreachable.
+    def _tx(self, paid: bool = False) -> AbstractContextManager[Tx]:
+        """The one way the store opens a write transaction (see Tx): on an idle connection of this store, so a
+        task's enqueue, claim or completion costs no round trip through the engine's pool.
 
         `paid=True`: the commit is on disk when it returns (see engine.paid_transaction): it records a result
         we paid for.
         """
-        tx = self._checkout()
         try:
-            if paid:
-                with paid_transaction(tx.conn):
-                    yield tx
-            else:
-                self.driver.begin(tx.cur)
-                yield tx
-                self._commit(tx)
-        except BaseException as exc:
-            self._abort(tx, exc)
-            raise
-        self._checkin(tx)
-
-    def _checkout(self) -> Tx:
-        """An idle connection of this store, or a new one from the engine's pool (no pool round trip per task)."""
-        try:
-            return self._idle.pop()
+            tx = self._idle.pop()
         except IndexError:
-            conn = self.engine.connect()
-            raw = conn.connection.dbapi_connection
-            return Tx(conn, raw, raw.cursor())
-
-    def _commit(self, tx: Tx) -> None:
-        if tx.conn.in_transaction():  # a Core statement ran: SQLAlchemy knows of the transaction
-            tx.conn.commit()
-        else:
-            self.driver.commit(tx.raw, tx.cur)
-
-    def _abort(self, tx: Tx, exc: BaseException) -> None:
-        """Roll back; a connection that cannot (or whose database is gone) is invalidated with the idle ones."""
-        broken = isinstance(exc, self.unavailable)
-        try:
-            if tx.conn.in_transaction():
-                tx.conn.rollback()
-            else:
-                self.driver.rollback(tx.raw, tx.cur)
-        except Exception:  # noqa: BLE001 - the connection is gone: nothing left to undo
-            broken = True
-        if not broken:
-            self._checkin(tx)
-            return
-        tx.conn.invalidate()  # a fresh connection next time
-        tx.conn.close()
-        _close_all(self._idle)  # they share the outage; the pool hands out (and pre-pings) new ones
-
-    def _checkin(self, tx: Tx) -> None:
-        if len(self._idle) < IDLE_CONNECTIONS and not tx.conn.invalidated and not tx.conn.closed:
-            self._idle.append(tx)
-        else:
-            tx.conn.close()
+            tx = Tx(self.engine.connect(), self.driver, self._idle, self.unavailable)
+        return _paid(tx) if paid else tx
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
@@ -329,21 +334,19 @@ class Store:
     def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
         """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
         plain = [i for i, c in enumerate(done) if not c.successors and not (c.result or {}).get(INDEX_KEY)]
-        took = [False] * len(done)
+        took: dict[int, bool] = {}
         if plain:
-            items = [(done[i].lease, done[i].result) for i in plain]
-            for i, ok in zip(plain, self.driver.complete(tx.cur, items, now)):
-                took[i] = ok
+            took.update(zip(plain, self.driver.complete(tx.cur, [(done[i].lease, done[i].result) for i in plain], now)))
         for i in sorted(set(range(len(done))) - set(plain)):
             took[i] = self._complete_one(tx, done[i], now)
-        return took
+        return [took[i] for i in range(len(done))]
 
     def _complete_one(self, tx: Tx, done: Completion, now: float) -> bool:
         """One completion with its successors and its transcript for the archive, guarded like the others."""
-        result = done.result
-        entry = (result or {}).get(INDEX_KEY)
-        if entry is not None:
-            result = {k: v for k, v in (result or {}).items() if k != INDEX_KEY}
+        result, entry = done.result, None
+        if result is not None and INDEX_KEY in result:
+            result = dict(result)
+            entry = result.pop(INDEX_KEY)
         if not self.driver.complete(tx.cur, [(done.lease, result)], now)[0]:
             return False
         job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()
@@ -623,6 +626,17 @@ class Store:
             return True
         with self._read() as conn:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+@contextmanager
+def _paid(tx: Tx) -> Iterator[Tx]:
+    try:
+        with paid_transaction(tx.conn):
+            yield tx
+    except BaseException as exc:
+        tx.abort(exc)
+        raise
+    tx.checkin()
 
 
 def _close_all(idle: list[Tx]) -> None:
