@@ -315,3 +315,24 @@ def test_a_fifo_named_like_a_temp_file_does_not_hang_the_sweep(tmp_path: Path) -
         sweeper.join(30)
         pytest.fail("the sweep opened a FIFO and waited for a writer")
     assert swept == [0] and fifo.exists()
+
+
+def test_a_retry_does_not_keep_its_old_name_once_another_input_holds_it(tmp_path: Path) -> None:
+    # The first attempt chose `talk`; meanwhile its files were removed and another input's transcript took the name.
+    (tmp_path / "talk.json").write_text(json.dumps({"source": "/inbox/other.mp3", "text": "theirs"}))
+    assert outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3", prefer="talk") == "talk-2"
+    assert json.loads((tmp_path / "talk.json").read_text())["text"] == "theirs"
+
+
+def test_a_name_is_reserved_in_an_outbox_that_does_not_exist_yet(tmp_path: Path) -> None:
+    outbox = tmp_path / "Transcripts" / "2026"
+    assert outputs.choose_base(outbox, "talk", "/inbox/talk.mp3") == "talk"
+    assert json.loads((outbox / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+@pytest.mark.parametrize("name", [".", "", "sub/..", "../out"])
+def test_an_output_name_that_is_the_folder_itself_or_leaves_it_is_refused(tmp_path: Path, name: str) -> None:
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    with pytest.raises(ValueError, match="escapes the output folder"):
+        outputs.inside(outbox, name)
