@@ -278,11 +278,12 @@ def search(
 ) -> None:
     """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
     from traxd import archive
+    from traxd.searchquery import make_filters
 
     if query is None and not reindex:
         raise UsageError("give a QUERY to search for (or --reindex)")
     if query is not None:
-        archive.make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
+        make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
     with store_for(settings()) as store:
         if reindex:
             done = archive.reindex(store, from_dir.expanduser() if from_dir else None)
