@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from traxd.batching.command import EXIT_USAGE, BatchOptions, run_batch
+from traxd.cli import job_options as opt
 from traxd.cli.batch_view import LiveReporter, PlainReporter
 from traxd.errors import UserError
 
@@ -32,17 +33,16 @@ def batch(
     language: Annotated[str | None, typer.Option(help="Spoken language, ISO-639-1 (e.g. en).")] = None,
     chunk_size: Annotated[float | None, typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
     enhance: Annotated[bool, typer.Option("--enhance", help="Clean up transcripts with DeepSeek.")] = False,
-    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Also translate (DeepSeek; en without a key: Whisper, local backend): NAME.CODE.txt/.srt/.vtt.")] = None,
-    summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
+    translate_to: opt.TranslateTo = None,
+    summarize: opt.Summarize = False,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
     output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
-    diarize: Annotated[bool, typer.Option("--diarize", help="Label who speaks (the `diarize` extra).")] = False,
-    speakers: Annotated[int | None, typer.Option(min=1, help="How many people speak, when known.")] = None,
-    min_speakers: Annotated[int | None, typer.Option(min=1, help="At least this many speakers.")] = None,
-    max_speakers: Annotated[int | None, typer.Option(min=1, help="At most this many speakers.")] = None,
+    word_timestamps: opt.WordTimestamps = False,
+    diarize: opt.Diarize = False,
+    speakers: opt.Speakers = None,
+    min_speakers: opt.MinSpeakers = None,
+    max_speakers: opt.MaxSpeakers = None,
 ) -> None:
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
     opts = BatchOptions(path, workers, progress_interval, memory_limit, cpu_limit, model, language, chunk_size,

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
 from traxd.cli.speakers_cmd import speakers_app
 from traxd.errors import UsageError, UserError
@@ -101,15 +102,14 @@ def add(
     inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
-    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Also translate (DeepSeek; en without a key: Whisper, local backend): NAME.CODE.txt/.srt/.vtt.")] = None,
-    summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
+    translate_to: opt.TranslateTo = None,
+    summarize: opt.Summarize = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
-    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
-    diarize: Annotated[bool, typer.Option("--diarize", help="Label who speaks (the `diarize` extra).")] = False,
-    speakers: Annotated[int | None, typer.Option(min=1, help="How many people speak, when known.")] = None,
-    min_speakers: Annotated[int | None, typer.Option(min=1, help="At least this many speakers.")] = None,
-    max_speakers: Annotated[int | None, typer.Option(min=1, help="At most this many speakers.")] = None,
+    word_timestamps: opt.WordTimestamps = False,
+    diarize: opt.Diarize = False,
+    speakers: opt.Speakers = None,
+    min_speakers: opt.MinSpeakers = None,
+    max_speakers: opt.MaxSpeakers = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.config import diarize_options
