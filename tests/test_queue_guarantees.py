@@ -226,6 +226,7 @@ def test_a_very_long_error_message_is_cut_to_2000_characters(store: Store, clock
     assert store.apply(run.lease, d)
     task = store.get(run.id)
     assert task is not None and len(task.error_message or "") == 2000 and len(task.errors[-1]["message"]) == 2000
+    assert task.errors[-1]["type"] == "Error"  # no error class given: the history still names one
 
 
 def test_resuming_one_task_type_lifts_its_pause_and_leaves_the_others(store: Store) -> None:

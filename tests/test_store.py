@@ -120,6 +120,15 @@ def test_lost_lease_completion_enqueues_no_successor(store: Store) -> None:
     assert store.counts() == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 1}
 
 
+def test_a_handler_returning_nothing_still_hands_on_to_its_successor(store: Store) -> None:
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("me", 1, 30)
+    assert store.complete(run.lease, None, [NewTask(TaskType.ENHANCE, {"n": 1})])
+    (done,) = [t for t in store.list_tasks() if t.id == run.id]
+    assert (done.state, done.result) == (TaskState.SUCCEEDED, None)
+    assert [t.payload for t in store.list_tasks(TaskState.QUEUED)] == [{"n": 1}]
+
+
 def test_batch_completion_reports_each_lease(store: Store) -> None:
     store.enqueue_many([NewTask(T, {"i": i}) for i in range(4)])
     runs = store.claim("me", 4, 30)

@@ -12,10 +12,9 @@ from typing import Any
 
 from traxd.outputs import index_entry
 from traxd.queue.store import Store
-from traxd.searchquery import QueryError, parse, since_epoch
-from traxd.types import SearchFilters, SearchHit
+from traxd.searchquery import QueryError, make_filters, parse
+from traxd.types import SearchHit
 
-MAX_LIMIT = 1000
 __all__ = ["QueryError", "Reindexed", "SearchHit", "reindex", "search"]
 
 
@@ -39,17 +38,6 @@ def search(
     node = parse(query)
     with _store(store, database_url) as s:
         return s.search(node, filters)
-
-
-def make_filters(
-    since: str | float | None, inbox: str | os.PathLike[str] | None, speaker: str | None, language: str | None,
-    limit: int,
-) -> SearchFilters:  # fmt: skip
-    """Validated filters (QueryError names the bad one)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise QueryError(f"--limit must be between 1 and {MAX_LIMIT} (got {limit})")
-    folder = os.path.realpath(os.path.expanduser(os.fspath(inbox))) if inbox else None
-    return SearchFilters(since_epoch(since), folder, speaker or None, (language or "").strip().lower() or None, limit)
 
 
 @contextmanager

@@ -7,17 +7,20 @@ the user types reaches the SQL text (words are reduced to letters and digits and
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from traxd.errors import UsageError
+from traxd.types import SearchFilters
 
 # A word is a run of letters and digits (underscore and punctuation separate words, as in FTS5's unicode61).
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r'\s*(?:(?P<quote>")|(?P<open>\()|(?P<close>\))|(?P<neg>-(?=[^\s)]))|(?P<term>[^\s()"]+))')
 MAX_QUERY_CHARS = 1000
+MAX_LIMIT = 1000
 
 
 class QueryError(UsageError):
@@ -232,3 +235,14 @@ def since_epoch(value: str | float | None, now: float | None = None) -> float | 
     except ValueError:
         raise QueryError(f"--since {value!r} is neither a span (7d, 12h, 30m) nor a date (2026-11-01)") from None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def make_filters(
+    since: str | float | None, inbox: str | os.PathLike[str] | None, speaker: str | None, language: str | None,
+    limit: int,
+) -> SearchFilters:  # fmt: skip
+    """Validated filters (QueryError names the bad one)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"--limit must be between 1 and {MAX_LIMIT} (got {limit})")
+    folder = os.path.realpath(os.path.expanduser(os.fspath(inbox))) if inbox else None
+    return SearchFilters(since_epoch(since), folder, speaker or None, (language or "").strip().lower() or None, limit)

@@ -1,8 +1,11 @@
-"""Pure: timed words, and speech pieces taken from silences for models that return text without timings."""
+"""Pure: chunk results on the whole file's timeline, timed words, and speech pieces taken from silences for models
+that return text without timings."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from traxd import quality
 
 
 def word(start: float, end: float, text: str, probability: float | None) -> dict[str, Any]:
@@ -115,3 +118,42 @@ def timed_from_silences(seg: dict[str, Any], silences: list[Span]) -> list[dict[
 def _pause_after(word: str) -> float:
     """Seconds of pull a cut feels towards this word's end: a sentence end more than a clause end."""
     return 1.0 if word.endswith(_SENTENCE_END) else 0.4 if word.endswith(_CLAUSE_END) else 0.0
+
+
+def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
+    """The chunk layout ([offset, duration] rounded): checkpointed results are reused only for the same layout."""
+    return [[round(float(c["offset"]), 2), round(float(c["duration"]), 2)] for c in chunks]
+
+
+def shift(result: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
+    """A chunk result with segment (and word) times moved by `offset` and clamped to the chunk's end."""
+    segs = []
+    for seg in result.get("segments") or []:
+        moved = _moved(seg, offset, cap)
+        if "words" in seg:
+            moved["words"] = [_moved(w, offset, cap) for w in seg["words"]]
+        segs.append(moved)
+    return {**result, "segments": segs}
+
+
+def _moved(item: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
+    moved = dict(item)
+    moved["start"] = round(min(offset + float(item["start"]), cap), 3)
+    moved["end"] = round(min(max(offset + float(item["end"]), moved["start"]), cap), 3)
+    return moved
+
+
+def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
+    """Segments of all chunks on the whole file's timeline, the joined text and the first detected language."""
+    segments: list[dict[str, Any]] = []
+    texts: list[str] = []
+    language = None
+    for i, (offset, duration) in enumerate(plan):
+        result = shift(done[str(i)], offset, offset + duration)
+        segments += result["segments"]
+        texts += [result["text"]] if result.get("text") else []
+        language = language or result.get("language")
+    for seg in segments:
+        if (conf := quality.segment_confidence(seg)) is not None:
+            seg["confidence"] = conf
+    return segments, " ".join(texts), language

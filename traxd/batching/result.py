@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traxd.batching.jobs import JobView
+from traxd.jobviews import JobView
 from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 

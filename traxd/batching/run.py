@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd import pipelines
-from traxd.batching import jobs as jobviews
+from traxd import jobviews
 from traxd.batching.inputs import Added, Enqueued, settle
 from traxd.batching.result import (
     BatchResult,

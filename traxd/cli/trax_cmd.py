@@ -33,7 +33,7 @@ def batch(
     chunk_size: Annotated[float | None, typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
     enhance: Annotated[bool, typer.Option("--enhance", help="Clean up transcripts with DeepSeek.")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
+                                                     help="Also translate (DeepSeek; en without a key: Whisper, local backend): NAME.CODE.txt/.srt/.vtt.")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
     output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,

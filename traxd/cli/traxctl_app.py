@@ -102,7 +102,7 @@ def add(
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Also translate (DeepSeek): NAME.CODE.txt/.srt/.vtt.")] = None,
+                                                     help="Also translate (DeepSeek; en without a key: Whisper, local backend): NAME.CODE.txt/.srt/.vtt.")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Also write NAME.summary.md (DeepSeek).")] = False,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")] = False,
@@ -278,11 +278,12 @@ def search(
 ) -> None:
     """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
     from traxd import archive
+    from traxd.searchquery import make_filters
 
     if query is None and not reindex:
         raise UsageError("give a QUERY to search for (or --reindex)")
     if query is not None:
-        archive.make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
+        make_filters(since, inbox, speaker, language, limit)  # a bad option fails before any work
     with store_for(settings()) as store:
         if reindex:
             done = archive.reindex(store, from_dir.expanduser() if from_dir else None)
@@ -327,7 +328,7 @@ def watch_add(
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
     word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
     translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Translate this folder's transcripts (DeepSeek).")] = None,
+                                                     help="Translate this folder's transcripts (DeepSeek; en without a key: Whisper, local backend).")] = None,
     summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
                                                    help="Summarise this folder's transcripts (DeepSeek).")] = None,
 ) -> None:

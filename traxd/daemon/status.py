@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from traxd.batching.jobs import JobView, fold, snapshot, work
+from traxd.jobviews import JobView, fold, snapshot, work
 from traxd.daemon.owner import owner_is_dead
 from traxd.errors import UsageError
 from traxd.model_catalog import model_warning

@@ -144,11 +144,11 @@ def daemons(reader: Reader, now: float, lease_seconds: float) -> dict[str, Any]:
 
 def search(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
     """Ranked transcript hits (`traxctl search`), each snippet split into plain and matching parts; or the error."""
-    from traxd import archive
+    from traxd.searchquery import QueryError, make_filters, parse
 
     try:
-        hits = archive.search(query, limit=limit, store=store)
-    except archive.QueryError as exc:
+        hits = store.search(parse(query), make_filters(None, None, None, None, limit))
+    except QueryError as exc:
         return [], str(exc)
     out = []
     for h in hits:

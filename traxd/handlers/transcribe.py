@@ -33,7 +33,7 @@ from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
-from traxd.timeline import timed_from_silences
+from traxd.timeline import merge, plan_of, shift, timed_from_silences
 
 log = get_logger("transcribe")
 PROMPT_CHARS = 600  # ~ the last 224 tokens Whisper reads from a prompt, for most languages
@@ -87,11 +87,6 @@ def make_handler(backends: Backends) -> Callable[[TaskContext, dict[str, Any]], 
         return transcribe(ctx, payload, backends.get(ctx))
 
     return handle
-
-
-def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:
-    """The chunk layout ([offset, duration] rounded): checkpointed results are reused only for the same layout."""
-    return [[round(float(c["offset"]), 2), round(float(c["duration"]), 2)] for c in chunks]
 
 
 def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -> dict[str, Any]:
@@ -195,40 +190,6 @@ def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
         words.append(word)
         used += len(word) + 1
     return " ".join(reversed(words)) or None
-
-
-def shift(result: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
-    """A chunk result with segment (and word) times moved by `offset` and clamped to the chunk's end."""
-    segs = []
-    for seg in result.get("segments") or []:
-        moved = _moved(seg, offset, cap)
-        if "words" in seg:
-            moved["words"] = [_moved(w, offset, cap) for w in seg["words"]]
-        segs.append(moved)
-    return {**result, "segments": segs}
-
-
-def _moved(item: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
-    moved = dict(item)
-    moved["start"] = round(min(offset + float(item["start"]), cap), 3)
-    moved["end"] = round(min(max(offset + float(item["end"]), moved["start"]), cap), 3)
-    return moved
-
-
-def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
-    """Segments of all chunks on the whole file's timeline, the joined text and the first detected language."""
-    segments: list[dict[str, Any]] = []
-    texts: list[str] = []
-    language = None
-    for i, (offset, duration) in enumerate(plan):
-        result = shift(done[str(i)], offset, offset + duration)
-        segments += result["segments"]
-        texts += [result["text"]] if result.get("text") else []
-        language = language or result.get("language")
-    for seg in segments:
-        if (conf := quality.segment_confidence(seg)) is not None:
-            seg["confidence"] = conf
-    return segments, " ".join(texts), language
 
 
 def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from traxd.handlers.common import (
 from traxd.handlers.registry import TaskContext
 from traxd.llmjson import chunk_segments, max_tokens_for
 from traxd.logging import get_logger
+from traxd.timeline import merge, plan_of
 from traxd.types import TaskType
 
 if TYPE_CHECKING:
@@ -79,7 +80,6 @@ def keeps_audio(ctx: TaskContext) -> bool:
 def whisper_segments(ctx: TaskContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
     """English segments on the whole file's timeline: the local model with task=translate on every chunk."""
     from traxd.adapters.transcribe_local import LocalTranscriber
-    from traxd.handlers.transcribe import merge, plan_of
 
     chunks, engine, done = _audio(ctx, doc), LocalTranscriber(), {}
     spoken = option(ctx, "language", ctx.settings.language) or doc.get("language")

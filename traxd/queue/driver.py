@@ -48,7 +48,6 @@ class Claim:
 class Driver(ABC):
     """The interface, and the statements both dialects share once their parameter marks are filled in."""
 
-    name: str
     mark: str  # the DB-API parameter mark
     json_param: str  # how a JSON parameter is written
     lock_clause: str  # appended to the claim's pick
@@ -186,7 +185,6 @@ class Driver(ABC):
 class SqliteDriver(Driver):
     """SQLite (sqlite3): qmark parameters, JSON as text, writers open with BEGIN IMMEDIATE."""
 
-    name = "sqlite"
     mark = "?"
     json_param = "?"
     lock_clause = ""
@@ -224,7 +222,6 @@ class SqliteDriver(Driver):
 class PostgresDriver(Driver):
     """PostgreSQL (psycopg): %s parameters, JSON cast, FOR UPDATE SKIP LOCKED in the pick, implicit BEGIN."""
 
-    name = "postgresql"
     mark = "%s"
     json_param = "CAST(%s AS JSON)"
     lock_clause = " FOR UPDATE SKIP LOCKED"

@@ -334,21 +334,19 @@ class Store:
     def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
         """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
         plain = [i for i, c in enumerate(done) if not c.successors and not (c.result or {}).get(INDEX_KEY)]
-        took = [False] * len(done)
+        took: dict[int, bool] = {}
         if plain:
-            items = [(done[i].lease, done[i].result) for i in plain]
-            for i, ok in zip(plain, self.driver.complete(tx.cur, items, now)):
-                took[i] = ok
+            took.update(zip(plain, self.driver.complete(tx.cur, [(done[i].lease, done[i].result) for i in plain], now)))
         for i in sorted(set(range(len(done))) - set(plain)):
             took[i] = self._complete_one(tx, done[i], now)
-        return took
+        return [took[i] for i in range(len(done))]
 
     def _complete_one(self, tx: Tx, done: Completion, now: float) -> bool:
         """One completion with its successors and its transcript for the archive, guarded like the others."""
-        result = done.result
-        entry = (result or {}).get(INDEX_KEY)
-        if entry is not None:
-            result = {k: v for k, v in (result or {}).items() if k != INDEX_KEY}
+        result, entry = done.result, None
+        if result is not None and INDEX_KEY in result:
+            result = dict(result)
+            entry = result.pop(INDEX_KEY)
         if not self.driver.complete(tx.cur, [(done.lease, result)], now)[0]:
             return False
         job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()

@@ -1,4 +1,5 @@
-"""Pure: fold a batch's task rows into per-input (job) states, the progress snapshot and the ETA inputs."""
+"""Pure: fold task rows (a batch's, or the queue's current work) into per-input (job) states, the progress snapshot and
+the ETA inputs."""
 
 from __future__ import annotations
 
