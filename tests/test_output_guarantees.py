@@ -336,3 +336,14 @@ def test_an_output_name_that_is_the_folder_itself_or_leaves_it_is_refused(tmp_pa
     outbox.mkdir()
     with pytest.raises(ValueError, match="escapes the output folder"):
         outputs.inside(outbox, name)
+
+
+def test_a_rewrite_that_fails_keeps_the_earlier_complete_transcript(tmp_path: Path) -> None:
+    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    (tmp_path / "talk.vtt").unlink()
+    (tmp_path / "talk.vtt").mkdir()  # the re-run (new options, a retry) cannot write its .vtt
+    with pytest.raises(OSError):
+        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    assert json.loads((tmp_path / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
