@@ -185,11 +185,12 @@ def test_a_segment_of_exactly_the_limit_is_one_cue() -> None:
 
 
 def test_a_segment_one_character_over_the_limit_is_cut_into_cues_within_it() -> None:
-    text = "A" * 78 + ". " + "B" * 81 + "."  # 161 characters
-    cues = outputs.cues([{"start": 0, "end": 10, "text": text}])
+    text = "A" * 78 + ". " + "B" * 80 + "."  # 161 characters
+    assert len(text) == 161
+    cues = outputs.cues([{"start": 0, "end": 4, "text": text}])  # short enough in time: cut for its length only
     assert len(cues) > 1 and all(len(t) <= 160 for _, _, t in cues)
     assert " ".join(t for _, _, t in cues) == text
-    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(10) and all(a < b for a, b, _ in cues)
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(4) and all(a < b for a, b, _ in cues)
 
 
 def test_cue_times_are_shared_out_by_length_and_empty_or_timeless_segments_give_none() -> None:
@@ -347,3 +348,7 @@ def test_a_rewrite_that_fails_keeps_the_earlier_complete_transcript(tmp_path: Pa
     with pytest.raises(OSError):
         outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
     assert json.loads((tmp_path / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+def test_cue_times_on_the_minute_and_the_hour_read_as_such() -> None:
+    assert outputs.stamp(60.0, ",") == "00:01:00,000" and outputs.stamp(3600.0, ".") == "01:00:00.000"
