@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from traxd import outputs
+from traxd import outputs, timeline
 
 
 def _killed_writer(target: Path, text: str = "half") -> None:
@@ -182,6 +182,12 @@ def test_a_name_whose_json_is_unreadable_is_not_taken_over(tmp_path: Path) -> No
 def test_a_segment_of_exactly_the_limit_is_one_cue() -> None:
     text = "a" * 159 + "."
     assert [t for _, _, t in outputs.cues([{"start": 0, "end": 4, "text": text}])] == [text]
+
+
+def test_a_segment_exactly_as_long_as_a_cue_may_stay_on_screen_is_one_cue() -> None:
+    seconds = timeline.MAX_CUE_SECONDS
+    assert outputs.cues([{"start": 3.0, "end": 3.0 + seconds, "text": "Short words, long pause."}]) == [
+        (3.0, 3.0 + seconds, "Short words, long pause.")]
 
 
 def test_a_segment_one_character_over_the_limit_is_cut_into_cues_within_it() -> None:

@@ -83,6 +83,14 @@ def test_a_segmentless_model_still_yields_timed_cues() -> None:
     assert " ".join(t for _, _, t in cues) == long_text
 
 
+def test_a_segment_missing_its_text_or_times_invents_no_cue() -> None:
+    """A model's segment without text, start or end (a malformed answer) gives no subtitle with made-up words or
+    times: no text is no cue, a missing start is the file's start, a missing end leaves nothing to show."""
+    assert outputs.cues([{"start": 1.0, "end": 2.0}]) == []
+    assert outputs.cues([{"end": 0.5, "text": "Early."}]) == [(0.0, 0.5, "Early.")]
+    assert outputs.cues([{"text": "Timeless."}, {"start": 0.0, "text": "Endless."}]) == []
+
+
 def test_write_transcript_writes_the_four_files(tmp_path: Path) -> None:
     paths = outputs.write_transcript(tmp_path, "a", {"source": "s", "text": "Hello there. General Kenobi!", "segments": SEGMENTS})
     assert sorted(Path(p).name for p in paths.values()) == ["a.json", "a.srt", "a.txt", "a.vtt"]
