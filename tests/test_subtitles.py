@@ -130,6 +130,25 @@ def test_a_long_segment_with_words_is_cut_between_them() -> None:
     assert cues[0][2] == "w0 w1 w2 w3 w4 w5 w6"
 
 
+def test_timed_words_are_cut_at_the_character_limit_and_a_cue_may_fill_it_exactly() -> None:
+    """Fast speech: 40 words of 7 characters in 4 s fit the time limit but not the 160 characters of a cue. Each cue
+    takes the words that fit, counting one space between them: 20 words (159 characters) per cue, not 19 or 21."""
+    words = [{"start": i * 0.1, "end": i * 0.1 + 0.1, "word": f"word{i:03d}"} for i in range(40)]
+    cues = outputs.cues([{"start": 0.0, "end": 4.0, "text": " ".join(w["word"] for w in words), "words": words}])
+    assert [len(t.split()) for _, _, t in cues] == [20, 20] and len(cues[0][2]) == 159
+    exact = [{"start": 0.0, "end": 1.0, "word": "x" * 79}, {"start": 1.0, "end": 2.0, "word": "y" * 80}]
+    text = " ".join(w["word"] for w in exact)  # 160 characters: the limit itself is allowed
+    long_seg = {"start": 0.0, "end": 8.0, "text": text, "words": [*exact, {"start": 7.0, "end": 8.0, "word": "z"}]}
+    assert outputs.cues([{**long_seg, "text": text + " z"}])[0] == (0.0, 2.0, text)
+
+
+def test_timed_words_spanning_exactly_the_time_limit_stay_one_cue() -> None:
+    words = [{"start": 0.0, "end": 1.0, "word": "Hello"}, {"start": 6.0, "end": 7.0, "word": "there."},
+             {"start": 7.0, "end": 7.5, "word": "Again."}]  # fmt: skip
+    cues = outputs.cues([{"start": 0.0, "end": 7.5, "text": "Hello there. Again.", "words": words}])
+    assert cues == [(0.0, 7.0, "Hello there."), (7.0, 7.5, "Again.")]
+
+
 def test_words_that_no_longer_spell_the_text_are_not_used_for_cues() -> None:
     """A translated (or enhanced) copy of a segment keeps the original's words: its cues come from its own text."""
     words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]
