@@ -149,6 +149,13 @@ def test_timed_words_spanning_exactly_the_time_limit_stay_one_cue() -> None:
     assert cues == [(0.0, 7.0, "Hello there."), (7.0, 7.5, "Again.")]
 
 
+def test_a_timed_word_without_its_text_does_not_break_the_subtitles() -> None:
+    """A malformed model answer (a timed word with no `word`) used to pass the spelling check and raise KeyError."""
+    words = [{"start": 0.0, "end": 1.0, "word": "Hello"}, {"start": 7.0, "end": 8.0}]
+    cues = outputs.cues([{"start": 0.0, "end": 8.0, "text": "Hello", "words": words}])
+    assert cues == [(0.0, 8.0, "Hello")]
+
+
 def test_words_that_no_longer_spell_the_text_are_not_used_for_cues() -> None:
     """A translated (or enhanced) copy of a segment keeps the original's words: its cues come from its own text."""
     words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]

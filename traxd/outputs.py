@@ -217,7 +217,9 @@ def _by_words(words: list[dict[str, Any]], max_chars: int, max_seconds: float) -
 def _words_say(seg: dict[str, Any], text: str) -> bool:
     """True when the segment's timed words spell its text (not so once the text is translated or rewritten)."""
     words = seg.get("words") or []
-    return bool(words) and "".join("".join(str(w.get("word", "")).split()) for w in words) == "".join(text.split())
+    if not words or not all(isinstance(w, dict) and "word" in w for w in words):
+        return False  # a word without its text cannot time a cue: the text is cut instead
+    return "".join("".join(str(w["word"]).split()) for w in words) == "".join(text.split())
 
 
 def _cue_of(group: list[dict[str, Any]]) -> tuple[float, float, str]:
