@@ -17,7 +17,7 @@ def test_as_many_tasks_run_at_once_as_there_are_slots() -> None:
     for _ in range(3):
         assert all_done.acquire(timeout=30)
     assert slots.close() == []
-    for thread in slots._threads:  # noqa: SLF001
+    for thread in slots._threads:
         thread.join(30)
     assert sorted(done) == [1, 2, 3]
 
@@ -62,7 +62,7 @@ def test_close_returns_the_tasks_not_started_and_runs_none_of_them() -> None:
     assert started.wait(30)
     assert slots.close() == ["second", "third"]
     release.set()
-    for thread in slots._threads:  # noqa: SLF001
+    for thread in slots._threads:
         thread.join(30)
         assert not thread.is_alive()
     assert ran == ["first"]
