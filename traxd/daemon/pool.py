@@ -29,6 +29,7 @@ from traxd.types import (
     Control,
     ControlState,
     Job,
+    Lease,
     NewTask,
     Task,
     TaskState,
@@ -220,7 +221,7 @@ class Pool:
         if not outcomes and limit <= 0:
             return 0
         claimed = self._commit(prepared, limit, types)
-        slots.hand([self._start(task) for task in claimed])
+        slots.hand(self._start(claimed))
         self.stats.claimed += len(claimed)
         return len(claimed)
 
@@ -264,7 +265,7 @@ class Pool:
         for o in outcomes:
             scratch.remove_if_ended(self.store, settings.tmp_dir, o.task.job_id, o.task.id)
 
-    def _linger(self, seconds: float = 0.002) -> None:
+    def _linger(self, seconds: float = 0) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
         deadline = time.monotonic() + seconds
         want = max(1, self.active // 2)
@@ -331,18 +332,21 @@ class Pool:
                     free = min(free, limit - used)
         return free
 
-    def _start(self, task: Task) -> TaskContext:
-        """The context a claimed task runs with, now counted as running."""
-        lease = task.lease
+    def _start(self, claimed: list[Task]) -> list[TaskContext]:
+        """The contexts claimed tasks run with, now counted as running."""
+        contexts = [self._context(task, self._checkpoint(task.lease)) for task in claimed]
+        with self._lock:
+            for ctx in contexts:
+                self._running[ctx.task.id] = _Running(ctx.task, ctx)
+        for task in claimed:
+            log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
+        return contexts
 
+    def _checkpoint(self, lease: Lease) -> Checkpoint:
         def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
             return self.store.checkpoint(lease, data, paid=paid)
 
-        ctx = self._context(task, checkpoint)
-        with self._lock:
-            self._running[task.id] = _Running(task, ctx)
-        log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
-        return ctx
+        return checkpoint
 
     def _work(self, ctx: TaskContext) -> None:
         self._outcomes.put(run_task(self.registry.get(ctx.task.type), ctx))
@@ -373,11 +377,12 @@ class Pool:
         done: list[tuple[Outcome, list[NewTask]]] = []
         failed: list[Outcome] = []
         decisions: list[Decision] = []
-        for o in outcomes:
-            with self._lock:
+        with self._lock:
+            for o in outcomes:
                 running = self._running.pop(o.task.id, None)
                 if running is not None:
                     self._jobs[o.task.id] = running.ctx.job
+        for o in outcomes:
             if o.failure is None:
                 done.append((o, self._successors(o, self._jobs.get(o.task.id))))
             else:
