@@ -193,3 +193,21 @@ def test_a_text_only_segment_is_cut_at_a_sentence_end_a_second_from_the_even_sha
     first, second = "Rain fell on the old town all the day.", "Then the wind came down from the hills and the river rose"
     cues = outputs.cues([{"start": offset, "end": offset + 8.0, "text": f"{first} {second}"}])
     assert cues == [(offset, pytest.approx(offset + 3.2), first), (pytest.approx(offset + 3.2), offset + 8.0, second)]
+
+
+def test_a_timed_word_holding_a_space_still_times_the_cues() -> None:
+    """A model may keep a number ('3 000') or a name together as one timed word: the words still spell the text, so
+    the long segment is cut between its timed words (the cues keep the silence between them), not by its text."""
+    words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]
+    words[3]["word"] = " 3 000"
+    text = " ".join(w["word"].strip() for w in words)
+    cues = outputs.cues([{"start": 0.0, "end": 11.8, "text": text, "words": words}])
+    assert cues == [(0.0, 6.8, "w0 w1 w2 3 000 w4 w5 w6"), (7.0, 11.8, "w7 w8 w9 w10 w11")]
+
+
+def test_a_word_list_with_null_or_bare_strings_does_not_break_the_subtitles() -> None:
+    """A malformed answer whose words are not timed objects: the segment is cut by its text, nothing raises."""
+    text = "One sword in the stone. Two words on the wall."
+    for words in ([None, {"start": 0.0, "end": 1.0, "word": "One"}], ["One", "sword"], [["word"]]):
+        cues = outputs.cues([{"start": 0.0, "end": 9.0, "text": text, "words": words}])
+        assert " ".join(t for _, _, t in cues) == text and cues[0][0] == 0.0 and cues[-1][1] == 9.0
