@@ -291,6 +291,13 @@ def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker()
     assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
 
 
+def test_a_diarized_segment_without_text_adds_nothing_to_the_speaker_turns() -> None:
+    """A segment the model left without text (no `text` key at all) shows no made-up words in the .txt."""
+    segments = [{"start": 0, "end": 1, "speaker": "A", "text": "hello"}, {"start": 1, "end": 2, "speaker": "B"},
+                {"start": 2, "end": 3, "speaker": "A", "text": "again"}]  # fmt: skip
+    assert outputs.to_txt(segments) == "A: hello again\n"
+
+
 def test_an_output_folder_that_does_not_exist_yet_is_created_however_deep(tmp_path: Path) -> None:
     # A watch folder's outbox on a new disk layout, or a translation folder: nothing there yet, not even the parent.
     target = outputs.write_text_atomic(tmp_path / "Transcripts" / "2026" / "talk.meta.json", "{}\n")
