@@ -230,6 +230,9 @@ def test_a_set_that_fails_half_way_is_not_marked_complete(tmp_path: Path) -> Non
 def test_the_json_keeps_non_ascii_text_readable(tmp_path: Path) -> None:
     path = outputs.write_json_atomic(tmp_path / "a.json", {"text": "Grüße, 你好"})
     assert "Grüße, 你好" in path.read_text(encoding="utf-8")
+    doc = {"source": "s", "text": "Grüße, 你好", "segments": [{"start": 0.0, "end": 1.0, "text": "Grüße, 你好"}]}
+    paths = outputs.write_transcript(tmp_path, "talk", doc)  # the transcript's own NAME.json, read in an editor
+    assert Path(paths["json"]).read_text(encoding="utf-8").count("Grüße, 你好") == 2
 
 
 def test_a_reserved_name_is_readable_like_any_output_while_it_is_being_written(tmp_path: Path) -> None:
