@@ -366,5 +366,19 @@ def test_a_rewrite_that_fails_keeps_the_earlier_complete_transcript(tmp_path: Pa
     assert json.loads((tmp_path / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
 
 
+def test_a_failed_rewrite_keeps_an_existing_txt_even_one_reading_like_a_reservation(tmp_path: Path) -> None:
+    """Only NAME.json can be a name's reservation: a failed rewrite removes the files it created, never an
+    existing .txt, even when the earlier transcript's text happens to read like a reservation's JSON."""
+    said = json.dumps({"source": "/inbox/talk.mp3", "status": outputs.PLACEHOLDER})  # someone dictating JSON
+    doc = {"source": "/inbox/talk.mp3", "text": said, "segments": [{"start": 0, "end": 1, "text": said}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    (tmp_path / "talk.vtt").unlink()
+    (tmp_path / "talk.vtt").mkdir()  # the re-run cannot write its .vtt
+    with pytest.raises(OSError):
+        outputs.write_transcript(tmp_path, base, doc)
+    assert (tmp_path / "talk.txt").read_text() == said + "\n" and (tmp_path / "talk.srt").exists()
+
+
 def test_cue_times_on_the_minute_and_the_hour_read_as_such() -> None:
     assert outputs.stamp(60.0, ",") == "00:01:00,000" and outputs.stamp(3600.0, ".") == "01:00:00.000"
