@@ -334,7 +334,8 @@ class Pool:
 
     def _start(self, claimed: list[Task]) -> list[TaskContext]:
         """The contexts claimed tasks run with, now counted as running."""
-        contexts = [self._context(task, self._checkpoint(task.lease)) for task in claimed]
+        jobs = self.store.get_jobs(task.job_id for task in claimed)  # one read for the whole claim
+        contexts = [self._context(task, self._checkpoint(task.lease), jobs.get(task.job_id or 0)) for task in claimed]
         with self._lock:
             for ctx in contexts:
                 self._running[ctx.task.id] = _Running(ctx.task, ctx)
@@ -351,8 +352,7 @@ class Pool:
     def _work(self, ctx: TaskContext) -> None:
         self._outcomes.put(run_task(self.registry.get(ctx.task.type), ctx))
 
-    def _context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
-        job = self.store.get_job(task.job_id) if task.job_id is not None else None
+    def _context(self, task: Task, checkpoint: Checkpoint, job: Job | None) -> TaskContext:
         settings = self.config.settings
         if settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
             return TaskContext(task=task, job=job, settings=self._bare, checkpoint=checkpoint, voices=self._voices.prints)
