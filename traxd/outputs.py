@@ -319,9 +319,9 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
     """What the search archive keeps of a NAME.json document (None when it is not a finished transcript)."""
     segments = doc.get("segments") if isinstance(doc, dict) else None
-    if not isinstance(segments, list) or doc.get("status") == "writing":
-        return None
-    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s.get("text") or ""),
+    if not isinstance(segments, list):
+        return None  # not a transcript: another program's JSON, or a name's reservation (it holds no segments)
+    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s["text"]),
              "speaker": str(s["speaker"]) if s.get("speaker") else None}
             for s in segments if isinstance(s, dict) and str(s.get("text") or "").strip()]  # fmt: skip
     return {"json_path": str(json_path), "name": str(doc.get("name") or Path(json_path).stem),
