@@ -193,15 +193,15 @@ def Outcome_of(task_type: TaskType) -> Any:  # noqa: N802 - a tiny factory
 
 
 def test_a_stop_request_never_waits_for_a_lock_the_interrupted_thread_may_hold(store: Store) -> None:
-    """Signal handlers call request_stop between two bytecodes of the main thread, which can then be inside the
-    dispatcher's own Event wait, holding that Event's lock. Taking that lock there hung a daemon on its second
-    signal (seen in CI), so the request must complete while another frame holds every lock the pool owns."""
+    """Signal handlers call request_stop between two bytecodes of the main thread, which can then be inside one
+    of the dispatcher's own waits, holding a lock. Taking that lock there hung a daemon on its second signal (seen
+    in CI), so the request must complete while another frame holds every lock the pool owns."""
     store.enqueue(NewTask(T, {}))
     pool = Pool(store, Registry({T: lambda c, p: {}}), PoolConfig(idle_seconds=0.01))
     asked = threading.Event()
 
     def handler_inside_a_wait() -> None:
-        with pool._wake._cond, pool._lock:  # what the interrupted main thread may hold at that moment
+        with pool._lock:  # what the interrupted main thread may hold at that moment (its waits hold no lock)
             pool.request_stop(now=True)
             asked.set()
 

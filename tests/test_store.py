@@ -240,3 +240,12 @@ def test_tasks_pinned_to_another_host_are_left_alone(store: Store) -> None:
     claimed = store.claim("laptop-a:1:1.00", 5, 30, host="laptop-a")
     assert sorted(t.payload["where"] for t in claimed) == ["anywhere", "here"]
     assert [t.payload["where"] for t in store.claim("laptop-b:1:1.00", 5, 30, host="laptop-b")] == ["there"]
+
+
+def test_the_jobs_of_a_claim_are_read_at_once_and_a_missing_one_is_left_out(store: Store) -> None:
+    """The pool reads the jobs of every task it claimed in one go; each task's handler gets its own job."""
+    a, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(TaskType.PREPROCESS, {})])
+    b, _, _ = store.create_job(NewJob("/in/b.wav", "b", "/out"), [NewTask(TaskType.PREPROCESS, {})])
+    jobs = store.get_jobs([b.id, None, a.id, b.id, a.id + b.id + 100])
+    assert jobs == {a.id: a, b.id: b}
+    assert store.get_jobs([None]) == {} and store.get_jobs([]) == {}

@@ -162,3 +162,74 @@ def test_words_that_no_longer_spell_the_text_are_not_used_for_cues() -> None:
     translated = {"start": 0.0, "end": 11.8, "text": "Ein ganz anderer Text. Mit zwei Sätzen darin.", "words": words}
     cues = outputs.cues([translated])
     assert " ".join(t for _, _, t in cues) == translated["text"] and all(b - a <= 7.0 for a, b, _ in cues)
+
+
+def test_a_text_only_segment_of_exactly_the_character_limit_stays_one_cue() -> None:
+    text = " ".join([*["abcdefghi"] * 15, "abcdefghij"])  # 16 words and 15 spaces: 160 characters, the limit
+    assert len(text) == 160
+    assert outputs.cues([{"start": 2.0, "end": 6.0, "text": text}]) == [(2.0, 6.0, text)]
+
+
+def test_a_text_only_segment_just_over_the_time_limit_is_cut_in_two_halves() -> None:
+    """8 s of twelve equal words: two cues of 4 s (six words each) that tile the segment, not three of 2.7 s."""
+    cues = outputs.cues([{"start": 0.0, "end": 8.0, "text": " ".join(["rain"] * 12)}])
+    assert cues == [(0.0, 4.0, " ".join(["rain"] * 6)), (4.0, 8.0, " ".join(["rain"] * 6))]
+
+
+def test_a_long_text_only_segment_is_cut_into_cues_well_under_the_character_limit() -> None:
+    """300 characters spoken in 6 s (inside the time limit): three cues of about 100 characters, each on screen in
+    proportion to its length and together covering the segment without a gap, rather than two nearly full cues."""
+    text = " ".join(f"word{i:02d}" for i in range(43))
+    cues = outputs.cues([{"start": 0.0, "end": 6.0, "text": text}])
+    assert [len(t.split()) for _, _, t in cues] == [14, 15, 14] and " ".join(t for _, _, t in cues) == text
+    assert cues[0][0] == 0.0 and cues[-1][1] == 6.0 and all(a[1] == b[0] for a, b in zip(cues, cues[1:]))
+    assert all(b - a == pytest.approx(6.0 * len(t) / 298) for a, b, t in cues)
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_a_text_only_segment_is_cut_at_a_sentence_end_a_second_from_the_even_share(offset: float) -> None:
+    """The even cut of these 8 s falls mid-sentence; the sentence end 0.8 s of speech before it is where a viewer
+    expects the cue to change. The same segment late in the recording is cut the same way, only later."""
+    first = "Rain fell on the old town all the day."
+    second = "Then the wind came down from the hills and the river rose"
+    cues = outputs.cues([{"start": offset, "end": offset + 8.0, "text": f"{first} {second}"}])
+    assert cues == [(offset, pytest.approx(offset + 3.2), first), (pytest.approx(offset + 3.2), offset + 8.0, second)]
+
+
+def test_a_timed_word_holding_a_space_still_times_the_cues() -> None:
+    """A model may keep a number ('3 000') or a name together as one timed word: the words still spell the text, so
+    the long segment is cut between its timed words (the cues keep the silence between them), not by its text."""
+    words = [{"start": float(i), "end": i + 0.8, "word": f"w{i}"} for i in range(12)]
+    words[3]["word"] = " 3 000"
+    text = " ".join(w["word"].strip() for w in words)
+    cues = outputs.cues([{"start": 0.0, "end": 11.8, "text": text, "words": words}])
+    assert cues == [(0.0, 6.8, "w0 w1 w2 3 000 w4 w5 w6"), (7.0, 11.8, "w7 w8 w9 w10 w11")]
+
+
+def test_a_word_list_with_null_or_bare_strings_does_not_break_the_subtitles() -> None:
+    """A malformed answer whose words are not timed objects: the segment is cut by its text, nothing raises."""
+    text = "One sword in the stone. Two words on the wall."
+    for words in ([None, {"start": 0.0, "end": 1.0, "word": "One"}], ["One", "sword"], [["word"]]):
+        cues = outputs.cues([{"start": 0.0, "end": 9.0, "text": text, "words": words}])
+        assert " ".join(t for _, _, t in cues) == text and cues[0][0] == 0.0 and cues[-1][1] == 9.0
+
+
+@pytest.mark.parametrize(("url_chars", "first_cues"), [(152, ["see the https://"]), (153, ["see the", "https://"])])
+def test_a_text_only_part_over_the_character_limit_is_cut_again_and_one_of_exactly_it_is_not(
+        url_chars: int, first_cues: list[str]) -> None:  # fmt: skip
+    """A dictated link is one long word, so the even share puts it in a part with the words before it. That part is
+    cut again when it is over the 160 characters a cue may hold (the link alone, however long, is one cue); a part of
+    exactly 160 characters stays one cue."""
+    url = "https://example.org/" + "a" * (url_chars - 20)
+    text = f"see the {url} and then we all walked home again"
+    cues = outputs.cues([{"start": 0.0, "end": 6.0, "text": text}])
+    assert [t[: len(want)] for (_, _, t), want in zip(cues, first_cues)] == first_cues
+    assert len(cues) == len(first_cues) + 1 and cues[-1][2] == "and then we all walked home again"
+    assert all(len(t) <= 160 or t == url for _, _, t in cues) and " ".join(t for _, _, t in cues) == text
+    assert cues[0][0] == 0.0 and cues[-1][1] == 6.0
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(cues, cues[1:]))  # one ends where the next begins
+
+
+def test_a_text_only_segment_of_twice_the_time_limit_becomes_two_cues_of_exactly_the_limit() -> None:
+    cues = outputs.cues([{"start": 0.0, "end": 14.0, "text": " ".join(["rain"] * 12)}])
+    assert cues == [(0.0, 7.0, " ".join(["rain"] * 6)), (7.0, 14.0, " ".join(["rain"] * 6))]

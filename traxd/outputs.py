@@ -233,7 +233,7 @@ def _by_text(text: str, start: float, end: float, max_chars: int, max_seconds: f
     placed = [said for _, said in place_text(text, [(start + i * step, start + (i + 1) * step) for i in range(parts)])]
     if len(placed) < 2:
         return [(start, end, text)]  # one word: nothing to cut
-    total = sum(len(p) for p in placed) or 1
+    total = sum(len(p) for p in placed)  # two parts or more, none empty (place_text drops those)
     out, at = [], start
     for said in placed:
         nxt = at + (end - start) * len(said) / total

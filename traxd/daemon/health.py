@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from traxd.logging import alert, get_logger
@@ -18,9 +18,9 @@ class DatabaseWrites:
     Claims are what make writes (and paid results need a checkpoint), so nothing starts while `reason` is set.
     """
 
-    def __init__(self, store: Store, wake: threading.Event) -> None:
+    def __init__(self, store: Store, wake: Callable[[], None]) -> None:
         self._store = store
-        self._wake = wake  # set when writes work again, so the dispatcher claims at once
+        self._wake = wake  # called when writes work again, so the dispatcher claims at once
         self.reason: str | None = None
 
     def failed(self, exc: BaseException) -> bool:
@@ -43,4 +43,4 @@ class DatabaseWrites:
             self.reason = None
             log.warning("database_writable_again")
             alert("the database is writable again: claiming resumes")
-            self._wake.set()
+            self._wake()

@@ -7,7 +7,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,8 +18,9 @@ from traxd.daemon.health import DatabaseWrites
 from traxd.daemon.maintenance import Held, Maintenance, Upkeep
 from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
+from traxd.daemon.slots import Slots
 from traxd.db.voices import Voices
-from traxd.handlers.registry import Checkpoint, Registry, TaskContext
+from traxd.handlers.registry import Checkpoint, Registry, TaskContext, bare_settings
 from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
@@ -29,6 +29,7 @@ from traxd.types import (
     Control,
     ControlState,
     Job,
+    Lease,
     NewTask,
     Task,
     TaskState,
@@ -113,10 +114,12 @@ class Pool:
         self.rng = wiring.rng or random.Random()
         self.wiring = wiring
         self.stats = PoolStats()
-        self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._bare = bare_settings()  # what tasks of a pool without settings get, looked up once
+        # Finished runs, and None as a wake-up call: the dispatcher blocks on this one queue and nothing else.
+        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._arrived: list[Outcome] = []  # taken off the queue while waiting, settled next round
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = False  # a plain flag, not an Event: request_stop runs in signal handlers
         self._stop_now = False
         self._controls: dict[str, Control] = {}
@@ -124,7 +127,7 @@ class Pool:
         self._unsettled: list[Outcome] = []
         self._jobs: dict[int, Job | None] = {}
         self._db_backoff = 0.0
-        self.writes = DatabaseWrites(store, self._wake)
+        self.writes = DatabaseWrites(store, self.wake)
         self.started_at = self.clock.now()
         upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
         self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
@@ -144,7 +147,7 @@ class Pool:
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (new tasks were added in-process)."""
-        self._wake.set()
+        self._outcomes.put(None)
 
     def slots_now(self) -> int:
         """Slots usable now: config.slots, lowered by the slot_limit hook (resource scaling), at least 1."""
@@ -168,23 +171,23 @@ class Pool:
 
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
-        executor = ThreadPoolExecutor(self.config.slots, thread_name_prefix="trax-slot")
+        slots: Slots[TaskContext] = Slots(self.config.slots, self._work)
         self.started_at = self.clock.now()
         self.maintenance.start()
         try:
-            self._loop(executor, drain)
+            self._loop(slots, drain)
         finally:
-            self._shutdown(executor)
+            self._shutdown(slots)
             self.maintenance.stop()
         return self.stats
 
     # -- the dispatcher -------------------------------------------------------------------------
-    def _loop(self, executor: ThreadPoolExecutor, drain: bool) -> None:
+    def _loop(self, slots: Slots[TaskContext], drain: bool) -> None:
         while True:
             try:
                 state = self._control_state()
                 stopping = self._stopping or state is ControlState.STOPPING
-                claimed = self._round(executor, claim=not stopping and state is ControlState.RUNNING)
+                claimed = self._round(slots, claim=not stopping and state is ControlState.RUNNING)
                 if drain and not stopping and not claimed and self.active == 0 and self._drained():
                     return
             except self.store.unavailable as exc:
@@ -209,7 +212,7 @@ class Pool:
             log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
         self._pause(self._db_backoff)
 
-    def _round(self, executor: ThreadPoolExecutor, claim: bool) -> int:
+    def _round(self, slots: Slots[TaskContext], claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
         outcomes = self._unsettled + self._drain_outcomes()
         self._unsettled = outcomes  # kept until the transaction that settles them commits
@@ -218,8 +221,7 @@ class Pool:
         if not outcomes and limit <= 0:
             return 0
         claimed = self._commit(prepared, limit, types)
-        for task in claimed:
-            self._start(executor, task)
+        slots.hand(self._start(claimed))
         self.stats.claimed += len(claimed)
         return len(claimed)
 
@@ -263,12 +265,13 @@ class Pool:
         for o in outcomes:
             scratch.remove_if_ended(self.store, settings.tmp_dir, o.task.job_id, o.task.id)
 
-    def _linger(self, seconds: float = 0.002) -> None:
+    def _linger(self, seconds: float = 0) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
         deadline = time.monotonic() + seconds
         want = max(1, self.active // 2)
-        while self._outcomes.qsize() < want and time.monotonic() < deadline:
-            time.sleep(0.0002)
+        while len(self._arrived) < want and (left := deadline - time.monotonic()) > 0:
+            if not self._take(left):
+                return
 
     def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, cut short by a stop request."""
@@ -277,13 +280,22 @@ class Pool:
             time.sleep(min(0.05, left))
 
     def _wait(self, seconds: float) -> None:
-        """Sleep until an outcome arrives, someone wakes us, or `seconds` pass."""
+        """Sleep until an outcome arrives, someone wakes us, or `seconds` pass (a stop request within 50 ms)."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self._stopping:
-            if not self._outcomes.empty() or self._wake.is_set():
-                break
-            self._wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        self._wake.clear()
+        while not self._arrived and not self._stopping and (left := deadline - time.monotonic()) > 0:
+            if self._take(min(0.05, left)) is None:
+                return
+
+    def _take(self, seconds: float) -> bool | None:
+        """Wait up to `seconds` for the next outcome: True when one came, None when woken, False on time-out."""
+        try:
+            outcome = self._outcomes.get(timeout=seconds)
+        except queue.Empty:
+            return False
+        if outcome is None:
+            return None
+        self._arrived.append(outcome)
+        return True
 
     def _control_state(self) -> ControlState:
         now = time.monotonic()
@@ -320,40 +332,44 @@ class Pool:
                     free = min(free, limit - used)
         return free
 
-    def _start(self, executor: ThreadPoolExecutor, task: Task) -> None:
-        lease = task.lease
+    def _start(self, claimed: list[Task]) -> list[TaskContext]:
+        """The contexts claimed tasks run with, now counted as running."""
+        jobs = self.store.get_jobs(task.job_id for task in claimed)  # one read for the whole claim
+        contexts = [self._context(task, self._checkpoint(task.lease), jobs.get(task.job_id or 0)) for task in claimed]
+        with self._lock:
+            for ctx in contexts:
+                self._running[ctx.task.id] = _Running(ctx.task, ctx)
+        for task in claimed:
+            log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
+        return contexts
 
+    def _checkpoint(self, lease: Lease) -> Checkpoint:
         def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
             return self.store.checkpoint(lease, data, paid=paid)
 
-        ctx = self._context(task, checkpoint)
-        with self._lock:
-            self._running[task.id] = _Running(task, ctx)
-        log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
-        executor.submit(self._work, ctx)
+        return checkpoint
 
     def _work(self, ctx: TaskContext) -> None:
-        outcome = run_task(self.registry.get(ctx.task.type), ctx)
-        self._outcomes.put(outcome)
-        self._wake.set()
+        self._outcomes.put(run_task(self.registry.get(ctx.task.type), ctx))
 
-    def _context(self, task: Task, checkpoint: Checkpoint) -> TaskContext:
-        job = self.store.get_job(task.job_id) if task.job_id is not None else None
+    def _context(self, task: Task, checkpoint: Checkpoint, job: Job | None) -> TaskContext:
         settings = self.config.settings
         if settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
-            return TaskContext(task=task, job=job, checkpoint=checkpoint, voices=self._voices.prints)
+            return TaskContext(task=task, job=job, settings=self._bare, checkpoint=checkpoint, voices=self._voices.prints)
         work_dir = scratch.scratch_dir(settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=settings, work_dir=work_dir, checkpoint=checkpoint,
                            voices=self._voices.prints)  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
     def _drain_outcomes(self) -> list[Outcome]:
-        batch: list[Outcome] = []
+        batch, self._arrived = self._arrived, []
         while True:
             try:
-                batch.append(self._outcomes.get_nowait())
+                outcome = self._outcomes.get_nowait()
             except queue.Empty:
                 return batch
+            if outcome is not None:
+                batch.append(outcome)
 
     def _prepare(self, outcomes: list[Outcome]) -> Prepared:
         """Split finished runs into completions (with successors) and failure decisions; free their slots."""
@@ -361,11 +377,12 @@ class Pool:
         done: list[tuple[Outcome, list[NewTask]]] = []
         failed: list[Outcome] = []
         decisions: list[Decision] = []
-        for o in outcomes:
-            with self._lock:
+        with self._lock:
+            for o in outcomes:
                 running = self._running.pop(o.task.id, None)
                 if running is not None:
                     self._jobs[o.task.id] = running.ctx.job
+        for o in outcomes:
             if o.failure is None:
                 done.append((o, self._successors(o, self._jobs.get(o.task.id))))
             else:
@@ -421,7 +438,7 @@ class Pool:
         return not types or not self.store.has_work(types, self.config.group)
 
     # -- shutdown -------------------------------------------------------------------------------
-    def _shutdown(self, executor: ThreadPoolExecutor) -> None:
+    def _shutdown(self, slots: Slots[TaskContext]) -> None:
         """Let running tasks finish within the grace period, settle them, release the rest."""
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
         while self.active and time.monotonic() < deadline and not self._stop_now:  # a second signal cuts it short
@@ -436,13 +453,12 @@ class Pool:
         except self.store.unavailable as exc:
             # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
             log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
-        executor.shutdown(wait=False, cancel_futures=True)
+        slots.close()
 
     def _outcomes_wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while self._outcomes.empty() and time.monotonic() < deadline:
-            self._wake.wait(0.02)
-            self._wake.clear()
+        while not self._arrived and (left := deadline - time.monotonic()) > 0:
+            self._take(min(0.02, left))
 
     def _release_running(self) -> None:
         for task in self.active_tasks():

@@ -27,7 +27,7 @@ def _no_voices() -> dict[str, list[float]]:
     return {}
 
 
-def _bare_settings() -> Settings:
+def bare_settings() -> Settings:
     """Every default, the current folder as home: for contexts built without settings (tests, bare pools)."""
     return _defaults_in(Path.cwd())
 
@@ -51,7 +51,7 @@ class TaskContext:
 
     task: Task
     job: Job | None = None
-    settings: Settings = field(default_factory=_bare_settings)
+    settings: Settings = field(default_factory=bare_settings)
     work_dir: Path | None = None
     checkpoint: Checkpoint = _no_checkpoint
     cancelled: threading.Event = field(default_factory=threading.Event)

@@ -443,6 +443,14 @@ class Store:
             row = conn.execute(select(J).where(J.c.id == job_id)).first()
         return to_job(row) if row else None
 
+    def get_jobs(self, job_ids: Iterable[int | None]) -> dict[int, Job]:
+        """The jobs of these ids that exist, by id, in one read (None ids are skipped)."""
+        wanted = sorted({i for i in job_ids if i is not None})
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            return {row.id: to_job(row) for row in conn.execute(select(J).where(J.c.id.in_(wanted)))}
+
     def tasks_of_job(self, job_id: int) -> list[Task]:
         """Every task a job spawned, oldest first."""
         with self._read() as conn:

@@ -1,0 +1,68 @@
+"""The pool's slot threads: every handed task runs, never more at once than there are slots, and a stop drops
+what has not started (the pool has released those leases by then) without running it."""
+
+from __future__ import annotations
+
+import threading
+
+from traxd.daemon.slots import Slots
+
+
+def test_as_many_tasks_run_at_once_as_there_are_slots() -> None:
+    together = threading.Barrier(3, timeout=30)  # breaks (and fails the test) unless three run at the same time
+    done: list[int] = []
+    all_done = threading.Semaphore(0)
+    slots: Slots[int] = Slots(3, lambda i: (together.wait(), done.append(i), all_done.release()))
+    slots.hand([1, 2, 3])
+    for _ in range(3):
+        assert all_done.acquire(timeout=30)
+    assert slots.close() == []
+    for thread in slots._threads:
+        thread.join(30)
+    assert sorted(done) == [1, 2, 3]
+
+
+def test_never_more_at_once_than_slots_and_every_handed_task_runs() -> None:
+    lock, running, peak, done = threading.Lock(), [0], [0], []
+    gate = threading.Event()
+
+    def work(i: int) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        gate.wait(30)
+        with lock:
+            running[0] -= 1
+            done.append(i)
+
+    slots: Slots[int] = Slots(2, work)
+    slots.hand(range(5))
+    slots.hand([5, 6])
+    gate.set()
+    while True:
+        with lock:
+            if len(done) == 7:
+                break
+        gate.wait(0.01)
+    assert peak[0] <= 2 and sorted(done) == list(range(7))
+    assert slots.close() == []
+
+
+def test_close_returns_the_tasks_not_started_and_runs_none_of_them() -> None:
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def work(name: str) -> None:
+        ran.append(name)
+        started.set()
+        release.wait(30)
+
+    slots: Slots[str] = Slots(1, work)
+    slots.hand(["first", "second", "third"])
+    assert started.wait(30)
+    assert slots.close() == ["second", "third"]
+    release.set()
+    for thread in slots._threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert ran == ["first"]
