@@ -230,6 +230,9 @@ def test_a_set_that_fails_half_way_is_not_marked_complete(tmp_path: Path) -> Non
 def test_the_json_keeps_non_ascii_text_readable(tmp_path: Path) -> None:
     path = outputs.write_json_atomic(tmp_path / "a.json", {"text": "Grüße, 你好"})
     assert "Grüße, 你好" in path.read_text(encoding="utf-8")
+    doc = {"source": "s", "text": "Grüße, 你好", "segments": [{"start": 0.0, "end": 1.0, "text": "Grüße, 你好"}]}
+    paths = outputs.write_transcript(tmp_path, "talk", doc)  # the transcript's own NAME.json, read in an editor
+    assert Path(paths["json"]).read_text(encoding="utf-8").count("Grüße, 你好") == 2
 
 
 def test_a_reserved_name_is_readable_like_any_output_while_it_is_being_written(tmp_path: Path) -> None:
@@ -289,6 +292,13 @@ def test_a_segment_the_diarizer_left_unlabelled_is_shown_as_an_unknown_speaker()
     assert outputs.to_txt(segments) == "A: hello\n?: who is it\n<&>: odd label\n"
     vtt = outputs.to_vtt(segments)
     assert "\n<v A>hello\n" in vtt and "\nwho is it\n" in vtt and "\n<v ?>odd label\n" in vtt
+
+
+def test_a_diarized_segment_without_text_adds_nothing_to_the_speaker_turns() -> None:
+    """A segment the model left without text (no `text` key at all) shows no made-up words in the .txt."""
+    segments = [{"start": 0, "end": 1, "speaker": "A", "text": "hello"}, {"start": 1, "end": 2, "speaker": "B"},
+                {"start": 2, "end": 3, "speaker": "A", "text": "again"}]  # fmt: skip
+    assert outputs.to_txt(segments) == "A: hello again\n"
 
 
 def test_an_output_folder_that_does_not_exist_yet_is_created_however_deep(tmp_path: Path) -> None:
@@ -354,6 +364,20 @@ def test_a_rewrite_that_fails_keeps_the_earlier_complete_transcript(tmp_path: Pa
     with pytest.raises(OSError):
         outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
     assert json.loads((tmp_path / "talk.json").read_text())["source"] == "/inbox/talk.mp3"
+
+
+def test_a_failed_rewrite_keeps_an_existing_txt_even_one_reading_like_a_reservation(tmp_path: Path) -> None:
+    """Only NAME.json can be a name's reservation: a failed rewrite removes the files it created, never an
+    existing .txt, even when the earlier transcript's text happens to read like a reservation's JSON."""
+    said = json.dumps({"source": "/inbox/talk.mp3", "status": outputs.PLACEHOLDER})  # someone dictating JSON
+    doc = {"source": "/inbox/talk.mp3", "text": said, "segments": [{"start": 0, "end": 1, "text": said}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    (tmp_path / "talk.vtt").unlink()
+    (tmp_path / "talk.vtt").mkdir()  # the re-run cannot write its .vtt
+    with pytest.raises(OSError):
+        outputs.write_transcript(tmp_path, base, doc)
+    assert (tmp_path / "talk.txt").read_text() == said + "\n" and (tmp_path / "talk.srt").exists()
 
 
 def test_cue_times_on_the_minute_and_the_hour_read_as_such() -> None:

@@ -99,6 +99,17 @@ def test_write_transcript_writes_the_four_files(tmp_path: Path) -> None:
     assert all(oct(os.stat(p).st_mode)[-3:] == "644" for p in paths.values())
 
 
+@pytest.mark.parametrize("segments", [None, "missing"])
+def test_a_transcript_without_segments_still_gets_its_four_files(tmp_path: Path, segments: object) -> None:
+    """A document with only the model's text (its segments null or absent): the text file holds the text, the
+    subtitles are valid and empty, the JSON is written last as usual."""
+    doc = {"source": "s", "text": "Hello there."} | ({} if segments == "missing" else {"segments": segments})
+    paths = outputs.write_transcript(tmp_path, "a", doc)
+    assert Path(paths["txt"]).read_text() == "Hello there.\n"
+    assert Path(paths["srt"]).read_text() == "" and Path(paths["vtt"]).read_text() == "WEBVTT\n\n"
+    assert json.loads(Path(paths["json"]).read_text()) == doc
+
+
 def test_a_rewrite_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> None:
     stale = tmp_path / ".talk.txt.abc123.tmp"
     stale.write_text("half a transcr")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
@@ -19,9 +20,11 @@ from traxd.db.migrate import upgrade
 from traxd.queue.store import Completion, Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
 from traxd.types import (
+    GLOBAL_SCOPE,
     ControlState,
     ErrorKind,
     Failure,
+    IngestedFile,
     Lease,
     NewJob,
     NewTask,
@@ -161,6 +164,7 @@ def test_a_cancelled_running_task_counts_as_finished_and_holds_no_lease(store: S
     assert store.cancel(run.id)
     task = store.get(run.id)
     assert task is not None and task.state is TaskState.CANCELLED and task.error_kind == "cancelled"
+    assert task.error_message == "cancelled by the user"  # what `traxctl show` says happened
     assert task.lease_expires_at is None and task.finished_at == clock.now()
     assert store.finished_since(clock.now()) == 1 and store.running_leases() == []
 
@@ -317,8 +321,9 @@ def test_a_write_blocked_past_the_busy_timeout_is_an_outage_the_daemon_waits_out
     try:
         blocker.execute("BEGIN IMMEDIATE")
         for write in (lambda: store.enqueue(NewTask(T, {})), lambda: store.claim("me", 1, 30)):
-            with pytest.raises(store.unavailable):
+            with pytest.raises(store.unavailable) as busy:
                 write()
+            assert store.disk_full(busy.value) is None  # busy is not full: no disk-full pause
         blocker.execute("COMMIT")
         assert store.enqueue(NewTask(T, {}))[1] and [t.attempts for t in store.claim("me", 5, 30)] == [1]
     finally:
@@ -376,3 +381,146 @@ def test_enqueueing_a_known_file_again_returns_that_files_task(store: Store) -> 
     second, _ = store.enqueue(NewTask(T, {"f": "b"}, dedupe_key="file:b"))
     again, created = store.enqueue(NewTask(T, {"f": "b?"}, dedupe_key="file:b"))
     assert not created and again == second and again.id != first.id
+
+
+def test_an_inbox_file_queued_again_is_known_by_its_newest_stamp_on_its_own_host(store: Store) -> None:
+    """A restart compares the inbox with what was remembered: a file changed since must be remembered as it is now."""
+    before = IngestedFile("laptop", "/in/a.mp3", "/out", 10, 1_000, 7, None)
+    other_host = IngestedFile("server", "/in/a.mp3", "/srv/out", 99, 9_000, 9, "c" * 64)
+    store.remember_files([before, other_host])
+    now = IngestedFile("laptop", "/in/a.mp3", "/out/new", 20, 2_000, 8, "a" * 64)
+    store.create_jobs([(NewJob("/in/a.mp3", "a", "/out/new"), NewTask(T, {}, dedupe_key="file:a2"))], [now])
+    assert store.ingested_files("laptop") == [now]
+    assert store.ingested_files("server") == [other_host] and store.ingested_files("") == []
+
+
+def test_a_bulk_ingest_remembers_every_file_however_many(store: Store) -> None:
+    files = [IngestedFile("", f"/in/{i}.mp3", "/out", i, i, i) for i in range(1_201)]
+    store.remember_files(files)
+    assert sorted(store.ingested_files(""), key=lambda f: f.size) == files
+
+
+def test_a_database_with_no_room_left_is_reported_as_a_full_disk_in_its_folder(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (its page limit reached, as on a full disk): the daemon pauses
+    claiming with this folder in the reason; nothing half-written is left."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'trax.db'}")
+    upgrade(engine)
+    engine.dispose()
+
+    @event.listens_for(engine, "connect")
+    def no_room_to_grow(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    store = Store(engine, FakeClock())
+    added = 0
+    try:
+        with pytest.raises(store.unavailable) as full:
+            for _ in range(1_000):
+                store.enqueue(NewTask(T, {"text": "x" * 5_000}))
+                added += 1
+        assert store.disk_full(full.value) == str(tmp_path)
+        with pytest.raises(store.unavailable) as full_job:  # a write through SQLAlchemy, which wraps the error
+            store.create_job(NewJob("/in/long", "n" * 50_000, "/out"), [NewTask(T, {})])
+        assert store.disk_full(full_job.value) == str(tmp_path)
+        assert store.counts()["queued"] == added
+    finally:
+        engine.dispose()
+
+
+def test_a_damaged_database_file_fails_the_integrity_check(tmp_path: Path) -> None:
+    """The crash tests rely on it: an index that no longer matches its table's rows is damage SQLite can see."""
+    path = tmp_path / "trax.db"
+    engine = open_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    store = Store(engine, FakeClock())
+    store.enqueue_many([NewTask(T, {"i": i}) for i in range(3)])
+    assert store.integrity_ok()
+    engine.dispose()
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA writable_schema=ON")
+    raw.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX ix_tasks_job_id ON tasks (priority)' "
+                "WHERE name = 'ix_tasks_job_id'")  # fmt: skip
+    raw.commit()
+    raw.close()
+    damaged = Store(open_engine(f"sqlite:///{path}"), FakeClock())
+    try:
+        assert not damaged.integrity_ok()
+    finally:
+        damaged.engine.dispose()
+
+
+def test_the_startup_sweep_visits_the_output_folder_of_each_job_with_a_running_task_once(store: Store) -> None:
+    """A writer killed mid-write leaves temp files only where a task was running: those folders, each once."""
+    store.create_job(NewJob("/in/a", "a", "/out/a"), [NewTask(T, {"n": 1}), NewTask(T, {"n": 2})])
+    store.create_job(NewJob("/in/b", "b", "/out/b"), [NewTask(T, {"n": 3})])
+    store.create_job(NewJob("/in/c", "c", None), [NewTask(T, {"n": 4})])
+    store.enqueue(NewTask(T, {"n": 5}))
+    runs = {t.payload["n"]: t for t in store.claim("me", 5, 30)}
+    assert store.release(runs[3].lease)  # b's task is queued again, not running
+    assert store.output_dirs_of_running() == ["/out/a"]
+
+
+def test_the_task_list_shows_the_newest_100_unless_asked_for_more(store: Store) -> None:
+    store.enqueue_many([NewTask(T, {"n": n}) for n in range(101)])
+    shown = store.list_tasks()
+    assert len(shown) == 100 and shown[0].payload["n"] == 100 and shown[-1].payload["n"] == 1
+    assert len(store.list_tasks(limit=101)) == 101
+
+
+def test_a_finished_job_can_be_deleted_while_other_jobs_still_have_work(store: Store) -> None:
+    done, (task,), _ = store.create_job(NewJob("/in/a", "a", "/out"), [NewTask(T, {})])
+    store.create_job(NewJob("/in/b", "b", "/out"), [NewTask(T, {})])
+    (run,) = store.claim("me", 1, 30)  # the oldest: a's
+    assert run.id == task.id and store.complete(run.lease, {})
+    assert store.delete_job(done.id)
+    assert store.get_job(done.id) is None and store.get(task.id) is None and store.counts()["queued"] == 1
+
+
+def test_a_reindex_reads_back_only_succeeded_transcriptions(store: Store) -> None:
+    """`traxctl search --reindex` rebuilds the archive from these: failures and other stages have no transcript."""
+    job, _, _ = store.create_job(
+        NewJob("/in/a", "a", "/out"), [NewTask(T, {"n": 1}), NewTask(T, {"n": 2}), NewTask(TaskType.ENHANCE, {"n": 3})])
+    empty, _, _ = store.create_job(NewJob("/in/b", "b", "/out"), [NewTask(T, {"n": 4})])
+    runs = {t.payload["n"]: t for t in store.claim("me", 4, 30)}
+    assert store.complete(runs[1].lease, {"outputs": {"json": "/out/a.json"}})
+    assert _fail(store, runs[2].lease)
+    assert store.complete(runs[3].lease, {"outputs": {"json": "/out/a.enhanced.json"}})
+    assert store.complete(runs[4].lease, None)
+    assert store.finished_transcripts() == [(job.id, {"outputs": {"json": "/out/a.json"}}), (empty.id, {})]
+
+
+def test_resuming_everything_lifts_the_global_pause_and_every_type_pause(store: Store) -> None:
+    store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, "by the user")
+    store.set_control("transcribe", ControlState.PAUSED, "401")
+    store.resume_all()
+    controls = store.controls()
+    assert controls[GLOBAL_SCOPE].state is ControlState.RUNNING and set(controls) == {GLOBAL_SCOPE}
+
+
+def test_a_job_for_an_input_already_queued_without_a_job_is_not_made_twice(store: Store, clock: FakeClock) -> None:
+    """A task enqueued on its own (no job) holds the key: ingesting the same input again adds nothing, and the job
+    reported for it has no row, so no id."""
+    alone, _ = store.enqueue(NewTask(T, {"path": "/in/a"}, dedupe_key="file:a"))
+    clock.advance(5)
+    new = NewJob("/in/a", "a", "/out", "team", {"language": "de"})
+    job, tasks, created = store.create_job(new, [NewTask(T, {"path": "/in/a"}, dedupe_key="file:a")])
+    assert not created and tasks == [alone] and store.counts()["queued"] == 1
+    assert (job.id, job.source, job.name, job.output_dir, job.group, job.options, job.created_at) == (
+        0, "/in/a", "a", "/out", "team", {"language": "de"}, alone.created_at)  # fmt: skip
+
+
+def test_a_postgresql_server_out_of_disk_is_reported_as_a_full_disk_on_that_server(pg_url: str) -> None:
+    """PostgreSQL's own disk_full error (53100), raised by the server here: filling a real server's disk in a test
+    would also stop its WAL. The daemon pauses claiming with this reason."""
+    engine = open_engine(pg_url)
+    store = Store(engine, FakeClock())
+    try:
+        with engine.connect() as conn, pytest.raises(store.unavailable) as full:
+            conn.exec_driver_sql("DO $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$")
+        assert store.disk_full(full.value) == f"the PostgreSQL server {engine.url.host}"
+        with engine.connect() as conn, pytest.raises(store.unavailable) as other:
+            conn.exec_driver_sql("DO $$ BEGIN RAISE EXCEPTION 'busy' USING ERRCODE = 'lock_not_available'; END $$")
+        assert store.disk_full(other.value) is None
+    finally:
+        engine.dispose()

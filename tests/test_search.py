@@ -14,7 +14,7 @@ from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_pipeline_e2e import add_file, drain, make_settings
 from tests.test_pipeline_e2e import open_store as open_e2e_store
-from traxd import archive
+from traxd import archive, outputs
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.config import load_settings
@@ -226,6 +226,29 @@ def test_reindex_from_the_database_and_from_an_outbox(store: Store, tmp_path: Pa
     assert (again.transcripts, again.skipped) == (1, [str(outbox / "notes.json")])
     assert store.archive_counts() == (1, 4)
     assert archive.search("june", store=store)[0].job_id == job_id
+
+
+def test_reindex_from_an_outbox_takes_transcripts_as_they_are_and_nothing_else(store: Store, tmp_path: Path) -> None:
+    """An outbox holds more than finished transcripts: a name's reservation (a writer at work or killed), another
+    program's JSON. Only transcripts are indexed; in one, a segment missing its times is found at the start, and one
+    that is blank, without text or not an object at all adds nothing (no 'None' to find)."""
+    outbox = tmp_path / "out"
+    outputs.choose_base(outbox, "busy", "/in/busy.mp3")  # busy.json: the reservation, until its transcript lands
+    (outbox / "other.json").write_text(json.dumps({"source": "/in/x.mp3", "note": "no segments here"}))
+    segments = [{"text": "timeless words"}, {"start": None, "end": None, "text": "null times"}, {"start": 2.0},
+                {"start": 3.0, "end": 4.0, "text": None}, {"start": 4.0, "end": 5.0, "text": "   "}, None, "loose",
+                {"start": 5.0, "end": 6.5, "text": "the last words"}]  # fmt: skip
+    (outbox / "talk.json").write_text(json.dumps({"source": "/in/talk.mp3", "segments": segments}))  # no name
+    second = {"name": "talk", "source": "/in/b/talk.mp3", "segments": [{"start": 1.0, "end": 2.0, "text": "twin"}]}
+    (outbox / "talk-2.json").write_text(json.dumps(second))  # another talk.mp3: its files got the suffix, not its name
+    done = archive.reindex(store, outbox)
+    assert (done.transcripts, done.segments) == (2, 4)
+    assert sorted(done.skipped) == [str(outbox / "busy.json"), str(outbox / "other.json")]
+    hits = archive.search("timeless OR null OR last OR none OR xx*", store=store)
+    assert sorted((h.name, h.start, h.end, h.snippet) for h in hits) == [("talk", 0.0, 0.0, "null times"),
+        ("talk", 0.0, 0.0, "timeless words"), ("talk", 5.0, 6.5, "the last words")]  # fmt: skip
+    (twin,) = archive.search("twin", store=store)
+    assert (twin.name, twin.json_path) == ("talk", str(outbox / "talk-2.json"))
 
 
 def test_the_real_pipeline_indexes_what_it_transcribes(tmp_path: Path) -> None:

@@ -43,3 +43,12 @@ def test_create_jobs_in_bulk_matches_create_job(store: Store) -> None:
     assert [t.job_id for _, t, _ in out[1:3]] == [j.id for j, _, _ in out[1:3]]
     assert store.get_job(out[2][0].id).group == "g" and store.counts("g")["queued"] == 2
     assert store.create_jobs([]) == []
+
+
+def test_reopening_a_job_with_new_options_gives_its_tasks_those_options_and_without_keeps_the_old(store: Store) -> None:
+    job, _, _ = store.create_job(NewJob("/x/a", "a", None, "daemon", {"language": "en"}),
+                                 [NewTask(TaskType.TRANSCRIBE, {}, dedupe_key="a")])  # fmt: skip
+    store.reopen_job(job.id, "batch:1", {"language": "de"})
+    assert store.get_job(job.id).options == {"language": "de"}
+    store.reopen_job(job.id, "batch:2")
+    assert store.get_job(job.id).options == {"language": "de"} and store.get_job(job.id).group == "batch:2"

@@ -190,7 +190,8 @@ def test_a_long_text_only_segment_is_cut_into_cues_well_under_the_character_limi
 def test_a_text_only_segment_is_cut_at_a_sentence_end_a_second_from_the_even_share(offset: float) -> None:
     """The even cut of these 8 s falls mid-sentence; the sentence end 0.8 s of speech before it is where a viewer
     expects the cue to change. The same segment late in the recording is cut the same way, only later."""
-    first, second = "Rain fell on the old town all the day.", "Then the wind came down from the hills and the river rose"
+    first = "Rain fell on the old town all the day."
+    second = "Then the wind came down from the hills and the river rose"
     cues = outputs.cues([{"start": offset, "end": offset + 8.0, "text": f"{first} {second}"}])
     assert cues == [(offset, pytest.approx(offset + 3.2), first), (pytest.approx(offset + 3.2), offset + 8.0, second)]
 
@@ -211,3 +212,24 @@ def test_a_word_list_with_null_or_bare_strings_does_not_break_the_subtitles() ->
     for words in ([None, {"start": 0.0, "end": 1.0, "word": "One"}], ["One", "sword"], [["word"]]):
         cues = outputs.cues([{"start": 0.0, "end": 9.0, "text": text, "words": words}])
         assert " ".join(t for _, _, t in cues) == text and cues[0][0] == 0.0 and cues[-1][1] == 9.0
+
+
+@pytest.mark.parametrize(("url_chars", "first_cues"), [(152, ["see the https://"]), (153, ["see the", "https://"])])
+def test_a_text_only_part_over_the_character_limit_is_cut_again_and_one_of_exactly_it_is_not(
+        url_chars: int, first_cues: list[str]) -> None:  # fmt: skip
+    """A dictated link is one long word, so the even share puts it in a part with the words before it. That part is
+    cut again when it is over the 160 characters a cue may hold (the link alone, however long, is one cue); a part of
+    exactly 160 characters stays one cue."""
+    url = "https://example.org/" + "a" * (url_chars - 20)
+    text = f"see the {url} and then we all walked home again"
+    cues = outputs.cues([{"start": 0.0, "end": 6.0, "text": text}])
+    assert [t[: len(want)] for (_, _, t), want in zip(cues, first_cues)] == first_cues
+    assert len(cues) == len(first_cues) + 1 and cues[-1][2] == "and then we all walked home again"
+    assert all(len(t) <= 160 or t == url for _, _, t in cues) and " ".join(t for _, _, t in cues) == text
+    assert cues[0][0] == 0.0 and cues[-1][1] == 6.0
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(cues, cues[1:]))  # one ends where the next begins
+
+
+def test_a_text_only_segment_of_twice_the_time_limit_becomes_two_cues_of_exactly_the_limit() -> None:
+    cues = outputs.cues([{"start": 0.0, "end": 14.0, "text": " ".join(["rain"] * 12)}])
+    assert cues == [(0.0, 7.0, " ".join(["rain"] * 6)), (7.0, 14.0, " ".join(["rain"] * 6))]

@@ -233,7 +233,7 @@ def _by_text(text: str, start: float, end: float, max_chars: int, max_seconds: f
     placed = [said for _, said in place_text(text, [(start + i * step, start + (i + 1) * step) for i in range(parts)])]
     if len(placed) < 2:
         return [(start, end, text)]  # one word: nothing to cut
-    total = sum(len(p) for p in placed) or 1
+    total = sum(len(p) for p in placed)  # two parts or more, none empty (place_text drops those)
     out, at = [], start
     for said in placed:
         nxt = at + (end - start) * len(said) / total
@@ -319,9 +319,9 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
     """What the search archive keeps of a NAME.json document (None when it is not a finished transcript)."""
     segments = doc.get("segments") if isinstance(doc, dict) else None
-    if not isinstance(segments, list) or doc.get("status") == "writing":
-        return None
-    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s.get("text") or ""),
+    if not isinstance(segments, list):
+        return None  # not a transcript: another program's JSON, or a name's reservation (it holds no segments)
+    kept = [{"start": float(s.get("start") or 0.0), "end": float(s.get("end") or 0.0), "text": str(s["text"]),
              "speaker": str(s["speaker"]) if s.get("speaker") else None}
             for s in segments if isinstance(s, dict) and str(s.get("text") or "").strip()]  # fmt: skip
     return {"json_path": str(json_path), "name": str(doc.get("name") or Path(json_path).stem),

@@ -53,11 +53,6 @@ def _delete_transcripts(conn: Connection, ids: list[int]) -> None:
         conn.execute(delete(TR).where(TR.c.id.in_(ids)))
 
 
-def forget_job_in(conn: Connection, job_id: int) -> None:
-    """Drop a job's transcript from the archive (the job is being deleted)."""
-    _delete_transcripts(conn, list(conn.execute(select(TR.c.id).where(TR.c.job_id == job_id)).scalars()))
-
-
 def counts(conn: Connection) -> tuple[int, int]:
     """(transcripts, segments) in the archive."""
     return (int(conn.execute(select(func.count()).select_from(TR)).scalar_one()),

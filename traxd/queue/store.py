@@ -93,7 +93,7 @@ class FailedRun:
 
     lease: Lease
     decision: Decision
-    error_type: str = "Error"
+    error_type: str
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class Store:
         orig = getattr(exc, "orig", exc)
         if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
             return str(Path(self.engine.url.database or ".").resolve().parent)
-        if getattr(orig, "sqlstate", None) == PG_DISK_FULL or getattr(orig, "pgcode", None) == PG_DISK_FULL:
+        if getattr(orig, "sqlstate", None) == PG_DISK_FULL:  # psycopg 3 names it sqlstate
             return f"the PostgreSQL server {self.engine.url.host}"
         return None
 
@@ -397,7 +397,7 @@ class Store:
         if decision.http_status is not None:
             entry["http_status"] = decision.http_status
         values = _decision_values(decision, now, row.priority)
-        values["errors"] = (list(row.errors or []) + [entry])[-MAX_ERROR_HISTORY:]
+        values["errors"] = [*row.errors, entry][-MAX_ERROR_HISTORY:]
         if decision.refund_attempt:
             values["attempts"] = T.c.attempts - 1
         conn.execute(update(T).where(_guard(lease)).values(**values))
@@ -551,8 +551,8 @@ class Store:
             active = tx.conn.execute(select(T.c.id).where(T.c.job_id == job_id, T.c.state.in_([QUEUED, RUNNING]))).first()
             if active is not None:
                 return False
-            archive.forget_job_in(tx.conn, job_id)
             tx.conn.execute(delete(T).where(T.c.job_id == job_id))
+            # its transcript and that transcript's segments leave the archive with it (ON DELETE CASCADE)
             return tx.conn.execute(delete(J).where(J.c.id == job_id)).rowcount == 1
 
     # -- search archive -----------------------------------------------------------------------
@@ -681,5 +681,6 @@ def _group_jobs(group: str | None) -> Any:
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:
-    return Job(task.job_id or 0, job.source, job.name, job.output_dir, job.group, job.options, task.created_at)
+    """The job to report for a task queued without one (by `enqueue`): it has no row, so no id (0)."""
+    return Job(0, job.source, job.name, job.output_dir, job.group, job.options, task.created_at)
 
