@@ -447,13 +447,13 @@ class Pool:
                 self._settle(self._unsettled + self._drain_outcomes())
             except self.store.unavailable as exc:
                 self._db_outage(exc)
+        slots.close()  # a task handed over but not started now never starts: its lease is released below
         try:
             self._settle(self._unsettled + self._drain_outcomes())
             self._release_running()
         except self.store.unavailable as exc:
             # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
             log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
-        slots.close()
 
     def _outcomes_wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
