@@ -48,5 +48,8 @@ def test_file_that_is_not_sqlite(tmp_path: Path) -> None:
 def test_bad_url() -> None:
     with pytest.raises(DatabaseError, match="not valid"):
         open_engine("not a url at all")
+    for memory in ("sqlite://", "sqlite:///:memory:"):  # was a TypeError traceback from SQLAlchemy's pool
+        with pytest.raises(DatabaseError, match="names no file"):
+            open_engine(memory)
     with pytest.raises(DatabaseError, match="cannot open database"):
         open_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")

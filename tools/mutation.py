@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -31,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tools" / "mutation-equivalents.txt"
+# Address space per run: a mutant whose loop grows without end (one reached 10 GB) dies of MemoryError, a kill,
+# instead of taking a shared machine's memory. The unchanged code's run must fit in it too, so a limit too small
+# shows up at once as a failing baseline.
+MEMORY_LIMIT = 4 << 30
 QUEUE_TESTS = [
     "tests/test_store.py", "tests/test_store_group.py", "tests/test_queue_guarantees.py", "tests/test_search.py",
     "tests/test_durability.py::test_paid_checkpoint_is_stored_and_guarded_like_any_checkpoint", "tests/test_pool.py",
@@ -275,6 +280,7 @@ def run_child(module_path: str, tree: ast.Module | None, tests: list[str], timeo
         code = 3
         try:
             os.setpgid(0, 0)  # its own process group: a timeout kills whatever it started too
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1), os.dup2(devnull, 2)
             if tree is not None:

@@ -66,8 +66,9 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int, pool_size: 
     if sync not in SYNCHRONOUS:
         raise DatabaseError(f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS)}")
     path = sqlite_path(url)
-    if path is not None:
-        _prepare_sqlite_file(path)
+    if path is None:  # an in-memory database: each connection would see its own, empty queue
+        raise DatabaseError(f"database URL {url!r} names no file: the queue needs one, e.g. sqlite:///PATH/trax.db")
+    _prepare_sqlite_file(path)
     engine = create_engine(
         url,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
