@@ -265,7 +265,7 @@ class Pool:
         for o in outcomes:
             scratch.remove_if_ended(self.store, settings.tmp_dir, o.task.job_id, o.task.id)
 
-    def _linger(self, seconds: float = 0) -> None:
+    def _linger(self, seconds: float = 0.002) -> None:
         """Give other slots a moment to finish too, so one transaction settles several runs."""
         deadline = time.monotonic() + seconds
         want = max(1, self.active // 2)
