@@ -30,9 +30,6 @@ _RETURNING = ", ".join(COLUMNS)
 _TASK_FIELDS = tuple(f.name for f in fields(Task))
 _PAYLOAD = json.JSONEncoder(allow_nan=False)  # one encoder: json.dumps with an option builds one per call
 _DECODE = json.JSONDecoder().decode
-# Stored names -> members without the enum call (a tenth of freezing a claimed row); unknown names still raise.
-_TYPES = {t.value: t for t in TaskType}
-_STATES = {s.value: s for s in TaskState}
 
 
 @dataclass(frozen=True)
@@ -179,8 +176,8 @@ class Driver(ABC):
         (id_, job_id, type_, payload, state, priority, attempts, max_retries, run_after, owner, expires,
          error_kind, error_message, errors, result, dedupe_key, created, updated, started, finished, affinity) = row  # fmt: skip
         return _freeze((
-            id_, _TYPES.get(type_) or TaskType(type_), self._json(payload) or {}, _STATES.get(state) or TaskState(state),
-            priority, attempts, max_retries, run_after, owner, expires, error_kind, error_message,
+            id_, TaskType(type_), self._json(payload) or {}, TaskState(state), priority, attempts, max_retries,
+            run_after, owner, expires, error_kind, error_message,
             [] if errors == "[]" else list(self._json(errors) or []), self._json(result), dedupe_key, job_id,
             created, updated, started, finished, affinity,
         ))  # fmt: skip
