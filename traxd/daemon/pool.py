@@ -172,8 +172,8 @@ class Pool:
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
         self.started_at = self.clock.now()  # before the slot threads start: a stop from now on is for this run
-        slots: Slots[TaskContext] = Slots(self.config.slots, self._work)
         self.maintenance.start()
+        slots: Slots[TaskContext] = Slots(self.config.slots, self._work)  # closed by _shutdown, whatever happens
         try:
             self._loop(slots, drain)
         finally:
