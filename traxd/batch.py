@@ -24,7 +24,7 @@ from traxd.batching.run import BatchRun
 from traxd.batching.setup import model_options, processor_settings
 from traxd.clock import Clock
 from traxd.config import diarize_options
-from traxd.daemon.home import open_store
+from traxd.daemon.home import connections_for, open_store
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
@@ -244,7 +244,7 @@ def create_batch_processor(
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
                                   cpu_limit_percent=cpu_limit_percent, **{k: kw.get(k) for k in DIARIZE_KEYS})  # fmt: skip
     clock: Clock | None = kw.get("clock")
-    store = open_store(settings, pool_size=max_workers + 6, clock=clock)
+    store = open_store(settings, pool_size=connections_for(max_workers), clock=clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
     sampler: Sampler | None = kw.get("sampler")
     monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.errors import ConfigError, UserError
+from traxd.speakers import NAME_THRESHOLD
 
 
 def default_home() -> Path:
@@ -63,7 +64,7 @@ class Settings:
     speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
-    speaker_threshold: float = 0.75  # traxd.speakers.NAME_THRESHOLD, measured
+    speaker_threshold: float = NAME_THRESHOLD  # measured: benchmarks/voiceprints.py
     translate_to: tuple[str, ...] = ()
     translate_chunk_chars: int = 4000
     summarize: bool = False

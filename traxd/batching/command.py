@@ -16,7 +16,7 @@ from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, model_options
 from traxd.config import Settings, diarize_options, load_settings, with_changes
-from traxd.daemon.home import open_store
+from traxd.daemon.home import connections_for, open_store
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import AuthError, PermanentError, UserError
@@ -145,7 +145,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
                              "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
-    store = open_store(settings, pool_size=settings.workers + 6)
+    store = open_store(settings, pool_size=connections_for(settings.workers))
     try:
         return _run(store, settings, opts, root, files, output, reporter, options)
     finally:

@@ -31,6 +31,12 @@ def prepare_home(settings: Settings) -> None:
             os.chmod(folder, 0o700)
 
 
+def connections_for(slots: int) -> int:
+    """Database connections a process running `slots` slots keeps open: one per slot, plus its dispatcher,
+    maintenance, watcher and status readers."""
+    return slots + 6
+
+
 def open_store(settings: Settings, *, pool_size: int = 4, clock: Clock | None = None) -> Store:
     """Open the database (creating the home first) and upgrade it to the newest schema: every entry point's one way.
 

@@ -20,7 +20,7 @@ from traxd.config import (
     with_changes,
 )
 from traxd.daemon.children import kill_children, reap_orphans
-from traxd.daemon.home import DaemonLock, open_store, prepare_home
+from traxd.daemon.home import DaemonLock, connections_for, open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import ConfigError
@@ -178,7 +178,7 @@ def run_daemon(
     prepare_home(settings)
     with DaemonLock(settings.home):
         setup_logging(settings)
-        store = open_store(settings, pool_size=settings.workers + 6)
+        store = open_store(settings, pool_size=connections_for(settings.workers))
         server = _start_dashboard(settings, store, dashboard) if dashboard else None
         try:
             return _serve(settings, store, overrides, drain)
