@@ -134,8 +134,9 @@ def bench_enqueue(folder: Path, n: int, synchronous: str, run: int) -> tuple[flo
     return single / trax_s, single / raw_s, BULK_ROUNDS * n / bulk_s, BULK_ROUNDS * n / raw_bulk_s
 
 
-def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int, run: int) -> tuple[float, int]:
-    """End-to-end no-op tasks/s through the Trax pool (claim + run + durable completion)."""
+def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int, run: int) -> tuple[float, int, float]:
+    """End-to-end no-op tasks/s through the Trax pool (claim + run + durable completion), how many ran, and the CPU
+    microseconds per task the process spent meanwhile (all threads)."""
     store = fresh_store(folder, f"trax-{backlog}-{run}.db", synchronous)
     if backlog:
         store.enqueue_many([NewTask(TaskType.ENHANCE, {"i": i}, priority=20) for i in range(backlog)])
@@ -149,11 +150,11 @@ def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int,
         return {}
 
     pool = Pool(store, Registry({TaskType.TRANSCRIBE: noop}), PoolConfig(slots=slots))
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     pool.run(drain=True)
-    rate = n / (time.perf_counter() - t0)
+    rate, cpu = n / (time.perf_counter() - t0), (time.process_time() - cpu) * 1e6 / n
     store.engine.dispose()
-    return rate, ran[0]
+    return rate, ran[0], cpu
 
 
 CEILING_SCHEMA = """
@@ -164,8 +165,9 @@ CLAIM = """UPDATE q SET state='running', owner=?, expires=? WHERE id IN
   (SELECT id FROM q WHERE state='queued' ORDER BY priority, id LIMIT 1) RETURNING id, payload"""
 
 
-def bench_ceiling(folder: Path, n: int, slots: int, synchronous: str, run: int) -> float:
-    """A minimal hand-written sqlite3 lease queue: one UPDATE…RETURNING claim + one update per task, per thread."""
+def bench_ceiling(folder: Path, n: int, slots: int, synchronous: str, run: int) -> tuple[float, float]:
+    """A minimal hand-written sqlite3 lease queue: one UPDATE…RETURNING claim + one update per task, per thread.
+    Tasks/s and CPU microseconds per task."""
     path = folder / f"ceiling-{run}.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -189,12 +191,12 @@ def bench_ceiling(folder: Path, n: int, slots: int, synchronous: str, run: int) 
             c.execute("COMMIT")
 
     threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(slots)]
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), (time.process_time() - cpu) * 1e6 / n
 
 
 # -- PostgreSQL: several processes on one database ---------------------------------------------------
@@ -389,18 +391,19 @@ def main_sqlite(folder: Path, n: int, slots: int, synchronous: str, backlog: int
     load = os.getloadavg()
     print(f"{n:,} tasks per run, {slots} slots, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")
     print(f"{'run':>3} | {'one by one':>10} {'ceiling':>8} {'ratio':>5} | {'bulk':>8} {'ceiling':>8} {'ratio':>5} | "
-          f"{'processing':>10} {'ceiling':>8} {'ratio':>5}")  # fmt: skip
+          f"{'processing':>10} {'ceiling':>8} {'ratio':>5} | {'CPU µs/task':>11} {'ceiling':>7}")  # fmt: skip
     ratios: list[tuple[float, float, float]] = []
     rates: list[tuple[float, ...]] = []
     for run in range(repeat):
         one, raw_one, bulk, raw_bulk = bench_enqueue(folder, n, synchronous, run)
-        trax, ran = bench_trax(folder, n, slots, synchronous, 0, run)
+        trax, ran, trax_cpu = bench_trax(folder, n, slots, synchronous, 0, run)
         assert ran == n, f"ran {ran} of {n}"
-        ceiling = bench_ceiling(folder, n, slots, synchronous, run)
+        ceiling, ceiling_cpu = bench_ceiling(folder, n, slots, synchronous, run)
         ratios.append((one / raw_one, bulk / raw_bulk, trax / ceiling))
         rates.append((one, raw_one, bulk, raw_bulk, trax, ceiling))
         print(f"{run + 1:>3} | {one:>10,.0f} {raw_one:>8,.0f} {one / raw_one:>5.2f} | {bulk:>8,.0f} {raw_bulk:>8,.0f} "
-              f"{bulk / raw_bulk:>5.2f} | {trax:>10,.0f} {ceiling:>8,.0f} {trax / ceiling:>5.2f}", flush=True)  # fmt: skip
+              f"{bulk / raw_bulk:>5.2f} | {trax:>10,.0f} {ceiling:>8,.0f} {trax / ceiling:>5.2f} | {trax_cpu:>11.0f} "
+              f"{ceiling_cpu:>7.0f}", flush=True)  # fmt: skip
     best = [max(r[i] for r in ratios) for i in range(3)]
     print(f"best ratio: one by one {best[0]:.2f} (goal 0.8), bulk {best[1]:.2f} (goal 0.7), "
           f"processing {best[2]:.2f} (goal 1.0)")  # fmt: skip
@@ -413,7 +416,7 @@ def main_sqlite(folder: Path, n: int, slots: int, synchronous: str, backlog: int
     print(f"peak RSS           : {rss:10.1f} MB in a process that runs {n:,} tasks ({imported:.1f} MB after its "
           f"imports); this benchmark process: {peak_rss_mb():.1f} MB")  # fmt: skip
     if backlog:
-        big, _ = bench_trax(folder, n, slots, synchronous, backlog, repeat)
+        big, _, _ = bench_trax(folder, n, slots, synchronous, backlog, repeat)
         print(f"with {backlog:,} queued  : {big:10,.0f} tasks/s")
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at end")
