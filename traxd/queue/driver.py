@@ -122,9 +122,10 @@ class Driver(ABC):
         if task_id is None:
             cur.execute(self.by_dedupe_sql, (new.dedupe_key,))
             return self.to_task(cur.fetchone()), False
-        # The row as stored, built from what was written instead of read back (a third of an enqueue's cost).
-        type_, payload, priority, max_retries, run_after, _, key, job, created, updated, affinity = row
-        return _freeze((task_id, TaskType(type_), _DECODE(payload), TaskState.QUEUED, priority, 0, max_retries,
+        # The row as stored, built from what was written instead of read back (a third of an enqueue's cost); the
+        # payload is the caller's own dict (just encoded, so a JSON object), not a decoded copy of it.
+        type_, _, priority, max_retries, run_after, _, key, job, created, updated, affinity = row
+        return _freeze((task_id, TaskType(type_), new.payload, TaskState.QUEUED, priority, 0, max_retries,
                         run_after, None, None, None, None, [], None, key, job, created, updated, None, None,
                         affinity)), True  # fmt: skip
 
