@@ -47,6 +47,27 @@ def test_a_rewrite_removes_the_temp_file_a_writer_killed_by_sigkill_left(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"] and target.read_text() == "whole"
 
 
+def test_a_transcript_rewrite_sweeps_the_leftovers_of_its_four_files_with_one_listing_of_the_outbox(tmp_path: Path) -> None:
+    # A big outbox (10,000 transcripts = 40,000 files) made each of the four writes list it again: once per set now.
+    for ext in ("txt", "srt", "vtt", "json"):
+        _killed_writer(tmp_path / f"talk.{ext}")
+    other = tmp_path / ".memo.txt.abc.tmp"  # another name's leftover: its own rewrite (or the start-up sweep) takes it
+    other.write_text("x")
+    for path in tmp_path.iterdir():
+        _age(path, 60)
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        listed.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    with mock.patch("os.scandir", scandir):
+        outputs.write_transcript(tmp_path, "talk", {"text": "Hello.", "segments": [{"start": 0, "end": 1, "text": "Hello."}]})
+    assert listed == [str(tmp_path)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".memo.txt.abc.tmp", "talk.json", "talk.srt", "talk.txt", "talk.vtt"]
+
+
 def test_leftovers_older_than_two_seconds_are_swept_and_younger_ones_kept(tmp_path: Path) -> None:
     stale, young = tmp_path / ".talk.txt.aaa.tmp", tmp_path / ".talk.txt.bbb.tmp"
     stale.write_text("x")

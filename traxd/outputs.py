@@ -28,8 +28,12 @@ _PLACEHOLDER_BYTES = 4096  # one filesystem block
 _JSON_LOCK = threading.Lock()
 
 
-def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
-    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`)."""
+def write_text_atomic(path: Path | str, text: str, mode: int = 0o644, sweep: bool = True) -> Path:
+    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`).
+
+    With `sweep`, the temp files of earlier writes of `path` that a kill -9 left are removed afterwards (one listing
+    of the folder: a caller writing several files of one name sweeps them all at once instead).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -44,17 +48,19 @@ def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _remove_stale_temps(target)
+    if sweep:
+        _remove_stale_temps(target.parent, target.name)
     return target
 
 
-def _remove_stale_temps(target: Path, min_age: float = 2.0) -> None:
-    """Delete temp files of earlier writes of `target` that a kill -9 left behind (the retry rewrites `target`).
+def _remove_stale_temps(folder: Path, name: str, min_age: float = 2.0) -> None:
+    """Delete the temp files of earlier writes of `name` (and of the names it begins) that a kill -9 left behind in
+    `folder` (the retry rewrites them).
 
     A live writer holds its temp file's flock from just after mkstemp until os.replace, so a temp that can be locked
     belongs to a dead writer; the age check covers the instant between mkstemp and the flock.
     """
-    _remove_dead(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"), min_age)
+    _remove_dead(folder.glob(f".{glob.escape(name)}.*.tmp"), min_age)
 
 
 def sweep_temps(folder: Path, min_age: float = 2.0) -> int:
@@ -306,7 +312,7 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
     targets = {ext: inside(output_dir, f"{base}.{ext}") for ext in texts}
     new = {ext for ext, path in targets.items() if not path.exists() or ext == "json" and _is_placeholder(path)}
     try:
-        return {ext: str(write_text_atomic(targets[ext], text)) for ext, text in texts.items()}
+        written = {ext: str(write_text_atomic(targets[ext], text, sweep=False)) for ext, text in texts.items()}
     except OSError as exc:
         for ext in new:
             targets[ext].unlink(missing_ok=True)
@@ -314,6 +320,8 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
             need = sum(len(t.encode("utf-8")) for t in texts.values())
             raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
         raise
+    _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for the four names, not four
+    return written
 
 
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
