@@ -166,6 +166,35 @@ def test_a_set_that_runs_out_half_way_leaves_no_name_files(tmp_path: Path) -> No
         subprocess.run(["umount", "-l", str(outbox)], check=False)
 
 
+def test_a_rewrite_that_runs_out_half_way_keeps_the_whole_earlier_set(tmp_path: Path) -> None:
+    # A re-run (new options) rewrites NAME.*: if the disk fills after NAME.txt, the user must not be left with the
+    # new NAME.txt beside the old NAME.srt/.vtt/.json, but with the earlier set, whole.
+    from traxd import outputs
+    from traxd.errors import DiskFullError
+
+    outbox = tmp_path / "out"
+    mount_small_fs(outbox)
+    try:
+        old = {"source": "/in/talk.mp3", "text": "Old words.", "segments": [{"start": 0.0, "end": 2.0, "text": "Old words."}]}
+        base = outputs.choose_base(outbox, "talk", "/in/talk.mp3")
+        outputs.write_transcript(outbox, base, old)
+        before = {k: (outbox / f"talk.{k}").read_bytes() for k in KINDS}
+        (outbox / "filler-room.bin").write_bytes(b"\0" * 250_000)  # freed below: room for the new NAME.txt only
+        fill(outbox)
+        (outbox / "filler-room.bin").unlink()
+        words = " ".join(f"word{i}" for i in range(20_000))  # ~200 kB in each of txt, srt, vtt and json
+        new = {"source": "/in/talk.mp3", "text": words, "segments": [{"start": 0.0, "end": 9.0, "text": words}]}
+        with pytest.raises(DiskFullError, match=r"No space left on device: writing talk\.txt"):
+            outputs.write_transcript(outbox, base, new)
+        assert {k: (outbox / f"talk.{k}").read_bytes() for k in KINDS} == before
+        assert ours(outbox) == [f"talk.{k}" for k in sorted(KINDS)]  # and no temp file
+        free_space(outbox)
+        outputs.write_transcript(outbox, base, new)
+        assert (outbox / "talk.txt").read_text(encoding="utf-8").strip() == words
+    finally:
+        subprocess.run(["umount", "-l", str(outbox)], check=False)
+
+
 def test_daemon_with_its_home_on_a_full_disk_pauses_with_a_reason_and_resumes(tmp_path: Path) -> None:
     from tests.daemon_helpers import Daemon, home_env, open_home_store, wait_until
 

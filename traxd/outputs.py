@@ -36,21 +36,44 @@ def write_text_atomic(path: Path | str, text: str, mode: int = 0o644, sweep: boo
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # held until the replace: sweeps skip a live writer's temp
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), mode)
-            os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    staged = _Staged(target, text, mode)
+    staged.commit()
     if sweep:
         _remove_stale_temps(target.parent, target.name)
     return target
+
+
+class _Staged:
+    """`text` in a synced temp file beside `target`, flocked (sweeps skip a live writer's temp) until commit() renames
+    it over `target` or discard() removes it. A failed write removes its temp file itself."""
+
+    def __init__(self, target: Path, text: str, mode: int = 0o644) -> None:
+        self.target = target
+        fd, self.tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+            self.fh.write(text)
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            os.fchmod(self.fh.fileno(), mode)
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self) -> None:
+        """Rename the temp file over the target (then let go of the lock)."""
+        try:
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        self.fh.close()
+
+    def discard(self) -> None:
+        """Remove the temp file (when it is still there) and let go of it."""
+        Path(self.tmp).unlink(missing_ok=True)
+        self.fh.close()
 
 
 def _remove_stale_temps(folder: Path, name: str, min_age: float = 2.0) -> None:
@@ -303,25 +326,35 @@ def to_txt(segments: list[dict[str, Any]], text: str | None = None) -> str:
 def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[str, str]:
     """Write NAME.txt, .srt, .vtt and finally .json (the JSON last: it marks the set complete).
 
-    A write that fails (a full disk) leaves no new NAME.* behind, not even the name's placeholder, and raises
-    DiskFullError saying where and how much space the set needs.
+    All four are written and synced as temp files before the first one is renamed into place, so a write that fails
+    (a full disk) changes no NAME.*: a rewrite keeps the whole earlier set, a first write leaves nothing behind, not
+    even the name's placeholder. It raises DiskFullError saying where and how much space the set needs.
     """
     segments = list(doc.get("segments") or [])
     texts = {"txt": to_txt(segments, doc.get("text")), "srt": to_srt(segments), "vtt": to_vtt(segments),
              "json": json.dumps(doc, ensure_ascii=False, indent=2) + "\n"}  # fmt: skip
     targets = {ext: inside(output_dir, f"{base}.{ext}") for ext in texts}
     new = {ext for ext, path in targets.items() if not path.exists() or ext == "json" and _is_placeholder(path)}
+    staged: list[_Staged] = []
     try:
-        written = {ext: str(write_text_atomic(targets[ext], text, sweep=False)) for ext, text in texts.items()}
-    except OSError as exc:
+        targets["json"].parent.mkdir(parents=True, exist_ok=True)
+        for ext, text in texts.items():
+            staged.append(_Staged(targets[ext], text))
+        for each in staged:
+            each.commit()
+    except BaseException as exc:
+        for each in staged:
+            each.discard()
         for ext in new:
             targets[ext].unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         if exc.errno in DISK_FULL_ERRNOS:
             need = sum(len(t.encode("utf-8")) for t in texts.values())
             raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
         raise
     _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for the four names, not four
-    return written
+    return {ext: str(path) for ext, path in targets.items()}
 
 
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:
