@@ -6,6 +6,7 @@ import collections
 import random
 import threading
 from typing import Any
+from unittest import mock
 
 from traxd.clock import FakeClock
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
@@ -13,7 +14,7 @@ from traxd.errors import AuthError, PermanentError, RetryableError
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Exchange, Store
 from traxd.queue.transitions import RetryPolicy
-from traxd.types import ControlState, NewTask, TaskState, TaskType
+from traxd.types import ControlState, NewJob, NewTask, TaskState, TaskType
 
 T = TaskType.TRANSCRIBE
 
@@ -211,3 +212,29 @@ def test_a_stop_request_never_waits_for_a_lock_the_interrupted_thread_may_hold(s
     thread.join(10)
     stats = pool.run(drain=False)  # and the dispatcher honours it: it stops without claiming
     assert stats.claimed == 0 and store.counts()["queued"] == 1
+
+
+def test_a_database_error_while_reading_the_claimed_jobs_leaves_nothing_leased_that_no_one_starts(store: Store) -> None:
+    """The jobs of a claim are read in the claim's own transaction: when that read fails (the database went away
+    just then), the claim is undone and the task runs at the next round, not after its lease ran out and a rescue."""
+    from sqlalchemy.exc import OperationalError
+
+    job, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(T, {"i": 1})])
+    real, failures = Store._jobs_in, []
+
+    def fails_once(conn: Any, job_ids: Any) -> Any:
+        if not failures:
+            failures.append(store.counts()["running"])  # the claim happened and is not committed yet
+            raise OperationalError("SELECT jobs", {}, Exception("database is gone"))
+        return real(conn, job_ids)
+
+    ran: list[tuple[int, int | None]] = []
+
+    def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        ran.append((ctx.task.attempts, ctx.job.id if ctx.job else None))
+        return {}
+
+    with mock.patch.object(Store, "_jobs_in", staticmethod(fails_once)):
+        stats = Pool(store, Registry({T: handler}), PoolConfig(slots=2, lease_seconds=600)).run(drain=True)
+    assert failures == [0]
+    assert ran == [(1, job.id)] and stats.succeeded == 1 and stats.lost == 0

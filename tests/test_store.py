@@ -242,10 +242,12 @@ def test_tasks_pinned_to_another_host_are_left_alone(store: Store) -> None:
     assert [t.payload["where"] for t in store.claim("laptop-b:1:1.00", 5, 30, host="laptop-b")] == ["there"]
 
 
-def test_the_jobs_of_a_claim_are_read_at_once_and_a_missing_one_is_left_out(store: Store) -> None:
-    """The pool reads the jobs of every task it claimed in one go; each task's handler gets its own job."""
+def test_a_claim_brings_the_jobs_of_its_tasks(store: Store) -> None:
+    """The pool gets the jobs of every task it claimed from the claim itself; each handler gets its own job."""
     a, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(TaskType.PREPROCESS, {})])
     b, _, _ = store.create_job(NewJob("/in/b.wav", "b", "/out"), [NewTask(TaskType.PREPROCESS, {})])
-    jobs = store.get_jobs([b.id, None, a.id, b.id, a.id + b.id + 100])
-    assert jobs == {a.id: a, b.id: b}
-    assert store.get_jobs([None]) == {} and store.get_jobs([]) == {}
+    store.enqueue(NewTask(TaskType.PREPROCESS, {"alone": True}))
+    ex = store.exchange("me", [], [], 5, 30)
+    assert sorted(t.job_id or 0 for t in ex.claimed) == sorted([0, a.id, b.id])
+    assert ex.jobs == {a.id: a, b.id: b}
+    assert store.exchange("me", [], [], 5, 30).jobs == {}

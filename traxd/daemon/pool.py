@@ -220,8 +220,8 @@ class Pool:
         types, limit = self._claim_plan(prepared[2]) if claim else ([], 0)
         if not outcomes and limit <= 0:
             return 0
-        claimed = self._commit(prepared, limit, types)
-        slots.hand(self._start(claimed))
+        claimed, jobs = self._commit(prepared, limit, types)
+        slots.hand(self._start(claimed, jobs))
         self.stats.claimed += len(claimed)
         return len(claimed)
 
@@ -238,7 +238,7 @@ class Pool:
             limit = 0
         return types, limit
 
-    def _commit(self, prepared: Prepared, limit: int, types: list[TaskType]) -> list[Task]:
+    def _commit(self, prepared: Prepared, limit: int, types: list[TaskType]) -> tuple[list[Task], dict[int, Job]]:
         """One exchange with the store; afterwards report each settled run."""
         done, failed, decisions = prepared
         ex = self.store.exchange(
@@ -255,7 +255,7 @@ class Pool:
         ending = [o for (o, succ), took in zip(done, ex.done) if not succ or not took]
         ending += [o for o, d, took in zip(failed, decisions, ex.failed) if d.state.terminal or not took]
         self._remove_scratch(ending)
-        return ex.claimed
+        return ex.claimed, ex.jobs
 
     def _remove_scratch(self, outcomes: list[Outcome]) -> None:
         """Chunk folders of jobs that have just ended in any state (a lost lease may be a cancel) go now."""
@@ -332,9 +332,8 @@ class Pool:
                     free = min(free, limit - used)
         return free
 
-    def _start(self, claimed: list[Task]) -> list[TaskContext]:
-        """The contexts claimed tasks run with, now counted as running."""
-        jobs = self.store.get_jobs(task.job_id for task in claimed)  # one read for the whole claim
+    def _start(self, claimed: list[Task], jobs: dict[int, Job]) -> list[TaskContext]:
+        """The contexts claimed tasks run with (their jobs came with the claim), now counted as running."""
         contexts = [self._context(task, self._checkpoint(task.lease), jobs.get(task.job_id or 0)) for task in claimed]
         with self._lock:
             for ctx in contexts:

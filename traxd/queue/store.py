@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ class Exchange:
     done: list[bool]
     failed: list[bool]
     claimed: list[Task]
+    jobs: dict[int, Job] = field(default_factory=dict)  # the jobs of the claimed tasks, read in the same transaction
 
 
 class Tx:
@@ -315,7 +316,8 @@ class Store:
         host: str | None = None,
         group: str | None = None,
     ) -> Exchange:
-        """Settle finished runs (each guarded by its lease) and lease up to `limit` new tasks, in one transaction.
+        """Settle finished runs (each guarded by its lease) and lease up to `limit` new tasks with their jobs, in one
+        transaction: a database that fails half way leaves nothing leased that no one will start.
 
         One commit per dispatcher round, however many runs it settles and tasks it claims.
         """
@@ -329,7 +331,8 @@ class Store:
             failed_took = [self._apply_in(tx.conn, f, now) for f in failed]
             done_took = self._complete_in(tx, done, now)
             claimed = self.driver.claim(tx.cur, claim) if claim.limit > 0 else []
-        return Exchange(done_took, failed_took, claimed)
+            jobs = self._jobs_in(tx.conn, [task.job_id for task in claimed])
+        return Exchange(done_took, failed_took, claimed, jobs)
 
     def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
         """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
@@ -443,13 +446,13 @@ class Store:
             row = conn.execute(select(J).where(J.c.id == job_id)).first()
         return to_job(row) if row else None
 
-    def get_jobs(self, job_ids: Iterable[int | None]) -> dict[int, Job]:
-        """The jobs of these ids that exist, by id, in one read (None ids are skipped)."""
+    @staticmethod
+    def _jobs_in(conn: Connection, job_ids: Iterable[int | None]) -> dict[int, Job]:
+        """The jobs of these ids that exist, by id, in one statement (None ids are skipped)."""
         wanted = sorted({i for i in job_ids if i is not None})
         if not wanted:
             return {}
-        with self._read() as conn:
-            return {row.id: to_job(row) for row in conn.execute(select(J).where(J.c.id.in_(wanted)))}
+        return {row.id: to_job(row) for row in conn.execute(select(J).where(J.c.id.in_(wanted)))}
 
     def tasks_of_job(self, job_id: int) -> list[Task]:
         """Every task a job spawned, oldest first."""
