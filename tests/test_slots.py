@@ -7,6 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
+from traxd.daemon import slots as slots_module
 from traxd.daemon.slots import Slots
 
 
@@ -75,3 +78,40 @@ def test_close_returns_the_tasks_not_started_and_runs_none_of_them() -> None:
         thread.join(30)
         assert not thread.is_alive()
     assert ran == ["first"]
+
+
+def test_a_thread_used_to_short_tasks_leaves_the_next_one_waiting_until_a_nudge(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a short task a thread takes the next one without waking another thread (the wake-ups cost more than
+    # short tasks), so a long one taken that way holds up the ones behind it until the pool's wait nudges: then
+    # every waiting task gets a thread at once.
+    monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # the first two count as short on a loaded machine too
+    both = threading.Barrier(2, timeout=30)
+    long_runs, other_runs, release = threading.Event(), threading.Event(), threading.Event()
+
+    def work(item: str) -> None:
+        if item.startswith("short"):
+            both.wait()  # both threads run a short task first (so both are used to short ones now)
+        elif item == "long":
+            long_runs.set()
+            release.wait(30)
+        else:
+            other_runs.set()
+
+    slots: Slots[str] = Slots(2, work)
+    slots.hand(["short-1", "short-2"])
+    assert _until(lambda: len(slots._ready._waiters) == 2)  # type: ignore[attr-defined] # both asleep again
+    slots.hand(["long", "other"])
+    assert long_runs.wait(30)
+    assert not other_runs.wait(0.3)  # the second thread sleeps: no one woke it
+    slots.nudge()
+    assert other_runs.wait(30)
+    release.set()
+    assert slots.close() == []
+
+
+def _until(check: Callable[[], bool]) -> bool:
+    for _ in range(3000):  # 30 s at most
+        if check():
+            return True
+        time.sleep(0.01)
+    return False

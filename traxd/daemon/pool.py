@@ -200,7 +200,7 @@ class Pool:
                     self._stop_now = True
                 return
             if claimed == 0 or self.active >= self.slots_now():
-                self._wait(self.config.idle_seconds)
+                self._wait(self.config.idle_seconds, slots)
                 self._linger()
 
     def _db_outage(self, exc: BaseException) -> None:
@@ -279,12 +279,14 @@ class Pool:
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(0.05, left))
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep until an outcome arrives, someone wakes us, or `seconds` pass (a stop request within 50 ms)."""
+    def _wait(self, seconds: float, slots: Slots[TaskContext]) -> None:
+        """Sleep until an outcome arrives, someone wakes us, or `seconds` pass (a stop request within 50 ms); every
+        50 ms, tasks still waiting for a slot thread get one (see Slots.nudge)."""
         deadline = time.monotonic() + seconds
         while not self._arrived and not self._stopping and (left := deadline - time.monotonic()) > 0:
             if self._take(min(0.05, left)) is None:
                 return
+            slots.nudge()
 
     def _take(self, seconds: float) -> bool | None:
         """Wait up to `seconds` for the next outcome: True when one came, None when woken, False on time-out."""
