@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import json
 import random
 import threading
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -238,3 +240,24 @@ def test_a_database_error_while_reading_the_claimed_jobs_leaves_nothing_leased_t
         stats = Pool(store, Registry({T: handler}), PoolConfig(slots=2, lease_seconds=600)).run(drain=True)
     assert failures == [0]
     assert ran == [(1, job.id)] and stats.succeeded == 1 and stats.lost == 0
+
+
+def test_each_task_is_logged_at_debug_level_and_not_below_it(store: Store, tmp_path: Path) -> None:
+    """The pool asks once a round whether debug logging is on; on, every task's claim and success is a line."""
+    from traxd import logging as trax_logging
+
+    def run(level: str, n: int) -> list[dict[str, Any]]:
+        logs = tmp_path / level
+        trax_logging.configure(level, logs, tty=False)
+        try:
+            store.enqueue_many([NewTask(T, {"i": i}) for i in range(n)])
+            Pool(store, Registry({T: lambda _ctx, _payload: {}}), PoolConfig(slots=2)).run(drain=True)
+            trax_logging.flush()
+        finally:
+            trax_logging.configure("warning")
+        return [json.loads(line) for line in (logs / "traxd.log").read_text().splitlines()]
+
+    lines = run("debug", 3)
+    for event in ("task_claimed", "task_succeeded"):
+        assert len({line["task_id"] for line in lines if line["event"] == event}) == 3
+    assert not [line for line in run("info", 2) if line["event"] in ("task_claimed", "task_succeeded")]
