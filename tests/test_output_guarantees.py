@@ -404,3 +404,26 @@ def test_a_failed_rewrite_keeps_an_existing_txt_even_one_reading_like_a_reservat
 
 def test_cue_times_on_the_minute_and_the_hour_read_as_such() -> None:
     assert outputs.stamp(60.0, ",") == "00:01:00,000" and outputs.stamp(3600.0, ".") == "01:00:00.000"
+
+
+def test_a_file_written_alone_is_0644_whatever_the_umask_or_the_mode_asked_for(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        shared = outputs.write_text_atomic(tmp_path / "summary.md", "# Talk\n")
+        private = outputs.write_text_atomic(tmp_path / "config.toml", "key = 1\n", mode=0o600)
+    finally:
+        os.umask(old)
+    assert (oct(shared.stat().st_mode)[-3:], oct(private.stat().st_mode)[-3:]) == ("644", "600")
+
+
+def test_a_set_whose_rename_fails_half_way_leaves_no_temp_file_and_no_new_name(tmp_path: Path) -> None:
+    # NAME.srt is a folder (someone else's): NAME.txt is renamed into place, the .srt rename fails. The new NAME.txt
+    # goes again, the folder stays as it was, and no temp file of the four is left.
+    (tmp_path / "talk.srt").mkdir()
+    (tmp_path / "talk.srt" / "theirs.txt").write_text("theirs")
+    doc = {"text": "Hello.", "segments": [{"start": 0.0, "end": 1.0, "text": "Hello."}]}
+    with pytest.raises(OSError) as failed:
+        outputs.write_transcript(tmp_path, "talk", doc)
+    assert not isinstance(failed.value, FileNotFoundError)  # the rename's own error, not one of the clean-up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.srt"]
+    assert (tmp_path / "talk.srt" / "theirs.txt").read_text() == "theirs"

@@ -5,13 +5,20 @@ from __future__ import annotations
 import collections
 import json
 import random
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from traxd.clock import FakeClock
+from traxd.daemon import slots as slots_module
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.daemon.slots import Slots
 from traxd.errors import AuthError, PermanentError, RetryableError
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Exchange, Store
@@ -242,22 +249,80 @@ def test_a_database_error_while_reading_the_claimed_jobs_leaves_nothing_leased_t
     assert ran == [(1, job.id)] and stats.succeeded == 1 and stats.lost == 0
 
 
-def test_each_task_is_logged_at_debug_level_and_not_below_it(store: Store, tmp_path: Path) -> None:
-    """The pool asks once a round whether debug logging is on; on, every task's claim and success is a line."""
-    from traxd import logging as trax_logging
+def test_each_task_is_logged_at_debug_level_and_not_below_it(tmp_path: Path) -> None:
+    """The pool asks once a round whether debug logging is on; on, every task's claim and success is a line.
+    (A fresh process: structlog keeps a logger's level from its first use.)"""
+    script = """
+import sys
+from pathlib import Path
+from traxd import logging as trax_logging
+trax_logging.configure(sys.argv[1], Path(sys.argv[2]) / "logs", tty=False)
+from traxd.daemon.pool import Pool, PoolConfig
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.handlers.registry import Registry
+from traxd.queue.store import Store
+from traxd.types import NewTask, TaskType
+engine = open_engine("sqlite:///" + sys.argv[2] + "/q.db")
+upgrade(engine)
+store = Store(engine)
+store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"i": i}) for i in range(3)])
+Pool(store, Registry({TaskType.TRANSCRIBE: lambda _ctx, _payload: {}}), PoolConfig(slots=2)).run(drain=True)
+trax_logging.flush()
+"""
 
-    def run(level: str, n: int) -> list[dict[str, Any]]:
-        logs = tmp_path / level
-        trax_logging.configure(level, logs, tty=False)
-        try:
-            store.enqueue_many([NewTask(T, {"i": i}) for i in range(n)])
-            Pool(store, Registry({T: lambda _ctx, _payload: {}}), PoolConfig(slots=2)).run(drain=True)
-            trax_logging.flush()
-        finally:
-            trax_logging.configure("warning")
-        return [json.loads(line) for line in (logs / "traxd.log").read_text().splitlines()]
+    def events(level: str) -> list[dict[str, Any]]:
+        folder = tmp_path / level
+        folder.mkdir()
+        subprocess.run([sys.executable, "-c", script, level, str(folder)], check=True, timeout=120)
+        lines = [json.loads(line) for line in (folder / "logs" / "traxd.log").read_text().splitlines()]
+        return [line for line in lines if line["event"] in ("task_claimed", "task_succeeded")]
 
-    lines = run("debug", 3)
+    lines = events("debug")
     for event in ("task_claimed", "task_succeeded"):
         assert len({line["task_id"] for line in lines if line["event"] == event}) == 3
-    assert not [line for line in run("info", 2) if line["event"] in ("task_claimed", "task_succeeded")]
+    assert events("info") == []
+
+
+def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot thread used to short tasks runs the next one itself; when a long one holds it, the task behind waits
+    for the dispatcher's nudge (held back here to keep that moment). A stop then must not wait for the long task
+    before giving the waiting one back: the grace period is for tasks that run."""
+    monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # every task counts as short
+    monkeypatch.setattr(Slots, "nudge", lambda self: None)
+    both, long_runs, release = threading.Barrier(2, timeout=30), threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        ran.append(payload["k"])
+        if payload["k"] == "warm":
+            both.wait()  # both slot threads run one (and are used to short tasks after it)
+        elif payload["k"] == "long":
+            long_runs.set()
+            pool.request_stop()
+            release.wait(30)
+        return {}
+
+    store.enqueue_many([NewTask(T, {"k": "warm"}), NewTask(T, {"k": "warm"})])
+    pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
+    thread = run_in_thread(pool, drain=False)
+    assert _until(lambda: store.counts()["succeeded"] == 2)
+    (long_task, _), (other, _) = store.enqueue(NewTask(T, {"k": "long"}, priority=0)), store.enqueue(NewTask(T, {"k": "other"}, priority=1))
+    pool.wake()
+    assert long_runs.wait(30)
+    assert _until(lambda: (task := store.get(other.id)) is not None and task.state is TaskState.QUEUED)
+    assert not release.is_set() and ran == ["warm", "warm", "long"]
+    release.set()
+    thread.join(30)
+    assert not thread.is_alive() and pool.stats.released == 1
+    assert store.get(long_task.id).state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def _until(check: Any) -> bool:
+    for _ in range(3000):  # 30 s at most
+        if check():
+            return True
+        time.sleep(0.01)
+    return False

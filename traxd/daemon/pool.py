@@ -193,7 +193,7 @@ class Pool:
                 if drain and not stopping and not claimed and self.active == 0 and self._drained():
                     return
             except self.store.unavailable as exc:
-                self._db_outage(exc)
+                self._db_outage(exc, slots)
                 continue
             self._db_backoff = 0.0
             if stopping:
@@ -205,14 +205,14 @@ class Pool:
                 self._wait(self.config.idle_seconds, slots)
                 self._linger()
 
-    def _db_outage(self, exc: BaseException) -> None:
+    def _db_outage(self, exc: BaseException, slots: Slots[TaskContext]) -> None:
         """The database is unreachable: keep unsettled outcomes, back off, and try again (the pool reconnects)."""
         self._db_backoff = min(self.config.db_retry_max_seconds, max(0.25, self._db_backoff * 2))
         if self.writes.failed(exc):
             self.stats.paused_reason = self.writes.reason
         else:
             log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
-        self._pause(self._db_backoff)
+        self._pause(self._db_backoff, slots)
 
     def _round(self, slots: Slots[TaskContext], claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
@@ -276,11 +276,12 @@ class Pool:
             if not self._take(left):
                 return
 
-    def _pause(self, seconds: float) -> None:
-        """Sleep `seconds`, cut short by a stop request."""
+    def _pause(self, seconds: float, slots: Slots[TaskContext]) -> None:
+        """Sleep `seconds`, cut short by a stop request; handed tasks still get their threads (Slots.nudge)."""
         deadline = time.monotonic() + seconds
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(0.05, left))
+            slots.nudge()
 
     def _wait(self, seconds: float, slots: Slots[TaskContext]) -> None:
         """Sleep until an outcome arrives, someone wakes us, or `seconds` pass (a stop request within 50 ms); every
@@ -444,18 +445,25 @@ class Pool:
 
     # -- shutdown -------------------------------------------------------------------------------
     def _shutdown(self, slots: Slots[TaskContext]) -> None:
-        """Let running tasks finish within the grace period, settle them, release the rest."""
+        """Let running tasks finish within the grace period, settle them, release the rest.
+
+        Tasks handed to the slots but not started yet never start: they go back to the queue with the rest, and the
+        grace period waits only for the ones that run.
+        """
+        unstarted = [ctx.task for ctx in slots.close()]
+        with self._lock:
+            for task in unstarted:
+                self._running.pop(task.id, None)
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
         while self.active and time.monotonic() < deadline and not self._stop_now:  # a second signal cuts it short
             try:
                 self._outcomes_wait(min(0.2, max(0.01, deadline - time.monotonic())))
                 self._settle(self._unsettled + self._drain_outcomes())
             except self.store.unavailable as exc:
-                self._db_outage(exc)
-        slots.close()  # a task handed over but not started now never starts: its lease is released below
+                self._db_outage(exc, slots)
         try:
             self._settle(self._unsettled + self._drain_outcomes())
-            self._release_running()
+            self._release(unstarted + self.active_tasks())
         except self.store.unavailable as exc:
             # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
             log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
@@ -465,8 +473,9 @@ class Pool:
         while not self._arrived and (left := deadline - time.monotonic()) > 0:
             self._take(min(0.02, left))
 
-    def _release_running(self) -> None:
-        for task in self.active_tasks():
+    def _release(self, tasks: list[Task]) -> None:
+        """Give these leases back (their tasks are queued again at once) and tell any handler still running."""
+        for task in tasks:
             with self._lock:
                 running = self._running.pop(task.id, None)
             if running is not None:
