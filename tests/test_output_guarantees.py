@@ -427,3 +427,10 @@ def test_a_set_whose_rename_fails_half_way_leaves_no_temp_file_and_no_new_name(t
     assert not isinstance(failed.value, FileNotFoundError)  # the rename's own error, not one of the clean-up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.srt"]
     assert (tmp_path / "talk.srt" / "theirs.txt").read_text() == "theirs"
+
+
+def test_a_set_is_written_into_an_outbox_that_does_not_exist_yet(tmp_path: Path) -> None:
+    outbox = tmp_path / "new" / "outbox"
+    paths = outputs.write_transcript(outbox, "talk", {"text": "Hi.", "segments": [{"start": 0, "end": 1, "text": "Hi."}]})
+    assert sorted(Path(p).name for p in paths.values()) == sorted(p.name for p in outbox.iterdir()) == [
+        "talk.json", "talk.srt", "talk.txt", "talk.vtt"]  # fmt: skip
