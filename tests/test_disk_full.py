@@ -175,7 +175,8 @@ def test_a_rewrite_that_runs_out_half_way_keeps_the_whole_earlier_set(tmp_path: 
     outbox = tmp_path / "out"
     mount_small_fs(outbox)
     try:
-        old = {"source": "/in/talk.mp3", "text": "Old words.", "segments": [{"start": 0.0, "end": 2.0, "text": "Old words."}]}
+        said = [{"start": 0.0, "end": 2.0, "text": "Old words."}]
+        old = {"source": "/in/talk.mp3", "text": "Old words.", "segments": said}
         base = outputs.choose_base(outbox, "talk", "/in/talk.mp3")
         outputs.write_transcript(outbox, base, old)
         before = {k: (outbox / f"talk.{k}").read_bytes() for k in KINDS}

@@ -47,7 +47,9 @@ def test_a_rewrite_removes_the_temp_file_a_writer_killed_by_sigkill_left(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["talk.txt"] and target.read_text() == "whole"
 
 
-def test_a_transcript_rewrite_sweeps_the_leftovers_of_its_four_files_with_one_listing_of_the_outbox(tmp_path: Path) -> None:
+def test_a_transcript_rewrite_sweeps_the_leftovers_of_its_four_files_with_one_listing_of_the_outbox(
+    tmp_path: Path,
+) -> None:
     # A big outbox (10,000 transcripts = 40,000 files) made each of the four writes list it again: once per set now.
     for ext in ("txt", "srt", "vtt", "json"):
         _killed_writer(tmp_path / f"talk.{ext}")
@@ -63,9 +65,11 @@ def test_a_transcript_rewrite_sweeps_the_leftovers_of_its_four_files_with_one_li
         return real_scandir(path)  # type: ignore[arg-type]
 
     with mock.patch("os.scandir", scandir):
-        outputs.write_transcript(tmp_path, "talk", {"text": "Hello.", "segments": [{"start": 0, "end": 1, "text": "Hello."}]})
+        doc = {"text": "Hello.", "segments": [{"start": 0, "end": 1, "text": "Hello."}]}
+        outputs.write_transcript(tmp_path, "talk", doc)
     assert listed == [str(tmp_path)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".memo.txt.abc.tmp", "talk.json", "talk.srt", "talk.txt", "talk.vtt"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".memo.txt.abc.tmp", "talk.json", "talk.srt", "talk.txt", "talk.vtt"]
 
 
 def test_leftovers_older_than_two_seconds_are_swept_and_younger_ones_kept(tmp_path: Path) -> None:

@@ -80,7 +80,9 @@ def test_close_returns_the_tasks_not_started_and_runs_none_of_them() -> None:
     assert ran == ["first"]
 
 
-def test_a_thread_used_to_short_tasks_leaves_the_next_one_waiting_until_a_nudge(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_thread_used_to_short_tasks_leaves_the_next_one_waiting_until_a_nudge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # After a short task a thread takes the next one without waking another thread (the wake-ups cost more than
     # short tasks), so a long one taken that way holds up the ones behind it until the pool's wait nudges: then
     # every waiting task gets a thread at once.

@@ -8,8 +8,8 @@ dispatcher instead of inside it, and short tasks need fewer of them.
 
 A thread whose last task was short (under QUICK_SECONDS) wakes no one: it runs the next waiting task itself once
 done. Every wake-up hands the GIL to a thread that may sit on the other core, which cost more than the short tasks
-themselves (measured before: 10,000 no-op tasks ran 1.6 times as fast pinned to one core as on two). Should that next task
-turn out long, the ones behind it wait for the dispatcher's nudge, at most 50 ms.
+themselves (measured before: 10,000 no-op tasks ran 1.6 times as fast pinned to one core as on two). Should that
+next task turn out long, the ones behind it wait for the dispatcher's nudge, at most 50 ms.
 """
 
 from __future__ import annotations

@@ -122,8 +122,9 @@ class Driver(ABC):
         if task_id is None:
             cur.execute(self.by_dedupe_sql, (new.dedupe_key,))
             return self.to_task(cur.fetchone()), False
-        # The row as stored, built from what was written instead of read back (a third of an enqueue's cost); the
-        # payload is the caller's own dict (just encoded, so a JSON object), not a decoded copy of it.
+        # The row as stored, built from what was written instead of read back (a third of an enqueue's cost). The
+        # payload is the caller's own dict, not a decoded copy of the JSON just written: the same document, except
+        # that tuples and non-string keys in it read back from the database as lists and strings.
         type_, _, priority, max_retries, run_after, _, key, job, created, updated, affinity = row
         return _freeze((task_id, TaskType(type_), new.payload, TaskState.QUEUED, priority, 0, max_retries,
                         run_after, None, None, None, None, [], None, key, job, created, updated, None, None,
