@@ -8,13 +8,13 @@ import random
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
 
+from tests.daemon_helpers import wait_until
 from traxd.clock import FakeClock
 from traxd.daemon import slots as slots_module
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
@@ -308,22 +308,16 @@ def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     store.enqueue_many([NewTask(T, {"k": "warm"}), NewTask(T, {"k": "warm"})])
     pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
     thread = run_in_thread(pool, drain=False)
-    assert _until(lambda: store.counts()["succeeded"] == 2)
+    wait_until(lambda: store.counts()["succeeded"] == 2, 30, "the two warm-up tasks")
     long_task, _ = store.enqueue(NewTask(T, {"k": "long"}, priority=0))
     other, _ = store.enqueue(NewTask(T, {"k": "other"}, priority=1))
     pool.wake()
     assert long_runs.wait(30)
-    assert _until(lambda: (task := store.get(other.id)) is not None and task.state is TaskState.QUEUED)
+    wait_until(lambda: (task := store.get(other.id)) is not None and task.state is TaskState.QUEUED, 30,
+               "the task that never started to be given back")  # fmt: skip
     assert not release.is_set() and ran == ["warm", "warm", "long"]
     release.set()
     thread.join(30)
     assert not thread.is_alive() and pool.stats.released == 1
     assert store.get(long_task.id).state is TaskState.SUCCEEDED  # type: ignore[union-attr]
 
-
-def _until(check: Any) -> bool:
-    for _ in range(3000):  # 30 s at most
-        if check():
-            return True
-        time.sleep(0.01)
-    return False

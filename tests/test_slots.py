@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.daemon_helpers import wait_until
 from traxd.daemon import slots as slots_module
 from traxd.daemon.slots import Slots
 
@@ -101,7 +102,7 @@ def test_a_thread_used_to_short_tasks_leaves_the_next_one_waiting_until_a_nudge(
 
     slots: Slots[str] = Slots(2, work)
     slots.hand(["short-1", "short-2"])
-    assert _until(lambda: len(slots._ready._waiters) == 2)  # type: ignore[attr-defined] # both asleep again
+    wait_until(lambda: len(slots._ready._waiters) == 2, 30, "both threads asleep again")  # type: ignore[attr-defined]
     slots.hand(["long", "other"])
     assert long_runs.wait(30)
     assert not other_runs.wait(0.3)  # the second thread sleeps: no one woke it
@@ -110,10 +111,3 @@ def test_a_thread_used_to_short_tasks_leaves_the_next_one_waiting_until_a_nudge(
     release.set()
     assert slots.close() == []
 
-
-def _until(check: Callable[[], bool]) -> bool:
-    for _ in range(3000):  # 30 s at most
-        if check():
-            return True
-        time.sleep(0.01)
-    return False

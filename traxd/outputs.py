@@ -28,18 +28,14 @@ _PLACEHOLDER_BYTES = 4096  # one filesystem block
 _JSON_LOCK = threading.Lock()
 
 
-def write_text_atomic(path: Path | str, text: str, mode: int = 0o644, sweep: bool = True) -> Path:
-    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`).
-
-    With `sweep`, the temp files of earlier writes of `path` that a kill -9 left are removed afterwards (one listing
-    of the folder: a caller writing several files of one name sweeps them all at once instead).
-    """
+def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
+    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`); the
+    temp files of earlier writes of `path` that a kill -9 left are removed afterwards."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = _Staged(target, text, mode)
     staged.commit()
-    if sweep:
-        _remove_stale_temps(target.parent, target.name)
+    _remove_stale_temps(target.parent, target.name)
     return target
 
 
