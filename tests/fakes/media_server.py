@@ -95,6 +95,7 @@ class MediaServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two sends: no delayed-ACK stall between them
 
             def log_message(self, *args: Any) -> None:
                 return

@@ -172,6 +172,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as real API servers set it: http.server writes the headers and the body in two sends,
+            # and with Nagle on, the body waited for the client's delayed ACK of the headers (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 return
