@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class TaskType(str, enum.Enum):
@@ -114,7 +115,7 @@ class Task:
     finished_at: float | None
     affinity: str | None = None
 
-    @property
+    @functools.cached_property  # made once per snapshot: the pool asks for it at the claim and at the settle
     def lease(self) -> Lease:
         """The fencing token of this run: only writes carrying it take effect."""
         return Lease(self.id, self.lease_owner or "", self.attempts)
@@ -242,3 +243,11 @@ class SearchFilters:
     speaker: str | None = None
     language: str | None = None
     limit: int = 20
+
+
+class StopFlag(Protocol):
+    """What a long step reads to know its task was told to stop: the pool's Cancellation (or a threading.Event)."""
+
+    def is_set(self) -> bool:
+        """True once the task should stop."""
+        ...

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import httpx
 
 from traxd.adapters.http_errors import is_retryable_status, retry_after
 from traxd.errors import PermanentError, RetryableError, TaskError
+from traxd.types import StopFlag
 from traxd.urls import url_problem
 
 USER_AGENT = "trax/0.1 (+https://github.com/trax)"
@@ -109,7 +109,7 @@ def download(
     part: Path,
     limits: Limits,
     *,
-    cancelled: threading.Event | None = None,
+    cancelled: StopFlag | None = None,
     on_progress: Progress | None = None,
     resolve: Resolver = resolve_host,
 ) -> Downloaded:
@@ -176,7 +176,7 @@ def _fetch(
     url: str,
     part: Path,
     limits: Limits,
-    cancelled: threading.Event | None,
+    cancelled: StopFlag | None,
     on_progress: Progress | None,
     resolve: Resolver,
 ) -> Downloaded:
@@ -275,7 +275,7 @@ def _write_body(
     part: Path,
     start: int,
     limits: Limits,
-    cancelled: threading.Event | None,
+    cancelled: StopFlag | None,
     on_progress: Progress | None,
 ) -> int:
     """Stream the body to the .part file, enforcing the size cap on the announced and the actual length."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from traxd.errors import PermanentError, RetryableError, disk_full
+from traxd.types import StopFlag
 
 SAMPLE_RATE = 16000
 BITRATE_KBPS = 32
@@ -110,7 +111,7 @@ def is_mono_opus(path: Path | str) -> bool:
     return head[:4] == b"OggS" and at > 0 and len(head) > at + 9 and head[at + 9] == 1
 
 
-def run_ffmpeg(args: list[str], log_path: Path, timeout: float, cancelled: threading.Event | None = None) -> int:
+def run_ffmpeg(args: list[str], log_path: Path, timeout: float, cancelled: StopFlag | None = None) -> int:
     """Run FFmpeg with `args` in its own process group, log to `log_path`; kill the group on timeout or cancel."""
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args]
     with open(log_path, "wb") as log:
@@ -143,7 +144,7 @@ def _check_space(folder: Path) -> None:
 
 
 def _watch(proc: subprocess.Popen[bytes], done: threading.Event, deadline: float,
-           cancelled: threading.Event | None, why: list[str]) -> None:  # fmt: skip
+           cancelled: StopFlag | None, why: list[str]) -> None:  # fmt: skip
     while not done.wait(0.1):
         if cancelled is not None and cancelled.is_set():
             why.append("cancelled")
@@ -206,7 +207,7 @@ def _check_riff(name: str, head: bytes, size: int) -> None:
         raise PermanentError(f"{name}: truncated WAV (header declares {declared + 8} bytes, file has {size})")
 
 
-def probe(path: Path, work_dir: Path, cancelled: threading.Event | None = None) -> Probe:
+def probe(path: Path, work_dir: Path, cancelled: StopFlag | None = None) -> Probe:
     """Read the container header with `ffmpeg -i`; PermanentError when it is not media or has no audio."""
     check_input(path)
     log = work_dir / "probe.log"
@@ -264,7 +265,7 @@ def copy_args(src: Path, dest: Path) -> list[str]:
             "-threads", "1", "-filter_threads", "1", "-f", "null", "-"]  # fmt: skip
 
 
-def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None,
+def convert(src: Path, dest: Path, timeout: float, cancelled: StopFlag | None = None,
             copy: bool = False) -> tuple[float, list[tuple[float, float]]]:  # fmt: skip
     """Convert (or with `copy`, copy) `src` into `dest` in one pass that also reads the header; (decoded seconds,
     silences)."""
@@ -287,7 +288,7 @@ def convert(src: Path, dest: Path, timeout: float, cancelled: threading.Event | 
     return decoded, silences
 
 
-def to_wav(src: Path, dest: Path, cancelled: threading.Event | None = None) -> Path:
+def to_wav(src: Path, dest: Path, cancelled: StopFlag | None = None) -> Path:
     """Decode `src` into a 16 kHz mono 16-bit WAV (what the speaker diarizer reads)."""
     check_input(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -313,7 +314,7 @@ def plan_cuts(duration: float, target: float, silences: list[tuple[float, float]
     return cuts
 
 
-def split(full: Path, out_dir: Path, cuts: list[float], timeout: float, cancelled: threading.Event | None = None) -> list[Chunk]:
+def split(full: Path, out_dir: Path, cuts: list[float], timeout: float, cancelled: StopFlag | None = None) -> list[Chunk]:
     """Cut a converted file at `cuts` by stream copy (no re-encoding); chunk paths, offsets and durations."""
     listing = out_dir / "chunks.csv"
     args = [*input_args(full), "-map", "0:a:0", "-c", "copy", "-f", "segment",
@@ -334,7 +335,7 @@ def convert_timeout(duration: float | None) -> float:
     return 300.0 + (duration if duration is not None else 6 * 3600.0) * 0.5
 
 
-def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Event | None = None,
+def preprocess(src: Path, out_dir: Path, target: float, cancelled: StopFlag | None = None,
                ext: str = CHUNK_EXT) -> Prepared:  # fmt: skip
     """Check, convert to speech Opus (`ext` "ogg") or PCM ("wav") and chunk at silences into `out_dir` (emptied)."""
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -354,7 +355,7 @@ def preprocess(src: Path, out_dir: Path, target: float, cancelled: threading.Eve
     return Prepared(decoded, chunks, silences)
 
 
-def _full_audio(src: Path, full: Path, timeout: float, cancelled: threading.Event | None) -> tuple[float, list[tuple[float, float]]]:
+def _full_audio(src: Path, full: Path, timeout: float, cancelled: StopFlag | None) -> tuple[float, list[tuple[float, float]]]:
     """`src` as one file of upload (or PCM) audio. Mono Opus at up to 1.5x our bitrate is copied, not encoded again:
     no second generation of loss, and no encoder (10 ms of CPU per second of audio)."""
     copy = full.suffix == f".{CHUNK_EXT}" and is_mono_opus(src)
@@ -366,7 +367,7 @@ def _full_audio(src: Path, full: Path, timeout: float, cancelled: threading.Even
     return decoded, silences
 
 
-def resplit(chunk: Chunk, out_dir: Path, parts: int = 2, cancelled: threading.Event | None = None) -> list[Chunk]:
+def resplit(chunk: Chunk, out_dir: Path, parts: int = 2, cancelled: StopFlag | None = None) -> list[Chunk]:
     """Cut one chunk into `parts` smaller ones (a 413 from the server), offsets kept absolute."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)

@@ -33,6 +33,7 @@ from traxd.adapters.download import Resolver, checked_addresses, resolve_host
 from traxd.adapters.http_errors import is_retryable_status, retry_after
 from traxd.errors import PermanentError, RetryableError, TaskError
 from traxd.logging import get_logger
+from traxd.types import StopFlag
 
 log = get_logger("ytdlp")
 Progress = Callable[[dict[str, Any]], None]
@@ -180,7 +181,7 @@ def download_audio(
     dest: Path,
     limits: YtdlpLimits,
     *,
-    cancelled: threading.Event | None = None,
+    cancelled: StopFlag | None = None,
     on_progress: Progress | None = None,
     check: UrlCheck | None = None,
 ) -> Path:
@@ -233,7 +234,7 @@ def _remove_partials(dest: Path) -> None:
 
 
 def _download_options(
-    dest: Path, limits: YtdlpLimits, cancelled: threading.Event | None, on_progress: Progress | None
+    dest: Path, limits: YtdlpLimits, cancelled: StopFlag | None, on_progress: Progress | None
 ) -> dict[str, Any]:
     def hook(status: dict[str, Any]) -> None:
         if cancelled is not None and cancelled.is_set():

@@ -93,12 +93,6 @@ class PoolStats:
     paused_reason: str | None = None
 
 
-@dataclass
-class _Running:
-    task: Task
-    ctx: TaskContext
-
-
 class Pool:
     """Runs tasks from the store on `slots` threads until stopped, drained or told to stop through the DB."""
 
@@ -119,7 +113,7 @@ class Pool:
         # Finished runs, and None as a wake-up call: the dispatcher blocks on this one queue and nothing else.
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._arrived: list[Outcome] = []  # taken off the queue while waiting, settled next round
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, TaskContext] = {}  # task id -> the context it runs with
         self._lock = threading.Lock()
         self._stopping = False  # a plain flag, not an Event: request_stop runs in signal handlers
         self._stop_now = False
@@ -145,7 +139,7 @@ class Pool:
     def active_tasks(self) -> list[Task]:
         """Snapshots of the tasks running now."""
         with self._lock:
-            return [r.task for r in self._running.values()]
+            return [ctx.task for ctx in self._running.values()]
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (new tasks were added in-process)."""
@@ -319,8 +313,8 @@ class Pool:
         paused = {scope for scope, c in self._controls.items() if scope != GLOBAL_SCOPE and c.state is ControlState.PAUSED}
         with self._lock:
             busy: dict[TaskType, int] = {}
-            for r in self._running.values():
-                busy[r.task.type] = busy.get(r.task.type, 0) + 1
+            for ctx in self._running.values():
+                busy[ctx.task.type] = busy.get(ctx.task.type, 0) + 1
         out = []
         for t in base:
             limit = self.config.type_limits.get(t)
@@ -334,7 +328,7 @@ class Pool:
             for t in types:
                 limit = self.config.type_limits.get(t)
                 if limit is not None:
-                    used = sum(1 for r in self._running.values() if r.task.type is t)
+                    used = sum(1 for ctx in self._running.values() if ctx.task.type is t)
                     free = min(free, limit - used)
         return free
 
@@ -343,7 +337,7 @@ class Pool:
         contexts = [self._context(task, self._checkpoint(task.lease), jobs.get(task.job_id or 0)) for task in claimed]
         with self._lock:
             for ctx in contexts:
-                self._running[ctx.task.id] = _Running(ctx.task, ctx)
+                self._running[ctx.task.id] = ctx
         for task in claimed if self._debug else ():
             log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
         return contexts
@@ -386,7 +380,7 @@ class Pool:
             for o in outcomes:
                 running = self._running.pop(o.task.id, None)
                 if running is not None:
-                    self._jobs[o.task.id] = running.ctx.job
+                    self._jobs[o.task.id] = running.job
         for o in outcomes:
             if o.failure is None:
                 done.append((o, self._successors(o, self._jobs.get(o.task.id))))
@@ -437,7 +431,7 @@ class Pool:
             for task_id in task_ids:
                 running = self._running.get(task_id)
                 if running is not None:
-                    running.ctx.cancelled.set()
+                    running.cancelled.set()
 
     def _drained(self) -> bool:
         types = self._claimable_types()
@@ -479,7 +473,7 @@ class Pool:
             with self._lock:
                 running = self._running.pop(task.id, None)
             if running is not None:
-                running.ctx.cancelled.set()
+                running.cancelled.set()
             if self.store.release(task.lease):
                 self.stats.released += 1
                 log.info("task_released", task_id=task.id)
