@@ -118,3 +118,28 @@ def test_the_head_read_from_the_files_is_alembics_head(tmp_path: Path) -> None:
     migrate.upgrade(engine)
     assert migrate.stored_revision(engine) == migrate.shipped_head()
     engine.dispose()
+
+
+def test_finish_time_queries_read_the_partial_finished_at_index(db_url: str) -> None:
+    """ix_tasks_finished_at holds finished rows only; the `finished_at >= ?` filters of status, the dashboard and
+    the ETA must still be answered from it, on both databases."""
+    engine = open_engine(db_url)
+    upgrade(engine)
+    sql = "SELECT COUNT(*) FROM tasks WHERE finished_at >= {}"
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: ask whether the index can serve
+            definition = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tasks_finished_at'"
+            ).scalar()
+            assert "WHERE (finished_at IS NOT NULL)" in str(definition)
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql.format("%(since)s"), {"since": 0.0}))
+        else:
+            definition = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_tasks_finished_at'"
+            ).scalar()
+            assert "WHERE finished_at IS NOT NULL" in str(definition)
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql.format("?"), (0.0,)).all()
+            plan = "\n".join(str(r[-1]) for r in rows)
+    assert "ix_tasks_finished_at" in plan, plan
+    engine.dispose()
