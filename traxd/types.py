@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,7 +114,7 @@ class Task:
     finished_at: float | None
     affinity: str | None = None
 
-    @functools.cached_property  # made once per snapshot: the pool asks for it at the claim and at the settle
+    @property
     def lease(self) -> Lease:
         """The fencing token of this run: only writes carrying it take effect."""
         return Lease(self.id, self.lease_owner or "", self.attempts)

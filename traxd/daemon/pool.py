@@ -30,7 +30,6 @@ from traxd.types import (
     Control,
     ControlState,
     Job,
-    Lease,
     NewTask,
     Task,
     TaskState,
@@ -334,7 +333,7 @@ class Pool:
 
     def _start(self, claimed: list[Task], jobs: dict[int, Job]) -> list[TaskContext]:
         """The contexts claimed tasks run with (their jobs came with the claim), now counted as running."""
-        contexts = [self._context(task, self._checkpoint(task.lease), jobs.get(task.job_id or 0)) for task in claimed]
+        contexts = [self._context(task, self._checkpoint(task), jobs.get(task.job_id or 0)) for task in claimed]
         with self._lock:
             for ctx in contexts:
                 self._running[ctx.task.id] = ctx
@@ -342,9 +341,9 @@ class Pool:
             log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
         return contexts
 
-    def _checkpoint(self, lease: Lease) -> Checkpoint:
+    def _checkpoint(self, task: Task) -> Checkpoint:
         def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
-            return self.store.checkpoint(lease, data, paid=paid)
+            return self.store.checkpoint(task.lease, data, paid=paid)  # the lease made only when a handler asks
 
         return checkpoint
 
