@@ -130,7 +130,7 @@ class Driver(ABC):
         # payload is the caller's own dict, not a decoded copy of the JSON just written: the same document, except
         # that tuples and non-string keys in it read back from the database as lists and strings.
         type_, _, priority, max_retries, run_after, _, key, job, created, updated, affinity = row
-        return _freeze((task_id, TaskType(type_), new.payload, TaskState.QUEUED, priority, 0, max_retries,
+        return _freeze((task_id, _TYPES[type_], new.payload, TaskState.QUEUED, priority, 0, max_retries,
                         run_after, None, None, None, None, [], None, key, job, created, updated, None, None,
                         affinity)), True  # fmt: skip
 
