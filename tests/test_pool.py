@@ -309,8 +309,10 @@ def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
     thread = run_in_thread(pool, drain=False)
     wait_until(lambda: store.counts()["succeeded"] == 2, 30, "the two warm-up tasks")
-    long_task, _ = store.enqueue(NewTask(T, {"k": "long"}, priority=0))
-    other, _ = store.enqueue(NewTask(T, {"k": "other"}, priority=1))
+    # Both in one transaction: one claim takes both (with two enqueues, a poll between them let a free thread
+    # take the second one on its own, and nothing waited behind the long one).
+    store.enqueue_many([NewTask(T, {"k": "long"}, priority=0), NewTask(T, {"k": "other"}, priority=1)])
+    other, long_task = store.list_tasks(limit=2)
     pool.wake()
     assert long_runs.wait(30)
     wait_until(lambda: (task := store.get(other.id)) is not None and task.state is TaskState.QUEUED, 30,
