@@ -323,3 +323,34 @@ def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     assert not thread.is_alive() and pool.stats.released == 1
     assert store.get(long_task.id).state is TaskState.SUCCEEDED  # type: ignore[union-attr]
 
+
+
+def test_a_type_limit_caps_that_type_and_leaves_the_other_slots_to_the_rest(store: Store) -> None:
+    """type_limits: at most one PREPROCESS at a time however many slots are free, while three TRANSCRIBE tasks
+    still run together on the other slots."""
+    P = TaskType.PREPROCESS
+    lock, running, most = threading.Lock(), collections.Counter[str](), collections.Counter[str]()
+    together = threading.Barrier(3, timeout=30)  # breaks (and fails the task) unless three TRANSCRIBE run at once
+
+    def track(kind: str, work: Any) -> dict[str, Any]:
+        with lock:
+            running[kind] += 1
+            most[kind] = max(most[kind], running[kind])
+        try:
+            work()
+        finally:
+            with lock:
+                running[kind] -= 1
+        return {}
+
+    def preprocess(_ctx: TaskContext, _payload: dict[str, Any]) -> dict[str, Any]:
+        return track("p", lambda: threading.Event().wait(0.1))
+
+    def transcribe(_ctx: TaskContext, _payload: dict[str, Any]) -> dict[str, Any]:
+        return track("t", together.wait)
+
+    store.enqueue_many([NewTask(P, {"i": i}) for i in range(4)] + [NewTask(T, {"i": i}, max_retries=0) for i in range(3)])
+    config = PoolConfig(slots=4, type_limits={P: 1})
+    stats = Pool(store, Registry({P: preprocess, T: transcribe}), config).run(drain=True)
+    assert stats.succeeded == 7 and stats.failed == 0
+    assert most == {"p": 1, "t": 3}

@@ -7,6 +7,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -224,9 +225,10 @@ class Pool:
     def _claim_plan(self, decisions: list[Decision]) -> tuple[list[TaskType], int]:
         """Which types to claim and how many: free slots, type limits, pauses, resource gate."""
         pausing = {d.pause_scope for d in decisions if d.pause_scope}
-        types = [t for t in self._claimable_types() if t.value not in pausing]
+        busy = self._busy()
+        types = [t for t in self._claimable_types(busy) if t.value not in pausing]
         full = self.writes.reason
-        limit = self._claim_limit(types) if types and full is None else 0
+        limit = self._claim_limit(types, busy) if types and full is None else 0
         if full is not None:
             self.stats.paused_reason = full
         if limit > 0 and self.wiring.gate is not None and (reason := self.wiring.gate()):
@@ -307,28 +309,27 @@ class Pool:
             return ControlState.RUNNING  # a stop request older than this pool was for others
         return glob.state
 
-    def _claimable_types(self) -> list[TaskType]:
+    def _busy(self) -> Counter[TaskType]:
+        """Tasks running now, per type (read once a round for the claim's types and limit)."""
+        with self._lock:
+            return Counter(ctx.task.type for ctx in self._running.values())
+
+    def _claimable_types(self, busy: Counter[TaskType]) -> list[TaskType]:
         base = list(self.config.types) if self.config.types is not None else self.registry.types()
         paused = {scope for scope, c in self._controls.items() if scope != GLOBAL_SCOPE and c.state is ControlState.PAUSED}
-        with self._lock:
-            busy: dict[TaskType, int] = {}
-            for ctx in self._running.values():
-                busy[ctx.task.type] = busy.get(ctx.task.type, 0) + 1
         out = []
         for t in base:
             limit = self.config.type_limits.get(t)
-            if t.value not in paused and (limit is None or busy.get(t, 0) < limit):
+            if t.value not in paused and (limit is None or busy[t] < limit):
                 out.append(t)
         return out
 
-    def _claim_limit(self, types: list[TaskType]) -> int:
-        free = self.slots_now() - self.active
-        with self._lock:
-            for t in types:
-                limit = self.config.type_limits.get(t)
-                if limit is not None:
-                    used = sum(1 for ctx in self._running.values() if ctx.task.type is t)
-                    free = min(free, limit - used)
+    def _claim_limit(self, types: list[TaskType], busy: Counter[TaskType]) -> int:
+        free = self.slots_now() - busy.total()
+        for t in types:
+            limit = self.config.type_limits.get(t)
+            if limit is not None:
+                free = min(free, limit - busy[t])
         return free
 
     def _start(self, claimed: list[Task], jobs: dict[int, Job]) -> list[TaskContext]:
@@ -433,7 +434,7 @@ class Pool:
                     running.cancelled.set()
 
     def _drained(self) -> bool:
-        types = self._claimable_types()
+        types = self._claimable_types(self._busy())
         return not types or not self.store.has_work(types, self.config.group)
 
     # -- shutdown -------------------------------------------------------------------------------
