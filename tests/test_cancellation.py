@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+
+import pytest
 
 from tests.test_pipelines import task
+from traxd.adapters import ffmpeg
+from traxd.errors import RetryableError
 from traxd.handlers.registry import Cancellation, TaskContext
-from traxd.types import StopFlag, TaskType
+from traxd.types import TaskType
 
 
 def test_a_new_flag_is_clear_and_a_wait_times_out_false() -> None:
@@ -42,10 +47,17 @@ def test_set_wakes_a_handler_blocked_in_wait() -> None:
     assert woke == [True]
 
 
-def test_every_context_gets_its_own_flag_and_it_is_a_stop_flag() -> None:
+def test_every_context_gets_its_own_flag() -> None:
     a, b = TaskContext(task=task(TaskType.TRANSCRIBE)), TaskContext(task=task(TaskType.TRANSCRIBE))
     assert a.cancelled is not b.cancelled
     a.cancelled.set()
     assert not b.cancelled.is_set()
-    flag: StopFlag = a.cancelled
-    assert flag.is_set()
+
+
+def test_a_flag_set_while_ffmpeg_runs_stops_it(tmp_path: Path) -> None:
+    """What the pool does when a lease is lost mid-run: the adapters take the context's flag as their StopFlag."""
+    flag = Cancellation()
+    threading.Timer(0.3, flag.set).start()
+    endless = ["-f", "lavfi", "-i", "sine=f=440", "-f", "null", "-"]
+    with pytest.raises(RetryableError, match="cancelled"):
+        ffmpeg.run_ffmpeg(endless, tmp_path / "log", 60.0, flag)

@@ -12,6 +12,7 @@ from tests.fakes import media
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError, RetryableError
 from traxd.model_catalog import MAX_UPLOAD_BYTES
+from traxd.types import StopFlag
 
 
 def test_probe_reads_audio_and_video(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_large_files_are_probed_first_for_a_duration_based_timeout(tmp_path: Pat
     seen: list[float] = []
     real = ffmpeg.convert
 
-    def spy(src: Path, dest: Path, timeout: float, cancelled: threading.Event | None = None,
+    def spy(src: Path, dest: Path, timeout: float, cancelled: StopFlag | None = None,
             copy: bool = False) -> tuple[float, list[tuple[float, float]]]:  # fmt: skip
         seen.append(timeout)
         return real(src, dest, timeout, cancelled, copy)
