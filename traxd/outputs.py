@@ -33,8 +33,7 @@ def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
     temp files of earlier writes of `path` that a kill -9 left are removed afterwards."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = _Staged(target, text, mode)
-    staged.commit()
+    _Staged(target, text, mode).commit()
     _remove_stale_temps(target.parent, target.name)
     return target
 
