@@ -32,13 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import event  # noqa: E402
+
 from tests.pgdb import fresh_pg_database  # noqa: E402
+from traxd.daemon.owner import Owner  # noqa: E402
 from traxd.daemon.pool import Pool, PoolConfig  # noqa: E402
 from traxd.db.engine import open_engine  # noqa: E402
 from traxd.db.migrate import upgrade  # noqa: E402
 from traxd.handlers.registry import Registry  # noqa: E402
-from traxd.queue.store import Store  # noqa: E402
-from traxd.types import NewTask, TaskType  # noqa: E402
+from traxd.queue.store import Completion, Store  # noqa: E402
+from traxd.types import NewTask, Task, TaskType  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -134,9 +137,10 @@ def bench_enqueue(folder: Path, n: int, synchronous: str, run: int) -> tuple[flo
     return single / trax_s, single / raw_s, BULK_ROUNDS * n / bulk_s, BULK_ROUNDS * n / raw_bulk_s
 
 
-def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int, run: int) -> tuple[float, int, float]:
+def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int,
+               run: int) -> tuple[float, int, float, float]:  # fmt: skip
     """End-to-end no-op tasks/s through the Trax pool (claim + run + durable completion), how many ran, and the CPU
-    microseconds per task the process spent meanwhile (all threads)."""
+    microseconds per task the process spent meanwhile (all threads) and its dispatcher alone (this thread)."""
     store = fresh_store(folder, f"trax-{backlog}-{run}.db", synchronous)
     if backlog:
         store.enqueue_many([NewTask(TaskType.ENHANCE, {"i": i}, priority=20) for i in range(backlog)])
@@ -150,11 +154,33 @@ def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int,
         return {}
 
     pool = Pool(store, Registry({TaskType.TRANSCRIBE: noop}), PoolConfig(slots=slots))
-    t0, cpu = time.perf_counter(), time.process_time()
-    pool.run(drain=True)
+    t0, cpu, mine = time.perf_counter(), time.process_time(), time.thread_time()
+    pool.run(drain=True)  # the dispatcher runs in the calling thread
     rate, cpu = n / (time.perf_counter() - t0), (time.process_time() - cpu) * 1e6 / n
     store.engine.dispose()
-    return rate, ran[0], cpu
+    return rate, ran[0], cpu, (time.thread_time() - mine) * 1e6 / n
+
+
+def wal_pages_per_round(folder: Path, synchronous: str, rounds: int = 200, batch: int = 8) -> float:
+    """Pages one settle-and-claim transaction writes to the WAL (`batch` settled, `batch` claimed, as a pool round
+    with that many slots), counted from the WAL's size with automatic checkpoints off."""
+    path = folder / "wal-pages.db"
+    engine = open_engine(f"sqlite:///{path}", synchronous=synchronous)
+    event.listen(engine, "connect", lambda conn, _record: conn.execute("PRAGMA wal_autocheckpoint=0"))
+    engine.dispose()  # the connection open_engine made without it
+    upgrade(engine)
+    store = Store(engine)
+    store.enqueue_many([NewTask(TaskType.TRANSCRIBE, {"i": i}, priority=i % 10) for i in range(10_000)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    held: list[Task] = []
+    owner = str(Owner.current())  # a claim writes it into each row: its length is part of what a page holds
+    for _ in range(rounds):
+        held = store.exchange(owner, [Completion(t.lease, {}) for t in held], [], batch, 30.0).claimed
+    pages = (path.with_name(path.name + "-wal").stat().st_size - 32) / (24 + page)  # header, then frame headers
+    engine.dispose()
+    return pages / rounds
 
 
 CEILING_SCHEMA = """
@@ -391,19 +417,20 @@ def main_sqlite(folder: Path, n: int, slots: int, synchronous: str, backlog: int
     load = os.getloadavg()
     print(f"{n:,} tasks per run, {slots} slots, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")
     print(f"{'run':>3} | {'one by one':>10} {'ceiling':>8} {'ratio':>5} | {'bulk':>8} {'ceiling':>8} {'ratio':>5} | "
-          f"{'processing':>10} {'ceiling':>8} {'ratio':>5} | {'CPU µs/task':>11} {'ceiling':>7}")  # fmt: skip
+          f"{'processing':>10} {'ceiling':>8} {'ratio':>5} | {'CPU µs/task':>11} {'ceiling':>7} "
+          f"{'dispatcher':>10}")  # fmt: skip
     ratios: list[tuple[float, float, float]] = []
     rates: list[tuple[float, ...]] = []
     for run in range(repeat):
         one, raw_one, bulk, raw_bulk = bench_enqueue(folder, n, synchronous, run)
-        trax, ran, trax_cpu = bench_trax(folder, n, slots, synchronous, 0, run)
+        trax, ran, trax_cpu, dispatcher_cpu = bench_trax(folder, n, slots, synchronous, 0, run)
         assert ran == n, f"ran {ran} of {n}"
         ceiling, ceiling_cpu = bench_ceiling(folder, n, slots, synchronous, run)
         ratios.append((one / raw_one, bulk / raw_bulk, trax / ceiling))
         rates.append((one, raw_one, bulk, raw_bulk, trax, ceiling))
         print(f"{run + 1:>3} | {one:>10,.0f} {raw_one:>8,.0f} {one / raw_one:>5.2f} | {bulk:>8,.0f} {raw_bulk:>8,.0f} "
               f"{bulk / raw_bulk:>5.2f} | {trax:>10,.0f} {ceiling:>8,.0f} {trax / ceiling:>5.2f} | {trax_cpu:>11.0f} "
-              f"{ceiling_cpu:>7.0f}", flush=True)  # fmt: skip
+              f"{ceiling_cpu:>7.0f} {dispatcher_cpu:>10.0f}", flush=True)  # fmt: skip
     best = [max(r[i] for r in ratios) for i in range(3)]
     print(f"best ratio: one by one {best[0]:.2f} (goal 0.8), bulk {best[1]:.2f} (goal 0.7), "
           f"processing {best[2]:.2f} (goal 1.0)")  # fmt: skip
@@ -412,11 +439,13 @@ def main_sqlite(folder: Path, n: int, slots: int, synchronous: str, backlog: int
           f"processing {top[4] / top[5]:.2f}")  # fmt: skip
     print("ceilings: raw sqlite3 BEGIN IMMEDIATE/INSERT/COMMIT per task; raw executemany in one transaction; "
           "sqlite3 lease queue, one UPDATE…RETURNING claim + one guarded update per task per thread")  # fmt: skip
+    print(f"WAL pages per settle-and-claim transaction ({slots} settled + {slots} claimed): "
+          f"{wal_pages_per_round(folder, synchronous, batch=slots):.2f}")
     rss, imported = rss_of_one_run(folder, n, slots, synchronous)
     print(f"peak RSS           : {rss:10.1f} MB in a process that runs {n:,} tasks ({imported:.1f} MB after its "
           f"imports); this benchmark process: {peak_rss_mb():.1f} MB")  # fmt: skip
     if backlog:
-        big, _, _ = bench_trax(folder, n, slots, synchronous, backlog, repeat)
+        big, *_ = bench_trax(folder, n, slots, synchronous, backlog, repeat)
         print(f"with {backlog:,} queued  : {big:10,.0f} tasks/s")
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at end")
