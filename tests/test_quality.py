@@ -23,6 +23,8 @@ def seg(start: float, end: float, lp: float | None = -0.1, cr: float = 1.2, ns: 
         (seg(0, 1, lp=-1.5, ns=0.7), ["probably silence or noise"]),
         (seg(0, 1, lp=-0.5, ns=0.9), []),  # Whisper needs both: likely silence AND low logprob
         ({"start": 0, "end": 1, "text": "no stats"}, []),
+        ({**seg(0, 1, lp=-0.5), "temperature": 0.2}, ["low confidence"]),  # accepted only after Whisper's fallback
+        ({**seg(0, 1, lp=-0.5), "temperature": 0.0}, []),
     ],
 )
 def test_segment_warnings(segment: dict, warnings: list[str]) -> None:

@@ -35,6 +35,9 @@ def segment_warnings(seg: dict[str, Any]) -> list[str]:
     low = lp is not None and lp < LOGPROB_THRESHOLD
     if any(w.get("probability") is not None for w in seg.get("words") or []):
         low = (segment_confidence(seg) or 0.0) < math.exp(LOGPROB_THRESHOLD)
+    # Whisper samples at a higher temperature only when its deterministic decode failed these same thresholds;
+    # what sampling then returns may pass them by chance (seen: a German clip read as English, by a random draw).
+    low = low or (seg.get("temperature") or 0.0) > 0.0
     out = []
     if lp is not None and ns is not None and ns > NO_SPEECH_THRESHOLD and lp < LOGPROB_THRESHOLD:
         out.append("probably silence or noise")

@@ -156,7 +156,7 @@ class LocalTranscriber:
 def _segment(seg: Any, words: bool) -> dict[str, Any]:
     out = {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip(),
            "avg_logprob": float(seg.avg_logprob), "compression_ratio": float(seg.compression_ratio),
-           "no_speech_prob": float(seg.no_speech_prob)}  # fmt: skip
+           "no_speech_prob": float(seg.no_speech_prob), "temperature": float(seg.temperature)}  # fmt: skip
     if words:
         out["words"] = [word(w.start, w.end, w.word, w.probability) for w in seg.words or []]
     return out

@@ -76,7 +76,7 @@ def _segment(seg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"start": float(seg.start), "end": float(seg.end), "text": str(seg.text).strip()}
     if getattr(seg, "speaker", None):
         out["speaker"] = str(seg.speaker)  # diarized_json
-    for key in ("avg_logprob", "compression_ratio", "no_speech_prob"):
+    for key in ("avg_logprob", "compression_ratio", "no_speech_prob", "temperature"):
         value = getattr(seg, key, None)
         if value is not None:
             out[key] = float(value)
