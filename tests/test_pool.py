@@ -292,6 +292,14 @@ def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     before giving the waiting one back: the grace period is for tasks that run."""
     monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # every task counts as short
     monkeypatch.setattr(Slots, "nudge", lambda self: None)
+    made: list[Slots[Any]] = []
+    real_init = Slots.__init__
+
+    def recording_init(self: Slots[Any], *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Slots, "__init__", recording_init)
     both, long_runs, release = threading.Barrier(2, timeout=30), threading.Event(), threading.Event()
     ran: list[str] = []
 
@@ -308,7 +316,9 @@ def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     store.enqueue_many([NewTask(T, {"k": "warm"}), NewTask(T, {"k": "warm"})])
     pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
     thread = run_in_thread(pool, drain=False)
-    wait_until(lambda: store.counts()["succeeded"] == 2, 30, "the two warm-up tasks")
+    # Both threads asleep again: one still on its way back from a warm-up would take the task behind the long one.
+    wait_until(lambda: store.counts()["succeeded"] == 2 and len(made[0]._ready._waiters) == 2, 30,  # type: ignore[attr-defined]
+               "the two warm-up tasks, and both slot threads asleep")  # fmt: skip
     # Both in one transaction: one claim takes both (with two enqueues, a poll between them let a free thread
     # take the second one on its own, and nothing waited behind the long one).
     store.enqueue_many([NewTask(T, {"k": "long"}, priority=0), NewTask(T, {"k": "other"}, priority=1)])
