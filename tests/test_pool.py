@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +20,8 @@ from traxd.clock import FakeClock
 from traxd.daemon import slots as slots_module
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.slots import Slots
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
 from traxd.errors import AuthError, PermanentError, RetryableError
 from traxd.handlers.registry import Registry, TaskContext
 from traxd.queue.store import Exchange, Store
@@ -284,55 +287,103 @@ trax_logging.flush()
     assert events("info") == []
 
 
+class LongAndWaiting:
+    """Two slot threads used to short tasks; one runs a long task and, behind it, a task waits for the dispatcher's
+    nudge (held back here to keep that moment). The long task asks the pool to stop, then runs until `release`."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, at_stop: Any = lambda: None) -> None:
+        monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # every task counts as short
+        monkeypatch.setattr(Slots, "nudge", lambda self: None)
+        made: list[Slots[Any]] = []
+        real_init = Slots.__init__
+
+        def recording_init(self: Slots[Any], *args: Any, **kwargs: Any) -> None:
+            real_init(self, *args, **kwargs)
+            made.append(self)
+
+        monkeypatch.setattr(Slots, "__init__", recording_init)
+        both, self.long_runs, self.release = threading.Barrier(2, timeout=30), threading.Event(), threading.Event()
+        self.ran: list[str] = []
+
+        def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+            self.ran.append(payload["k"])
+            if payload["k"] == "warm":
+                both.wait()  # both slot threads run one (and are used to short tasks after it)
+            elif payload["k"] == "long":
+                at_stop()
+                self.long_runs.set()
+                self.pool.request_stop()
+                self.release.wait(90)  # longer than any wait of the tests: only a release at once passes
+            return {}
+
+        store.enqueue_many([NewTask(T, {"k": "warm"}), NewTask(T, {"k": "warm"})])
+        self.pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
+        self.thread = run_in_thread(self.pool, drain=False)
+        # Both threads asleep again: one still on its way back from a warm-up would take the task behind the long one.
+        wait_until(lambda: store.counts()["succeeded"] == 2 and len(made[0]._ready._waiters) == 2, 30,  # type: ignore[attr-defined]
+                   "the two warm-up tasks, and both slot threads asleep")  # fmt: skip
+        # Both in one transaction: one claim takes both (with two enqueues, a poll between them let a free thread
+        # take the second one on its own, and nothing waited behind the long one).
+        store.enqueue_many([NewTask(T, {"k": "long"}, priority=0), NewTask(T, {"k": "other"}, priority=1)])
+        self.other, self.long_task = store.list_tasks(limit=2)
+        self.pool.wake()
+        assert self.long_runs.wait(30)
+
+    def finish(self, store: Store) -> None:
+        """Let the long task end; the pool stops having given back only the waiting task."""
+        assert not self.release.is_set() and self.ran == ["warm", "warm", "long"]
+        self.release.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive() and self.pool.stats.released == 1
+        assert store.get(self.long_task.id).state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+        assert store.get(self.other.id).state is TaskState.QUEUED  # type: ignore[union-attr]
+
+
 def test_a_stop_gives_back_at_once_a_task_handed_to_the_slots_but_not_started(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A slot thread used to short tasks runs the next one itself; when a long one holds it, the task behind waits
-    for the dispatcher's nudge (held back here to keep that moment). A stop then must not wait for the long task
-    before giving the waiting one back: the grace period is for tasks that run."""
-    monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # every task counts as short
-    monkeypatch.setattr(Slots, "nudge", lambda self: None)
-    made: list[Slots[Any]] = []
-    real_init = Slots.__init__
-
-    def recording_init(self: Slots[Any], *args: Any, **kwargs: Any) -> None:
-        real_init(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(Slots, "__init__", recording_init)
-    both, long_runs, release = threading.Barrier(2, timeout=30), threading.Event(), threading.Event()
-    ran: list[str] = []
-
-    def handler(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
-        ran.append(payload["k"])
-        if payload["k"] == "warm":
-            both.wait()  # both slot threads run one (and are used to short tasks after it)
-        elif payload["k"] == "long":
-            long_runs.set()
-            pool.request_stop()
-            release.wait(30)
-        return {}
-
-    store.enqueue_many([NewTask(T, {"k": "warm"}), NewTask(T, {"k": "warm"})])
-    pool = Pool(store, Registry({T: handler}), PoolConfig(slots=2, grace_seconds=60))
-    thread = run_in_thread(pool, drain=False)
-    # Both threads asleep again: one still on its way back from a warm-up would take the task behind the long one.
-    wait_until(lambda: store.counts()["succeeded"] == 2 and len(made[0]._ready._waiters) == 2, 30,  # type: ignore[attr-defined]
-               "the two warm-up tasks, and both slot threads asleep")  # fmt: skip
-    # Both in one transaction: one claim takes both (with two enqueues, a poll between them let a free thread
-    # take the second one on its own, and nothing waited behind the long one).
-    store.enqueue_many([NewTask(T, {"k": "long"}, priority=0), NewTask(T, {"k": "other"}, priority=1)])
-    other, long_task = store.list_tasks(limit=2)
-    pool.wake()
-    assert long_runs.wait(30)
-    wait_until(lambda: (task := store.get(other.id)) is not None and task.state is TaskState.QUEUED, 30,
+    """The grace period is for tasks that run: a stop must not wait for the long task before giving the waiting
+    one back (another worker may run it meanwhile)."""
+    case = LongAndWaiting(store, monkeypatch)
+    wait_until(lambda: (task := store.get(case.other.id)) is not None and task.state is TaskState.QUEUED, 30,
                "the task that never started to be given back")  # fmt: skip
-    assert not release.is_set() and ran == ["warm", "warm", "long"]
-    release.set()
-    thread.join(30)
-    assert not thread.is_alive() and pool.stats.released == 1
-    assert store.get(long_task.id).state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+    case.finish(store)
 
+
+class FailingReleases(Store):
+    """Counts the releases that found the database unavailable."""
+
+    def __init__(self, base: Store) -> None:
+        super().__init__(base.engine, base.clock)
+        self.failed = 0
+
+    def release(self, lease: Any) -> bool:
+        try:
+            return super().release(lease)
+        except self.unavailable:
+            self.failed += 1
+            raise
+
+
+def test_a_task_not_started_is_given_back_after_the_grace_period_when_the_database_was_out_at_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite only (a writer holds the lock past the busy timeout): the release at the stop fails, and the one
+    after the running tasks end gives the waiting task back, instead of leaving it leased until its lease expires."""
+    path = tmp_path / "trax.db"
+    engine = open_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    upgrade(engine)
+    store = FailingReleases(Store(engine, FakeClock()))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        case = LongAndWaiting(store, monkeypatch, at_stop=lambda: blocker.execute("BEGIN IMMEDIATE"))
+        wait_until(lambda: store.failed >= 1, 30, "the release at the stop to fail")
+        assert store.get(case.other.id).state is TaskState.RUNNING  # type: ignore[union-attr]
+        blocker.execute("COMMIT")
+        case.finish(store)
+    finally:
+        blocker.close()
+        engine.dispose()
 
 
 def test_a_type_limit_caps_that_type_and_leaves_the_other_slots_to_the_rest(store: Store) -> None:

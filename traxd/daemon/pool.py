@@ -441,13 +441,18 @@ class Pool:
     def _shutdown(self, slots: Slots[TaskContext]) -> None:
         """Let running tasks finish within the grace period, settle them, release the rest.
 
-        Tasks handed to the slots but not started yet never start: they go back to the queue with the rest, and the
-        grace period waits only for the ones that run.
+        Tasks handed to the slots but not started yet never start: they go back to the queue at once (with the rest
+        if the database is out then), and the grace period waits only for the ones that run.
         """
         unstarted = [ctx.task for ctx in slots.close()]
         with self._lock:
             for task in unstarted:
                 self._running.pop(task.id, None)
+        try:
+            self._release(unstarted)  # at once: another worker may run them while ours finish
+            unstarted = []
+        except self.store.unavailable:
+            pass  # tried again after the grace period, with the rest
         deadline = time.monotonic() + (0.0 if self._stop_now else self.config.grace_seconds)
         while self.active and time.monotonic() < deadline and not self._stop_now:  # a second signal cuts it short
             try:
