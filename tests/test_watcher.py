@@ -242,6 +242,33 @@ def test_a_restart_skips_remembered_files_and_finds_the_ones_changed_meanwhile(
     assert len(sources(store)) == 52  # the rewritten file is new content: queued again
 
 
+def test_a_restart_forgets_files_gone_from_their_inbox_but_not_those_of_a_missing_inbox(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remembered list does not keep every file ever queued; an inbox that is not there (a drive unplugged)
+    keeps its files remembered. A forgotten file put back is read again but queued only once."""
+    from traxd.ingest import watcher as watcher_mod
+
+    kept, unplugged = WatchFolder(tmp_path / "kept", tmp_path / "o1"), WatchFolder(tmp_path / "drive", tmp_path / "o2")
+    for folder, names in ((kept, ["a", "b", "c"]), (unplugged, ["d", "e"])):
+        folder.inbox.mkdir()
+        for name in names:
+            (folder.inbox / f"{name}.mp3").write_bytes(name.encode())
+    Watcher([kept, unplugged], Ingestor(store), settle_seconds=SETTLE).ingest_pending()
+    assert len(sources(store)) == 5 and len(store.ingested_files("")) == 5
+    (kept.inbox / "b.mp3").rename(tmp_path / "b.mp3")
+    unplugged.inbox.rename(tmp_path / "elsewhere")
+    assert Watcher([kept, unplugged], Ingestor(store), settle_seconds=SETTLE).load_remembered() == 4
+    assert sorted(Path(f.path).name for f in store.ingested_files("")) == ["a.mp3", "c.mp3", "d.mp3", "e.mp3"]
+    (tmp_path / "b.mp3").rename(kept.inbox / "b.mp3")  # put back: read again, and known by its content
+    hashed: list[Path] = []
+    real_hash = watcher_mod.sha256_file
+    monkeypatch.setattr(watcher_mod, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    Watcher([kept, unplugged], Ingestor(store), settle_seconds=SETTLE).ingest_pending()
+    assert [p.name for p in hashed] == ["b.mp3"] and len(sources(store)) == 5
+    assert len(store.ingested_files("")) == 5
+
+
 def test_a_watch_folder_sets_word_timestamps_for_its_files(store: Store, tmp_path: Path) -> None:
     from traxd.config import load_settings
 

@@ -139,6 +139,10 @@ class Ingestor:
         return {Path(f.path): (Path(f.outbox), Stamp(f.size, f.mtime_ns, f.inode))
                 for f in self.store.ingested_files(self.affinity or "")}  # fmt: skip
 
+    def forget(self, paths: list[Path]) -> None:
+        """Forget inbox files this host queued before that are gone from their inbox."""
+        self.store.forget_files(self.affinity or "", [str(p) for p in paths])
+
     def _file(self, path: Path, outbox: Path, stamp: Stamp, sha: str | None) -> IngestedFile:
         return IngestedFile(self.affinity or "", str(path), str(outbox), stamp.size, stamp.mtime_ns, stamp.ino, sha)
 

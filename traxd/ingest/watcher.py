@@ -150,21 +150,39 @@ class Watcher:
 
     def load_remembered(self) -> int:
         """Files queued before (by an earlier run) count as seen while their stamp and outbox are unchanged:
-        a restart neither waits for them to settle nor reads them again. Returns how many were loaded."""
+        a restart neither waits for them to settle nor reads them again. Returns how many were loaded.
+
+        Files gone from an inbox that is there are forgotten, so the list does not grow with every file ever
+        queued. (A file put back is hashed again; its dedupe key still keeps it from being paid twice.)
+        """
         try:
             known = self.ingestor.remembered()
         except Exception as exc:  # noqa: BLE001 - without the list every file is hashed again: slower, not wrong
             log.warning("remembered_files_unreadable", error=str(exc))
             return 0
         outboxes = {i.root: i.outbox for i in self.inboxes}
-        loaded = 0
+        present = {i.root for i in self.inboxes if _identity(i.root) is not None}  # a missing inbox (a drive unplugged) forgets nothing
+        loaded, gone = 0, []
         for path, (outbox, stamp) in known.items():
             inbox = self._inbox_of(path)
-            if inbox is not None and Path(os.path.realpath(outbox)) == outboxes[inbox.root]:
+            if inbox is None:
+                continue
+            if inbox.root in present and not os.path.lexists(path):
+                gone.append(path)
+            elif Path(os.path.realpath(outbox)) == outboxes[inbox.root]:
                 self._seen.setdefault(path, stamp)
                 loaded += 1
-        log.info("remembered_files_loaded", files=loaded)
+        log.info("remembered_files_loaded", files=loaded, gone=len(gone))
+        self._forget(gone)
         return loaded
+
+    def _forget(self, gone: list[Path]) -> None:
+        if not gone:
+            return
+        try:
+            self.ingestor.forget(gone)
+        except Exception as exc:  # noqa: BLE001 - kept rows only cost room; the next start tries again
+            log.warning("remembered_files_not_forgotten", files=len(gone), error=str(exc))
 
     # -- the supervisor loop --------------------------------------------------------------------
     def _run(self) -> None:

@@ -257,6 +257,12 @@ class Store:
         with self._read() as conn:
             return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host))]
 
+    def forget_files(self, host: str, paths: Sequence[str]) -> None:
+        """Forget these remembered inbox files of this host (they are gone from their inbox)."""
+        with self._tx() as tx:
+            for start in range(0, len(paths), 500):
+                tx.conn.execute(delete(F).where(F.c.host == host, F.c.path.in_(paths[start : start + 500])))
+
     def create_failed_job(self, job: NewJob, task: NewTask, reason: str) -> tuple[Job, Task, bool]:
         """Record rejected input (e.g. a file:// URL) as a job whose task already failed permanently with `reason`."""
         now = self.clock.now()
