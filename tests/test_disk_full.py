@@ -151,8 +151,8 @@ def test_a_set_that_runs_out_half_way_leaves_no_name_files(tmp_path: Path) -> No
         (outbox / "filler-room.bin").write_bytes(b"\0" * 250_000)  # freed below: room for NAME.txt only
         fill(outbox)
         (outbox / "filler-room.bin").unlink()
-        words = " ".join(f"word{i}" for i in range(20_000))  # ~200 kB in each of txt, srt, vtt and json
-        doc = {"source": "/in/talk.mp3", "text": words, "segments": [{"start": 0.0, "end": 9.0, "text": words}]}
+        words = " ".join(f"word{i}" for i in range(20_000))  # ~200 kB in each of txt, srt, vtt and json; 2.5 words a second
+        doc = {"source": "/in/talk.mp3", "text": words, "segments": [{"start": 0.0, "end": 8000.0, "text": words}]}
         base = outputs.choose_base(outbox, "talk", "/in/talk.mp3")
         assert base == "talk" and ours(outbox) == ["talk.json"]  # the placeholder fits
         with pytest.raises(DiskFullError, match=r"No space left on device: writing talk\.txt.* needs [0-9.]+ (kB|MB), "):
@@ -183,8 +183,8 @@ def test_a_rewrite_that_runs_out_half_way_keeps_the_whole_earlier_set(tmp_path: 
         (outbox / "filler-room.bin").write_bytes(b"\0" * 250_000)  # freed below: room for the new NAME.txt only
         fill(outbox)
         (outbox / "filler-room.bin").unlink()
-        words = " ".join(f"word{i}" for i in range(20_000))  # ~200 kB in each of txt, srt, vtt and json
-        new = {"source": "/in/talk.mp3", "text": words, "segments": [{"start": 0.0, "end": 9.0, "text": words}]}
+        words = " ".join(f"word{i}" for i in range(20_000))  # ~200 kB in each of txt, srt, vtt and json; 2.5 words a second
+        new = {"source": "/in/talk.mp3", "text": words, "segments": [{"start": 0.0, "end": 8000.0, "text": words}]}
         with pytest.raises(DiskFullError, match=r"No space left on device: writing talk\.txt"):
             outputs.write_transcript(outbox, base, new)
         assert {k: (outbox / f"talk.{k}").read_bytes() for k in KINDS} == before

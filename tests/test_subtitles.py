@@ -7,6 +7,7 @@ server answers text only (the `json` format), as gpt-transcribe and the gpt-4o t
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from tests.fakes import media
 from tests.fakes.context import Ctx
 from tests.fakes.openai_server import FakeOpenAI, Recorded
-from traxd import outputs
+from traxd import outputs, timeline
 from traxd.config import load_settings
 from traxd.handlers.transcribe import Backends, transcribe
 from traxd.timeline import place_text, speech_pieces, split_long
@@ -113,6 +114,30 @@ def test_text_is_shared_by_duration_and_cut_at_a_near_sentence_end() -> None:
     assert [t for _, t in placed] == ["One two three four.", "Five six seven eight nine ten."]
     assert place_text("Hi.", [(0.0, 1.0), (2.0, 3.0)]) == [((0.0, 1.0), "Hi.")]  # a piece without words is dropped
     assert place_text("", [(0.0, 1.0)]) == []
+
+
+def test_a_cut_weighs_only_the_words_near_it_and_still_finds_the_one_a_full_scan_finds() -> None:
+    """The cut search looks only around the ideal place (a full scan made long untimed segments quadratic): on
+    random texts, paces, ideals and lower bounds it picks what weighing every word picks, ties included."""
+    rng = random.Random(11)
+    for _ in range(2_000):
+        words = [rng.choice(["a", "word", "longer-word", "end.", "clause,", "x", "so;"]) for _ in range(rng.randint(1, 60))]
+        ends, total = timeline._word_ends(words)
+        pace = rng.choice([0.01, 0.5, 3.0, 15.0, 80.0, rng.uniform(0.1, 50.0)])
+        ideal = rng.choice([rng.uniform(-5.0, total + 5.0), float(rng.choice(ends)), 0.0, float(total)])
+        first = rng.randint(0, len(words))
+        expected = _full_scan_cut(words, ends, ideal, pace, first)
+        assert timeline._best_cut(words, ends, ideal, pace, first) == expected, (words, ideal, pace, first)
+
+
+def _full_scan_cut(words: list[str], ends: list[int], ideal: float, pace: float, first: int) -> int:
+    """The cut every word weighed (the search before it was bounded): the reference."""
+
+    def cost(m: int) -> float:
+        at = ends[m - 1] if m else 0
+        return abs(at - ideal) / pace - (timeline._pause_after(words[m - 1]) if m else 0.0)
+
+    return min(range(first, len(words) + 1), key=cost)
 
 
 def test_a_long_cue_without_silences_or_words_is_split_by_text() -> None:

@@ -3,6 +3,7 @@ that return text without timings."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from traxd import quality
@@ -97,13 +98,28 @@ def _word_ends(words: list[str]) -> tuple[list[int], int]:
 
 
 def _best_cut(words: list[str], ends: list[int], ideal: float, per_second: float, first: int) -> int:
-    """How many words go before the cut nearest `ideal` characters, a sentence end counting 1 s nearer."""
+    """How many words (at least `first`) go before the cut nearest `ideal` characters, a sentence end counting
+    1 s nearer.
+
+    Only cuts near `ideal` are weighed: no pull is worth more than 1 s, so a cut more than 1 s of text farther
+    than the nearest one can never win. (Weighing every word made long untimed segments quadratic: 9.5 s for the
+    cues of 20,000 words.)
+    """
+    pace = max(per_second, 1e-6)
+
+    def at(m: int) -> int:
+        return ends[m - 1] if m else 0
 
     def cost(m: int) -> float:
-        at = ends[m - 1] if m else 0
-        return abs(at - ideal) / max(per_second, 1e-6) - (_pause_after(words[m - 1]) if m else 0.0)
+        return abs(at(m) - ideal) / pace - (_pause_after(words[m - 1]) if m else 0.0)
 
-    return min(range(first, len(words) + 1), key=cost)
+    n = len(words)
+    after = min(n, max(first, bisect.bisect_left(ends, ideal) + 1))  # the first cut at or past `ideal` (or the last)
+    nearest = min(abs(at(m) - ideal) for m in (max(first, after - 1), after))
+    reach = nearest + pace + 1.0  # one character of slack for rounding
+    lo = max(first, bisect.bisect_left(ends, ideal - reach) + 1 if ideal - reach > 0 else 0)
+    hi = min(n, bisect.bisect_right(ends, ideal + reach))
+    return min(range(lo, max(lo, hi) + 1), key=cost)
 
 
 def timed_from_silences(seg: dict[str, Any], silences: list[Span]) -> list[dict[str, Any]]:
