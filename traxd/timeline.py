@@ -37,6 +37,7 @@ PAUSE_SECONDS = 0.4  # a silence this long ends a piece: no cue crosses it
 SPLIT_SECONDS = 0.15  # shorter silences, where a piece longer than MAX_CUE_SECONDS may be cut
 MIN_PIECE_SECONDS = 0.25  # sound shorter than this between silences is a click, not speech
 _SENTENCE_END, _CLAUSE_END = tuple(".!?…"), tuple(",;:")
+SENTENCE_PULL, CLAUSE_PULL = 1.0, 0.4  # seconds nearer a cut after a sentence end, a clause end, counts
 Span = tuple[float, float]
 
 
@@ -101,9 +102,9 @@ def _best_cut(words: list[str], ends: list[int], ideal: float, per_second: float
     """How many words (at least `first`) go before the cut nearest `ideal` characters, a sentence end counting
     1 s nearer.
 
-    Only cuts near `ideal` are weighed: no pull is worth more than 1 s, so a cut more than 1 s of text farther
-    than the nearest one can never win. (Weighing every word made long untimed segments quadratic: 9.5 s for the
-    cues of 20,000 words.)
+    Only cuts near `ideal` are weighed: no pull is worth more than SENTENCE_PULL seconds, so a cut farther than
+    that much text beyond the nearest one can never win. (Weighing every word made long untimed segments
+    quadratic: the cues of 20,000 words took 7.7 s.)
     """
     pace = max(per_second, 1e-6)
 
@@ -116,7 +117,7 @@ def _best_cut(words: list[str], ends: list[int], ideal: float, per_second: float
     n = len(words)
     after = min(n, max(first, bisect.bisect_left(ends, ideal) + 1))  # the first cut at or past `ideal` (or the last)
     nearest = min(abs(at(m) - ideal) for m in (max(first, after - 1), after))
-    reach = nearest + pace + 1.0  # one character of slack for rounding
+    reach = nearest + pace * SENTENCE_PULL + 1.0  # one character of slack for rounding
     lo = max(first, bisect.bisect_left(ends, ideal - reach) + 1 if ideal - reach > 0 else 0)
     hi = min(n, bisect.bisect_right(ends, ideal + reach))
     return min(range(lo, max(lo, hi) + 1), key=cost)
@@ -133,7 +134,7 @@ def timed_from_silences(seg: dict[str, Any], silences: list[Span]) -> list[dict[
 
 def _pause_after(word: str) -> float:
     """Seconds of pull a cut feels towards this word's end: a sentence end more than a clause end."""
-    return 1.0 if word.endswith(_SENTENCE_END) else 0.4 if word.endswith(_CLAUSE_END) else 0.0
+    return SENTENCE_PULL if word.endswith(_SENTENCE_END) else CLAUSE_PULL if word.endswith(_CLAUSE_END) else 0.0
 
 
 def plan_of(chunks: list[dict[str, Any]]) -> list[list[float]]:

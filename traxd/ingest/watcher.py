@@ -161,7 +161,7 @@ class Watcher:
             log.warning("remembered_files_unreadable", error=str(exc))
             return 0
         outboxes = {i.root: i.outbox for i in self.inboxes}
-        present = {i.root for i in self.inboxes if _identity(i.root) is not None}  # a missing inbox (a drive unplugged) forgets nothing
+        present = {i.root for i in self.inboxes if _identity(i.root) is not None}  # a missing one forgets nothing
         loaded, gone = 0, []
         for path, (outbox, stamp) in known.items():
             inbox = self._inbox_of(path)
