@@ -6,7 +6,8 @@
    against the fake OpenAI server with `--latency` seconds per request and `--workers` API slots (PREPROCESS gets
    its own CPU-bound slots, one per core, as the daemon configures it). Ideal = requests / workers x latency.
 2. Preprocess speed (x realtime) of a 10-minute input against running the same FFmpeg conversion by hand.
-3. Peak RSS (this process, the FFmpeg child, and both together) while preprocessing a generated `--hours` input.
+3. Peak RSS (the Python process, the FFmpeg child, and both together) while preprocessing a generated `--hours`
+   input, in a fresh process as a daemon's would be (run in this one, it counted what parts 1-2 left behind).
 4. The cost of syncing each paid result: a TRANSCRIBE checkpoint stored with `paid=True` (WAL synced at COMMIT)
    against the same checkpoint without it, interleaved, on a SQLite file in the temporary folder (put it on the
    disk you mean with TMPDIR); the difference is what each paid request pays extra.
@@ -235,9 +236,11 @@ def main() -> None:
         if args.only in (None, "preprocess"):
             (root / "p").mkdir()
             preprocess_speed(root / "p", args.minutes)
-        if args.only in (None, "rss"):
+        if args.only == "rss":
             (root / "r").mkdir()
             peak_rss(root / "r", args.hours)
+        elif args.only is None:  # in a fresh process: this one holds the pools, servers and threads of parts 1-2
+            subprocess.run([sys.executable, __file__, "--only", "rss", "--hours", str(args.hours)], check=True)
         if args.only in (None, "paid-sync"):
             (root / "s").mkdir()
             paid_sync_cost(root / "s", args.rounds, args.latency)
