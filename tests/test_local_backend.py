@@ -53,7 +53,7 @@ def test_recorded_speech_comes_out_as_words(tmp_path: Path) -> None:
     assert words(doc["text"]) == ["front", "center"]
     assert doc["backend"] == "local" and doc["language"] == "en"
     seg = doc["segments"][0]
-    assert {"avg_logprob", "compression_ratio", "no_speech_prob", "confidence"} <= set(seg)
+    assert {"avg_logprob", "compression_ratio", "no_speech_prob", "temperature", "confidence"} <= set(seg)
     assert doc["quality"]["confidence"] > 0.3
 
 

@@ -48,7 +48,7 @@ def test_whisper_1_gets_verbose_segments_with_statistics(server: FakeOpenAI, chu
     assert out["language"] == "en" and len(out["segments"]) == 2
     first = out["segments"][0]
     assert first["start"] == 0.0 and first["end"] == pytest.approx(2.0, abs=0.1)
-    assert {"avg_logprob", "compression_ratio", "no_speech_prob"} <= set(first)
+    assert {"avg_logprob", "compression_ratio", "no_speech_prob", "temperature"} <= set(first)
 
 
 def test_gpt_4o_transcribe_asks_for_json_with_logprobs(server: FakeOpenAI, chunk: Path) -> None:
