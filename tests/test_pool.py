@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -291,7 +292,7 @@ class LongAndWaiting:
     """Two slot threads used to short tasks; one runs a long task and, behind it, a task waits for the dispatcher's
     nudge (held back here to keep that moment). The long task asks the pool to stop, then runs until `release`."""
 
-    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, at_stop: Any = lambda: None) -> None:
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, at_stop: Callable[[], object] = lambda: None) -> None:
         monkeypatch.setattr(slots_module, "QUICK_SECONDS", 60.0)  # every task counts as short
         monkeypatch.setattr(Slots, "nudge", lambda self: None)
         made: list[Slots[Any]] = []
