@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,9 +162,10 @@ def bench_trax(folder: Path, n: int, slots: int, synchronous: str, backlog: int,
     return rate, ran[0], cpu, (time.thread_time() - mine) * 1e6 / n
 
 
-def wal_pages_per_round(folder: Path, synchronous: str, rounds: int = 200, batch: int = 8) -> float:
-    """Pages one settle-and-claim transaction writes to the WAL (`batch` settled, `batch` claimed, as a pool round
-    with that many slots), counted from the WAL's size with automatic checkpoints off."""
+def settle_and_claim(folder: Path, synchronous: str, rounds: int = 200, batch: int = 8) -> tuple[float, float]:
+    """One settle-and-claim transaction (`batch` settled, `batch` claimed, as a pool round with that many slots),
+    run alone: the pages it writes to the WAL (from the WAL's size, automatic checkpoints off) and its median
+    wall time in µs."""
     path = folder / "wal-pages.db"
     engine = open_engine(f"sqlite:///{path}", synchronous=synchronous)
     event.listen(engine, "connect", lambda conn, _record: conn.execute("PRAGMA wal_autocheckpoint=0"))
@@ -176,11 +178,14 @@ def wal_pages_per_round(folder: Path, synchronous: str, rounds: int = 200, batch
         page = conn.execute("PRAGMA page_size").fetchone()[0]
     held: list[Task] = []
     owner = str(Owner.current())  # a claim writes it into each row: its length is part of what a page holds
+    took = []
     for _ in range(rounds):
+        t0 = time.perf_counter()
         held = store.exchange(owner, [Completion(t.lease, {}) for t in held], [], batch, 30.0).claimed
+        took.append(time.perf_counter() - t0)
     pages = (path.with_name(path.name + "-wal").stat().st_size - 32) / (24 + page)  # header, then frame headers
     engine.dispose()
-    return pages / rounds
+    return pages / rounds, statistics.median(took) * 1e6
 
 
 CEILING_SCHEMA = """
@@ -439,8 +444,9 @@ def main_sqlite(folder: Path, n: int, slots: int, synchronous: str, backlog: int
           f"processing {top[4] / top[5]:.2f}")  # fmt: skip
     print("ceilings: raw sqlite3 BEGIN IMMEDIATE/INSERT/COMMIT per task; raw executemany in one transaction; "
           "sqlite3 lease queue, one UPDATE…RETURNING claim + one guarded update per task per thread")  # fmt: skip
-    print(f"WAL pages per settle-and-claim transaction ({slots} settled + {slots} claimed): "
-          f"{wal_pages_per_round(folder, synchronous, batch=slots):.2f}")
+    pages, micros = settle_and_claim(folder, synchronous, batch=slots)
+    print(f"settle-and-claim transaction alone ({slots} settled + {slots} claimed): {pages:.2f} WAL pages, "
+          f"{micros:.0f} µs median")
     rss, imported = rss_of_one_run(folder, n, slots, synchronous)
     print(f"peak RSS           : {rss:10.1f} MB in a process that runs {n:,} tasks ({imported:.1f} MB after its "
           f"imports); this benchmark process: {peak_rss_mb():.1f} MB")  # fmt: skip
