@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.context import Ctx
 from traxd import quality
-from traxd.adapters import transcribe_local
+from traxd.adapters import local_models, transcribe_local
 from traxd.config import load_settings
 from traxd.handlers.transcribe import Backends, transcribe
 
@@ -75,7 +75,7 @@ def test_foreign_language_raises_a_low_confidence_warning(tmp_path: Path) -> Non
 def test_the_model_is_loaded_once_and_shared_by_threads() -> None:
     path = str(models.get_model_path())
     got: list[Any] = []
-    threads = [threading.Thread(target=lambda: got.append(transcribe_local.load_model(path))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: got.append(local_models.load_model(path))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -88,11 +88,11 @@ def test_a_missing_model_fails_the_task_with_the_fix_and_is_no_auth_error(tmp_pa
     from traxd.types import ErrorKind
 
     with pytest.raises(ModelLoadError, match="no such model folder.*TRAX_LOCAL_MODEL") as info:
-        transcribe_local.load_model(str(tmp_path / "no-such-model"))
+        local_models.load_model(str(tmp_path / "no-such-model"))
     assert classify(info.value).kind is ErrorKind.PERMANENT  # fails this task; pauses nothing
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match=r"holds no faster-whisper model \(model.bin is missing\)"):
-        transcribe_local.load_model(str(tmp_path / "empty"))
+        local_models.load_model(str(tmp_path / "empty"))
 
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,

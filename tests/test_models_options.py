@@ -303,7 +303,7 @@ class ConnectionCounter:
 
 
 def test_a_downloaded_size_loads_without_the_network(user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from traxd.adapters import transcribe_local
+    from traxd.adapters import local_models
 
     # The layout `huggingface_hub` leaves after a download on a machine with internet (copied here by hand).
     repo = user / "hf" / "hub" / "models--Systran--faster-whisper-tiny.en"
@@ -326,9 +326,9 @@ def test_a_downloaded_size_loads_without_the_network(user: Path, monkeypatch: py
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(user / "hf" / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    assert transcribe_local.load_model("tiny.en") is not None
+    assert local_models.load_model("tiny.en") is not None
     assert proxy.count == 0
-    assert transcribe_local.resolve("tiny.en") == str(snapshot)
+    assert local_models.resolve("tiny.en") == str(snapshot)
 
 
 # -- config.toml changes reach a running daemon -------------------------------------------------------

@@ -34,11 +34,13 @@ class WatchFolder:
     diarize: bool | None = None  # speaker labels for this folder's files; None: the setting decides
     translate_to: tuple[str, ...] | None = None  # None: the setting decides; () = none for this folder
     summarize: bool | None = None
+    vocabulary: tuple[str, ...] | None = None  # None: the setting decides
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
         own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize, "summarize": self.summarize,
-               "translate_to": None if self.translate_to is None else list(self.translate_to)}  # fmt: skip
+               "translate_to": None if self.translate_to is None else list(self.translate_to),
+               "vocabulary": None if self.vocabulary is None else list(self.vocabulary)}  # fmt: skip
         return {k: v for k, v in own.items() if v is not None}
 
 
@@ -54,6 +56,7 @@ class Settings:
     openai_base_url: str | None = None
     transcribe_model: str = "whisper-1"
     local_model: str | None = None
+    local_device: str = "auto"  # auto | cpu | cuda (traxd/decoding.py)
     deepseek_api_key: str | None = field(default=None, repr=False)
     deepseek_base_url: str = "https://api.deepseek.com"
     enhance_model: str = "deepseek-flash"
@@ -70,6 +73,7 @@ class Settings:
     summarize: bool = False
     summary_chunk_chars: int = 12000
     language: str | None = None
+    vocabulary: tuple[str, ...] = ()  # names and rare words: hotwords locally, the prompt's start on the API
     word_timestamps: bool = False
     chunk_size: float = 600.0
     workers: int = 8
@@ -119,6 +123,7 @@ ENV = {
     "OPENAI_BASE_URL": "openai_base_url",
     "TRAX_TRANSCRIBE_MODEL": "transcribe_model",
     "TRAX_LOCAL_MODEL": "local_model",
+    "TRAX_LOCAL_DEVICE": "local_device",
     "DEEPSEEK_API_KEY": "deepseek_api_key",
     "DEEPSEEK_BASE_URL": "deepseek_base_url",
     "TRAX_ENHANCE_MODEL": "enhance_model",
@@ -135,6 +140,7 @@ ENV = {
     "TRAX_SUMMARIZE": "summarize",
     "TRAX_SUMMARY_CHUNK_CHARS": "summary_chunk_chars",
     "TRAX_LANGUAGE": "language",
+    "TRAX_VOCABULARY": "vocabulary",
     "TRAX_WORD_TIMESTAMPS": "word_timestamps",
     "TRAX_CHUNK_SIZE": "chunk_size",
     "TRAX_WORKERS": "workers",
@@ -222,6 +228,8 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             return _parse_watch(raw)
         if name == "translate_to":
             return _codes(raw)
+        if name == "vocabulary":
+            return _terms(raw)
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -254,7 +262,16 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
-WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize"}
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary"}
+
+
+def _terms(raw: Any) -> tuple[str, ...]:
+    """Vocabulary terms from "A, B", a list, or @FILE (UsageError for a file that cannot be read)."""
+    from traxd.vocabulary import parse
+
+    if not isinstance(raw, (str, list, tuple)):
+        raise TypeError(raw)
+    return parse(raw)
 
 
 def _codes(raw: Any) -> tuple[str, ...]:
@@ -280,12 +297,13 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         inbox_path = Path(str(item["inbox"])).expanduser()
         outbox = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
-        codes, summary = item.get("translate_to"), item.get("summarize")
+        codes, summary, terms = item.get("translate_to"), item.get("summarize"), item.get("vocabulary")
         out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
                                None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),
-                               None if summary is None else _to_bool(summary)))  # fmt: skip
+                               None if summary is None else _to_bool(summary),
+                               None if terms is None else _terms(terms)))  # fmt: skip
     return tuple(out)
 
 
@@ -306,6 +324,8 @@ def _validate(s: Settings) -> None:
     _validate_speakers(s.speakers, s.min_speakers, s.max_speakers)
     if not 0.0 < s.speaker_threshold <= 1.0:
         raise ConfigError(f"speaker_threshold must be in (0, 1], got {s.speaker_threshold}")
+    if s.local_device.strip().lower() not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"local_device must be auto, cpu or cuda, got {s.local_device!r} (TRAX_LOCAL_DEVICE)")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, got {s.synchronous!r}")
 

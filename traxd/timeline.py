@@ -161,16 +161,37 @@ def _moved(item: dict[str, Any], offset: float, cap: float) -> dict[str, Any]:
 
 
 def merge(plan: list[list[float]], done: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
-    """Segments of all chunks on the whole file's timeline, the joined text and the first detected language."""
+    """Segments of all chunks on the whole file's timeline, the joined text and the file's language."""
     segments: list[dict[str, Any]] = []
     texts: list[str] = []
-    language = None
     for i, (offset, duration) in enumerate(plan):
         result = shift(done[str(i)], offset, offset + duration)
         segments += result["segments"]
         texts += [result["text"]] if result.get("text") else []
-        language = language or result.get("language")
     for seg in segments:
         if (conf := quality.segment_confidence(seg)) is not None:
             seg["confidence"] = conf
-    return segments, " ".join(texts), language
+    return segments, " ".join(texts), file_language(plan, done)[0]
+
+
+def file_language(plan: list[list[float]], done: dict[str, Any]) -> tuple[str | None, float | None]:
+    """The language most of the file's duration was found in, and the model's mean certainty over those chunks.
+
+    Chunks are detected one by one; where they disagree (a wrong guess on a short or quiet chunk, or a file in two
+    languages) the duration-weighted majority names the file.
+    """
+    weight: dict[str, float] = {}
+    sure: dict[str, list[tuple[float, float]]] = {}
+    for i, (_offset, duration) in enumerate(plan):
+        result = done.get(str(i)) or {}
+        if not (code := result.get("language")):
+            continue
+        weight[code] = weight.get(code, 0.0) + float(duration)
+        if (p := result.get("language_probability")) is not None:
+            sure.setdefault(code, []).append((float(duration), float(p)))
+    if not weight:
+        return None, None
+    code = max(weight, key=lambda c: (weight[c], -list(weight).index(c)))  # a tie goes to the earlier language
+    pairs = sure.get(code) or []
+    total = sum(d for d, _ in pairs)
+    return code, (round(sum(d * p for d, p in pairs) / total, 4) if total > 0 else None)

@@ -8,6 +8,7 @@ from typing import Any
 from traxd.adapters.openai_compat import Api, Service
 from traxd.model_catalog import REPLACEMENT, ModelInfo, model_info
 from traxd.timeline import assign_words, word
+from traxd.vocabulary import api_prompt
 
 SERVICE = Service("the transcription server", "OPENAI_API_KEY", "TRAX_TRANSCRIBE_MODEL", REPLACEMENT)
 MIME = {".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".webm": "audio/webm"}
@@ -22,14 +23,17 @@ class OpenAITranscriber:
         self.api = Api(SERVICE, api_key, base_url, timeout)
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
-        """Transcribe one chunk; segments are relative to the chunk's start."""
+                   prompt: str | None = None, words: bool = False,
+                   vocabulary: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+        """Transcribe one chunk; segments are relative to the chunk's start. The vocabulary opens the prompt."""
         info = model_info(model)
+        prompt, warning = api_prompt(vocabulary, prompt)
         with open(path, "rb") as fh, self.api.errors(model):
             upload = (path.name, fh, MIME.get(path.suffix.lower(), "application/octet-stream"))
             args = request_args(info, model, upload, language, prompt, words, duration)
             resp = self.api.client.audio.transcriptions.create(**args)
-        return parse_response(resp, info, duration)
+        out = parse_response(resp, info, duration)
+        return {**out, "warnings": [warning]} if warning else out
 
 
 def request_args(info: ModelInfo, model: str, upload: Any, language: str | None, prompt: str | None,

@@ -45,7 +45,7 @@ def model_options(settings: Settings, model: str | None) -> dict[str, Any]:
 
 
 def _local_model(name: str) -> str:
-    from traxd.adapters import transcribe_local as local
+    from traxd.adapters import local_models as local
 
     problem = local.model_problem(name)
     if problem is None:

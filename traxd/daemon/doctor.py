@@ -67,16 +67,16 @@ def check_model(s: Settings, today: dt.date | None = None) -> Check:
 
 def check_local_model(s: Settings) -> Check:
     """The configured local model really loads, from its folder or the cache (doctor never downloads)."""
-    from traxd.adapters import transcribe_local
+    from traxd.adapters import local_models
     from traxd.errors import ModelLoadError
     from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 
     name = s.local_model or DEFAULT_LOCAL_MODEL
     try:
-        transcribe_local.load_model(name, download=False)
+        local_models.load_model(name, download=False, device=s.local_device)
     except ModelLoadError as exc:
         return Check("model", FAIL, str(exc))
-    return Check("model", OK, f"local model {name} loads ({transcribe_local.resolve(name, download=False)})")
+    return Check("model", OK, f"local model {name} loads ({local_models.resolve(name, download=False)})")
 
 
 def check_ffmpeg() -> Check:

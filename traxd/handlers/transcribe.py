@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from traxd import outputs, pipelines, quality
+from traxd import outputs, pipelines, quality, vocabulary
 from traxd.adapters import ffmpeg
 from traxd.config import Settings
 from traxd.errors import (
@@ -33,7 +33,7 @@ from traxd.handlers.preprocess import chunk_seconds, prepare
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
-from traxd.timeline import merge, plan_of, shift, timed_from_silences
+from traxd.timeline import file_language, merge, plan_of, shift, timed_from_silences
 
 log = get_logger("transcribe")
 PROMPT_CHARS = 600  # ~ the last 224 tokens Whisper reads from a prompt, for most languages
@@ -45,8 +45,10 @@ class Transcriber(Protocol):
     backend: str
 
     def transcribe(self, path: Path, *, model: str, duration: float, language: str | None = None,
-                   prompt: str | None = None, words: bool = False) -> dict[str, Any]:  # fmt: skip
-        """{"text", "language", "segments"} of one audio file; segments carry `words` when asked and offered."""
+                   prompt: str | None = None, words: bool = False,
+                   vocabulary: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+        """{"text", "language", "segments", "warnings"?} of one audio file; segments carry `words` when asked and
+        offered; `vocabulary` names the rare words the audio holds."""
         ...
 
 
@@ -58,7 +60,7 @@ def build_transcriber(kind: str, settings: Settings) -> Transcriber:
         return OpenAITranscriber(settings.openai_api_key, settings.openai_base_url, settings.api_timeout_seconds)
     from traxd.adapters.transcribe_local import LocalTranscriber
 
-    return LocalTranscriber()
+    return LocalTranscriber(settings.local_device, settings.memory_limit_mb)
 
 
 class Backends:
@@ -72,7 +74,8 @@ class Backends:
     def get(self, ctx: TaskContext) -> Transcriber:
         """The transcriber for this task's settings."""
         kind, s = backend(ctx), ctx.settings
-        key = (kind, s.openai_api_key, s.openai_base_url, s.api_timeout_seconds) if kind == "openai" else (kind,)
+        key = ((kind, s.openai_api_key, s.openai_base_url, s.api_timeout_seconds) if kind == "openai"
+               else (kind, s.local_device, s.memory_limit_mb))  # fmt: skip
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = self._factory(kind, s)
@@ -94,6 +97,8 @@ def transcribe(ctx: TaskContext, payload: dict[str, Any], engine: Transcriber) -
     state = dict(ctx.previous)
     asked = {"model": model_name(ctx), "language": option(ctx, "language", ctx.settings.language), "chunk": chunk_seconds(ctx),
              "words": wants_words(ctx)}  # fmt: skip
+    if terms := vocabulary_of(ctx):
+        asked["vocabulary"] = list(terms)  # only when given: checkpoints from before the option stay valid
     if state.get("asked", asked) != asked:
         state.update(plan=[], done={}, prepared=None)  # re-run with other options: earlier chunks do not count
     state["asked"] = asked
@@ -173,7 +178,7 @@ def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, pr
     language = option(ctx, "language", ctx.settings.language)
     try:
         return engine.transcribe(path, model=model_name(ctx), duration=duration, language=language, prompt=prompt,
-                                 words=wants_words(ctx))  # fmt: skip
+                                 words=wants_words(ctx), vocabulary=vocabulary_of(ctx))  # fmt: skip
     except ModelGoneError as exc:
         if not own_model(ctx):
             raise  # the configured model is gone: every task needs the fix, so the type pauses
@@ -198,15 +203,31 @@ def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], 
     segments, text, language = merge(plan, state["done"])
     duration = round(sum(d for _, d in plan), 3)
     metrics = quality.file_quality(segments, duration)
-    warnings = metrics["warnings"] + word_warnings(ctx, segments)
+    chunk_notes = [w for i in range(len(plan)) for w in state["done"][str(i)].get("warnings") or []]
+    warnings = metrics["warnings"] + word_warnings(ctx, segments) + list(dict.fromkeys(chunk_notes))
     enhance = pipelines.wants_enhance(ctx.job)
     diarize = pipelines.wants_diarize(ctx.job)
     return {"name": output_name(ctx, payload), "source": _owner(ctx, payload), "language": language,
-            "duration": duration, "model": model_name(ctx), "backend": kind, "chunks": [{"offset": o, "duration": d} for o, d in plan],
+            "language_probability": file_language(plan, state["done"])[1],
+            "duration": duration, "model": model_name(ctx), "backend": kind, "chunks": _chunk_notes(plan, state["done"]),
             "text": text, "segments": segments, "quality": metrics, "warnings": warnings,
             "enhancement": {"requested": enhance, "status": "pending" if enhance else "not_requested"},
             "diarization": {"requested": diarize, "status": "pending" if diarize else "not_requested"},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def vocabulary_of(ctx: TaskContext) -> tuple[str, ...]:
+    """The job's vocabulary list, else the settings'."""
+    return vocabulary.parse(option(ctx, "vocabulary", ctx.settings.vocabulary))
+
+
+def _chunk_notes(plan: list[list[float]], done: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each chunk's place in the file, and how the local engine decoded it (batched or sequential)."""
+    notes = []
+    for i, (offset, duration) in enumerate(plan):
+        mode = (done[str(i)].get("decoding") or {}).get("mode")
+        notes.append({"offset": offset, "duration": duration, **({"decoding": mode} if mode else {})})
+    return notes
 
 
 def wants_words(ctx: TaskContext) -> bool:

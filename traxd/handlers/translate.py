@@ -81,7 +81,8 @@ def whisper_segments(ctx: TaskContext, doc: dict[str, Any]) -> list[dict[str, An
     """English segments on the whole file's timeline: the local model with task=translate on every chunk."""
     from traxd.adapters.transcribe_local import LocalTranscriber
 
-    chunks, engine, done = _audio(ctx, doc), LocalTranscriber(), {}
+    chunks, done = _audio(ctx, doc), {}
+    engine = LocalTranscriber(ctx.settings.local_device, ctx.settings.memory_limit_mb)
     spoken = option(ctx, "language", ctx.settings.language) or doc.get("language")
     for i, chunk in enumerate(chunks):
         if ctx.cancelled.is_set():
