@@ -101,9 +101,9 @@ def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for runnin
 def add(
     inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
     priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
-    enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
+    enhance: opt.Enhance = False,
     translate_to: opt.TranslateTo = None,
-    summarize: opt.Summarize = False,
+    summarize: opt.Summarize = None,
     outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     diarize: opt.Diarize = False,
@@ -112,17 +112,15 @@ def add(
     max_speakers: opt.MaxSpeakers = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
-    from traxd.config import diarize_options
     from traxd.ingest.enqueue import Ingestor, Queued, Skipped
     from traxd.ingest.manual import add_inputs
-    from traxd.pipelines import later_stages
+    from traxd.joboptions import job_options
 
-    s = settings(diarize=True if diarize else None, speakers=speakers, min_speakers=min_speakers,
-                 max_speakers=max_speakers, translate_to=translate_to, summarize=True if summarize else None)  # fmt: skip
+    s = settings(enhance=enhance or None, word_timestamps=word_timestamps or None, diarize=diarize or None,
+                 speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
+                 summarize=summarize)  # fmt: skip
     target = _outbox(s, outbox)
-    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
-               "word_timestamps": True if word_timestamps else None,  # None: the setting when it runs
-               **diarize_options(s), **later_stages(s.translate_to, s.summarize)}  # fmt: skip
+    options = job_options(s).as_dict()
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
@@ -326,13 +324,13 @@ def _print_hits(hits: list[Any]) -> None:
 def watch_add(
     inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
     outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
-    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
-    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Translate this folder's transcripts (DeepSeek; en without a key: Whisper, local backend).")] = None,
-    summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
-                                                   help="Summarise this folder's transcripts (DeepSeek).")] = None,
+    word_timestamps: opt.WordTimestamps = False,
+    translate_to: opt.TranslateTo = None,
+    summarize: opt.Summarize = None,
 ) -> None:
-    """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
+    """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds).
+
+    The options given here are this folder's own; the others follow the settings when each file is queued."""
     from traxd.daemon.folders import add_watch
     from traxd.translate import parse_codes
 
