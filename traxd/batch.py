@@ -24,6 +24,7 @@ from traxd.batching.run import BatchRun
 from traxd.batching.setup import processor_settings
 from traxd.clock import Clock
 from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.pool_setup import resource_monitor
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
@@ -31,7 +32,7 @@ from traxd.ingest.enqueue import Skipped
 from traxd.ingest.manual import check_path
 from traxd.joboptions import OPTION_NAMES, job_options
 from traxd.progress import BatchProgress, progress_due
-from traxd.resources import Limits, ResourceMonitor, Sampler
+from traxd.resources import Sampler
 from traxd.types import TaskType
 from traxd.urls import looks_like_url
 
@@ -229,7 +230,7 @@ def create_batch_processor(
     store = open_store(settings, pool_size=connections_for(max_workers), clock=clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
     sampler: Sampler | None = kw.get("sampler")
-    monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)
+    monitor = resource_monitor(settings, sampler)  # the settings carry max_workers and the limits
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock,
                    follow_ups=kw.get("follow_ups"))  # fmt: skip

@@ -18,6 +18,7 @@ from traxd.batching.setup import check_memory_limit
 from traxd.config import Settings, load_settings, with_changes
 from traxd.daemon.home import connections_for, open_store
 from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.daemon.pool_setup import resource_monitor
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
@@ -30,7 +31,6 @@ from traxd.languages import normalize_language
 from traxd.outputs import write_json_atomic
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
-from traxd.resources import Limits, ResourceMonitor
 from traxd.translate import by_whisper
 from traxd.types import PRIORITY_NORMAL, TaskType, WorkerInfo
 
@@ -150,9 +150,8 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     for w in other_workers(store, max(3 * settings.lease_seconds, 30.0)):
         reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
                          "alongside it and both share the batch's tasks through their leases")  # fmt: skip
-    limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
-                   monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
+                   monitor=resource_monitor(settings))  # fmt: skip
     sweep_at_start(store, settings.tmp_dir, [output])
     for scope, reason in run.lift_type_pauses().items():
         reporter.message(f"note: {scope} tasks were paused ({reason}); this run tries them again")

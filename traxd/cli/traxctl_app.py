@@ -228,12 +228,16 @@ def retry(
     """Queue a failed or cancelled task again with a fresh attempt budget."""
     if (task_id is None) == (not failed):
         raise UsageError("give a task ID or --failed (not both)")
-    with store_for(settings()) as store:
+    from traxd.daemon.jobcontrol import JobControl
+
+    s = settings()
+    with store_for(s) as store:
+        jobs = JobControl(store, s.tmp_dir)
         if failed:
-            typer.echo(f"{store.retry_failed()} failed task(s) queued again")
+            typer.echo(f"{jobs.retry_failed()} failed task(s) queued again")
             return
         assert task_id is not None
-        if not store.retry(task_id):
+        if not jobs.retry(task_id):
             raise UserError(_why_not(store.get(task_id), task_id, "retried", "failed or cancelled"))
     typer.echo(f"#{task_id} queued again")
 
@@ -242,15 +246,12 @@ def retry(
 @one_line_errors
 def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Cancel a queued or running task (a running one stops at its next check)."""
-    from traxd.daemon.scratch import remove_if_ended
+    from traxd.daemon.jobcontrol import JobControl
 
     s = settings()
     with store_for(s) as store:
-        before = store.get(task_id)
-        if not store.cancel(task_id):
-            raise UserError(_why_not(before, task_id, "cancelled", "queued or running"))
-        if before is not None and before.state is TaskState.QUEUED:  # a running one's daemon removes it
-            remove_if_ended(store, s.tmp_dir, before.job_id, task_id)
+        if not JobControl(store, s.tmp_dir).cancel(task_id):
+            raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
     typer.echo(f"#{task_id} cancelled")
 
 
@@ -376,12 +377,13 @@ def dashboard(
                                               "(made up and printed when listening beyond loopback).")] = None,
 ) -> None:
     """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.daemon.jobcontrol import JobControl
     from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
 
     s = settings()
     token = check_binding(host, token)
     with store_for(s) as store:
-        server = make_server(dashboard_for(s, store, token), host, port)
+        server = make_server(dashboard_for(s, store, token, JobControl(store, s.tmp_dir)), host, port)
         typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
         server.run()
 
