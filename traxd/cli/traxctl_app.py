@@ -3,6 +3,7 @@ doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a p
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -17,6 +18,8 @@ from rich.table import Table
 from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
 from traxd.cli.speakers_cmd import speakers_app
+from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
+from traxd.cli.status_cmd import StatusOption, run_status
 from traxd.errors import UsageError, UserError
 from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
@@ -41,16 +44,19 @@ def _print_json(data: Any) -> None:
 
 
 # -- status -------------------------------------------------------------------------------------
-@app.command()
-@one_line_errors
-def status(
-    as_json: JsonOpt = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reporting until Ctrl-C (live on a terminal).")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --follow.")] = 5.0,
-    all_jobs: Annotated[bool, typer.Option("--all", help="Every job in the database's history.")] = False,
-    since: Annotated[str | None, typer.Option(help="Jobs created since: 2h, 30m, 7d or a date (2026-11-30T08:00).")] = None,
-    count: Annotated[int, typer.Option(hidden=True, help="Stop --follow after this many reports.")] = 0,
-) -> None:
+def _typer_parameters(options: tuple[StatusOption, ...]) -> inspect.Signature:
+    """Typer parameters for a table of options (`traxctl status` reads the same table without Typer)."""
+    params = []
+    for o in options:
+        kind = o.kind if o.default is not None else o.kind | None
+        info = typer.Option(*o.flags, help=o.help, metavar=o.metavar, min=o.minimum, hidden=o.hidden,
+                            show_default=o.kind is not bool and o.default is not None)  # fmt: skip
+        params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+                                        annotation=Annotated[kind, info]))  # fmt: skip
+    return inspect.Signature(params)
+
+
+def status(**options: Any) -> None:
     """The current work in jobs (inputs): counts, each running job's stage, ETA, daemons, why the queue is paused.
 
     The current work is every unfinished job plus the jobs finished since the queue was last idle (when idle:
@@ -58,9 +64,11 @@ def status(
     """
     # `traxctl status …` itself runs traxd.cli.status_cmd before this app is loaded; this is the same command
     # for the lines it hands over (and for callers of `app`).
-    from traxd.cli.status_cmd import run_status
+    run_status(**options)
 
-    run_status(as_json, follow, interval, all_jobs, since, count)
+
+status.__signature__ = _typer_parameters(STATUS_OPTIONS)  # type: ignore[attr-defined]
+app.command("status")(one_line_errors(status))
 
 
 # -- control ------------------------------------------------------------------------------------
