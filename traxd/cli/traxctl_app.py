@@ -17,6 +17,7 @@ from rich.table import Table
 
 from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.help_format import PLAIN_HELP
 from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
 from traxd.cli.status_cmd import StatusOption, run_status
@@ -24,10 +25,10 @@ from traxd.errors import UsageError, UserError
 from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
-watch_app = typer.Typer(help="Inbox folders the daemon watches.", no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False, **PLAIN_HELP)  # fmt: skip
+watch_app = typer.Typer(help="Inbox folders the daemon watches.", no_args_is_help=True, **PLAIN_HELP)
 service_app = typer.Typer(help="The login service (launchd agent on macOS, systemd --user unit on Linux).",
-                          no_args_is_help=True)  # fmt: skip
+                          no_args_is_help=True, **PLAIN_HELP)  # fmt: skip
 app.add_typer(watch_app, name="watch")
 app.add_typer(service_app, name="service")
 app.add_typer(speakers_app, name="speakers")
@@ -74,7 +75,7 @@ app.command("status")(one_line_errors(status))
 # -- control ------------------------------------------------------------------------------------
 @app.command()
 @one_line_errors
-def pause(reason: Annotated[str, typer.Option(help="Shown by status.")] = "paused by traxctl") -> None:
+def pause(reason: Annotated[str, typer.Option(metavar="REASON", help="Shown by status.")] = "paused by traxctl") -> None:
     """Stop claiming new tasks (running ones finish); daemons obey within a second."""
     with store_for(settings()) as store:
         store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, reason)
@@ -108,11 +109,11 @@ def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for runnin
 @one_line_errors
 def add(
     inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
-    priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
+    priority: Annotated[int, typer.Option(min=0, metavar="N", help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: opt.Enhance = False,
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
-    outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     diarize: opt.Diarize = False,
     speakers: opt.Speakers = None,
@@ -165,8 +166,8 @@ def _outbox(s: Any, outbox: Path | None) -> Path:
 @app.command("list")
 @one_line_errors
 def list_(
-    state: Annotated[TaskState | None, typer.Option(case_sensitive=False, help="Only tasks in this state.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    state: Annotated[TaskState | None, typer.Option(case_sensitive=False, metavar="STATE", help="Only tasks in this state: queued, running, succeeded, failed or cancelled.")] = None,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many, newest first.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
@@ -274,14 +275,14 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 @one_line_errors
 def search(
     query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
-    since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
-    inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,
-    speaker: Annotated[str | None, typer.Option(help="Only segments of this speaker.")] = None,
-    language: Annotated[str | None, typer.Option(help="Only transcripts in this language (e.g. en).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many hits, best first.")] = 20,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
+    inbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Only inputs from this folder.")] = None,
+    speaker: Annotated[str | None, typer.Option(metavar="NAME", help="Only segments of this speaker.")] = None,
+    language: Annotated[str | None, typer.Option(metavar="CODE", help="Only transcripts in this language (e.g. en).")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many hits, best first.")] = 20,
     as_json: JsonOpt = False,
     reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
-    from_dir: Annotated[Path | None, typer.Option("--from", help="With --reindex: read the .json files here.")] = None,
+    from_dir: Annotated[Path | None, typer.Option("--from", metavar="DIR", help="With --reindex: read the .json files here.")] = None,
 ) -> None:
     """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
     from traxd import archive
@@ -331,8 +332,8 @@ def _print_hits(hits: list[Any]) -> None:
 @watch_app.command("add")
 @one_line_errors
 def watch_add(
-    inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
-    outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    inbox: Annotated[Path, typer.Argument(metavar="INBOX", help="An existing local folder.")],
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Where its transcripts go (default: INBOX/../outbox).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
@@ -351,7 +352,7 @@ def watch_add(
 
 @watch_app.command("remove")
 @one_line_errors
-def watch_remove(inbox: Annotated[Path, typer.Argument(help="A watched inbox.")]) -> None:
+def watch_remove(inbox: Annotated[Path, typer.Argument(metavar="INBOX", help="A watched inbox.")]) -> None:
     """Stop watching an inbox (nothing is deleted)."""
     from traxd.daemon.folders import remove_watch
 
@@ -379,9 +380,9 @@ def watch_list(as_json: JsonOpt = False) -> None:
 @app.command()
 @one_line_errors
 def dashboard(
-    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
-    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", metavar="TOKEN", help="Required on every request "
                                               "(made up and printed when listening beyond loopback).")] = None,
 ) -> None:
     """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
