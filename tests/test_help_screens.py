@@ -44,3 +44,15 @@ def test_help_fits_80_columns_with_every_option_whole(name: str, path: tuple[str
             assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text), f"{opt} is not shown whole:\n{text}"
     assert not TYPE_NOISE.search(text), f"{TYPE_NOISE.search(text)} in:\n{text}"
     assert not re.search(r"\[default: \(", text), text  # a default is a value, once, not a remark in brackets
+
+
+def test_the_job_options_read_the_same_wherever_they_are_given() -> None:
+    """`traxctl add`, `trax batch` and `traxctl watch add` share one declaration of each job option."""
+    commands = {" ".join((n, *p)): c for n, p, c in SCREENS if " ".join((n, *p)) in
+                ("traxctl add", "trax batch", "traxctl watch add")}  # fmt: skip
+    helps: dict[str, set[str]] = {}
+    for command in commands.values():
+        for param in command.params:
+            helps.setdefault(param.opts[0], set()).add(param.help or "")
+    shared = {"--enhance", "--translate-to", "--summarize", "--word-timestamps", "--diarize", "--speakers"}
+    assert {opt: len(texts) for opt, texts in helps.items() if opt in shared} == dict.fromkeys(shared, 1)
