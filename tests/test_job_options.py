@@ -121,3 +121,16 @@ def test_a_reloaded_config_changes_what_the_deepseek_stages_read_without_a_resta
     old = Settings(home=tmp_path)
     _merged, live, restart = live_changes(old, replace(old, translate_chunk_chars=900, summary_chunk_chars=900))
     assert (sorted(live), restart) == (["summary_chunk_chars", "translate_chunk_chars"], [])
+
+
+def test_traxctl_add_takes_every_job_option_trax_batch_takes(home: Path, store: Store, tmp_path: Path) -> None:
+    line = ["add", str(_media(tmp_path / "a", "add.mp3")), "--outbox", str(tmp_path / "out"), "--language", "French",
+            "--chunk-size", "120", "--model", "tiny.en", "--no-summarize"]  # fmt: skip
+    done = CliRunner().invoke(traxctl_app, line)
+    assert done.exit_code == 0, done.output
+    (options,) = _options_by_name(store).values()
+    assert (options["language"], options["chunk_size"], options["model"], options["backend"]) == ("fr", 120.0,
+                                                                                                  "tiny.en", "local")
+    assert "summarize" not in options
+    bad = CliRunner().invoke(traxctl_app, [*line[:4], "--chunk-size", "0"])
+    assert bad.exit_code == 2 and "chunk_size must be a number greater than 0" in bad.output

@@ -22,7 +22,8 @@ speakers_app = typer.Typer(help="Enrolled voices: diarized speakers who match on
 @one_line_errors
 def enroll(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The name transcripts will show.")],
-    sample: Annotated[Path, typer.Argument(metavar="SAMPLE", help="A recording of this person alone (a sentence or more).")],
+    sample: Annotated[Path, typer.Argument(metavar="SAMPLE",
+                                           help="A recording of this person alone (a sentence or more).")],
 ) -> None:
     """Store the voice print of NAME from SAMPLE (replacing an earlier one of that name)."""
     from traxd.db.voices import Voices

@@ -25,14 +25,16 @@ def _root() -> None:
 
 @app.command()
 def batch(
-    path: Annotated[Path, typer.Argument(metavar="PATH", help="Folder of media files (or one file).", show_default=False)],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Folder of media files (or one file).")],
     workers: Annotated[int | None, typer.Option(metavar="N", help="Tasks run at once (default 8).")] = None,
     progress_interval: Annotated[float, typer.Option(metavar="SECONDS", help="Between progress reports.")] = 5.0,
-    memory_limit: Annotated[float | None, typer.Option(metavar="MB", help="Stop claiming above this much memory (default 2048).")] = None,
-    cpu_limit: Annotated[float | None, typer.Option(metavar="PERCENT", help="Stop claiming above this CPU use, % of the machine (default 90).")] = None,
-    model: Annotated[str | None, typer.Option(metavar="MODEL", help="An API model, or a local size or folder (default: the configured one, whisper-1).")] = None,
-    language: Annotated[str | None, typer.Option(metavar="CODE", help="Spoken language, ISO-639-1 (e.g. en).")] = None,
-    chunk_size: Annotated[float | None, typer.Option(metavar="SECONDS", help="Chunk length (default 600).")] = None,
+    memory_limit: Annotated[float | None, typer.Option(
+        metavar="MB", help="Stop claiming above this much memory (default 2048).")] = None,
+    cpu_limit: Annotated[float | None, typer.Option(
+        metavar="PERCENT", help="Stop claiming above this CPU use, % of the machine (default 90).")] = None,
+    model: opt.Model = None,
+    language: opt.Language = None,
+    chunk_size: opt.ChunkSize = None,
     enhance: opt.Enhance = False,
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,

@@ -109,11 +109,16 @@ def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for runnin
 @one_line_errors
 def add(
     inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
-    priority: Annotated[int, typer.Option(min=0, metavar="N", help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
+    priority: Annotated[int, typer.Option(min=0, metavar="N",
+                                          help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: opt.Enhance = False,
+    language: opt.Language = None,
+    model: opt.Model = None,
+    chunk_size: opt.ChunkSize = None,
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
-    outbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Where transcripts go (default: first watch folder's).")] = None,
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     diarize: opt.Diarize = False,
     speakers: opt.Speakers = None,
@@ -129,7 +134,7 @@ def add(
                  speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
                  summarize=summarize)  # fmt: skip
     target = _outbox(s, outbox)
-    options = job_options(s).as_dict()
+    options = job_options(s, {"language": language, "model": model, "chunk_size": chunk_size}).as_dict()
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
@@ -274,15 +279,18 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 @app.command()
 @one_line_errors
 def search(
-    query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
+    query: Annotated[str | None, typer.Argument(metavar="QUERY",
+                                                help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN", help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
     inbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Only inputs from this folder.")] = None,
     speaker: Annotated[str | None, typer.Option(metavar="NAME", help="Only segments of this speaker.")] = None,
-    language: Annotated[str | None, typer.Option(metavar="CODE", help="Only transcripts in this language (e.g. en).")] = None,
+    language: Annotated[str | None, typer.Option(metavar="CODE",
+                                                 help="Only transcripts in this language (e.g. en).")] = None,
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many hits, best first.")] = 20,
     as_json: JsonOpt = False,
     reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
-    from_dir: Annotated[Path | None, typer.Option("--from", metavar="DIR", help="With --reindex: read the .json files here.")] = None,
+    from_dir: Annotated[Path | None, typer.Option("--from", metavar="DIR",
+                                                  help="With --reindex: read the .json files here.")] = None,
 ) -> None:
     """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
     from traxd import archive
@@ -333,7 +341,8 @@ def _print_hits(hits: list[Any]) -> None:
 @one_line_errors
 def watch_add(
     inbox: Annotated[Path, typer.Argument(metavar="INBOX", help="An existing local folder.")],
-    outbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Where its transcripts go (default: INBOX/../outbox).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
@@ -380,7 +389,8 @@ def watch_list(as_json: JsonOpt = False) -> None:
 @app.command()
 @one_line_errors
 def dashboard(
-    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(metavar="HOST",
+                                      help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port.")] = 8765,
     token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", metavar="TOKEN", help="Required on every request "
                                               "(made up and printed when listening beyond loopback).")] = None,

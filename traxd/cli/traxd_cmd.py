@@ -25,9 +25,11 @@ def _root() -> None:
 @app.command()
 @one_line_errors
 def run(
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, metavar="N", help="Tasks run at once (default 8).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, metavar="N",
+                                                help="Tasks run at once (default 8).")] = None,
     drain: Annotated[bool, typer.Option("--drain", help="Process until nothing is runnable, then exit 0.")] = False,
-    dashboard: Annotated[bool, typer.Option("--dashboard", help="Also serve the dashboard (see traxctl dashboard).")] = False,
+    dashboard: Annotated[bool, typer.Option("--dashboard",
+                                            help="Also serve the dashboard (see traxctl dashboard).")] = False,
     dashboard_host: Annotated[str, typer.Option(metavar="HOST", help="The dashboard's address (beyond loopback: a token).")] = "127.0.0.1",
     dashboard_port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="The dashboard's port.")] = 8765,
 ) -> None:
