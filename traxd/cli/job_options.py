@@ -17,7 +17,7 @@ TranslateTo = Annotated[str | None, typer.Option(
 Summarize = Annotated[bool | None, typer.Option(
     "--summarize/--no-summarize", show_default=False, help="Write NAME.summary.md (DeepSeek), or not.")]
 Model = Annotated[str | None, typer.Option(
-    metavar="MODEL", help="An API model, or a local size or folder (default: the configured one, whisper-1).")]
+    metavar="MODEL", help="An API model, or a local size or folder (default: the configured model).")]
 Language = Annotated[str | None, typer.Option(metavar="CODE", help="Spoken language, ISO-639-1 (e.g. en).")]
 ChunkSize = Annotated[float | None, typer.Option(metavar="SECONDS", help="Chunk length (default 600).")]
 WordTimestamps = Annotated[bool, typer.Option("--word-timestamps", help="Timed words in NAME.json.")]

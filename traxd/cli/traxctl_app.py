@@ -108,7 +108,7 @@ def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for runnin
 @app.command()
 @one_line_errors
 def add(
-    inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL", help="Files, folders or URLs.")],
     priority: Annotated[int, typer.Option(min=0, metavar="N",
                                           help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
     enhance: opt.Enhance = False,
