@@ -101,7 +101,7 @@ def test_what_is_given_goes_over_the_settings(home: Path) -> None:
     settings = load_settings()
     given = job_options(settings, {"language": "fr", "summarize": True, "diarize": False, "translate_to": []})
     assert given == replace(JobOptions(**{**WANT, "translate_to": ()}), language="fr", summarize=True, diarize=False)
-    assert given.as_dict() == {**{k: v for k, v in WANT.items() if k not in ("diarize", "speakers", "translate_to")},
+    assert given.as_dict() == {**{k: v for k, v in WANT.items() if k not in ("diarize", "translate_to")},
                                "language": "fr", "summarize": True}  # fmt: skip
     with pytest.raises(UsageError, match="chunk_size must be a number greater than 0"):
         job_options(settings, {"chunk_size": "300"})
@@ -134,3 +134,14 @@ def test_traxctl_add_takes_every_job_option_trax_batch_takes(home: Path, store: 
     assert "summarize" not in options
     bad = CliRunner().invoke(traxctl_app, [*line[:4], "--chunk-size", "0"])
     assert bad.exit_code == 2 and "chunk_size must be a number greater than 0" in bad.output
+
+
+def test_a_watch_folder_that_turns_diarize_on_keeps_the_speaker_count_of_the_moment(home: Path, store: Store) -> None:
+    inbox = home / "voices"
+    (home / "config.toml").write_text(f'speakers = 3\nwatch = [{{inbox = "{inbox}", diarize = true}}]\n')
+    settings = load_settings()
+    _media(inbox, "memo.mp3")
+    Watcher(settings.watch, Ingestor(store, options=inbox_options(settings)), settle_seconds=0.05,
+            tick_seconds=0.02).ingest_pending()  # fmt: skip
+    (options,) = _options_by_name(store).values()
+    assert (options["diarize"], options["speakers"]) == (True, 3)

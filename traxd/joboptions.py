@@ -49,14 +49,16 @@ class JobOptions:
     backend: str | None = None  # the backend `model` was checked for
 
     def as_dict(self) -> dict[str, Any]:
-        """The stored form: later stages and speaker options only when asked for, so most jobs' options stay short."""
+        """The stored form: later stages and speaker options only when set, so most jobs' options stay short."""
         out: dict[str, Any] = {"enhance": self.enhance, "language": self.language, "model": self.model,
                                "chunk_size": self.chunk_size, "word_timestamps": self.word_timestamps}  # fmt: skip
         if self.model is not None:
             out["backend"] = self.backend
         if self.diarize:
             out["diarize"] = True
-            out.update({k: getattr(self, k) for k in _COUNTS if getattr(self, k) is not None})
+        # Known speaker counts are kept even without diarize: a watch folder that turns it on for its files
+        # (its options go over these) then still has the counts of the moment the file was queued.
+        out.update({k: getattr(self, k) for k in _COUNTS if getattr(self, k) is not None})
         if self.translate_to:
             out["translate_to"] = list(self.translate_to)
         if self.summarize:
