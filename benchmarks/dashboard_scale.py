@@ -70,6 +70,7 @@ def main() -> None:
         from benchmarks.ingest_latency import REPO  # noqa: F401 - the repo on sys.path
         from traxd.config import load_settings
         from traxd.daemon.home import open_store
+        from traxd.daemon.jobcontrol import JobControl
         from traxd.dashboard.server import dashboard_for, make_server
 
         settings = load_settings()
@@ -78,7 +79,7 @@ def main() -> None:
         started = time.perf_counter()
         fill(Path(tmp) / "home" / "trax.db", args.jobs, inbox)
         print(f"{args.jobs:,} jobs inserted in {time.perf_counter() - started:.1f}s")
-        dash = dashboard_for(settings, store, None)
+        dash = dashboard_for(settings, store, None, JobControl(store, settings.tmp_dir))
         dash.summary_ttl = dash.metrics_ttl = 0.0  # every request computes its figures: the worst case
         server = make_server(dash, "127.0.0.1", 0)
         server.config.port = _free_port()

@@ -20,6 +20,7 @@ import pytest
 
 from traxd.clock import FakeClock
 from traxd.config import load_settings
+from traxd.daemon.jobcontrol import JobControl
 from traxd.dashboard.app import is_loopback
 from traxd.dashboard.server import check_binding, dashboard_for, make_server
 from traxd.db.engine import open_engine
@@ -27,7 +28,12 @@ from traxd.db.migrate import upgrade
 from traxd.errors import PermanentError, UsageError, classify
 from traxd.outputs import index_entry
 from traxd.queue.store import Store
-from traxd.queue.transitions import WORKER_LOST, RetryPolicy, decide_failure, decide_rescue
+from traxd.queue.transitions import (
+    WORKER_LOST,
+    RetryPolicy,
+    decide_failure,
+    decide_rescue,
+)
 from traxd.types import ControlState, NewJob, NewTask, TaskState, TaskType
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -44,7 +50,8 @@ class Served:
 
     def __init__(self, store: Store, tmp: Path, token: str | None = None) -> None:
         self.store, self.tmp = store, tmp
-        self.dash = dashboard_for(load_settings({"home": str(tmp / "home")}), store, token)
+        settings = load_settings({"home": str(tmp / "home")})
+        self.dash = dashboard_for(settings, store, token, JobControl(store, settings.tmp_dir))
         self.port = free_port()
         self.server = make_server(self.dash, "127.0.0.1", self.port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -249,3 +256,24 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     assert check_binding("0.0.0.0", "x" * 20) == "x" * 20
     with pytest.raises(UsageError, match="at least 16"):
         check_binding("0.0.0.0", "short")
+
+
+def test_the_dashboard_retries_and_cancels_jobs_as_traxctl_does(served: Served, tmp_path: Path) -> None:
+    """Cancel removes the ended job's scratch folder (as `traxctl cancel`); a job's retry is one transaction."""
+    waiting = served.ids["waiting"]
+    scratch = tmp_path / "home" / "tmp" / f"job-{waiting}"
+    scratch.mkdir(parents=True)
+    (scratch / "chunk-000.opus").write_bytes(b"paid for once")
+    json_post = {"X-CSRF-Token": served.dash.csrf, "Accept": "application/json"}
+    assert served.post(f"/actions/jobs/{waiting}/cancel", headers=json_post).json()["tasks"] == 1
+    assert not scratch.exists()
+    pair, _, _ = served.store.create_job(NewJob("/in/pair.wav", "pair"), [
+        NewTask(TaskType.PREPROCESS, {}, dedupe_key="p1"), NewTask(TaskType.PREPROCESS, {}, dedupe_key="p2")])  # fmt: skip
+    for task in served.store.tasks_of_job(pair.id):
+        assert served.store.cancel(task.id)
+    opened: list[bool] = []
+    open_tx = served.store._tx
+    served.store._tx = lambda paid=False: (opened.append(paid), open_tx(paid))[1]  # type: ignore[method-assign]
+    assert served.post(f"/actions/jobs/{pair.id}/retry", headers=json_post).json()["tasks"] == 2
+    assert len(opened) == 1  # both tasks back in the queue together, or neither
+    assert {t.state for t in served.store.tasks_of_job(pair.id)} == {TaskState.QUEUED}

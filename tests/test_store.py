@@ -217,6 +217,35 @@ def test_retry_and_cancel_by_the_user(store: Store, clock: FakeClock) -> None:
     assert store.cancel(runs[0].id) and not store.cancel(runs[0].id)
 
 
+def test_a_job_is_retried_and_cancelled_whole_and_alone(store: Store, clock: FakeClock) -> None:
+    def job(name: str, n: int) -> int:
+        new = [NewTask(T, {"i": i}, dedupe_key=f"{name}{i}", max_retries=0) for i in range(n)]
+        return store.create_job(NewJob(f"/{name}", name, "/out"), new)[0].id
+
+    mine, other = job("mine", 3), job("other", 1)
+    runs = store.claim("me", 4, 30)
+    failure = Failure(ErrorKind.PERMANENT, "bad")
+    for r in runs[:3]:  # mine: two fail, one succeeds; other: fails
+        if r.payload["i"] == 2 and r.job_id == mine:
+            assert store.complete(r.lease, {})
+        else:
+            assert store.apply(r.lease, decide_failure(r, failure, clock.now(), RetryPolicy(), random.Random()))
+    store.apply(runs[3].lease, decide_failure(runs[3], failure, clock.now(), RetryPolicy(), random.Random()))
+    clock.advance(5)
+    assert store.retry_job(mine) == 2 and store.retry_job(mine) == 0
+    again = {t.payload["i"]: t for t in store.tasks_of_job(mine)}
+    assert [again[i].state for i in range(3)] == [TaskState.QUEUED, TaskState.QUEUED, TaskState.SUCCEEDED]
+    assert (again[0].attempts, again[0].run_after, again[0].finished_at, again[0].lease_owner) == (0, clock.now(), None, None)
+    assert store.tasks_of_job(other)[0].state is TaskState.FAILED
+    (running,) = store.claim("me", 1, 30)
+    assert store.cancel_job(mine) == 2 and store.cancel_job(mine) == 0
+    done = {t.id: t for t in store.tasks_of_job(mine)}
+    assert done[running.id].state is TaskState.CANCELLED and done[running.id].lease_expires_at is None
+    assert {(t.state, t.error_kind, t.error_message, t.finished_at) for t in done.values() if t.payload["i"] < 2} == {
+        (TaskState.CANCELLED, "cancelled", "cancelled by the user", clock.now())}  # fmt: skip
+    assert store.tasks_of_job(other)[0].state is TaskState.FAILED
+
+
 def test_controls_and_heartbeats(store: Store, clock: FakeClock) -> None:
     assert store.controls() == {}
     store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, "by user")

@@ -12,6 +12,7 @@ from traxd.queue.transitions import (
     decide_failure,
     decide_rescue,
     next_retry_at,
+    stale_after,
 )
 from traxd.types import ErrorKind, Failure, Task, TaskState, TaskType
 
@@ -115,3 +116,7 @@ def test_a_rescue_counts_deaths_past_history_entries_it_cannot_read() -> None:
     t = replace(task(3, 3), errors=["an entry from an older version", *lost(1)])  # type: ignore[list-item]
     d = decide_rescue(t, NOW, "worker died")
     assert (d.state, d.run_after, d.priority_step) == (TaskState.QUEUED, NOW, 0)
+
+
+def test_a_daemon_is_stale_after_a_lease_and_five_seconds_without_a_heartbeat() -> None:
+    assert (stale_after(30.0), stale_after(2.0)) == (35.0, 7.0)  # status and the dashboard both use this rule

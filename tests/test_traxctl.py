@@ -130,7 +130,8 @@ def test_add_word_timestamps_is_a_job_option(home: Path, tmp_path: Path, store: 
     ok("add", str(media(tmp_path / "in", "a.mp3")), "--word-timestamps")
     ok("add", str(media(tmp_path / "in2", "b.mp3", b"other")))
     jobs = [store.get_job(store.get(i).job_id or 0) for i in (1, 2)]  # type: ignore[union-attr]
-    assert [j.options["word_timestamps"] for j in jobs if j is not None] == [True, None]  # None: the setting decides
+    # Not given: the setting when the job is queued (traxd.joboptions), here the default.
+    assert [j.options["word_timestamps"] for j in jobs if j is not None] == [True, False]
 
 
 def test_add_errors(home: Path, tmp_path: Path, store: Store) -> None:

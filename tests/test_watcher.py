@@ -289,7 +289,7 @@ outbox = "{tmp_path / 'o2'}"
     assert [f.word_timestamps for f in folders] == [True, None]
     for f in folders:
         f.inbox.mkdir()
-    watcher = Watcher(folders, Ingestor(store, options={"word_timestamps": None}), settle_seconds=SETTLE,
+    watcher = Watcher(folders, Ingestor(store, options={"word_timestamps": False}), settle_seconds=SETTLE,
                       rescan_seconds=3600)  # fmt: skip
     watcher.start()
     try:
@@ -299,6 +299,6 @@ outbox = "{tmp_path / 'o2'}"
     finally:
         watcher.stop()
     options = {Path(j.source).name: j.options["word_timestamps"] for j in (store.get_job(i) for i in (1, 2)) if j}
-    assert options == {"a.mp3": True, "b.mp3": None}
+    assert options == {"a.mp3": True, "b.mp3": False}
     diarize = {Path(j.source).name: j.options.get("diarize") for j in (store.get_job(i) for i in (1, 2)) if j}
     assert diarize == {"a.mp3": True, "b.mp3": None}  # speaker labels for one inbox only

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,18 @@ from typing import Any
 from traxd.batching.inputs import Added
 from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import model_options, processor_settings
+from traxd.batching.setup import processor_settings
 from traxd.clock import Clock
-from traxd.config import diarize_options
 from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.pool_setup import resource_monitor
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Skipped
 from traxd.ingest.manual import check_path
-from traxd.languages import normalize_language
-from traxd.pipelines import later_stages
+from traxd.joboptions import OPTION_NAMES, job_options
 from traxd.progress import BatchProgress, progress_due
-from traxd.resources import Limits, ResourceMonitor, Sampler
+from traxd.resources import Sampler
 from traxd.types import TaskType
 from traxd.urls import looks_like_url
 
@@ -49,9 +48,7 @@ __all__ = [
 ]  # fmt: skip
 
 PATH_KEYS = ("path", "file_path", "audio_path", "video_path", "input_path", "file")
-OPTION_KEYS = ("language", "model", "chunk_size", "enhance", "word_timestamps", "diarize", "speakers", "min_speakers",
-               "max_speakers", "translate_to", "summarize")  # fmt: skip
-DIARIZE_KEYS = OPTION_KEYS[5:9]
+DIARIZE_KEYS = ("diarize", "speakers", "min_speakers", "max_speakers")
 ProgressCallback = Callable[[BatchProgress], Any]
 
 
@@ -80,12 +77,12 @@ class BatchTask:
 class BatchProcessor:
     """Adds inputs to the durable queue and runs them with progress callbacks (the original design's API)."""
 
-    def __init__(self, run: BatchRun, *, queue_size: int, progress_interval: float, defaults: dict[str, Any],
+    def __init__(self, run: BatchRun, *, queue_size: int, progress_interval: float, given: dict[str, Any],
                  output_dir: Path | None) -> None:  # fmt: skip
         self._run = run
         self.queue_size = queue_size
         self.progress_interval = progress_interval
-        self.defaults = defaults
+        self.given = given  # the job options given to create_batch_processor; a payload's own go over them
         self.output_dir = output_dir
         self.tasks: list[BatchTask] = []
         self._since_start = 0
@@ -131,21 +128,11 @@ class BatchProcessor:
         return _added(self._run.add_paths([(file, out)], options, priority, stage=kind), kind, str(path))
 
     def _options(self, data: Any) -> dict[str, Any]:
-        """The job options of one input: the processor's defaults, overridden by the payload's."""
+        """The job options of one input: the payload's, else the processor's, else the settings (traxd.joboptions)."""
         if not isinstance(data, dict):
             raise TaskInputError(f"task data must be a dict, got {type(data).__name__}")
-        options = {**self.defaults, **{k: data[k] for k in OPTION_KEYS if k in data}}
-        options["language"] = _language(options.get("language"))
-        options.update(later_stages(options.pop("translate_to", None), bool(options.pop("summarize", False))))
-        if "model" in data:
-            options.update(self._model(data["model"]))
-        return options
-
-    def _model(self, value: Any) -> dict[str, Any]:
-        if value is not None and not isinstance(value, str):
-            raise TaskInputError(f"model must be a string, got {value!r}")
         try:
-            return model_options(self._run.settings, value)
+            return job_options(self._run.settings, {**self.given, **_given(data)}).as_dict()
         except UserError as exc:
             raise TaskInputError(str(exc)) from None
 
@@ -219,13 +206,9 @@ def _task_type(value: TaskType | str) -> TaskType:
         raise TaskInputError(str(exc)) from None
 
 
-def _language(value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TaskInputError(f"language must be a string, got {value!r}")
-    try:
-        return normalize_language(value)
-    except UserError as exc:
-        raise TaskInputError(str(exc)) from None
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The job options among these keywords or payload keys."""
+    return {k: values[k] for k in OPTION_NAMES if k in values}
 
 
 def create_batch_processor(
@@ -237,8 +220,8 @@ def create_batch_processor(
     **kw: Any,
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
-    output_dir, sampler, language, model, chunk_size, enhance, word_timestamps, diarize, speakers, min_speakers,
-    max_speakers, follow_ups."""
+    output_dir, sampler, follow_ups, and the job options (language, model, chunk_size, enhance, word_timestamps,
+    diarize, speakers, min_speakers, max_speakers, translate_to, summarize; see traxd.joboptions)."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,
@@ -247,16 +230,12 @@ def create_batch_processor(
     store = open_store(settings, pool_size=connections_for(max_workers), clock=clock)
     registry: Registry = kw.get("registry") or load_registry(settings)
     sampler: Sampler | None = kw.get("sampler")
-    monitor = ResourceMonitor(Limits(memory_mb=memory_limit_mb, cpu_percent=cpu_limit_percent), max_workers, sampler)
+    monitor = resource_monitor(settings, sampler)  # the settings carry max_workers and the limits
     group = kw.get("group") or f"api:{uuid.uuid4().hex[:12]}"
     run = BatchRun(store, registry, settings, group, slots=max_workers, monitor=monitor, clock=clock,
                    follow_ups=kw.get("follow_ups"))  # fmt: skip
-    defaults = {"enhance": bool(kw.get("enhance", settings.enhance)), "language": kw.get("language", settings.language),
-                "chunk_size": kw.get("chunk_size"), **model_options(settings, kw.get("model")),
-                "word_timestamps": bool(kw.get("word_timestamps", settings.word_timestamps)),
-                **diarize_options(settings),
-                **later_stages(kw.get("translate_to", settings.translate_to),
-                               bool(kw.get("summarize", settings.summarize)))}  # fmt: skip
+    given = _given(kw)
+    job_options(settings, given)  # a bad keyword (a model the backend lacks …) fails here, not at the first add_task
     output_dir = Path(kw["output_dir"]).expanduser() if kw.get("output_dir") else None
-    return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, defaults=defaults,
+    return BatchProcessor(run, queue_size=queue_size, progress_interval=progress_interval, given=given,
                           output_dir=output_dir)  # fmt: skip

@@ -44,53 +44,65 @@ class WatchFolder:
         return {k: v for k, v in own.items() if v is not None}
 
 
+# When a setting is read: once at start-up (a change needs a restart), when each task runs, or when a job is
+# queued (it is then one of the job's options, see traxd.joboptions).
+START, RUN, JOB = "start", "run", "job"
+
+
+def _setting(default: Any, env: str | None, read: str, *, secret: bool = False) -> Any:
+    """A Settings field with its environment variable and when it is read (ENV and LIVE_FIELDS come from these)."""
+    return field(default=default, repr=not secret, metadata={"env": env, "read": read})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything Trax can be told; build with load_settings()."""
 
     home: Path
-    database_url: str = ""
+    database_url: str = _setting("", "TRAX_DATABASE_URL", START)
     watch: tuple[WatchFolder, ...] = ()
-    backend: str = "auto"
-    openai_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str | None = None
-    transcribe_model: str = "whisper-1"
-    local_model: str | None = None
-    local_device: str = "auto"  # auto | cpu | cuda (traxd/decoding.py)
-    deepseek_api_key: str | None = field(default=None, repr=False)
-    deepseek_base_url: str = "https://api.deepseek.com"
-    enhance_model: str = "deepseek-flash"
-    enhance: bool = False
-    enhance_min_similarity: float = 0.85
-    enhance_chunk_chars: int = 6000
-    diarize: bool = False
-    speakers: int | None = None
-    min_speakers: int | None = None
-    max_speakers: int | None = None
-    speaker_threshold: float = NAME_THRESHOLD  # measured: benchmarks/voiceprints.py
-    translate_to: tuple[str, ...] = ()
-    translate_chunk_chars: int = 4000
-    summarize: bool = False
-    summary_chunk_chars: int = 12000
-    language: str | None = None
-    vocabulary: tuple[str, ...] = ()  # names and rare words: hotwords locally, the prompt's start on the API
-    word_timestamps: bool = False
-    chunk_size: float = 600.0
-    workers: int = 8
-    settle_seconds: float = 2.0
-    rescan_seconds: float = 60.0
-    lease_seconds: float = 30.0
-    grace_seconds: float = 20.0
-    synchronous: str = "NORMAL"
-    memory_limit_mb: float = 2048.0
-    cpu_limit_percent: float = 90.0
-    api_timeout_seconds: float = 300.0
-    max_download_mb: float = 2048.0
-    allow_private_urls: bool = False
-    download_timeout_seconds: float = 60.0
-    task_types: tuple[str, ...] = ()
-    shared_storage: bool = False
-    log_level: str = "info"
+    backend: str = _setting("auto", "TRAX_BACKEND", RUN)
+    openai_api_key: str | None = _setting(None, "OPENAI_API_KEY", RUN, secret=True)
+    openai_base_url: str | None = _setting(None, "OPENAI_BASE_URL", RUN)
+    transcribe_model: str = _setting("whisper-1", "TRAX_TRANSCRIBE_MODEL", RUN)
+    local_model: str | None = _setting(None, "TRAX_LOCAL_MODEL", RUN)
+    local_device: str = _setting("auto", "TRAX_LOCAL_DEVICE", START)  # auto | cpu | cuda (traxd/decoding.py)
+    deepseek_api_key: str | None = _setting(None, "DEEPSEEK_API_KEY", RUN, secret=True)
+    deepseek_base_url: str = _setting("https://api.deepseek.com", "DEEPSEEK_BASE_URL", RUN)
+    enhance_model: str = _setting("deepseek-flash", "TRAX_ENHANCE_MODEL", RUN)
+    enhance: bool = _setting(False, "TRAX_ENHANCE", JOB)
+    enhance_min_similarity: float = _setting(0.85, "TRAX_ENHANCE_MIN_SIMILARITY", RUN)
+    enhance_chunk_chars: int = _setting(6000, "TRAX_ENHANCE_CHUNK_CHARS", RUN)
+    diarize: bool = _setting(False, "TRAX_DIARIZE", JOB)
+    speakers: int | None = _setting(None, "TRAX_SPEAKERS", JOB)
+    min_speakers: int | None = _setting(None, "TRAX_MIN_SPEAKERS", JOB)
+    max_speakers: int | None = _setting(None, "TRAX_MAX_SPEAKERS", JOB)
+    # measured: benchmarks/voiceprints.py
+    speaker_threshold: float = _setting(NAME_THRESHOLD, "TRAX_SPEAKER_THRESHOLD", RUN)
+    translate_to: tuple[str, ...] = _setting((), "TRAX_TRANSLATE_TO", JOB)
+    translate_chunk_chars: int = _setting(4000, "TRAX_TRANSLATE_CHUNK_CHARS", RUN)
+    summarize: bool = _setting(False, "TRAX_SUMMARIZE", JOB)
+    summary_chunk_chars: int = _setting(12000, "TRAX_SUMMARY_CHUNK_CHARS", RUN)
+    language: str | None = _setting(None, "TRAX_LANGUAGE", JOB)
+    # names and rare words: faster-whisper's hotwords locally, the start of the prompt on the API (traxd/vocabulary.py)
+    vocabulary: tuple[str, ...] = _setting((), "TRAX_VOCABULARY", JOB)
+    word_timestamps: bool = _setting(False, "TRAX_WORD_TIMESTAMPS", JOB)
+    chunk_size: float = _setting(600.0, "TRAX_CHUNK_SIZE", JOB)
+    workers: int = _setting(8, "TRAX_WORKERS", START)
+    settle_seconds: float = _setting(2.0, "TRAX_SETTLE_SECONDS", START)
+    rescan_seconds: float = _setting(60.0, "TRAX_RESCAN_SECONDS", START)
+    lease_seconds: float = _setting(30.0, "TRAX_LEASE_SECONDS", START)
+    grace_seconds: float = _setting(20.0, "TRAX_GRACE_SECONDS", START)
+    synchronous: str = _setting("NORMAL", "TRAX_SYNCHRONOUS", START)
+    memory_limit_mb: float = _setting(2048.0, "TRAX_MEMORY_LIMIT_MB", START)
+    cpu_limit_percent: float = _setting(90.0, "TRAX_CPU_LIMIT_PERCENT", START)
+    api_timeout_seconds: float = _setting(300.0, "TRAX_API_TIMEOUT_SECONDS", RUN)
+    max_download_mb: float = _setting(2048.0, "TRAX_MAX_DOWNLOAD_MB", RUN)
+    allow_private_urls: bool = _setting(False, "TRAX_ALLOW_PRIVATE_URLS", RUN)
+    download_timeout_seconds: float = _setting(60.0, "TRAX_DOWNLOAD_TIMEOUT_SECONDS", RUN)
+    task_types: tuple[str, ...] = _setting((), "TRAX_TASK_TYPES", START)
+    shared_storage: bool = _setting(False, "TRAX_SHARED_STORAGE", START)
+    log_level: str = _setting("info", "TRAX_LOG_LEVEL", START)
 
     @property
     def logs_dir(self) -> Path:
@@ -115,50 +127,11 @@ class Settings:
         return "openai" if self.openai_api_key else "local"
 
 
-# Environment variables and the setting each feeds.
-ENV = {
-    "TRAX_DATABASE_URL": "database_url",
-    "TRAX_BACKEND": "backend",
-    "OPENAI_API_KEY": "openai_api_key",
-    "OPENAI_BASE_URL": "openai_base_url",
-    "TRAX_TRANSCRIBE_MODEL": "transcribe_model",
-    "TRAX_LOCAL_MODEL": "local_model",
-    "TRAX_LOCAL_DEVICE": "local_device",
-    "DEEPSEEK_API_KEY": "deepseek_api_key",
-    "DEEPSEEK_BASE_URL": "deepseek_base_url",
-    "TRAX_ENHANCE_MODEL": "enhance_model",
-    "TRAX_ENHANCE": "enhance",
-    "TRAX_ENHANCE_MIN_SIMILARITY": "enhance_min_similarity",
-    "TRAX_ENHANCE_CHUNK_CHARS": "enhance_chunk_chars",
-    "TRAX_DIARIZE": "diarize",
-    "TRAX_SPEAKERS": "speakers",
-    "TRAX_MIN_SPEAKERS": "min_speakers",
-    "TRAX_MAX_SPEAKERS": "max_speakers",
-    "TRAX_SPEAKER_THRESHOLD": "speaker_threshold",
-    "TRAX_TRANSLATE_TO": "translate_to",
-    "TRAX_TRANSLATE_CHUNK_CHARS": "translate_chunk_chars",
-    "TRAX_SUMMARIZE": "summarize",
-    "TRAX_SUMMARY_CHUNK_CHARS": "summary_chunk_chars",
-    "TRAX_LANGUAGE": "language",
-    "TRAX_VOCABULARY": "vocabulary",
-    "TRAX_WORD_TIMESTAMPS": "word_timestamps",
-    "TRAX_CHUNK_SIZE": "chunk_size",
-    "TRAX_WORKERS": "workers",
-    "TRAX_SETTLE_SECONDS": "settle_seconds",
-    "TRAX_RESCAN_SECONDS": "rescan_seconds",
-    "TRAX_LEASE_SECONDS": "lease_seconds",
-    "TRAX_GRACE_SECONDS": "grace_seconds",
-    "TRAX_SYNCHRONOUS": "synchronous",
-    "TRAX_MEMORY_LIMIT_MB": "memory_limit_mb",
-    "TRAX_CPU_LIMIT_PERCENT": "cpu_limit_percent",
-    "TRAX_API_TIMEOUT_SECONDS": "api_timeout_seconds",
-    "TRAX_MAX_DOWNLOAD_MB": "max_download_mb",
-    "TRAX_ALLOW_PRIVATE_URLS": "allow_private_urls",
-    "TRAX_DOWNLOAD_TIMEOUT_SECONDS": "download_timeout_seconds",
-    "TRAX_TASK_TYPES": "task_types",
-    "TRAX_SHARED_STORAGE": "shared_storage",
-    "TRAX_LOG_LEVEL": "log_level",
-}
+# Derived from the declarations above: the environment variable of each setting, and the settings a running
+# daemon takes from a changed config.toml without a restart (those read when a task runs or a job is queued).
+ENV = {f.metadata["env"]: f.name for f in fields(Settings) if f.metadata.get("env")}
+LIVE_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") in (RUN, JOB))
+JOB_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") == JOB)
 BACKENDS = ("auto", "openai", "local")
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
@@ -337,14 +310,6 @@ def _validate_speakers(speakers: int | None, low: int | None, high: int | None) 
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if low is not None and high is not None and low > high:
         raise ConfigError(f"min_speakers ({low}) is above max_speakers ({high})")
-
-
-def diarize_options(s: Settings) -> dict[str, Any]:
-    """The per-job speaker options every entry point stores with its jobs: none unless diarization is asked for."""
-    if not s.diarize:
-        return {}
-    counts = {"speakers": s.speakers, "min_speakers": s.min_speakers, "max_speakers": s.max_speakers}
-    return {"diarize": True, **{k: v for k, v in counts.items() if v is not None}}
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from traxd.batching.inputs import group_for
 from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
-from traxd.batching.setup import check_memory_limit, model_options
-from traxd.config import Settings, diarize_options, load_settings, with_changes
+from traxd.batching.setup import check_memory_limit
+from traxd.config import Settings, load_settings, with_changes
 from traxd.daemon.home import connections_for, open_store
 from traxd.daemon.owner import Owner, owner_is_dead
+from traxd.daemon.pool_setup import resource_monitor
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
@@ -25,12 +26,11 @@ from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.ingest.enqueue import Skipped
 from traxd.ingest.manual import check_path
 from traxd.ingest.scan import walk
+from traxd.joboptions import job_options
 from traxd.languages import normalize_language
 from traxd.outputs import write_json_atomic
-from traxd.pipelines import later_stages
 from traxd.progress import BatchProgress, progress_due
 from traxd.queue.store import Store
-from traxd.resources import Limits, ResourceMonitor
 from traxd.translate import by_whisper
 from traxd.types import PRIORITY_NORMAL, TaskType, WorkerInfo
 
@@ -58,7 +58,8 @@ class BatchOptions:
     min_speakers: int | None = None
     max_speakers: int | None = None
     translate_to: str | None = None
-    summarize: bool = False
+    summarize: bool | None = None
+    vocabulary: str | None = None
 
 
 class Reporter(Protocol):
@@ -91,17 +92,11 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
              "word_timestamps": True if opts.word_timestamps else None,
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
              "max_speakers": opts.max_speakers,
-             "translate_to": opts.translate_to or None, "summarize": True if opts.summarize else None}  # fmt: skip
+             "translate_to": opts.translate_to or None, "summarize": opts.summarize,
+             "vocabulary": opts.vocabulary}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
-
-
-def job_options(settings: Settings, model: str | None = None) -> dict[str, Any]:
-    """The per-job options every handler reads first; the model only when given (validated for the backend)."""
-    return {"enhance": settings.enhance, "language": settings.language, "chunk_size": settings.chunk_size,
-            "word_timestamps": settings.word_timestamps, **diarize_options(settings),
-            **later_stages(settings.translate_to, settings.summarize), **model_options(settings, model)}  # fmt: skip
 
 
 def configured_model(settings: Settings) -> str:
@@ -130,7 +125,7 @@ def other_workers(store: Store, fresh_seconds: float) -> list[WorkerInfo]:
 def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None = None) -> int:
     """The whole command; returns the exit code (UserError propagates: the CLI turns it into exit 2)."""
     settings = batch_settings(opts, env)
-    options = job_options(settings, opts.model)  # --model checked before anything is queued
+    options = job_options(settings, {"model": opts.model}).as_dict()  # --model checked before anything is queued
     output = output_dir(opts)
     root = opts.path.resolve()
     files = sorted(walk(root, (output,), opts.recursive)) if root.is_dir() else [check_path(str(opts.path))]
@@ -157,9 +152,8 @@ def _run(store: Store, settings: Settings, opts: BatchOptions, root: Path, files
     for w in other_workers(store, max(3 * settings.lease_seconds, 30.0)):
         reporter.message(f"note: another Trax worker ({w.owner}) is running on this database; this batch runs "
                          "alongside it and both share the batch's tasks through their leases")  # fmt: skip
-    limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
     run = BatchRun(store, batch_registry(settings), settings, group_for(root), slots=settings.workers,
-                   monitor=ResourceMonitor(limits, settings.workers))  # fmt: skip
+                   monitor=resource_monitor(settings))  # fmt: skip
     sweep_at_start(store, settings.tmp_dir, [output])
     for scope, reason in run.lift_type_pauses().items():
         reporter.message(f"note: {scope} tasks were paused ({reason}); this run tries them again")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from traxd import pipelines
-from traxd import jobviews
+from traxd import jobviews, pipelines
 from traxd.batching.inputs import Added, Enqueued, settle
 from traxd.batching.result import (
     BatchResult,
@@ -19,8 +19,8 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
-from traxd.daemon.pool import FollowUps, Pool, PoolConfig, PoolWiring
-from traxd.handlers import default_type_limits
+from traxd.daemon.pool import FollowUps, Pool, PoolWiring
+from traxd.daemon.pool_setup import pool_config
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Ingestor, Outcome, Queued, Skipped
 from traxd.progress import BatchProgress, estimate_eta
@@ -93,9 +93,7 @@ class BatchRun:
         """Start the pool thread (a new Pool for every run, so a stopped run can be started again)."""
         self.interrupted, self.ended_at, self.error = False, None, None
         self.started_at = self.clock.now()
-        cfg = PoolConfig(slots=self.slots, lease_seconds=self.settings.lease_seconds,
-                         grace_seconds=self.settings.grace_seconds, group=self.group,
-                         type_limits=default_type_limits(self.settings), settings=self.settings)  # fmt: skip
+        cfg = replace(pool_config(self.settings, self.group), slots=self.slots)
         wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
                             follow_ups=self.follow_ups)  # fmt: skip
         self.pool = Pool(self.store, self.registry, cfg, wiring)

@@ -11,16 +11,19 @@ from typing import Annotated
 import typer
 
 from traxd.cli.common import one_line_errors, settings, store_for
+from traxd.cli.help_format import PLAIN_HELP
 from traxd.errors import TaskError, UsageError, UserError
 
-speakers_app = typer.Typer(help="Enrolled voices: diarized speakers who match one get its name.", no_args_is_help=True)
+speakers_app = typer.Typer(help="Enrolled voices: diarized speakers who match one get its name.", no_args_is_help=True,
+                           **PLAIN_HELP)  # fmt: skip
 
 
 @speakers_app.command("enroll")
 @one_line_errors
 def enroll(
-    name: Annotated[str, typer.Argument(help="The name transcripts will show.")],
-    sample: Annotated[Path, typer.Argument(help="A recording of this person alone (a sentence or more).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The name transcripts will show.")],
+    sample: Annotated[Path, typer.Argument(metavar="SAMPLE",
+                                           help="A recording of this person alone (a sentence or more).")],
 ) -> None:
     """Store the voice print of NAME from SAMPLE (replacing an earlier one of that name)."""
     from traxd.db.voices import Voices
@@ -61,7 +64,7 @@ def list_voices(as_json: Annotated[bool, typer.Option("--json", help="Machine-re
 
 @speakers_app.command("remove")
 @one_line_errors
-def remove(name: Annotated[str, typer.Argument(help="An enrolled name.")]) -> None:
+def remove(name: Annotated[str, typer.Argument(metavar="NAME", help="An enrolled name.")]) -> None:
     """Forget a voice (transcripts already written keep the name)."""
     from traxd.db.voices import Voices
 

@@ -3,7 +3,7 @@
 `traxctl` hands a plain `status [--json] [--all] [--since S] [--follow] [--interval N] [--count N]` line to
 `fast_status` before it loads the Typer app (Typer pulls in pydantic and click, a third of a second); anything
 else (`--help`, a typo, a bad value) goes to the Typer command, which says what is wrong the usual way and then
-calls `run_status` too.
+calls `run_status` too. Both are made from one table, OPTIONS: names, types, defaults, limits and help.
 """
 
 from __future__ import annotations
@@ -13,12 +13,38 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from traxd.cli.common import reader_for, report_error, settings
 from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState
+
+
+@dataclass(frozen=True)
+class StatusOption:
+    """One option of `traxctl status`, for both parsers."""
+
+    dest: str  # run_status's parameter
+    flags: tuple[str, ...]
+    kind: type  # bool: a flag
+    default: Any
+    help: str
+    metavar: str | None = None
+    minimum: float | None = None
+    hidden: bool = False
+
+
+OPTIONS = (
+    StatusOption("as_json", ("--json",), bool, False, "Machine-readable output."),
+    StatusOption("follow", ("--follow", "-f"), bool, False, "Keep reporting until Ctrl-C (live on a terminal)."),
+    StatusOption("interval", ("--interval",), float, 5.0, "Seconds between reports with --follow.", "SECONDS", 0.1),
+    StatusOption("all_jobs", ("--all",), bool, False, "Every job in the database's history."),
+    StatusOption("since", ("--since",), str, None, "Jobs created since: 2h, 30m, 7d or a date (2026-11-30T08:00).",
+                 "WHEN"),
+    StatusOption("count", ("--count",), int, 0, "Stop --follow after this many reports.", "N", hidden=True),
+)  # fmt: skip
 
 
 class _NotMine(Exception):
@@ -32,13 +58,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="traxctl status", add_help=False, allow_abbrev=False, exit_on_error=False)
-    p.add_argument("--json", dest="as_json", action="store_true")
-    p.add_argument("--follow", "-f", action="store_true")
-    p.add_argument("--interval", type=float, default=5.0)
-    p.add_argument("--all", dest="all_jobs", action="store_true")
-    p.add_argument("--since")
-    p.add_argument("--count", type=int, default=0)
+    for o in OPTIONS:
+        if o.kind is bool:
+            p.add_argument(*o.flags, dest=o.dest, action="store_true")
+        else:
+            p.add_argument(*o.flags, dest=o.dest, type=o.kind, default=o.default)
     return p
+
+
+def _in_range(args: dict[str, Any]) -> bool:
+    """Every value at or above its option's minimum (Typer checks the same limits, with its message)."""
+    return all(o.minimum is None or args[o.dest] >= o.minimum for o in OPTIONS)
 
 
 def fast_status(argv: list[str]) -> int | None:
@@ -49,7 +79,7 @@ def fast_status(argv: list[str]) -> int | None:
         args = vars(_parser().parse_args(argv[1:]))
     except (_NotMine, argparse.ArgumentError):
         return None
-    if not args["interval"] >= 0.1:  # Typer's min=0.1, with its message
+    if not _in_range(args):
         return None
     try:
         run_status(**args)

@@ -12,9 +12,10 @@ from rich.console import Console
 from traxd.batching.command import EXIT_USAGE, BatchOptions, run_batch
 from traxd.cli import job_options as opt
 from traxd.cli.batch_view import LiveReporter, PlainReporter
+from traxd.cli.help_format import PLAIN_HELP
 from traxd.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Trax one-shot commands.")
+app = typer.Typer(no_args_is_help=True, help="Trax one-shot commands.", **PLAIN_HELP)
 
 
 @app.callback()
@@ -24,31 +25,34 @@ def _root() -> None:
 
 @app.command()
 def batch(
-    path: Annotated[Path, typer.Argument(help="Folder of media files (or one file).", show_default=False)],
-    workers: Annotated[int | None, typer.Option(help="Parallel tasks.", show_default="8")] = None,
-    progress_interval: Annotated[float, typer.Option(help="Seconds between progress reports.")] = 5.0,
-    memory_limit: Annotated[float | None, typer.Option(help="Stop claiming above this RSS (MB).", show_default="2048")] = None,
-    cpu_limit: Annotated[float | None, typer.Option(help="Stop claiming above this CPU (% of the machine).", show_default="90")] = None,
-    model: Annotated[str | None, typer.Option(help="Transcription model.", show_default="whisper-1")] = None,
-    language: Annotated[str | None, typer.Option(help="Spoken language, ISO-639-1 (e.g. en).")] = None,
-    chunk_size: Annotated[float | None, typer.Option(help="Chunk length in seconds.", show_default="600")] = None,
-    enhance: Annotated[bool, typer.Option("--enhance", help="Clean up transcripts with DeepSeek.")] = False,
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Folder of media files (or one file).")],
+    workers: Annotated[int | None, typer.Option(metavar="N", help="Tasks run at once (default 8).")] = None,
+    progress_interval: Annotated[float, typer.Option(metavar="SECONDS", help="Between progress reports.")] = 5.0,
+    memory_limit: Annotated[float | None, typer.Option(
+        metavar="MB", help="Stop claiming above this much memory (default 2048).")] = None,
+    cpu_limit: Annotated[float | None, typer.Option(
+        metavar="PERCENT", help="Stop claiming above this CPU use, % of the machine (default 90).")] = None,
+    model: opt.Model = None,
+    language: opt.Language = None,
+    chunk_size: opt.ChunkSize = None,
+    enhance: opt.Enhance = False,
     translate_to: opt.TranslateTo = None,
-    summarize: opt.Summarize = False,
+    summarize: opt.Summarize = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Include subfolders.")] = True,
-    output: Annotated[Path | None, typer.Option(help="Output folder.", show_default="PATH/transcripts")] = None,
+    output: Annotated[Path | None, typer.Option(metavar="DIR", help="Output folder (default: PATH/transcripts).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     word_timestamps: opt.WordTimestamps = False,
     diarize: opt.Diarize = False,
     speakers: opt.Speakers = None,
     min_speakers: opt.MinSpeakers = None,
     max_speakers: opt.MaxSpeakers = None,
+    vocabulary: opt.Vocabulary = None,
 ) -> None:
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
     opts = BatchOptions(path, workers, progress_interval, memory_limit, cpu_limit, model, language, chunk_size,
                         enhance, recursive, output, word_timestamps, diarize=diarize, speakers=speakers,
                         min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
-                        summarize=summarize)  # fmt: skip
+                        summarize=summarize, vocabulary=vocabulary)  # fmt: skip
     out, err = Console(file=sys.stdout), Console(file=sys.stderr)
     reporter = (LiveReporter if err.is_terminal else PlainReporter)(out, err, as_json)
     try:

@@ -3,6 +3,7 @@ doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a p
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -16,15 +17,18 @@ from rich.table import Table
 
 from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.help_format import PLAIN_HELP
 from traxd.cli.speakers_cmd import speakers_app
+from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
+from traxd.cli.status_cmd import StatusOption, run_status
 from traxd.errors import UsageError, UserError
 from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
-watch_app = typer.Typer(help="Inbox folders the daemon watches.", no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False, **PLAIN_HELP)  # fmt: skip
+watch_app = typer.Typer(help="Inbox folders the daemon watches.", no_args_is_help=True, **PLAIN_HELP)
 service_app = typer.Typer(help="The login service (launchd agent on macOS, systemd --user unit on Linux).",
-                          no_args_is_help=True)  # fmt: skip
+                          no_args_is_help=True, **PLAIN_HELP)  # fmt: skip
 app.add_typer(watch_app, name="watch")
 app.add_typer(service_app, name="service")
 app.add_typer(speakers_app, name="speakers")
@@ -41,16 +45,19 @@ def _print_json(data: Any) -> None:
 
 
 # -- status -------------------------------------------------------------------------------------
-@app.command()
-@one_line_errors
-def status(
-    as_json: JsonOpt = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reporting until Ctrl-C (live on a terminal).")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --follow.")] = 5.0,
-    all_jobs: Annotated[bool, typer.Option("--all", help="Every job in the database's history.")] = False,
-    since: Annotated[str | None, typer.Option(help="Jobs created since: 2h, 30m, 7d or a date (2026-11-30T08:00).")] = None,
-    count: Annotated[int, typer.Option(hidden=True, help="Stop --follow after this many reports.")] = 0,
-) -> None:
+def _typer_parameters(options: tuple[StatusOption, ...]) -> inspect.Signature:
+    """Typer parameters for a table of options (`traxctl status` reads the same table without Typer)."""
+    params = []
+    for o in options:
+        kind = o.kind if o.default is not None else o.kind | None
+        info = typer.Option(*o.flags, help=o.help, metavar=o.metavar, min=o.minimum, hidden=o.hidden,
+                            show_default=o.kind is not bool and o.default is not None)  # fmt: skip
+        params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+                                        annotation=Annotated[kind, info]))  # fmt: skip
+    return inspect.Signature(params)
+
+
+def status(**options: Any) -> None:
     """The current work in jobs (inputs): counts, each running job's stage, ETA, daemons, why the queue is paused.
 
     The current work is every unfinished job plus the jobs finished since the queue was last idle (when idle:
@@ -58,15 +65,17 @@ def status(
     """
     # `traxctl status …` itself runs traxd.cli.status_cmd before this app is loaded; this is the same command
     # for the lines it hands over (and for callers of `app`).
-    from traxd.cli.status_cmd import run_status
+    run_status(**options)
 
-    run_status(as_json, follow, interval, all_jobs, since, count)
+
+status.__signature__ = _typer_parameters(STATUS_OPTIONS)  # type: ignore[attr-defined]
+app.command("status")(one_line_errors(status))
 
 
 # -- control ------------------------------------------------------------------------------------
 @app.command()
 @one_line_errors
-def pause(reason: Annotated[str, typer.Option(help="Shown by status.")] = "paused by traxctl") -> None:
+def pause(reason: Annotated[str, typer.Option(metavar="REASON", help="Shown by status.")] = "paused by traxctl") -> None:
     """Stop claiming new tasks (running ones finish); daemons obey within a second."""
     with store_for(settings()) as store:
         store.set_control(GLOBAL_SCOPE, ControlState.PAUSED, reason)
@@ -99,30 +108,35 @@ def stop(now: Annotated[bool, typer.Option("--now", help="Do not wait for runnin
 @app.command()
 @one_line_errors
 def add(
-    inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL...", help="Files, folders or URLs.")],
-    priority: Annotated[int, typer.Option(min=0, help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
-    enhance: Annotated[bool, typer.Option("--enhance", help="Also clean up the transcript (DeepSeek).")] = False,
+    inputs: Annotated[list[str], typer.Argument(metavar="PATH_OR_URL", help="Files, folders or URLs.")],
+    priority: Annotated[int, typer.Option(min=0, metavar="N",
+                                          help="0 immediate, 1-5 high, 6-10 normal, 11+ low.")] = PRIORITY_NORMAL,
+    enhance: opt.Enhance = False,
+    language: opt.Language = None,
+    model: opt.Model = None,
+    chunk_size: opt.ChunkSize = None,
     translate_to: opt.TranslateTo = None,
-    summarize: opt.Summarize = False,
-    outbox: Annotated[Path | None, typer.Option(help="Where transcripts go (default: first watch folder's).")] = None,
+    summarize: opt.Summarize = None,
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Where transcripts go (default: first watch folder's).")] = None,
     word_timestamps: opt.WordTimestamps = False,
     diarize: opt.Diarize = False,
     speakers: opt.Speakers = None,
     min_speakers: opt.MinSpeakers = None,
     max_speakers: opt.MaxSpeakers = None,
+    vocabulary: opt.Vocabulary = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
-    from traxd.config import diarize_options
     from traxd.ingest.enqueue import Ingestor, Queued, Skipped
     from traxd.ingest.manual import add_inputs
-    from traxd.pipelines import later_stages
+    from traxd.joboptions import job_options
 
-    s = settings(diarize=True if diarize else None, speakers=speakers, min_speakers=min_speakers,
-                 max_speakers=max_speakers, translate_to=translate_to, summarize=True if summarize else None)  # fmt: skip
+    s = settings(enhance=enhance or None, word_timestamps=word_timestamps or None, diarize=diarize or None,
+                 speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
+                 summarize=summarize)  # fmt: skip
     target = _outbox(s, outbox)
-    options = {"enhance": enhance or s.enhance, "language": s.language, "model": None, "chunk_size": None,
-               "word_timestamps": True if word_timestamps else None,  # None: the setting when it runs
-               **diarize_options(s), **later_stages(s.translate_to, s.summarize)}  # fmt: skip
+    given = {"language": language, "model": model, "chunk_size": chunk_size, "vocabulary": vocabulary}
+    options = job_options(s, given).as_dict()
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
         ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
@@ -159,8 +173,8 @@ def _outbox(s: Any, outbox: Path | None) -> Path:
 @app.command("list")
 @one_line_errors
 def list_(
-    state: Annotated[TaskState | None, typer.Option(case_sensitive=False, help="Only tasks in this state.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    state: Annotated[TaskState | None, typer.Option(case_sensitive=False, metavar="STATE", help="Only tasks in this state: queued, running, succeeded, failed or cancelled.")] = None,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many, newest first.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
@@ -230,12 +244,16 @@ def retry(
     """Queue a failed or cancelled task again with a fresh attempt budget."""
     if (task_id is None) == (not failed):
         raise UsageError("give a task ID or --failed (not both)")
-    with store_for(settings()) as store:
+    from traxd.daemon.jobcontrol import JobControl
+
+    s = settings()
+    with store_for(s) as store:
+        jobs = JobControl(store, s.tmp_dir)
         if failed:
-            typer.echo(f"{store.retry_failed()} failed task(s) queued again")
+            typer.echo(f"{jobs.retry_failed()} failed task(s) queued again")
             return
         assert task_id is not None
-        if not store.retry(task_id):
+        if not jobs.retry(task_id):
             raise UserError(_why_not(store.get(task_id), task_id, "retried", "failed or cancelled"))
     typer.echo(f"#{task_id} queued again")
 
@@ -244,15 +262,12 @@ def retry(
 @one_line_errors
 def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Cancel a queued or running task (a running one stops at its next check)."""
-    from traxd.daemon.scratch import remove_if_ended
+    from traxd.daemon.jobcontrol import JobControl
 
     s = settings()
     with store_for(s) as store:
-        before = store.get(task_id)
-        if not store.cancel(task_id):
-            raise UserError(_why_not(before, task_id, "cancelled", "queued or running"))
-        if before is not None and before.state is TaskState.QUEUED:  # a running one's daemon removes it
-            remove_if_ended(store, s.tmp_dir, before.job_id, task_id)
+        if not JobControl(store, s.tmp_dir).cancel(task_id):
+            raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
     typer.echo(f"#{task_id} cancelled")
 
 
@@ -266,15 +281,18 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 @app.command()
 @one_line_errors
 def search(
-    query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
-    since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
-    inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,
-    speaker: Annotated[str | None, typer.Option(help="Only segments of this speaker.")] = None,
-    language: Annotated[str | None, typer.Option(help="Only transcripts in this language (e.g. en).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many hits, best first.")] = 20,
+    query: Annotated[str | None, typer.Argument(metavar="QUERY",
+                                                help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
+    inbox: Annotated[Path | None, typer.Option(metavar="DIR", help="Only inputs from this folder.")] = None,
+    speaker: Annotated[str | None, typer.Option(metavar="NAME", help="Only segments of this speaker.")] = None,
+    language: Annotated[str | None, typer.Option(metavar="CODE",
+                                                 help="Only transcripts in this language (e.g. en).")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many hits, best first.")] = 20,
     as_json: JsonOpt = False,
     reindex: Annotated[bool, typer.Option("--reindex", help="Index every finished transcript again first.")] = False,
-    from_dir: Annotated[Path | None, typer.Option("--from", help="With --reindex: read the .json files here.")] = None,
+    from_dir: Annotated[Path | None, typer.Option("--from", metavar="DIR",
+                                                  help="With --reindex: read the .json files here.")] = None,
 ) -> None:
     """Find words in every finished transcript: file, time, speaker and the matching text, best first."""
     from traxd import archive
@@ -324,27 +342,31 @@ def _print_hits(hits: list[Any]) -> None:
 @watch_app.command("add")
 @one_line_errors
 def watch_add(
-    inbox: Annotated[Path, typer.Argument(help="An existing local folder.")],
-    outbox: Annotated[Path | None, typer.Option(help="Where its transcripts go (default: INBOX/../outbox).")] = None,
-    word_timestamps: Annotated[bool, typer.Option("--word-timestamps", help="Timed words for this inbox's files.")] = False,
-    translate_to: Annotated[str | None, typer.Option("--translate-to", metavar="CODE[,CODE]",
-                                                     help="Translate this folder's transcripts (DeepSeek; en without a key: Whisper, local backend).")] = None,
-    summarize: Annotated[bool | None, typer.Option("--summarize/--no-summarize",
-                                                   help="Summarise this folder's transcripts (DeepSeek).")] = None,
+    inbox: Annotated[Path, typer.Argument(metavar="INBOX", help="An existing local folder.")],
+    outbox: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Where its transcripts go (default: INBOX/../outbox).")] = None,
+    word_timestamps: opt.WordTimestamps = False,
+    translate_to: opt.TranslateTo = None,
+    summarize: opt.Summarize = None,
+    vocabulary: opt.Vocabulary = None,
 ) -> None:
-    """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds)."""
+    """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds).
+
+    The options given here are this folder's own; the others follow the settings when each file is queued."""
     from traxd.daemon.folders import add_watch
     from traxd.translate import parse_codes
+    from traxd.vocabulary import parse
 
     codes = parse_codes(translate_to) if translate_to is not None else None
+    terms = parse(vocabulary) if vocabulary is not None else None
     folder = add_watch(settings(), inbox, outbox, word_timestamps=True if word_timestamps else None,
-                       translate_to=codes, summarize=summarize)
+                       translate_to=codes, summarize=summarize, vocabulary=terms)
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 
 @watch_app.command("remove")
 @one_line_errors
-def watch_remove(inbox: Annotated[Path, typer.Argument(help="A watched inbox.")]) -> None:
+def watch_remove(inbox: Annotated[Path, typer.Argument(metavar="INBOX", help="A watched inbox.")]) -> None:
     """Stop watching an inbox (nothing is deleted)."""
     from traxd.daemon.folders import remove_watch
 
@@ -372,18 +394,20 @@ def watch_list(as_json: JsonOpt = False) -> None:
 @app.command()
 @one_line_errors
 def dashboard(
-    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
-    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", help="Required on every request "
+    host: Annotated[str, typer.Option(metavar="HOST",
+                                      help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port.")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="TRAX_DASHBOARD_TOKEN", metavar="TOKEN", help="Required on every request "
                                               "(made up and printed when listening beyond loopback).")] = None,
 ) -> None:
     """Serve the dashboard: counts, throughput, jobs, failures with retry/cancel, daemons and leases, /api, /metrics."""
+    from traxd.daemon.jobcontrol import JobControl
     from traxd.dashboard.server import check_binding, dashboard_for, make_server, url_of
 
     s = settings()
     token = check_binding(host, token)
     with store_for(s) as store:
-        server = make_server(dashboard_for(s, store, token), host, port)
+        server = make_server(dashboard_for(s, store, token, JobControl(store, s.tmp_dir)), host, port)
         typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
         server.run()
 

@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from traxd.cli.common import one_line_errors
+from traxd.cli.help_format import PLAIN_HELP
 
 app = typer.Typer(
     help="traxd: the Trax daemon. Watches inbox folders and runs the transcription queue.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    **PLAIN_HELP,
 )
 
 
@@ -24,11 +25,13 @@ def _root() -> None:
 @app.command()
 @one_line_errors
 def run(
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Tasks run at once.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, metavar="N",
+                                                help="Tasks run at once (default 8).")] = None,
     drain: Annotated[bool, typer.Option("--drain", help="Process until nothing is runnable, then exit 0.")] = False,
-    dashboard: Annotated[bool, typer.Option("--dashboard", help="Also serve the dashboard (see traxctl dashboard).")] = False,
-    dashboard_host: Annotated[str, typer.Option(help="The dashboard's address (beyond loopback: a token).")] = "127.0.0.1",
-    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="The dashboard's port.")] = 8765,
+    dashboard: Annotated[bool, typer.Option("--dashboard",
+                                            help="Also serve the dashboard (see traxctl dashboard).")] = False,
+    dashboard_host: Annotated[str, typer.Option(metavar="HOST", help="The dashboard's address (beyond loopback: a token).")] = "127.0.0.1",
+    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="The dashboard's port.")] = 8765,
 ) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT or `traxctl stop` (exit 0)."""
     from traxd.daemon.service import main_thread_exit, run_daemon

@@ -12,25 +12,20 @@ from types import FrameType
 from typing import Any
 
 from traxd import logging as trax_logging
-from traxd.config import (
-    Settings,
-    WatchFolder,
-    diarize_options,
-    load_settings,
-    with_changes,
-)
+from traxd.config import LIVE_FIELDS, Settings, WatchFolder, load_settings, with_changes
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, connections_for, open_store, prepare_home
-from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.daemon.jobcontrol import JobControl
+from traxd.daemon.pool import Pool
+from traxd.daemon.pool_setup import daemon_pool
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import ConfigError
-from traxd.handlers import default_type_limits, load_registry
+from traxd.handlers import load_registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
-from traxd.pipelines import later_stages
+from traxd.joboptions import job_options
 from traxd.queue.store import Store
-from traxd.resources import Limits, ResourceMonitor
-from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
+from traxd.types import GLOBAL_SCOPE, ControlState
 
 log = trax_logging.get_logger("service")
 
@@ -71,14 +66,6 @@ class _Signals:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-# Settings the next task reads from the reloaded config.toml; the rest (database, workers, leases …) need a restart.
-LIVE_FIELDS = ("backend", "openai_api_key", "openai_base_url", "transcribe_model", "local_model", "deepseek_api_key",
-               "deepseek_base_url", "enhance_model", "enhance", "enhance_min_similarity", "enhance_chunk_chars",
-               "language", "chunk_size", "api_timeout_seconds", "max_download_mb", "allow_private_urls",
-               "download_timeout_seconds", "word_timestamps", "diarize", "speakers", "min_speakers", "max_speakers",
-               "speaker_threshold", "translate_to", "summarize")  # fmt: skip
 
 
 def live_changes(old: Settings, new: Settings) -> tuple[Settings, list[str], list[str]]:
@@ -134,10 +121,8 @@ class ConfigWatch:
 
 
 def inbox_options(settings: Settings) -> dict[str, Any]:
-    """The job options of inbox files: enhance decided at ingest; model, language and chunk size when they run."""
-    return {"enhance": settings.enhance, "language": None, "model": None, "chunk_size": None,
-            "word_timestamps": None,  # None: the setting when it runs; a watch folder may set its own
-            **diarize_options(settings), **later_stages(settings.translate_to, settings.summarize)}  # fmt: skip
+    """The job options of inbox files (a watch folder's own options go over them): the settings of the moment."""
+    return job_options(settings).as_dict()
 
 
 def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mapping[str, Any]) -> Watcher:
@@ -157,15 +142,8 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
 
 
 def build_pool(settings: Settings, store: Store) -> Pool:
-    """The pool with the real (or test) handlers and the settings' slots, lease and grace."""
-    types = tuple(TaskType.parse(t) for t in settings.task_types) or None
-    config = PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
-                        grace_seconds=settings.grace_seconds, types=types,
-                        type_limits=default_type_limits(settings),
-                        pin_successors=not settings.shared_storage, settings=settings)  # fmt: skip
-    monitor = ResourceMonitor(Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent),
-                              settings.workers)  # fmt: skip
-    return Pool(store, load_registry(settings), config, PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit))
+    """The pool with the real (or test) handlers, set up from the settings like every other pool."""
+    return daemon_pool(settings, store, load_registry(settings))
 
 
 def run_daemon(
@@ -191,7 +169,8 @@ def run_daemon(
 def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any]) -> Any:
     from traxd.dashboard.server import serve_in_thread
 
-    server, url = serve_in_thread(settings, store, where["host"], int(where["port"]), os.environ.get("TRAX_DASHBOARD_TOKEN"))
+    server, url = serve_in_thread(settings, store, (where["host"], int(where["port"])),
+                                  os.environ.get("TRAX_DASHBOARD_TOKEN"), JobControl(store, settings.tmp_dir))  # fmt: skip
     log.info("dashboard_started", host=where["host"], port=where["port"])
     sys.stderr.write(f"dashboard on {url}\n")
     return server

@@ -20,6 +20,7 @@ from traxd.errors import UsageError
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
+from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo
 
 CURRENT, SINCE, ALL = "current", "since", "all"
@@ -104,7 +105,7 @@ def collect(
         views = fold(tasks)
         names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING])
     leases = Counter(t.lease_owner or "" for t in tasks if t.state is TaskState.RUNNING)
-    beats = heartbeats(workers, now, lease_seconds + 5, leases)
+    beats = heartbeats(workers, now, stale_after(lease_seconds), leases)
     live = [h for h in beats if not h.stale and not h.dead]
     glob = controls.get(GLOBAL_SCOPE)
     progress = snapshot(

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -38,7 +38,7 @@ from traxd.dashboard import data
 from traxd.dashboard.metrics import QueueCollector, render
 from traxd.queue.reads import JOB_STATE_WHERE, Reader
 from traxd.queue.store import Store
-from traxd.types import GLOBAL_SCOPE, ControlState, TaskState, TaskType
+from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
 
 HERE = Path(__file__).resolve().parent
 TOKEN_COOKIE = "trax_token"
@@ -46,12 +46,23 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 
 
+class JobActions(Protocol):
+    """Retry and cancel as every front end does them (traxd.daemon.jobcontrol.JobControl, handed in by the caller)."""
+
+    def retry_job(self, job_id: int) -> int: ...
+
+    def cancel_job(self, job_id: int) -> int: ...
+
+    def retry_failed(self) -> int: ...
+
+
 @dataclass
 class Dashboard:
-    """What the routes share: the store (writes), a reader factory, the tokens, the outboxes, error counts."""
+    """What the routes share: the store (writes), a reader factory, job actions, the tokens, the outboxes, errors."""
 
     store: Store
     open_reader: Callable[[], Reader]
+    jobs: JobActions
     lease_seconds: float = 30.0
     inboxes: tuple[str, ...] = ()
     token: str | None = None
@@ -303,14 +314,15 @@ class Views:
         action, job_id = request.path_params["action"], request.path_params["job_id"]
         if action not in ("retry", "cancel"):
             return PlainTextResponse("unknown action", 404)
-        changed = job_action(self.dash.store, job_id, action)
+        act = self.dash.jobs.retry_job if action == "retry" else self.dash.jobs.cancel_job
+        changed = act(job_id)
         return self._done(request, form, {"job_id": job_id, "action": action, "tasks": changed})
 
     async def retry_all(self, request: Request) -> Response:
         form = await self._checked(request)
         if form is None:
             return PlainTextResponse("missing or wrong CSRF token", 403)
-        return self._done(request, form, {"retried": self.dash.store.retry_failed()})
+        return self._done(request, form, {"retried": self.dash.jobs.retry_failed()})
 
     async def control(self, request: Request) -> Response:
         form = await self._checked(request)
@@ -331,10 +343,3 @@ def _outputs(reader: Reader, job_id: int) -> dict[str, Path]:
     info = reader.jobs([job_id]).get(job_id)
     return data.outputs_of(info, reader.job_tasks(job_id))[0] if info else {}
 
-
-def job_action(store: Store, job_id: int, action: str) -> int:
-    """Retry a job's failed/cancelled tasks, or cancel its queued/running ones; returns how many changed."""
-    tasks = store.tasks_of_job(job_id)
-    if action == "retry":
-        return sum(store.retry(t.id) for t in tasks if t.state in (TaskState.FAILED, TaskState.CANCELLED))
-    return sum(store.cancel(t.id) for t in tasks if t.state in (TaskState.QUEUED, TaskState.RUNNING))

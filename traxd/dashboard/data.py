@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.queue.reads import JobInfo, Reader
+from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, ControlState, Task, TaskState, TaskType
 
 BUCKET = 60.0
@@ -136,7 +137,7 @@ def daemons(reader: Reader, now: float, lease_seconds: float) -> dict[str, Any]:
         age = now - w.last_seen
         held = [x for x in leases if x["owner"] == w.owner]
         out.append({"owner": w.owner, "host": w.host, "pid": w.pid, "started_at": w.started_at, "last_seen": w.last_seen,
-                    "age_seconds": round(age, 1), "stale": age > lease_seconds + 5, "slots": w.slots, "busy": len(held),
+                    "age_seconds": round(age, 1), "stale": age > stale_after(lease_seconds), "slots": w.slots, "busy": len(held),
                     "rss_mb": round(w.rss_mb, 1), "cpu_percent": round(w.cpu_percent, 1), "leases": held})  # fmt: skip
     owners = {w.owner for w in workers}
     return {"daemons": out, "unowned_leases": [x for x in leases if x["owner"] not in owners]}

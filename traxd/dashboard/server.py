@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from traxd.config import Settings
-from traxd.dashboard.app import Dashboard, create_app, is_loopback
+from traxd.dashboard.app import Dashboard, JobActions, create_app, is_loopback
 from traxd.errors import UsageError
 from traxd.queue.reads import Reader
 from traxd.queue.store import Store
@@ -15,15 +15,16 @@ from traxd.queue.store import Store
 DEFAULT_PORT = 8765
 
 
-def dashboard_for(settings: Settings, store: Store, token: str | None) -> Dashboard:
-    """The dashboard's shared state on this store: reads on pooled plain connections, writes through the store."""
+def dashboard_for(settings: Settings, store: Store, token: str | None, jobs: JobActions) -> Dashboard:
+    """The dashboard's shared state on this store: reads on pooled plain connections, writes through the store,
+    retry and cancel through `jobs` (the same as traxctl's)."""
     mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
 
     def open_reader() -> Reader:
         return Reader(store.engine.raw_connection(), mark)
 
     inboxes = tuple(str(w.inbox) for w in settings.watch)
-    return Dashboard(store, open_reader, settings.lease_seconds, inboxes, token)
+    return Dashboard(store, open_reader, jobs, settings.lease_seconds, inboxes, token)
 
 
 def check_binding(host: str, token: str | None) -> str | None:
@@ -50,9 +51,11 @@ def url_of(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def serve_in_thread(settings: Settings, store: Store, host: str, port: int, token: str | None) -> tuple[Any, str]:
+def serve_in_thread(settings: Settings, store: Store, where: tuple[str, int], token: str | None,
+                    jobs: JobActions) -> tuple[Any, str]:  # fmt: skip
     """Start the dashboard on a daemon thread (for `traxd run --dashboard`); returns the server and its URL."""
+    host, port = where
     token = check_binding(host, token)
-    server = make_server(dashboard_for(settings, store, token), host, port)
+    server = make_server(dashboard_for(settings, store, token, jobs), host, port)
     threading.Thread(target=server.run, name="dashboard", daemon=True).start()
     return server, url_of(host, port, token)

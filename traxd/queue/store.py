@@ -524,6 +524,11 @@ class Store:
         with self._tx() as tx:
             return tx.conn.execute(self._requeue(T.c.state == TaskState.FAILED.value, [TaskState.FAILED.value])).rowcount
 
+    def retry_job(self, job_id: int) -> int:
+        """Queue a job's failed and cancelled tasks again, in one transaction; returns how many."""
+        with self._tx() as tx:
+            return tx.conn.execute(self._requeue(T.c.job_id == job_id, FINISHED_BADLY)).rowcount
+
     def reopen_job(self, job_id: int, group: str, options: dict[str, Any] | None = None) -> int:
         """Move a job into `group` (with new options, when given) and queue its failed or cancelled tasks again;
         returns how many were requeued. Tasks not yet run read the new options when they are claimed."""
@@ -544,15 +549,23 @@ class Store:
 
     def cancel(self, task_id: int) -> bool:
         """Cancel a queued task at once; a running one is cancelled when its worker reports back."""
+        with self._tx() as tx:
+            return tx.conn.execute(self._cancel(T.c.id == task_id)).rowcount == 1
+
+    def cancel_job(self, job_id: int) -> int:
+        """Cancel a job's queued and running tasks, in one transaction; returns how many."""
+        with self._tx() as tx:
+            return tx.conn.execute(self._cancel(T.c.job_id == job_id)).rowcount
+
+    def _cancel(self, which: Any) -> Any:
+        """UPDATE that cancels the matching queued or running tasks (a running one's worker sees it at its next check)."""
         now = self.clock.now()
-        stmt = (
+        return (
             update(T)
-            .where(T.c.id == task_id, T.c.state.in_([QUEUED, RUNNING]))
+            .where(which, T.c.state.in_([QUEUED, RUNNING]))
             .values(state=TaskState.CANCELLED.value, lease_expires_at=None, finished_at=now, updated_at=now,
                     error_kind="cancelled", error_message="cancelled by the user")
         )  # fmt: skip
-        with self._tx() as tx:
-            return tx.conn.execute(stmt).rowcount == 1
 
     def delete_job(self, job_id: int) -> bool:
         """Delete a finished job, its tasks and its transcript in the archive; False if missing or still active."""

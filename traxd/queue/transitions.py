@@ -32,6 +32,11 @@ class Decision:
     http_status: int | None = None  # kept in the error history entry (the metrics count API errors by it)
 
 
+def stale_after(lease_seconds: float) -> float:
+    """Seconds without a heartbeat after which a daemon is shown stale: a lease, plus slack for a slow beat."""
+    return lease_seconds + 5.0
+
+
 def next_retry_at(now: float, attempts: int, policy: RetryPolicy, rng: random.Random, retry_after: float | None) -> float:
     """When a retryable failure may run again; a server's Retry-After wins when it is given."""
     if retry_after is not None and retry_after >= 0:

@@ -1,0 +1,37 @@
+"""Setting up a pool from settings: the one place the daemon, `trax batch` and the Python API get theirs from."""
+
+from __future__ import annotations
+
+from traxd.config import Settings
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.handlers import default_type_limits
+from traxd.handlers.registry import Registry
+from traxd.queue.store import Store
+from traxd.resources import Limits, ResourceMonitor, Sampler
+from traxd.types import TaskType
+
+
+def pool_config(settings: Settings, group: str | None = None) -> PoolConfig:
+    """Slots, lease, grace, per-type limits and successor pinning from the settings.
+
+    `group`: a batch's own job group, whose every stage it runs to the end, so TRAX_TASK_TYPES (which stages
+    this machine's daemon takes from the shared queue) applies only without one.
+    """
+    own = tuple(TaskType.parse(t) for t in settings.task_types) if group is None else ()
+    return PoolConfig(slots=settings.workers, lease_seconds=settings.lease_seconds,
+                      grace_seconds=settings.grace_seconds, types=own or None, group=group,
+                      type_limits=default_type_limits(settings),
+                      pin_successors=not settings.shared_storage, settings=settings)  # fmt: skip
+
+
+def resource_monitor(settings: Settings, sampler: Sampler | None = None) -> ResourceMonitor:
+    """The memory and CPU limits of the settings, over their worker count."""
+    limits = Limits(memory_mb=settings.memory_limit_mb, cpu_percent=settings.cpu_limit_percent)
+    return ResourceMonitor(limits, settings.workers, sampler)
+
+
+def daemon_pool(settings: Settings, store: Store, registry: Registry) -> Pool:
+    """The daemon's pool: the whole queue, held back by the resource monitor."""
+    monitor = resource_monitor(settings)
+    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit)
+    return Pool(store, registry, pool_config(settings), wiring)
