@@ -570,6 +570,11 @@ class Store:
         with self._tx() as tx:
             return archive.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
 
+    def optimize_archive(self) -> None:
+        """Merge the full-text index (after a bulk re-index: one transaction per transcript leaves it in pieces)."""
+        with self._tx() as tx:
+            archive.optimize(tx.conn)
+
     def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
         """Ranked hits for a parsed query."""
         with self._read() as conn:
