@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ def _redact(value: Any) -> Any:
 
 def redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: no secret reaches a log line."""
-    return _redact(event_dict)
+    redacted: dict[str, Any] = _redact(event_dict)
+    return redacted
 
 
 LOG_FILE = "traxd.log"
@@ -131,7 +132,7 @@ class TraxLogger(structlog.stdlib.BoundLogger):
 
     def is_enabled_for(self, level: int) -> bool:
         """Whether a record at this stdlib level would be written now."""
-        return self._logger.isEnabledFor(level)  # type: ignore[no-any-return]  # structlog types _logger as Any
+        return bool(self._logger.isEnabledFor(level))
 
 
 def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | None = None) -> None:
@@ -203,7 +204,7 @@ def flush() -> None:
         handler.flush()
 
 
-def _strip_meta(logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _strip_meta(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return structlog.stdlib.ProcessorFormatter.remove_processors_meta(logger, name, event_dict)
 
 

@@ -358,8 +358,8 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
             need = sum(len(t.encode("utf-8")) for t in texts.values())
             raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
         raise
-    for each in kept.values():
-        each.drop()
+    for old in kept.values():
+        old.drop()
     fsync_dir(targets["json"].parent)
     _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for the four names, not four
     return {ext: str(path) for ext, path in targets.items()}
@@ -387,8 +387,8 @@ def _undo(folder: Path, staged: list[_Staged], kept: dict[str, _Kept], created: 
     """After a set failed: no temp file left, every replaced file back as it was, every new name gone."""
     for each in staged:
         each.discard()
-    for each in kept.values():
-        each.restore()
+    for old in kept.values():
+        old.restore()
     for path in created:
         path.unlink(missing_ok=True)
     if kept:

@@ -151,7 +151,7 @@ def _state(glob: Control | None, live: list[Heartbeat]) -> str:
         if any(glob.stops(h.info.started_at) for h in live):
             return "stopping"
     elif glob is not None and glob.state is not ControlState.RUNNING:
-        return glob.state.value
+        return str(glob.state.value)
     return "running" if live else "stopped"
 
 

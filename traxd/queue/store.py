@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from traxd.clock import Clock, SystemClock
 from traxd.db import search as archive
@@ -118,7 +119,7 @@ class Tx:
 
     def __init__(self, conn: Connection, driver: drivers.Driver, idle: list[Tx], unavailable: tuple[type, ...]) -> None:
         self.conn = conn
-        self.raw = conn.connection.dbapi_connection
+        self.raw = cast(DBAPIConnection, conn.connection.dbapi_connection)  # set while the connection is open
         self.cur = self.raw.cursor()
         self._driver, self._idle, self._unavailable = driver, idle, unavailable
 
@@ -647,7 +648,7 @@ class Store:
         if self.engine.dialect.name != "sqlite":
             return True
         with self._read() as conn:
-            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            return bool(conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok")
 
 
 @contextmanager
