@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from traxd.config import WatchFolder  # noqa: E402
-from traxd.db.engine import open_engine  # noqa: E402
-from traxd.db.migrate import upgrade  # noqa: E402
-from traxd.ingest.enqueue import Ingestor  # noqa: E402
-from traxd.ingest.watcher import Watcher  # noqa: E402
-from traxd.queue.store import Store  # noqa: E402
-from traxd.types import IngestedFile  # noqa: E402
+from traxd.config import WatchFolder
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.ingest.enqueue import Ingestor
+from traxd.ingest.watcher import Watcher
+from traxd.queue.store import Store
+from traxd.types import IngestedFile
 
 
 def fill(root: Path, files: int) -> tuple[Store, WatchFolder]:

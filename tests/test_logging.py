@@ -37,7 +37,7 @@ def test_json_lines_private_file_and_library_logs_redacted(tmp_path: Path) -> No
         lines = [json.loads(line) for line in (logs / "traxd.log").read_text().splitlines()]
     finally:
         trax_logging.configure("warning")
-    assert [line["event"] for line in lines][0] == "task_claimed"
+    assert next(line["event"] for line in lines) == "task_claimed"
     assert all("timestamp" in line and "level" in line for line in lines)
     assert "lib-secret-value-77" not in (logs / "traxd.log").read_text()
     assert any("boom with [REDACTED]" in line.get("exception", "") for line in lines)

@@ -236,7 +236,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
                 raise ValueError
             return float(raw)
         if isinstance(raw, (dict, list, bool)):
-            raise ValueError
+            raise TypeError
         return str(raw)
     except (ValueError, TypeError):
         expected = kind.replace(" | None", "").replace("tuple[str, ...]", "list of strings")

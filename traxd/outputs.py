@@ -212,7 +212,7 @@ def _owner_of(json_path: Path) -> str | None:
 
 def stamp(seconds: float, sep: str) -> str:
     """HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (VTT)."""
-    ms = max(0, int(round(seconds * 1000)))
+    ms = max(0, round(seconds * 1000))
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
 

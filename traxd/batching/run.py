@@ -7,8 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from traxd import pipelines
-from traxd import jobviews
+from traxd import jobviews, pipelines
 from traxd.batching.inputs import Added, Enqueued, settle
 from traxd.batching.result import (
     BatchResult,

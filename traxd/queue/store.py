@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -123,7 +123,7 @@ class Tx:
         self.cur = self.raw.cursor()
         self._driver, self._idle, self._unavailable = driver, idle, unavailable
 
-    def __enter__(self) -> Tx:
+    def __enter__(self) -> Self:
         try:
             self._driver.begin(self.cur)
         except BaseException as exc:
