@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from traxd import TaskType, create_batch_processor
+from traxd import create_batch_processor, TaskType
 
 MEDIA = {".mp3", ".wav", ".m4a", ".flac", ".ogg", ".mp4", ".mov", ".mkv", ".webm"}
 
