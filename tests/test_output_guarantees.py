@@ -483,3 +483,24 @@ def test_the_outbox_is_synced_after_the_renames_that_publish_a_set(tmp_path: Pat
     set_end, summary = published[3], published[4]
     assert any(set_end < i < summary for i in dir_syncs), calls  # after the set's JSON, before the next write
     assert any(i > summary for i in dir_syncs), calls  # and after a file written alone
+
+
+def test_a_rewrite_on_a_file_system_without_hard_links_keeps_the_old_files_by_copy(tmp_path: Path) -> None:
+    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if str(dst).endswith("talk.vtt") and ".old." not in str(src):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    no_links = mock.patch.object(outputs.os, "link", side_effect=OSError(1, "Operation not permitted"))
+    with no_links, mock.patch.object(outputs.os, "replace", replace), pytest.raises(OSError, match="Input/output"):
+        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+    with no_links:
+        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    assert (tmp_path / "talk.txt").read_text() == "second\n" and not list(tmp_path.glob(".*"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -371,7 +373,12 @@ class _Kept:
     def __init__(self, target: Path) -> None:
         self.target = target
         self.link = target.with_name(f".{target.name}.{os.urandom(4).hex()}.old.tmp")  # swept like a temp if killed
-        os.link(target, self.link, follow_symlinks=False)
+        try:
+            os.link(target, self.link, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS or target.is_dir():
+                raise
+            shutil.copy2(target, self.link)  # a file system without hard links (FAT, some network shares)
 
     def restore(self) -> None:
         """The old file takes its name again (the new one, when it was renamed in, goes)."""
@@ -381,6 +388,9 @@ class _Kept:
     def drop(self) -> None:
         """The rewrite took: the old file is no longer needed."""
         self.link.unlink(missing_ok=True)
+
+
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK)
 
 
 def _undo(folder: Path, staged: list[_Staged], kept: dict[str, _Kept], created: list[Path]) -> None:
