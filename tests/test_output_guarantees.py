@@ -504,3 +504,16 @@ def test_a_rewrite_on_a_file_system_without_hard_links_keeps_the_old_files_by_co
     with no_links:
         outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
     assert (tmp_path / "talk.txt").read_text() == "second\n" and not list(tmp_path.glob(".*"))
+
+
+def test_a_folder_its_file_system_cannot_sync_still_gets_its_outputs(tmp_path: Path) -> None:
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(22, "Invalid argument")  # what some FUSE and network file systems answer for a folder
+        real_fsync(fd)
+
+    with mock.patch.object(outputs.os, "fsync", fsync):
+        outputs.write_transcript(tmp_path, "talk", {"text": "Hi.", "segments": [{"start": 0, "end": 1, "text": "Hi."}]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]

@@ -46,6 +46,10 @@ def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # some network and FUSE file systems cannot sync a folder: their renames are as durable as they get
     finally:
         os.close(fd)
 
