@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.speech_sets import five_minutes, make_set, missing_tools, pooled_wer, seconds_of  # noqa: E402
+from benchmarks.speech_sets import five_minutes, make_set, missing_tools, pooled_wer, seconds_of
 
 
 def direct_child(model: str, batched: bool, files: list[str]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.speech_sets import make_set, missing_tools, pooled_wer, seconds_of  # noqa: E402
+from benchmarks.speech_sets import make_set, missing_tools, pooled_wer, seconds_of
 
 # name -> (batched?, keyword arguments)
 CANDIDATES: dict[str, tuple[bool, dict[str, Any]]] = {

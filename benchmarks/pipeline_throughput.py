@@ -33,16 +33,16 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes import media  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAI, Recorded, default_transcription  # noqa: E402
-from traxd.adapters import ffmpeg  # noqa: E402
-from traxd.config import load_settings  # noqa: E402
-from traxd.daemon.pool import Pool, PoolConfig, PoolWiring  # noqa: E402
-from traxd.db.engine import open_engine  # noqa: E402
-from traxd.db.migrate import upgrade  # noqa: E402
-from traxd.handlers import default_registry, default_type_limits  # noqa: E402
-from traxd.queue.store import Store  # noqa: E402
-from traxd.types import NewJob, NewTask, TaskState, TaskType  # noqa: E402
+from tests.fakes import media
+from tests.fakes.openai_server import FakeOpenAI, Recorded, default_transcription
+from traxd.adapters import ffmpeg
+from traxd.config import load_settings
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.handlers import default_registry, default_type_limits
+from traxd.queue.store import Store
+from traxd.types import NewJob, NewTask, TaskState, TaskType
 
 
 def fixed_transcription(req: Recorded) -> dict:

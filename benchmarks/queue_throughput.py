@@ -33,16 +33,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event  # noqa: E402
+from sqlalchemy import event
 
-from tests.pgdb import fresh_pg_database  # noqa: E402
-from traxd.daemon.owner import Owner  # noqa: E402
-from traxd.daemon.pool import Pool, PoolConfig  # noqa: E402
-from traxd.db.engine import open_engine  # noqa: E402
-from traxd.db.migrate import upgrade  # noqa: E402
-from traxd.handlers.registry import Registry  # noqa: E402
-from traxd.queue.store import Completion, Store  # noqa: E402
-from traxd.types import NewTask, Task, TaskType  # noqa: E402
+from tests.pgdb import fresh_pg_database
+from traxd.daemon.owner import Owner
+from traxd.daemon.pool import Pool, PoolConfig
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.handlers.registry import Registry
+from traxd.queue.store import Completion, Store
+from traxd.types import NewTask, Task, TaskType
 
 
 def peak_rss_mb() -> float:

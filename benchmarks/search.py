@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.pgdb import fresh_pg_database  # noqa: E402
-from traxd import archive  # noqa: E402
-from traxd.db.engine import open_engine  # noqa: E402
-from traxd.db.migrate import upgrade  # noqa: E402
-from traxd.queue.store import Store  # noqa: E402
+from tests.pgdb import fresh_pg_database
+from traxd import archive
+from traxd.db.engine import open_engine
+from traxd.db.migrate import upgrade
+from traxd.queue.store import Store
 
 SYLLABLES = ["ka", "lo", "mi", "ter", "son", "bu", "dge", "ra", "ne", "vel", "pro", "ject", "an", "de", "ti", "ma"]
 ACCENTED = {"a": "á", "e": "é", "o": "ô"}

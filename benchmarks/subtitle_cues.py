@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from traxd.outputs import cues  # noqa: E402
+from traxd.outputs import cues
 
 
 def segment(words: int, seed: int = 7) -> dict[str, object]:

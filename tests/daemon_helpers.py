@@ -99,4 +99,5 @@ def open_home_store(home: Path) -> Store:
 def traxctl(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `traxctl ARGS` as a separate process."""
     cmd = [sys.executable, "-m", "traxd.cli.traxctl_cmd", *args]
-    return subprocess.run(cmd, env=env or home_env(home), cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, env=env or home_env(home), cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections import Counter
@@ -103,7 +104,7 @@ def test_progress_callback_cadence_with_injected_clock(tmp_path: Path) -> None:
     result = asyncio.run(main())
     # Each report carries the clock reading it was due at; reports come no closer than the interval.
     times = [p.elapsed_seconds for _, p in seen[:-1]]
-    assert len(seen) >= 2 and all(b - a >= 5.0 for a, b in zip(times, times[1:]))
+    assert len(seen) >= 2 and all(b - a >= 5.0 for a, b in itertools.pairwise(times))
     assert len(times) <= 24 / 5 + 1  # 12 tasks x 2 s of fake time, one report per 5 s at most
     final = seen[-1][1]
     assert (final.completed_tasks, final.total_tasks, final.state) == (12, 12, "finished")
@@ -306,3 +307,31 @@ def test_memory_pressure_holds_claims_and_shows_in_progress(tmp_path: Path) -> N
     assert progress_line(held).endswith("| Paused: memory 5000MB over limit 2048MB")
     assert held.extra["slots"] < 8  # lasting pressure lowered the slots too
     assert result.completed_tasks == 2 and result.peak_memory_mb == 5000.0
+
+
+def test_a_download_that_ends_its_job_is_kept_where_the_caller_said(
+    tmp_path: Path, media_server: Any, media_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stand-in pipeline stops after DOWNLOAD: the job ends there and its scratch folder is swept, so the file
+    # goes to the output folder the caller named, and the task's result says where; a second one gets NAME-2.
+    from traxd.handlers.download import handle_download
+
+    monkeypatch.setenv("TRAX_ALLOW_PRIVATE_URLS", "1")  # the media server is on 127.0.0.1
+    proc = processor(tmp_path, Registry({TaskType.DOWNLOAD: handle_download}), follow_ups=batch_handlers.follow_ups)
+    out = tmp_path / "saved"
+    out.mkdir()
+    (out / "tone.wav").write_bytes(b"someone else's")
+
+    async def main() -> BatchResult:
+        await proc.add_task(TaskType.DOWNLOAD, {"url": media_server.url("/media/tone.wav"), "output_dir": str(out)})
+        return await proc.start()
+
+    result = asyncio.run(main())
+    assert result.completed_tasks == 1 and result.failed_tasks == 0
+    (task,) = proc.tasks
+    done = proc._run.store.get(task.task_id)
+    assert done is not None and done.result is not None
+    saved = Path(done.result["path"])
+    assert saved == out.resolve() / "tone-2.wav" and saved.read_bytes() == media_files["tone.wav"]
+    assert (out / "tone.wav").read_bytes() == b"someone else's"
+    assert not (tmp_path / "home" / "tmp" / f"job-{task.job_id}").exists()  # the scratch went with the job

@@ -56,7 +56,7 @@ def test_sigkill_mid_task_loses_nothing_and_reruns_only_what_was_in_flight(tmp_p
         assert child.returncode == -signal.SIGKILL, f"kill {k} came too late: the child had finished"
     # The last start must rescue the dead predecessors' leases at once: leases last 600 s here.
     final = start_child(db_url, log)
-    out, err = final.communicate(timeout=120)
+    _out, err = final.communicate(timeout=120)
     assert final.returncode == 0, err
     runs = collections.Counter(int(line.split()[0]) for line in lines(log))
     assert store.counts() == {"queued": 0, "running": 0, "succeeded": total, "failed": 0, "cancelled": 0}

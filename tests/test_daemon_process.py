@@ -65,7 +65,8 @@ def test_files_dropped_while_stopped_and_running_kill9_during_ingestion(home: Pa
         try:
             # Kill while the batch is still settling or being ingested.
             target = rng.randint(1, len(batch))
-            wait_until(lambda: len(file_tasks(store)) >= batch.start - 60 + target or d.proc.poll() is not None)
+            wanted = batch.start - 60 + target
+            wait_until(lambda s=store, n=wanted, d=d: len(file_tasks(s)) >= n or d.proc.poll() is not None)
         finally:
             store.engine.dispose()
         d.kill9()
@@ -89,7 +90,7 @@ def test_kill9_during_processing_loses_nothing_and_repeats_only_in_flight(home: 
     for _round in range(3):
         d = spawn(daemons, home, "slow", "--workers", "3", TRAX_TEST_SLEEP="0.4").wait_ready()
         started = sum(marks(home, "start").values())
-        wait_until(lambda: sum(marks(home, "start").values()) >= started + 4, what="tasks running")
+        wait_until(lambda n=started + 4: sum(marks(home, "start").values()) >= n, what="tasks running")
         d.kill9()
     d = spawn(daemons, home, "slow", "--workers", "3", TRAX_TEST_SLEEP="0.4").wait_ready()
     store = open_home_store(home)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_e2e_batch
 from tests.fakes import media
 from tests.test_e2e_batch import (
     TRANSCRIPTIONS,
     TRAX,
-    key,
     report_of,
-    server,
     trax,
     user_env,
     wait_for,
@@ -25,6 +24,8 @@ from tests.test_e2e_batch import (
 from traxd.pipelines import follow_ups
 
 TRAXCTL = TRAX.parent / "traxctl"
+# The end-to-end suite's fixtures (its fake OpenAI server and a key): pytest finds fixtures among module attributes.
+server, key = test_e2e_batch.server, test_e2e_batch.key
 from traxd.types import Job, Task, TaskState, TaskType
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from traxd.db import readonly
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
-from traxd.queue.reads import JOB_STATE_WHERE, RANKED, Reader
+from traxd.queue.reads import _ERRORS, _TASK_COUNTS, JOB_STATE_WHERE, RANKED, Reader
 from traxd.queue.store import Store
 from traxd.types import NewJob, NewTask, TaskType
 
@@ -47,6 +47,39 @@ def test_job_counts_agree_with_the_state_filters(db_url: str) -> None:
         assert counts == expected
         for state, where in JOB_STATE_WHERE.items():
             assert reader.scalar(f"SELECT COUNT(*) FROM jobs j WHERE {where}") == expected[state], state
+    finally:
+        reader.close()
+        engine.dispose()
+
+
+def test_metrics_counts_come_from_indexes_and_agree_with_the_rows(db_url: str) -> None:
+    engine = open_engine(db_url)
+    upgrade(engine)
+    store = Store(engine)
+    states = ["succeeded", "succeeded", "failed", "cancelled", "queued", "running", "succeeded"]
+    types = [TaskType.PREPROCESS, TaskType.TRANSCRIBE, TaskType.TRANSCRIBE, TaskType.DOWNLOAD, TaskType.PREPROCESS,
+             TaskType.TRANSCRIBE, TaskType.TRANSCRIBE]  # fmt: skip
+    for n, task_type in enumerate(types):
+        store.enqueue(NewTask(task_type, {}, dedupe_key=f"m{n}"))
+    histories = ['[{"type": "RateLimited", "http_status": 429}, {"type": "worker_lost"}]', "[]",
+                 '[{"type": "RateLimited", "http_status": 429}]', "[]", '[{"type": "AuthError", "http_status": 401}]',
+                 "[]", "[]"]  # fmt: skip
+    with engine.begin() as conn:
+        for task_id, (state, errors) in enumerate(zip(states, histories, strict=True), start=1):
+            conn.execute(text("UPDATE tasks SET state = :s, errors = :e WHERE id = :i"),
+                         {"s": state, "e": errors, "i": task_id})  # fmt: skip
+    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
+    reader = Reader(conn_, mark)
+    try:
+        grouped = reader.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")
+        assert sorted(reader.task_counts()) == sorted((t, s, int(n)) for t, s, n in grouped)
+        assert sorted(reader.error_counts(), key=str) == sorted(
+            [("RateLimited", 429, 2), ("worker_lost", None, 1), ("AuthError", 401, 1)], key=str)
+        if mark == "?":  # SQLite: no branch reads the whole table; the succeeded tasks come from the index alone
+            plans = [r[3] for q in (_TASK_COUNTS, _ERRORS["?"]) for r in reader.rows(f"EXPLAIN QUERY PLAN {q}")]
+            scans = [p for p in plans if p.startswith("SCAN t")]
+            assert scans and all("USING" in p for p in scans), plans
+            assert "SCAN tasks USING COVERING INDEX ix_tasks_succeeded_type" in plans
     finally:
         reader.close()
         engine.dispose()

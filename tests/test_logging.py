@@ -37,7 +37,7 @@ def test_json_lines_private_file_and_library_logs_redacted(tmp_path: Path) -> No
         lines = [json.loads(line) for line in (logs / "traxd.log").read_text().splitlines()]
     finally:
         trax_logging.configure("warning")
-    assert [line["event"] for line in lines][0] == "task_claimed"
+    assert next(line["event"] for line in lines) == "task_claimed"
     assert all("timestamp" in line and "level" in line for line in lines)
     assert "lib-secret-value-77" not in (logs / "traxd.log").read_text()
     assert any("boom with [REDACTED]" in line.get("exception", "") for line in lines)
@@ -84,3 +84,22 @@ def test_a_key_never_reaches_any_file_under_the_home(tmp_path: Path) -> None:
     log_text = (home / "logs" / "traxd.log").read_text()
     assert "task_failed" in log_text and "[REDACTED]" in log_text
     assert leaks == ["config.toml"], leaks  # only where the user put it
+
+
+def test_a_logger_used_before_configure_follows_the_configured_level(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    early = trax_logging.get_logger("early-bird")
+    trax_logging.configure("warning")
+    early.debug("before_configure")  # structlog caches this logger here, at the warning level
+    trax_logging.configure("debug", logs, tty=False)
+    try:
+        assert early.is_enabled_for(logging.DEBUG)
+        early.debug("after_configure")
+        trax_logging.configure("warning", logs, tty=False)
+        assert not early.is_enabled_for(logging.DEBUG)
+        early.debug("quiet_again")
+        trax_logging.flush()
+        events = [json.loads(line)["event"] for line in (logs / "traxd.log").read_text().splitlines()]
+    finally:
+        trax_logging.configure("warning")
+    assert events == ["after_configure"]

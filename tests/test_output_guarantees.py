@@ -438,3 +438,82 @@ def test_a_set_is_written_into_an_outbox_that_does_not_exist_yet(tmp_path: Path)
     paths = outputs.write_transcript(outbox, "talk", {"text": "Hi.", "segments": [{"start": 0, "end": 1, "text": "Hi."}]})
     assert sorted(Path(p).name for p in paths.values()) == sorted(p.name for p in outbox.iterdir()) == [
         "talk.json", "talk.srt", "talk.txt", "talk.vtt"]  # fmt: skip
+
+
+def test_a_rewrite_whose_rename_fails_half_way_puts_the_old_files_back(tmp_path: Path) -> None:
+    # The re-run's .txt and .srt are renamed into place, then the .vtt rename fails (an I/O error): the old .txt
+    # and .srt come back, so no new text sits beside the old .json, and no temp file or kept link is left.
+    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if str(src).endswith(".tmp") and str(dst).endswith("talk.vtt") and ".old." not in str(src):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    second = {**doc, "text": "second", "segments": [{"start": 0, "end": 2, "text": "second"}]}
+    with mock.patch.object(outputs.os, "replace", replace), pytest.raises(OSError, match="Input/output"):
+        outputs.write_transcript(tmp_path, base, second)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+    assert sorted(before) == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]
+    outputs.write_transcript(tmp_path, base, second)  # the retry publishes the whole new set
+    assert (tmp_path / "talk.txt").read_text() == "second\n" and "second" in (tmp_path / "talk.json").read_text()
+
+
+def test_the_outbox_is_synced_after_the_renames_that_publish_a_set(tmp_path: Path) -> None:
+    # strace shows each rename and each fsync with the path of its fd: the folder's own fsync comes after the last
+    # rename of the set (the JSON), so a power cut cannot take the published names back.
+    if shutil.which("strace") is None:
+        pytest.skip("needs strace (Debian package; .ci/run installs it)")
+    outbox, trace = tmp_path / "outbox", tmp_path / "strace.txt"
+    code = ("import sys; from pathlib import Path; from traxd import outputs; "
+            "outputs.write_transcript(Path(sys.argv[1]), 'talk', {'text': 'Hi.', 'segments': []}); "
+            "outputs.write_text_atomic(Path(sys.argv[1]) / 'talk.summary.md', '# Hi')")  # fmt: skip
+    cmd = ["strace", "-f", "-yy", "-o", str(trace), "-e", "trace=rename,renameat,renameat2,fsync,fdatasync",
+           sys.executable, "-c", code, str(outbox)]  # fmt: skip
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = [line for line in trace.read_text().splitlines() if "rename" in line or "sync(" in line]
+    published = [i for i, line in enumerate(calls) if "rename" in line and str(outbox) in line]
+    dir_syncs = [i for i, line in enumerate(calls) if re.search(rf"sync\(\d+<{re.escape(str(outbox))}>\)", line)]
+    assert len(published) == 5, calls
+    set_end, summary = published[3], published[4]
+    assert any(set_end < i < summary for i in dir_syncs), calls  # after the set's JSON, before the next write
+    assert any(i > summary for i in dir_syncs), calls  # and after a file written alone
+
+
+def test_a_rewrite_on_a_file_system_without_hard_links_keeps_the_old_files_by_copy(tmp_path: Path) -> None:
+    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
+    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(tmp_path, base, doc)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if str(dst).endswith("talk.vtt") and ".old." not in str(src):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    no_links = mock.patch.object(outputs.os, "link", side_effect=OSError(1, "Operation not permitted"))
+    with no_links, mock.patch.object(outputs.os, "replace", replace), pytest.raises(OSError, match="Input/output"):
+        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+    with no_links:
+        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    assert (tmp_path / "talk.txt").read_text() == "second\n" and not list(tmp_path.glob(".*"))
+
+
+def test_a_folder_its_file_system_cannot_sync_still_gets_its_outputs(tmp_path: Path) -> None:
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(22, "Invalid argument")  # what some FUSE and network file systems answer for a folder
+        real_fsync(fd)
+
+    with mock.patch.object(outputs.os, "fsync", fsync):
+        outputs.write_transcript(tmp_path, "talk", {"text": "Hi.", "segments": [{"start": 0, "end": 1, "text": "Hi."}]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]

@@ -197,7 +197,7 @@ def test_successors_are_pinned_to_the_host_that_wrote_their_files(store: Store, 
     assert shared._successors(Outcome_of(TaskType.PREPROCESS), None)[0].affinity is None
 
 
-def Outcome_of(task_type: TaskType) -> Any:  # noqa: N802 - a tiny factory
+def Outcome_of(task_type: TaskType) -> Any:
     from traxd.daemon.runner import Outcome
     from traxd.types import Task
 

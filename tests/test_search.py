@@ -320,6 +320,6 @@ def test_a_very_common_word_ranks_its_newest_matches(store: Store, tmp_path: Pat
     store.index_transcript(entry(tmp_path / "old.json", dense, "/in/old.mp3"))
     store.index_transcript(entry(tmp_path / "new1.json", sparse, "/in/new1.mp3"))
     store.index_transcript(entry(tmp_path / "new2.json", sparse, "/in/new2.mp3"))
-    assert [h.name for h in archive.search("budget", store=store)][0] == "old"  # the best match wins
+    assert next(h.name for h in archive.search("budget", store=store)) == "old"  # the best match wins
     monkeypatch.setattr(sql, "CANDIDATES", 2)
     assert sorted(h.name for h in archive.search("budget", store=store, limit=2)) == ["new1", "new2"]

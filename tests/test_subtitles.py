@@ -6,6 +6,7 @@ server answers text only (the `json` format), as gpt-transcribe and the gpt-4o t
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -82,7 +83,7 @@ def test_forty_seconds_with_seven_pauses_get_one_cue_per_sentence(tmp_path: Path
         assert all(c.fields["response_format"] == "json" for c in server.calls())
     cues = srt_cues(Path(result["outputs"]["srt"]).read_text())
     assert [t for _, _, t in cues] == SENTENCES
-    pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:])]
+    pauses = [(a[1], b[0]) for a, b in itertools.pairwise(spans)]
     for (start, end, _), (said_from, said_to) in zip(cues, spans):
         assert end - start <= 7.0
         assert said_from - 0.3 <= start and end <= said_to + 0.3  # timed from the audio, not from the text
@@ -207,7 +208,7 @@ def test_a_long_text_only_segment_is_cut_into_cues_well_under_the_character_limi
     text = " ".join(f"word{i:02d}" for i in range(43))
     cues = outputs.cues([{"start": 0.0, "end": 6.0, "text": text}])
     assert [len(t.split()) for _, _, t in cues] == [14, 15, 14] and " ".join(t for _, _, t in cues) == text
-    assert cues[0][0] == 0.0 and cues[-1][1] == 6.0 and all(a[1] == b[0] for a, b in zip(cues, cues[1:]))
+    assert cues[0][0] == 0.0 and cues[-1][1] == 6.0 and all(a[1] == b[0] for a, b in itertools.pairwise(cues))
     assert all(b - a == pytest.approx(6.0 * len(t) / 298) for a, b, t in cues)
 
 
@@ -252,7 +253,7 @@ def test_a_text_only_part_over_the_character_limit_is_cut_again_and_one_of_exact
     assert len(cues) == len(first_cues) + 1 and cues[-1][2] == "and then we all walked home again"
     assert all(len(t) <= 160 or t == url for _, _, t in cues) and " ".join(t for _, _, t in cues) == text
     assert cues[0][0] == 0.0 and cues[-1][1] == 6.0
-    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(cues, cues[1:]))  # one ends where the next begins
+    assert all(a[1] == pytest.approx(b[0]) for a, b in itertools.pairwise(cues))  # one ends where the next begins
 
 
 def test_a_text_only_segment_of_twice_the_time_limit_becomes_two_cues_of_exactly_the_limit() -> None:

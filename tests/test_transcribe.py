@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import date
@@ -117,7 +118,7 @@ def test_long_input_is_chunked_merged_and_continuous(server: FakeOpenAI, tmp_pat
     doc = json.loads(Path(result["outputs"]["json"]).read_text())
     segs = doc["segments"]
     assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(20.8, abs=0.15)
-    for a, b in zip(segs, segs[1:]):
+    for a, b in itertools.pairwise(segs):
         assert b["start"] == pytest.approx(a["end"], abs=0.05)  # continuous across chunk boundaries
     assert calls[1].fields["prompt"] == f"hello from the fake server. this chunk has {len(calls[0].file_bytes)} bytes."
     assert "prompt" not in calls[0].fields

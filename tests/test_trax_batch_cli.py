@@ -75,7 +75,7 @@ def test_rerun_skips_finished_files_and_retries_failed_ones(tmp_path: Path, env:
     assert trax(str(folder))[0] == 1
     first = Counter(Path(x["source"]).name for x in batch_handlers.read_side_effects(env))
     os.chdir(tmp_path)  # a relative path to the same folder is the same batch
-    code, out, err = trax("in")
+    code, _out, err = trax("in")
     assert code == 1 and "to retry" in err
     second = Counter(Path(x["source"]).name for x in batch_handlers.read_side_effects(env))
     assert first == {"a.mp3": 1, "b.mp3": 1, "bad.mp3": 1}

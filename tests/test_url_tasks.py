@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,9 @@ def test_site_url_flows_from_metadata_to_download(
     assert [(t.type, t.state) for t in tasks] == [(TaskType.YOUTUBE, TaskState.SUCCEEDED),
                                                   (TaskType.DOWNLOAD, TaskState.SUCCEEDED)]  # fmt: skip
     download = tasks[1].result or {}
-    # The job ends here (no PREPROCESS in this chain), so its scratch folder, the download included, is gone.
+    # The job ends here (no PREPROCESS in this chain): its scratch folder is gone, the download kept in the outbox.
     assert download["sha256"] == hashlib.sha256(media_files["tone.mp3"]).hexdigest() and download["via"] == "yt-dlp"
-    assert not Path(download["path"]).exists()
+    assert Path(download["path"]).parent == (settings.home / "outbox").resolve()
+    assert Path(download["path"]).read_bytes() == media_files["tone.mp3"]
+    assert not (settings.tmp_dir / f"job-{first.job_id}").exists()
     assert download["title"].startswith("Episode") and (settings.home / "outbox" / "talk.meta.json").is_file()

@@ -302,3 +302,28 @@ outbox = "{tmp_path / 'o2'}"
     assert options == {"a.mp3": True, "b.mp3": False}
     diarize = {Path(j.source).name: j.options.get("diarize") for j in (store.get_job(i) for i in (1, 2)) if j}
     assert diarize == {"a.mp3": True, "b.mp3": None}  # speaker labels for one inbox only
+
+
+def test_a_restart_resolves_each_outbox_once_not_once_per_remembered_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50,000 remembered files took 3.3 s to load, a realpath (a system call per path part) and Paths for each."""
+    from traxd.ingest import watcher as watcher_mod
+    from traxd.types import IngestedFile
+
+    folder = WatchFolder(tmp_path / "inbox", tmp_path / "outbox")
+    files = []
+    for i in range(40):
+        path = folder.inbox / f"day-{i % 4}" / f"memo-{i}.m4a"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        st = path.stat()
+        files.append(IngestedFile("", str(path), str(folder.outbox), st.st_size, st.st_mtime_ns, st.st_ino))
+    files.append(IngestedFile("", str(tmp_path / "elsewhere" / "a.mp3"), str(folder.outbox), 1, 1, 1))  # no inbox's
+    store.remember_files(files)
+    watcher = make_watcher(store, folder)
+    resolved: list[str] = []
+    real = os.path.realpath
+    monkeypatch.setattr(watcher_mod.os.path, "realpath", lambda p, *a, **k: resolved.append(str(p)) or real(p, *a, **k))
+    assert watcher.load_remembered() == 40
+    assert resolved == [str(folder.outbox)]

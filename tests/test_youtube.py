@@ -131,8 +131,25 @@ def test_metadata_sits_beside_the_transcript_under_its_name(
     ctx = replace(ctx, job=replace(ctx.job, name=name), task=replace(ctx.task, type=TaskType.YOUTUBE))
     meta_path = Path(handle_youtube(ctx, {"url": media_server.url("/page/tone.mp3.html")})["meta_path"])
     folder = (settings.home / "out").resolve()
-    base = outputs.choose_base(folder, name, owner="the job's source")
+    base = outputs.choose_base(folder, name, owner=ctx.job.source)
     assert meta_path == folder / f"{base}.meta.json" and meta_path.is_file()
+
+
+def test_metadata_takes_the_transcripts_stem_when_the_name_is_another_inputs(
+    tmp_path: Path, media_server: MediaServer
+) -> None:
+    # talk.* belong to another input: the job's metadata and its transcript are both talk-2.*, and the other
+    # input's files (its own talk.meta.json too) are left as they were.
+    settings = make_settings(tmp_path)
+    folder = settings.home / "out"
+    folder.mkdir(parents=True)
+    outputs.write_transcript(folder, outputs.choose_base(folder, "talk", "/inbox/talk.mp3"), {"source": "/inbox/talk.mp3"})
+    (folder / "talk.meta.json").write_text("{\"theirs\": true}\n")
+    url = media_server.url("/page/tone.mp3.html")
+    meta_path = Path(youtube(settings, url)["meta_path"])
+    assert meta_path == folder.resolve() / "talk-2.meta.json" and json.loads(meta_path.read_text())["extractor"]
+    assert (folder / "talk.meta.json").read_text() == "{\"theirs\": true}\n"
+    assert outputs.choose_base(folder, "talk", owner=url) == "talk-2"  # what the job's TRANSCRIBE will choose
 
 
 def test_media_url_chosen_from_a_page_is_checked_before_it_is_fetched(

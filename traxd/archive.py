@@ -77,6 +77,8 @@ def reindex(store: Store, folder: Path | None = None) -> Reindexed:
             continue
         store.index_transcript(entry, job_id)
         done, segs = done + 1, segs + len(entry["segments"])
+    if done:
+        store.optimize_archive()  # each transcript was its own transaction: merge the pieces they left
     return Reindexed(done, segs, skipped)
 
 

@@ -115,7 +115,8 @@ class BatchProcessor:
         if kind in (TaskType.YOUTUBE, TaskType.DOWNLOAD) or (path is None and url):
             if not isinstance(url, str) or not looks_like_url(url):
                 raise TaskInputError(f"{kind.name} task data needs a 'url' (http or https), got {url!r}")
-            return _added(self._run.add_url(url, self._outbox(None), options, priority), kind, url)
+            out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(None)
+            return _added(self._run.add_url(url, out, options, priority), kind, url)
         if path is None:
             raise TaskInputError(f"{kind.name} task data needs a 'path' (or file_path/audio_path) or a 'url'")
         try:

@@ -217,7 +217,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
                 raise ValueError
             return float(raw)
         if isinstance(raw, (dict, list, bool)):
-            raise ValueError
+            raise TypeError
         return str(raw)
     except (ValueError, TypeError):
         expected = kind.replace(" | None", "").replace("tuple[str, ...]", "list of strings")
@@ -268,10 +268,10 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         if not isinstance(item, dict) or "inbox" not in item or set(item) - WATCH_KEYS:
             raise ValueError(item)
         inbox_path = Path(str(item["inbox"])).expanduser()
-        outbox = item.get("outbox")
+        given = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
         codes, summary, terms = item.get("translate_to"), item.get("summarize"), item.get("vocabulary")
-        out.append(WatchFolder(inbox_path, Path(str(outbox)).expanduser() if outbox else inbox_path.parent / "outbox",
+        out.append(WatchFolder(inbox_path, Path(str(given)).expanduser() if given else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
                                None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),

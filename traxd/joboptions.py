@@ -86,7 +86,7 @@ def job_options(settings: Settings, given: Mapping[str, Any] | None = None) -> J
 
 def _checked(values: dict[str, Any]) -> dict[str, Any]:
     """The values in their types, or a UsageError naming the option."""
-    out = {name: bool(values[name]) for name in _FLAGS}
+    out: dict[str, Any] = {name: bool(values[name]) for name in _FLAGS}
     language = values["language"]
     if not isinstance(language, str | None):
         raise UsageError(f"language must be a string, got {language!r}")

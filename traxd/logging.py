@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ def _redact(value: Any) -> Any:
 
 def redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: no secret reaches a log line."""
-    return _redact(event_dict)
+    redacted: dict[str, Any] = _redact(event_dict)
+    return redacted
 
 
 LOG_FILE = "traxd.log"
@@ -122,15 +123,27 @@ def _pre_chain() -> list[Any]:
 _configured = threading.Event()
 
 
+class TraxLogger(structlog.stdlib.BoundLogger):
+    """A stdlib-backed logger whose level is the `trax` stdlib logger's, read at each call.
+
+    structlog caches a logger on first use with the wrapper class of that moment; a filtering class made for one
+    level would keep that level after a later `configure`, so the level lives in stdlib logging instead.
+    """
+
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a record at this stdlib level would be written now."""
+        return bool(self._logger.isEnabledFor(level))
+
+
 def configure(level: str = "warning", logs_dir: Path | None = None, tty: bool | None = None) -> None:
     """Route structlog and stdlib logging (redacted) to JSON lines in logs_dir/traxd.log and to stderr."""
     _configured.set()
     lvl = _LEVELS.get(level.lower(), logging.INFO)
     pre = _pre_chain()
     structlog.configure(
-        processors=[*pre, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[structlog.stdlib.filter_by_level, *pre, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        wrapper_class=TraxLogger,
         cache_logger_on_first_use=True,
     )
     # Handlers sit on the root logger so that library warnings (httpx, openai, ...) are redacted as well.
@@ -191,7 +204,7 @@ def flush() -> None:
         handler.flush()
 
 
-def _strip_meta(logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _strip_meta(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return structlog.stdlib.ProcessorFormatter.remove_processors_meta(logger, name, event_dict)
 
 

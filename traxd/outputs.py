@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -34,8 +36,22 @@ def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _Staged(target, text, mode).commit()
+    fsync_dir(target.parent)
     _remove_stale_temps(target.parent, target.name)
     return target
+
+
+def fsync_dir(folder: Path) -> None:
+    """Sync a folder's entries: a rename is durable only once its folder is synced (a power cut loses it otherwise)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # some network and FUSE file systems cannot sync a folder: their renames are as durable as they get
+    finally:
+        os.close(fd)
 
 
 class _Staged:
@@ -202,7 +218,7 @@ def _owner_of(json_path: Path) -> str | None:
 
 def stamp(seconds: float, sep: str) -> str:
     """HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (VTT)."""
-    ms = max(0, int(round(seconds * 1000)))
+    ms = max(0, round(seconds * 1000))
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
 
@@ -331,25 +347,66 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
     targets = {ext: inside(output_dir, f"{base}.{ext}") for ext in texts}
     new = {ext for ext, path in targets.items() if not path.exists() or ext == "json" and _is_placeholder(path)}
     staged: list[_Staged] = []
+    kept: dict[str, _Kept] = {}
     try:
         targets["json"].parent.mkdir(parents=True, exist_ok=True)
         for ext, text in texts.items():
             staged.append(_Staged(targets[ext], text))
+        for ext in (e for e in texts if e not in new):
+            kept[ext] = _Kept(targets[ext])
         for each in staged:
             each.commit()
     except BaseException as exc:
-        for each in staged:
-            each.discard()
-        for ext in new:
-            targets[ext].unlink(missing_ok=True)
+        _undo(targets["json"].parent, staged, kept, [targets[ext] for ext in new])
         if not isinstance(exc, OSError):
             raise
         if exc.errno in DISK_FULL_ERRNOS:
             need = sum(len(t.encode("utf-8")) for t in texts.values())
             raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
         raise
+    for old in kept.values():
+        old.drop()
+    fsync_dir(targets["json"].parent)
     _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for the four names, not four
     return {ext: str(path) for ext, path in targets.items()}
+
+
+class _Kept:
+    """A hard link to a file a rewrite replaces, so a rewrite that fails half way can put the old file back."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.link = target.with_name(f".{target.name}.{os.urandom(4).hex()}.old.tmp")  # swept like a temp if killed
+        try:
+            os.link(target, self.link, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS or target.is_dir():
+                raise
+            shutil.copy2(target, self.link)  # a file system without hard links (FAT, some network shares)
+
+    def restore(self) -> None:
+        """The old file takes its name again (the new one, when it was renamed in, goes)."""
+        os.replace(self.link, self.target)
+        self.link.unlink(missing_ok=True)  # a rename onto another link of the same file leaves both in place
+
+    def drop(self) -> None:
+        """The rewrite took: the old file is no longer needed."""
+        self.link.unlink(missing_ok=True)
+
+
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK)
+
+
+def _undo(folder: Path, staged: list[_Staged], kept: dict[str, _Kept], created: list[Path]) -> None:
+    """After a set failed: no temp file left, every replaced file back as it was, every new name gone."""
+    for each in staged:
+        each.discard()
+    for old in kept.values():
+        old.restore()
+    for path in created:
+        path.unlink(missing_ok=True)
+    if kept:
+        fsync_dir(folder)  # the old set's names are back: keep them so through a power cut
 
 
 def index_entry(doc: dict[str, Any], json_path: Path | str) -> dict[str, Any] | None:

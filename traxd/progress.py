@@ -95,7 +95,7 @@ def format_eta(seconds: float | None) -> str:
     """`1h02m`, `3m05s`, `42s`, or `--` when unknown."""
     if seconds is None:
         return "--"
-    s = int(round(seconds))
+    s = round(seconds)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:

@@ -79,7 +79,7 @@ def _item(item: Any, field: str, starts: set[float]) -> dict[str, Any] | None:
         return None
     words = " ".join(str(item.get(field) or "").split())
     try:
-        start = round(float(item.get("start")), 2)
+        start = round(float(item.get("start", "")), 2)
     except (TypeError, ValueError):
         return None
     return {field: words, "start": start} if words and start in starts else None

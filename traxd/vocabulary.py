@@ -51,7 +51,7 @@ def _read(name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--vocabulary: cannot read {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"--vocabulary: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def fit(terms: tuple[str, ...], budget: int, count: Callable[[str], int]) -> tuple[str, str | None]:

@@ -11,6 +11,7 @@ Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0003"
@@ -19,15 +20,15 @@ branch_labels = None
 depends_on = None
 
 SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE transcript_segments_fts USING fts5(text, content='transcript_segments', "
-    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER transcript_segments_ai AFTER INSERT ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER transcript_segments_ad AFTER DELETE ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER transcript_segments_au AFTER UPDATE ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); "
-    "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END",
+    ("CREATE VIRTUAL TABLE transcript_segments_fts USING fts5(text, content='transcript_segments', "
+     "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"),
+    ("CREATE TRIGGER transcript_segments_ai AFTER INSERT ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END"),
+    ("CREATE TRIGGER transcript_segments_ad AFTER DELETE ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END"),
+    ("CREATE TRIGGER transcript_segments_au AFTER UPDATE ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+     "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END"),
 ]
 PG_CONFIG = "trax_search"
 

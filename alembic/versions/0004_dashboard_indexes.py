@@ -9,6 +9,7 @@ Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0004"

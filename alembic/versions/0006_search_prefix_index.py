@@ -16,13 +16,13 @@ branch_labels = None
 depends_on = None
 
 TRIGGERS = [
-    "CREATE TRIGGER transcript_segments_ai AFTER INSERT ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER transcript_segments_ad AFTER DELETE ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER transcript_segments_au AFTER UPDATE ON transcript_segments BEGIN "
-    "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); "
-    "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END",
+    ("CREATE TRIGGER transcript_segments_ai AFTER INSERT ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END"),
+    ("CREATE TRIGGER transcript_segments_ad AFTER DELETE ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); END"),
+    ("CREATE TRIGGER transcript_segments_au AFTER UPDATE ON transcript_segments BEGIN "
+     "INSERT INTO transcript_segments_fts(transcript_segments_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+     "INSERT INTO transcript_segments_fts(rowid, text) VALUES (new.id, new.text); END"),
 ]
 
 

@@ -63,7 +63,8 @@ def duration_of(data: bytes, suffix: str = ".ogg") -> float:
     with tempfile.NamedTemporaryFile(suffix=suffix) as fh:
         fh.write(data)
         fh.flush()
-        proc = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-i", fh.name], capture_output=True, text=True)
+        proc = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-i", fh.name], capture_output=True, text=True,
+                              check=False)  # fmt: skip
     m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
     return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else 0.0
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import imageio_ffmpeg
@@ -77,7 +77,7 @@ class MediaServer:
         """An absolute URL on this server."""
         return self.base + path
 
-    def __enter__(self) -> MediaServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

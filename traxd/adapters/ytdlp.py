@@ -40,11 +40,11 @@ Progress = Callable[[dict[str, Any]], None]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class TooLarge(DownloadCancelled):
+class TooLarge(DownloadCancelled):  # type: ignore[misc]  # yt-dlp ships no type information
     """Raised from the progress hook when more bytes arrive than the cap (yt-dlp checks only announced sizes)."""
 
 
-class Refused(DownloadCancelled):
+class Refused(DownloadCancelled):  # type: ignore[misc]  # yt-dlp ships no type information
     """Raised from the match filter when a media URL may not be fetched (yt-dlp re-raises it without args)."""
 
 

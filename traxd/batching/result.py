@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,15 @@ def _design_names(cls: type[Any]) -> type[Any]:
         init(self, *args, **kwargs)
 
     __init__.__doc__ = init.__doc__
-    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.__init__ = __init__
     for old, new in DESIGN_NAMES.items():
-        setattr(cls, old, property(lambda self, _n=new: getattr(self, _n), doc=f"The original design's name of {new}."))
+        setattr(cls, old, property(_reader(new), doc=f"The original design's name of {new}."))
     return cls
+
+
+def _reader(name: str) -> Callable[[Any], Any]:
+    """A property getter that reads attribute `name` (one per name: a lambda in the loop would share the last)."""
+    return lambda self: getattr(self, name)
 
 
 @_design_names

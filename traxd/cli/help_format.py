@@ -21,4 +21,4 @@ def _named(self: TyperArgument, ctx: Any) -> str | None:
     return None if self.metavar is not None else _typed(self, ctx)
 
 
-TyperArgument.display_type_rich = _named  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _named  # type: ignore[method-assign,assignment]  # typer types it on its base class

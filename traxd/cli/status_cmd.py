@@ -98,7 +98,9 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
     scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
     with reader_for(s) as reader:
-        report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
+        def report() -> Any:
+            return _collect(reader, s.lease_seconds, model, scope, start)
+
         if follow and not as_json:
             _follow(report, interval, count)
             return

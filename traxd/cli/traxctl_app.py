@@ -22,7 +22,7 @@ from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
 from traxd.cli.status_cmd import StatusOption, run_status
 from traxd.errors import UsageError, UserError
-from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
+from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Job, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
                   no_args_is_help=True, pretty_exceptions_enable=False, **PLAIN_HELP)  # fmt: skip
@@ -180,7 +180,7 @@ def list_(
     """Tasks, newest first."""
     with store_for(settings()) as store:
         tasks = store.list_tasks(state, limit)
-        names = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
+        names: dict[int | None, Job | None] = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
     if as_json:
         _print_json([_task_dict(t, names.get(t.job_id)) for t in tasks])
         return

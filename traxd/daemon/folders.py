@@ -15,10 +15,10 @@ from traxd.config import Settings, WatchFolder
 from traxd.errors import UsageError, UserError
 from traxd.outputs import write_text_atomic
 
-NETWORK_FS = frozenset(
-    "nfs nfs4 cifs smbfs smb smb2 smb3 afpfs webdav davfs fuse.sshfs sshfs 9p ncpfs afs fuse.rclone fuse.s3fs "
-    "fuse.gcsfuse fuse.smbnetfs".split()
-)
+NETWORK_FS = frozenset([
+    "nfs", "nfs4", "cifs", "smbfs", "smb", "smb2", "smb3", "afpfs", "webdav", "davfs", "fuse.sshfs", "sshfs", "9p",
+    "ncpfs", "afs", "fuse.rclone", "fuse.s3fs", "fuse.gcsfuse", "fuse.smbnetfs",
+])  # fmt: skip
 
 
 def fs_type(path: Path) -> str | None:

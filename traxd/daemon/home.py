@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from traxd.clock import Clock
 from traxd.config import Settings
@@ -81,7 +81,7 @@ class DaemonLock:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> DaemonLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -22,6 +22,8 @@ from traxd.daemon.owner import Owner
 from traxd.daemon.runner import Outcome, run_task
 from traxd.daemon.slots import Slots
 from traxd.db.voices import Voices
+from traxd.errors import classify
+from traxd.handlers import download
 from traxd.handlers.registry import Checkpoint, Registry, TaskContext, bare_settings
 from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
@@ -349,7 +351,16 @@ class Pool:
         return checkpoint
 
     def _work(self, ctx: TaskContext) -> None:
-        self._outcomes.put(run_task(self.registry.get(ctx.task.type), ctx))
+        self._outcomes.put(self._keep_download(run_task(self.registry.get(ctx.task.type), ctx), ctx))
+
+    def _keep_download(self, o: Outcome, ctx: TaskContext) -> Outcome:
+        """A DOWNLOAD that ends its job hands its file to the output folder (its scratch goes when the job ends)."""
+        if o.task.type is not TaskType.DOWNLOAD or o.result is None or o.failure or self._successors(o, ctx.job):
+            return o
+        try:
+            return replace(o, result=download.deliver(ctx, o.result))
+        except Exception as exc:  # noqa: BLE001 - like a handler's failure: classified, retried or failed
+            return Outcome(o.task, None, classify(exc), o.seconds)
 
     def _context(self, task: Task, checkpoint: Checkpoint, job: Job | None) -> TaskContext:
         settings = self.config.settings

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from traxd.jobviews import JobView, fold, snapshot, work
 from traxd.daemon.owner import owner_is_dead
 from traxd.errors import UsageError
+from traxd.jobviews import JobView, fold, snapshot, work
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
@@ -152,7 +152,7 @@ def _state(glob: Control | None, live: list[Heartbeat]) -> str:
         if any(glob.stops(h.info.started_at) for h in live):
             return "stopping"
     elif glob is not None and glob.state is not ControlState.RUNNING:
-        return glob.state.value
+        return str(glob.state.value)
     return "running" if live else "stopped"
 
 

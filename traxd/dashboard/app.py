@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -39,6 +39,8 @@ from traxd.dashboard.metrics import QueueCollector, render
 from traxd.queue.reads import JOB_STATE_WHERE, Reader
 from traxd.queue.store import Store
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 TOKEN_COOKIE = "trax_token"
@@ -160,13 +162,13 @@ class Views:
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, key: str, ttl: float, make: Callable[[], Any]) -> Any:
+    def _cached(self, key: str, ttl: float, make: Callable[[], T]) -> T:
         """One computation per `ttl` seconds however many tabs poll (counts over every job are the costly part)."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and now - hit[0] < ttl:
-                return hit[1]
+                return cast(T, hit[1])  # what `make` gave for this key
         value = make()
         with self._lock:
             self._cache[key] = (now, value)
@@ -177,7 +179,7 @@ class Views:
         with self._lock:
             self._cache.clear()
 
-    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
         reader = self.dash.open_reader()
         try:
             return fn(reader, *args)

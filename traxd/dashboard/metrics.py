@@ -27,7 +27,7 @@ class QueueCollector(Collector):
         try:
             with reader.snapshot():
                 tasks, jobs = reader.task_counts(), reader.job_counts()
-                entries, audio = reader.error_entries(), reader.audio_seconds()
+                entries, audio = reader.error_counts(), reader.audio_seconds()
         finally:
             reader.close()
         yield from _depth(tasks, jobs)
@@ -45,7 +45,7 @@ def _depth(tasks: list[tuple[str, str, int]], jobs: dict[str, int]) -> Iterator[
     yield by_job
 
 
-def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[str | None, int | None]], audio: float,
+def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[str | None, int | None, int]], audio: float,
              dashboard_errors: dict[int, int]) -> Iterator[Any]:  # fmt: skip
     done = CounterMetricFamily("trax_tasks_finished", "Tasks that finished, by outcome and type (throughput).",
                                labels=["state", "type"])  # fmt: skip
@@ -55,15 +55,22 @@ def _history(tasks: list[tuple[str, str, int]], entries: list[tuple[str | None, 
     yield done
     attempts = CounterMetricFamily("trax_task_errors", "Failed attempts recorded in error histories, by error type.",
                                    labels=["error"])  # fmt: skip
-    for name, n in sorted(Counter(str(t or "Error") for t, _ in entries).items()):
+    names: Counter[str] = Counter()
+    for t, _, n in entries:
+        names[str(t or "Error")] += n
+    for name, n in sorted(names.items()):
         attempts.add_metric([name], n)
     yield attempts
-    rescues = sum(1 for t, _ in entries if t == WORKER_LOST)
+    rescues = sum(n for t, _, n in entries if t == WORKER_LOST)
     yield CounterMetricFamily("trax_lease_rescues", "Tasks taken back from a lost worker.", value=rescues)
     api = CounterMetricFamily("trax_api_errors", "Errors answered by an API (OpenAI, DeepSeek, …) by HTTP status.",
                               labels=["status"])  # fmt: skip
     # The adapter that saw the answer recorded its status in the entry (errors.TaskError.http_status).
-    for status, n in sorted(Counter(s for _, s in entries if s is not None).items()):
+    statuses: Counter[int] = Counter()
+    for _, s, n in entries:
+        if s is not None:
+            statuses[s] += n
+    for status, n in sorted(statuses.items()):
         api.add_metric([str(status)], n)
     yield api
     http = CounterMetricFamily("trax_dashboard_errors", "Dashboard responses with an error status.", labels=["status"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ class Voices:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(V).where(V.c.name == name)).rowcount)
 
-    def prints(self) -> dict[str, list[float]]:
+    def prints(self) -> dict[str, builtins.list[float]]:  # `list` here is the method above
         """Name -> voice print, for matching diarized speakers."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(V.c.name, V.c.embedding)).all()

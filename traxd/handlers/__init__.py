@@ -12,8 +12,8 @@ from traxd.handlers.registry import Handler, Registry, TaskContext
 from traxd.types import TaskType
 
 __all__ = [
-    "Handler", "Registry", "TaskContext", "default_registry", "default_type_limits", "load_registry",
-    "TEST_HANDLERS_ENV",
+    "TEST_HANDLERS_ENV", "Handler", "Registry", "TaskContext", "default_registry", "default_type_limits",
+    "load_registry",
 ]  # fmt: skip
 
 # `module:function` returning a Registry (called with the settings): tests and benchmarks swap the real

@@ -75,7 +75,7 @@ def output_name(ctx: TaskContext, payload: dict[str, Any]) -> str:
 
 def transcript_paths(payload: dict[str, Any], stage: TaskType) -> tuple[Path, Path]:
     """NAME.json and NAME.txt from {"json_path", "txt_path"} or the TRANSCRIBE result's {"outputs": {...}}."""
-    outputs = payload.get("outputs") if isinstance(payload.get("outputs"), dict) else {}
+    outputs = payload["outputs"] if isinstance(payload.get("outputs"), dict) else {}
     json_path = payload.get("json_path") or outputs.get("json")
     txt_path = payload.get("txt_path") or outputs.get("txt")
     if not json_path and txt_path:

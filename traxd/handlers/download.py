@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mimetypes
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from traxd import outputs
 from traxd.adapters import download as http_download
 from traxd.adapters import ytdlp
 from traxd.errors import PermanentError
-from traxd.handlers.common import work_dir
+from traxd.handlers.common import output_dir, output_name, work_dir
 from traxd.handlers.registry import TaskContext
 from traxd.logging import get_logger
 from traxd.urls import MEDIA_EXTENSIONS, url_problem
@@ -104,3 +107,51 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def deliver(ctx: TaskContext, result: dict[str, Any]) -> dict[str, Any]:
+    """A download that ends its job (no stage reads it) goes from the scratch folder, which is swept when the job
+    ends, to the job's output folder as NAME.ext (NAME-2.ext … beside another file); the result's `path` says where."""
+    src = Path(str(result.get("path") or ""))
+    if ctx.work_dir is None or not src.is_file() or not src.is_relative_to(ctx.work_dir):
+        return result  # not a file of this job's scratch: nothing would sweep it
+    folder = output_dir(ctx, ctx.task.payload)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = outputs.sanitize_name(output_name(ctx, ctx.task.payload))
+    for n in range(1, 10_000):
+        dst = outputs.inside(folder, f"{stem if n == 1 else f'{stem}-{n}'}{src.suffix}")
+        if _delivered_before(dst, result) or _link_or_copy(src, dst):
+            outputs.fsync_dir(folder)
+            log.info("download_delivered", task_id=ctx.task.id, path=str(dst))
+            return {**result, "path": str(dst), "output_dir": str(folder)}
+    raise PermanentError(f"no free name for the download of {result.get('url')} in {folder}")
+
+
+def _delivered_before(dst: Path, result: dict[str, Any]) -> bool:
+    """An earlier attempt of this task put the same bytes there (it stopped before its completion was recorded)."""
+    if dst.is_symlink() or not dst.is_file() or dst.stat().st_size != result.get("bytes"):
+        return False
+    return _sha256(dst) == result.get("sha256")
+
+
+def _link_or_copy(src: Path, dst: Path) -> bool:
+    """Give `src` the name `dst` unless that name is taken (False): a hard link, or a synced copy on another disk."""
+    try:
+        os.link(src, dst)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    staged = dst.with_name(f".{dst.name}.{os.urandom(4).hex()}.tmp")  # swept at start if a kill leaves it
+    try:
+        shutil.copyfile(src, staged)
+        with staged.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.link(staged, dst)  # never over a file that appeared meanwhile
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        staged.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ def prepare(ctx: TaskContext, path_value: Any, seconds: float | None = None, fol
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed attempt leaves no scratch behind
         raise
-    chunks = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
+    chunks: list[dict[str, Any]] = [{"path": c.path, "offset": c.offset, "duration": c.duration} for c in prepared.chunks]
     if not model_caps(ctx).segments:  # text-only models: their subtitles are timed from the silences
         for chunk in chunks:
             chunk["silences"] = silences_in(prepared.silences, chunk["offset"], chunk["duration"])

@@ -19,7 +19,7 @@ class Checkpoint(Protocol):
     def __call__(self, data: dict[str, Any], *, paid: bool = False) -> bool: ...
 
 
-def _no_checkpoint(_data: dict[str, Any], *, paid: bool = False) -> bool:
+def _no_checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
     return True
 
 

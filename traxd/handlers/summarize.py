@@ -55,7 +55,7 @@ def _summarise(ctx: TaskContext, segments: list[dict[str, Any]]) -> dict[str, An
     starts = summarize.real_starts(segments)
     state = _resume_state(ctx, segments, chunks)
     client = deepseek_client(ctx)
-    parts: dict[str, Any] = state["parts"]
+    parts: dict[str, dict[str, Any]] = state["parts"]
     for n, idxs in enumerate(chunks):
         if str(n) not in parts:
             messages = summarize.part_messages([segments[i] for i in idxs])
@@ -69,10 +69,11 @@ def _summarise(ctx: TaskContext, segments: list[dict[str, Any]]) -> dict[str, An
         final["dropped"] += sum(parts[str(n)]["dropped"] for n in range(len(chunks)))
         state["final"] = final
         save_paid(ctx, state)
-    return state["final"]
+    combined: dict[str, Any] = state["final"]
+    return combined
 
 
-def _ask(ctx: TaskContext, client: DeepSeek, messages: list[dict[str, str]], starts: set[float], what: str) -> dict:
+def _ask(ctx: TaskContext, client: DeepSeek, messages: list[dict[str, str]], starts: set[float], what: str) -> dict[str, Any]:
     if ctx.cancelled.is_set():
         raise RetryableError(f"summary stopped before {what}")
     reply = client.complete(messages, max_tokens=SUMMARY_TOKENS, json_mode=True)

@@ -148,7 +148,7 @@ def _one_chunk(ctx: TaskContext, engine: Transcriber, chunk: dict[str, Any], i: 
     """Transcribe a chunk (on 413 in two halves); text without timings is timed from the chunk's silences."""
     result = _whole_chunk(ctx, engine, chunk, i, prompt)
     silences = [(float(s), float(e)) for s, e in chunk.get("silences") or []]
-    segments = []
+    segments: list[dict[str, Any]] = []
     for seg in result["segments"]:
         segments += timed_from_silences(seg, silences) if seg.get("timing") == "none" else [seg]
     return {**result, "segments": segments}

@@ -106,7 +106,8 @@ def _audio(ctx: TaskContext, doc: dict[str, Any]) -> list[dict[str, Any]]:
     if not source or not Path(str(source)).is_file():
         raise PermanentError("Whisper's translation needs the audio, and neither the preprocessed chunks nor the "
                              f"input ({source}) are there any more")  # fmt: skip
-    return prepare(ctx, str(source), folder="translate")["chunks"]
+    chunks: list[dict[str, Any]] = prepare(ctx, str(source), folder="translate")["chunks"]
+    return chunks
 
 
 def _client(ctx: TaskContext, code: str) -> DeepSeek:
@@ -136,7 +137,7 @@ def _translate_all(
             continue
         if ctx.cancelled.is_set():
             raise RetryableError(f"translation to {code} stopped after {len(done)} of {len(chunks)} chunks")
-        items = [{"id": i, "text": " ".join(str(segments[i]["text"]).split())} for i in idxs]
+        items: list[dict[str, Any]] = [{"id": i, "text": " ".join(str(segments[i]["text"]).split())} for i in idxs]
         chars = sum(len(it["text"]) for it in items)
         reply = client.complete(translate.build_messages(code, items), max_tokens=max_tokens_for(chars, 2.0),
                                 json_mode=True)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from traxd import outputs
@@ -25,11 +26,19 @@ def handle_youtube(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     s = ctx.settings
     check_url(url, s.allow_private_urls)
     info = ytdlp.extract_metadata(url, ytdlp.YtdlpLimits(timeout=s.download_timeout_seconds, allow_private=s.allow_private_urls))
-    meta_path = outputs.inside(output_dir(ctx, payload), f"{outputs.sanitize_name(output_name(ctx, payload))}.meta.json")
+    meta_path = _meta_path(ctx, payload, url)
     outputs.write_text_atomic(meta_path, json.dumps(_trimmed(info), indent=2, ensure_ascii=False, default=str) + "\n")
     summary = {key: info.get(key) for key in SUMMARY_KEYS if info.get(key) is not None}
     log.info("metadata_saved", task_id=ctx.task.id, extractor=info.get("extractor"), path=str(meta_path))
     return {"url": url, "via": "yt-dlp", "meta_path": str(meta_path), **summary}
+
+
+def _meta_path(ctx: TaskContext, payload: dict[str, Any], url: str) -> Path:
+    """NAME.meta.json under the stem the job's transcript will take: reserved now (NAME-2 when NAME is another
+    input's), so TRANSCRIBE, choosing for the same source, finds the name its own and writes NAME.* beside it."""
+    folder = output_dir(ctx, payload)
+    owner = ctx.job.source if ctx.job is not None else url
+    return outputs.inside(folder, f"{outputs.choose_base(folder, output_name(ctx, payload), owner)}.meta.json")
 
 
 def _trimmed(info: dict[str, Any]) -> dict[str, Any]:

@@ -134,9 +134,9 @@ class Ingestor:
         """Remember a file queued on its own (a URL file) with the stamp it had."""
         self.store.remember_files([self._file(path, outbox, stamp, None)])
 
-    def remembered(self) -> dict[Path, tuple[Path, Stamp]]:
-        """path -> (outbox, stamp) of every inbox file this host has queued before."""
-        return {Path(f.path): (Path(f.outbox), Stamp(f.size, f.mtime_ns, f.inode))
+    def remembered(self) -> dict[str, tuple[str, Stamp]]:
+        """path -> (outbox, stamp) of every inbox file this host has queued before (strings: 50,000 Paths cost)."""
+        return {f.path: (f.outbox, Stamp(f.size, f.mtime_ns, f.inode))
                 for f in self.store.ingested_files(self.affinity or "")}  # fmt: skip
 
     def forget(self, paths: list[Path]) -> None:

@@ -141,7 +141,7 @@ class Driver(ABC):
     def insert_many(self, cur: Any, tasks: Sequence[NewTask], now: float) -> int:
         """Insert many tasks in one executemany; returns how many were new."""
         cur.executemany(self.insert_sql, [self.insert_row(t, now, None) for t in tasks])
-        return max(cur.rowcount, 0)
+        return max(int(cur.rowcount), 0)
 
     def claim(self, cur: Any, c: Claim) -> list[Task]:
         """Run the claim and freeze the rows, best first."""

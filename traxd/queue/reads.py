@@ -56,11 +56,17 @@ _JOB_COUNTS = (
     + " UNION ALL ".join(f"SELECT job_id, {RANKED.index(s)} AS r FROM tasks WHERE state = '{s}'" for s in RANKED[:0:-1])
     + ") AS u GROUP BY job_id) AS g GROUP BY r"
 )
+# Tasks per type and state, each state counted from its own partial index: no task row is read for the succeeded
+# ones (nine in ten), where one GROUP BY over the table read every row (80–418 ms at 100,000 jobs).
+_TASK_COUNTS = " UNION ALL ".join(
+    f"SELECT type, '{s}', COUNT(*) FROM tasks WHERE state = '{s}' GROUP BY type" for s in RANKED
+)
+# Error histories counted per (type, HTTP status) in SQL: a few rows come back instead of one per entry.
 _ERRORS = {
-    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status') FROM tasks t, "
-         "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]'",
-    "%s": "SELECT e ->> 'type', e ->> 'http_status' FROM tasks t, json_array_elements(t.errors) e "
-          "WHERE t.errors::text <> '[]'",
+    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status'), COUNT(*) FROM tasks t, "
+         "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]' GROUP BY 1, 2",
+    "%s": "SELECT e ->> 'type', e ->> 'http_status', COUNT(*) FROM tasks t, json_array_elements(t.errors) e "
+          "WHERE t.errors::text <> '[]' GROUP BY 1, 2",
 }  # fmt: skip
 # The archive keeps each transcript's media duration: summing it reads no JSON.
 AUDIO_SECONDS = "SELECT SUM(duration) FROM transcripts"
@@ -180,7 +186,7 @@ class Reader:
 
     def task_counts(self) -> list[tuple[str, str, int]]:
         """(type, state, count) of every task."""
-        return [(t, s, int(n)) for t, s, n in self.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")]
+        return [(t, s, int(n)) for t, s, n in self.rows(_TASK_COUNTS)]
 
     def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
         """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
@@ -237,9 +243,9 @@ class Reader:
         sql = f"SELECT {_BRIEF}, NULL FROM tasks t WHERE t.state = 'running'"
         return sorted((_brief_task(r) for r in self.rows(sql)), key=lambda t: t.id)
 
-    def error_entries(self) -> list[tuple[str | None, int | None]]:
-        """(error type, HTTP status or None) of every entry of every task's error history."""
-        return [(t, None if s is None else int(s)) for t, s in self.rows(_ERRORS[self.mark])]
+    def error_counts(self) -> list[tuple[str | None, int | None, int]]:
+        """(error type, HTTP status or None, entries) over every entry of every task's error history."""
+        return [(t, None if s is None else int(s), int(n)) for t, s, n in self.rows(_ERRORS[self.mark])]
 
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""

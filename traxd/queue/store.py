@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, cast
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from traxd.clock import Clock, SystemClock
 from traxd.db import search as archive
@@ -118,11 +119,11 @@ class Tx:
 
     def __init__(self, conn: Connection, driver: drivers.Driver, idle: list[Tx], unavailable: tuple[type, ...]) -> None:
         self.conn = conn
-        self.raw = conn.connection.dbapi_connection
+        self.raw = cast(DBAPIConnection, conn.connection.dbapi_connection)  # set while the connection is open
         self.cur = self.raw.cursor()
         self._driver, self._idle, self._unavailable = driver, idle, unavailable
 
-    def __enter__(self) -> Tx:
+    def __enter__(self) -> Self:
         try:
             self._driver.begin(self.cur)
         except BaseException as exc:
@@ -254,8 +255,8 @@ class Store:
     def ingested_files(self, host: str) -> list[IngestedFile]:
         """Every remembered inbox file of this host ("" = shared storage)."""
         cols = [F.c.host, F.c.path, F.c.outbox, F.c.size, F.c.mtime_ns, F.c.inode, F.c.sha256]
-        with self._read() as conn:
-            return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host))]
+        with self._read() as conn:  # all rows at once: fetched one by one, 50,000 of them took 0.3 s more
+            return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host)).all()]
 
     def forget_files(self, host: str, paths: Sequence[str]) -> None:
         """Forget these remembered inbox files of this host (they are gone from their inbox)."""
@@ -583,6 +584,11 @@ class Store:
         with self._tx() as tx:
             return archive.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
 
+    def optimize_archive(self) -> None:
+        """Merge the full-text index (after a bulk re-index: one transaction per transcript leaves it in pieces)."""
+        with self._tx() as tx:
+            archive.optimize(tx.conn)
+
     def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
         """Ranked hits for a parsed query."""
         with self._read() as conn:
@@ -655,7 +661,7 @@ class Store:
         if self.engine.dialect.name != "sqlite":
             return True
         with self._read() as conn:
-            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            return bool(conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok")
 
 
 @contextmanager
