@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from traxd.cli.common import reader_for, report_error, settings
@@ -68,7 +69,7 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
     scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
     with reader_for(s) as reader:
-        report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
+        report = lambda: _collect(reader, s.lease_seconds, model, scope, start, s.home)
         if follow and not as_json:
             _follow(report, interval, count)
             return
@@ -83,10 +84,16 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
             time.sleep(interval)
 
 
-def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None) -> Any:
+def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None, home: Path) -> Any:
+    from dataclasses import replace
+
+    from traxd.daemon.outage import outage_warning
     from traxd.daemon.status import collect
 
-    return collect(reader, lease_seconds, time.time(), model, scope, start)
+    status = collect(reader, lease_seconds, time.time(), model, scope, start)
+    # This machine's daemon may not reach a database we can read (SQLite's write lock held, a full disk).
+    note = outage_warning(home / "spool")
+    return replace(status, warnings=(*status.warnings, note)) if note else status
 
 
 def _follow(report: Callable[[], Any], interval: float, count: int) -> None:

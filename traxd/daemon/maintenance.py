@@ -51,6 +51,8 @@ class Maintenance:
         self._thread: threading.Thread | None = None
         self._sample = TreeSampler()
         self.rescued = 0
+        self._cut_off = False  # a round failed: the database may have been out for everyone
+        self._quiet_until = 0.0  # until then, expired leases are not rescued (their owners renew first)
 
     def start(self) -> None:
         """Rescue dead predecessors at once, then keep going in the background."""
@@ -58,6 +60,7 @@ class Maintenance:
             self.beat()
             self.rescue()
         except self.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
+            self._cut_off = True
             if not self.writes.failed(exc):
                 log.warning("maintenance_failed", error=str(exc).splitlines()[0][:300])
         self._thread = threading.Thread(target=self._loop, name="trax-maintenance", daemon=True)
@@ -90,6 +93,7 @@ class Maintenance:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
             except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
+                self._cut_off = self._cut_off or isinstance(exc, self.store.unavailable)
                 if not self.writes.failed(exc):
                     log.warning("maintenance_failed", error=str(exc))
 
@@ -103,6 +107,16 @@ class Maintenance:
             self.held.lost(lost)
         self.store.heartbeat(self._info(len(active)))
         self.writes.ok()  # the heartbeat was a write
+        if self._cut_off:
+            self._back_from_outage()
+
+    def _back_from_outage(self) -> None:
+        """The database is back after an outage that stopped every daemon's renewals, not only ours: their leases
+        ran out through no fault of theirs (and they may hold paid results to commit), so give them one lease
+        period to renew before expired leases count as orphans. Dead owners on this host are still rescued at once."""
+        self._cut_off = False
+        self._quiet_until = time.monotonic() + self.upkeep.lease_seconds
+        log.warning("rescue_deferred_after_outage", seconds=self.upkeep.lease_seconds)
 
     def _info(self, active: int) -> WorkerInfo:
         reading = self._sample()
@@ -129,7 +143,7 @@ class Maintenance:
         if owner_is_dead(owner, self.owner.host):
             return f"worker {owner} died"
         expires = task.lease_expires_at or 0.0
-        if expires < now:
+        if expires < now and time.monotonic() >= self._quiet_until:
             return f"lease of {owner} expired"
         return None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from traxd.config import Settings
-from traxd.types import Job, Task, TaskType
+from traxd.types import PAID_KEY, Job, Task, TaskType
 
 
 class Checkpoint(Protocol):
@@ -98,7 +98,9 @@ class TaskContext:
     @property
     def previous(self) -> dict[str, Any]:
         """The checkpoint a previous attempt left (empty on a first attempt)."""
-        return dict(self.task.result or {})
+        previous = dict(self.task.result or {})
+        previous.pop(PAID_KEY, None)  # the queue's fencing mark, not the handler's data
+        return previous
 
 
 Handler = Callable[[TaskContext, dict[str, Any]], dict[str, Any] | None]
