@@ -86,15 +86,19 @@ class Maintenance:
         next_rescue = time.monotonic() + rescue_every
         while not self._stop.wait(max(0.0, min(next_beat, next_rescue) - time.monotonic())):
             try:
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + renew_every
+                now = time.monotonic()
+                # Cut off: renew (at the rescue pace) before rescuing anything; the quiet period starts with it.
+                if now >= next_beat or (self._cut_off and now >= next_rescue):
+                    next_beat = now + renew_every
+                    next_rescue = max(next_rescue, now + rescue_every) if self._cut_off else next_rescue
                     self.beat()
                 if time.monotonic() >= next_rescue:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
             except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
-                self._cut_off = self._cut_off or isinstance(exc, self.store.unavailable)
-                if not self.writes.failed(exc):
+                known = self._cut_off  # an outage is said once, not every round it lasts
+                self._cut_off = known or isinstance(exc, self.store.unavailable)
+                if not self.writes.failed(exc) and not known:
                     log.warning("maintenance_failed", error=str(exc))
 
     def beat(self) -> None:

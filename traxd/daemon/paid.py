@@ -60,7 +60,9 @@ class PaidResults:
             failed = exc
         with self._held():
             path = self._spool(lease, task_type, data, failed)
+            self.outage(failed)
             verdict = self._retry(lease, task_type, data, cancelled)
+        self.back()
         if path is not None and self.spool is not None:
             self.spool.remove(path)
         log.warning("paid_result_committed", task_id=lease.task_id, verdict=verdict)
@@ -85,7 +87,7 @@ class PaidResults:
         except OSError as err:  # the spool's disk is full too: the retry below still holds it in memory
             log.error("paid_result_not_spooled", task_id=lease.task_id, error=first_line(err))
             return None
-        log.warning("paid_result_spooled", task_id=lease.task_id, attempt=lease.attempt, file=str(path),
+        log.warning("paid_result_spooled", task_id=lease.task_id, type=task_type, attempt=lease.attempt, file=str(path),
                     error=first_line(exc))  # fmt: skip
         return path
 
@@ -130,8 +132,8 @@ class PaidResults:
             (self.spool.folder / OUTAGE_NOTE).write_text(json.dumps(note), encoding="utf-8")
 
     def back(self) -> None:
-        """The database answers again: drop the note, say how long it was out."""
-        if self._outage_since is None or self.spool is None:
+        """The database takes writes again: drop the note, say how long it was out (not while results wait)."""
+        if self._outage_since is None or self.spool is None or self._waiting:
             return
         log.warning("database_reachable_again", seconds=round(time.time() - self._outage_since, 1))
         self._outage_since = None
