@@ -112,3 +112,13 @@ def test_a_spool_that_cannot_be_applied_is_set_aside_with_a_one_line_reason(stor
     assert all(r.count("\n") == 1 for r in reasons.values())
     assert "no longer in the queue" in reasons[deleted.stem]
     assert "spool format 0" in reasons[other.stem] and "unreadable" in reasons[garbled.stem]
+
+
+def test_nothing_is_claimed_while_a_paid_result_waits_for_the_database(store: Store) -> None:
+    store.enqueue(NewTask(T, {}))
+    pool = Pool(store, Registry({T: paying}), PoolConfig(slots=2))
+    assert pool._claim_plan([])[1] == 2
+    with pool.paid._held():  # what commit() holds while it retries
+        assert pool._claim_plan([])[1] == 0
+        assert pool.stats.paused_reason == "1 paid result(s) wait for the database to take them"
+    assert pool._claim_plan([])[1] == 2
