@@ -41,10 +41,10 @@ from traxd.config import load_settings  # noqa: E402
 from traxd.daemon.paid import PaidResults  # noqa: E402
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring  # noqa: E402
 from traxd.daemon.spool import Spool  # noqa: E402
-from traxd.handlers.registry import Cancellation  # noqa: E402
 from traxd.db.engine import open_engine  # noqa: E402
 from traxd.db.migrate import upgrade  # noqa: E402
 from traxd.handlers import default_registry, default_type_limits  # noqa: E402
+from traxd.handlers.registry import Cancellation  # noqa: E402
 from traxd.queue.store import Store  # noqa: E402
 from traxd.types import NewJob, NewTask, TaskState, TaskType  # noqa: E402
 
@@ -205,7 +205,9 @@ def paid_sync_cost(root: Path, rounds: int, latency: float) -> None:
     paid = PaidResults(store, Spool(root / "spool"), 10.0, random.Random(0))
     times: dict[str, list[float]] = {"plain": [], "paid": [], "daemon": [], "disk": []}
     for i in range(rounds):
-        for kind, spent in times.items():
+        kinds = ["plain", "paid", "daemon", "disk"] if i % 2 else ["plain", "daemon", "paid", "disk"]
+        for kind in kinds:  # paid and daemon swap places each round: each follows a sync as often as the other
+            spent = times[kind]
             started = time.perf_counter()
             if kind == "disk":  # the disk's own price: write the same bytes and fdatasync them
                 os.pwrite(fd, blob, (i % 50) * len(blob))
