@@ -122,3 +122,29 @@ def test_nothing_is_claimed_while_a_paid_result_waits_for_the_database(store: St
         assert pool._claim_plan([])[1] == 0
         assert pool.stats.paused_reason == "1 paid result(s) wait for the database to take them"
     assert pool._claim_plan([])[1] == 2
+
+
+def test_a_spool_the_database_refuses_for_good_is_set_aside(pg_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from traxd.db.engine import open_engine
+    from traxd.db.migrate import upgrade
+
+    engine = open_engine(pg_url)
+    upgrade(engine)
+    store = Store(engine)
+    store.enqueue(NewTask(T, {}))
+    (run,) = store.claim("dead:1:1.00", 1, 30)
+    spool = Spool(tmp_path / "spool")
+    path = spool.write(run.lease, T.value, {"done": {"0": "paid"}})
+    with engine.begin() as conn:  # a schema this spool no longer fits (an error that is not an outage)
+        conn.execute(text("ALTER TABLE tasks RENAME COLUMN result TO result_before"))
+    try:
+        paid_results(store, spool.folder).replay()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tasks RENAME COLUMN result_before TO result"))
+        engine.dispose()
+    reason = (spool.folder / ASIDE / path.name).with_suffix(".reason").read_text()
+    assert reason.startswith("the database refused it:") and reason.count("\n") == 1
+    assert not spool.files()

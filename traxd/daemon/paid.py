@@ -22,7 +22,7 @@ from traxd.daemon.spool import Spool, SpoolError
 from traxd.errors import RetryableError
 from traxd.handlers.registry import Cancellation
 from traxd.logging import get_logger, redact_text
-from traxd.queue.store import Store
+from traxd.queue.store import RefusedWrite, Store
 from traxd.queue.transitions import Offer
 from traxd.types import Lease
 
@@ -113,7 +113,11 @@ class PaidResults:
             except SpoolError as exc:
                 self.spool.set_aside(path, str(exc))
                 continue
-            verdict = self.store.offer_paid(item.lease, item.task_type, item.data)  # unavailable: asked again later
+            try:
+                verdict = self.store.offer_paid(item.lease, item.task_type, item.data)  # unavailable: asked later
+            except RefusedWrite as exc:
+                self.spool.set_aside(path, f"the database refused it: {exc}")
+                continue
             if verdict == Offer.GONE:
                 self.spool.set_aside(path, f"task {item.lease.task_id} ({item.task_type}) is no longer in the queue")
                 continue

@@ -85,6 +85,10 @@ def _guard(lease: Lease) -> Any:
     return and_(T.c.id == lease.task_id, T.c.lease_owner == lease.owner, T.c.attempts == lease.attempt, T.c.state == RUNNING)
 
 
+class RefusedWrite(ValueError):
+    """The database refused a write for good (not an outage): retrying it would never work."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """A run that succeeded: its lease, its result and the tasks that follow it (committed together)."""
@@ -401,9 +405,17 @@ class Store:
     def offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
         """Commit a paid result that waited in the spool, fenced (see transitions.offer_verdict); the verdict.
 
-        Synced like any paid checkpoint. A statement the database refuses (a changed schema) raises, as
-        elsewhere; the caller sets that spool aside.
+        Synced like any paid checkpoint. RefusedWrite when the database refuses it for good (a changed schema,
+        data it cannot store): the caller sets that spool aside instead of retrying it forever.
         """
+        try:
+            return self._offer_paid(lease, task_type, data)
+        except self.unavailable:
+            raise
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            raise RefusedWrite(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__) from None
+
+    def _offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
         cols = select(T.c.type, T.c.state, T.c.lease_owner, T.c.attempts, T.c.result).where(T.c.id == lease.task_id)
         with self._tx(paid=True) as tx:
             found = tx.conn.execute(self.driver.lock_row(cols)).first()
