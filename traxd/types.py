@@ -250,3 +250,8 @@ class StopFlag(Protocol):
     def is_set(self) -> bool:
         """True once the task should stop."""
         ...
+
+
+# The key a paid checkpoint carries in the task's result: the attempt that paid for it. A result spooled by an older
+# attempt is never written over one a later attempt paid for (queue.transitions.offer_verdict).
+PAID_KEY = "_paid_by_attempt"

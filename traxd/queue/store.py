@@ -23,10 +23,17 @@ from traxd.db.models import jobs as J
 from traxd.db.models import tasks as T
 from traxd.db.models import workers as W
 from traxd.queue import driver as drivers
-from traxd.queue.transitions import WORKER_LOST, Decision
+from traxd.queue.transitions import (
+    WORKER_LOST,
+    Decision,
+    Offer,
+    OfferRow,
+    offer_verdict,
+)
 from traxd.searchquery import Node
 from traxd.types import (
     GLOBAL_SCOPE,
+    PAID_KEY,
     Control,
     ControlState,
     IngestedFile,
@@ -77,6 +84,10 @@ def to_job(row: Row[Any]) -> Job:
 def _guard(lease: Lease) -> Any:
     """The fencing condition every write after a claim carries."""
     return and_(T.c.id == lease.task_id, T.c.lease_owner == lease.owner, T.c.attempts == lease.attempt, T.c.state == RUNNING)
+
+
+class RefusedWrite(ValueError):
+    """The database refused a write for good (not an outage): retrying it would never work."""
 
 
 @dataclass(frozen=True)
@@ -386,9 +397,35 @@ class Store:
         `paid=True`: the data holds a result we paid for (an API reply): the commit is synced to disk before this
         returns, so an OS crash or a power cut cannot make the next attempt pay for it again.
         """
+        if paid:  # which attempt paid: a spooled result of an older one must not overwrite it (offer_paid)
+            data = {**data, PAID_KEY: lease.attempt}
         stmt = update(T).where(_guard(lease)).values(result=data, updated_at=self.clock.now())
         with self._tx(paid=paid) as tx:
             return tx.conn.execute(stmt).rowcount == 1
+
+    def offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
+        """Commit a paid result that waited in the spool, fenced (see transitions.offer_verdict); the verdict.
+
+        Synced like any paid checkpoint. RefusedWrite when the database refuses it for good (a changed schema,
+        data it cannot store): the caller sets that spool aside instead of retrying it forever.
+        """
+        try:
+            return self._offer_paid(lease, task_type, data)
+        except self.unavailable:
+            raise
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            raise RefusedWrite(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__) from None
+
+    def _offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
+        cols = select(T.c.type, T.c.state, T.c.lease_owner, T.c.attempts, T.c.result).where(T.c.id == lease.task_id)
+        with self._tx(paid=True) as tx:
+            found = tx.conn.execute(self.driver.lock_row(cols)).first()
+            row = OfferRow(found.type, found.state, found.lease_owner, found.attempts, found.result) if found else None
+            verdict = offer_verdict(lease, task_type, row)
+            if verdict in (Offer.OURS, Offer.OFFERED):
+                values = {"result": {**data, PAID_KEY: lease.attempt}, "updated_at": self.clock.now()}
+                tx.conn.execute(update(T).where(T.c.id == lease.task_id).values(**values))
+        return verdict
 
     def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:
         """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost.
