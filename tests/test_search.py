@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from traxd.config import load_settings
 from traxd.daemon.home import open_store
 from traxd.outputs import index_entry, write_transcript
 from traxd.queue.store import Store
-from traxd.searchquery import QueryError, parse, since_epoch, to_fts5, to_tsquery
+from traxd.searchquery import QueryError, parse, to_fts5, to_tsquery
 from traxd.types import NewJob, NewTask, SearchHit, TaskState, TaskType
 
 runner = CliRunner()
@@ -95,12 +96,9 @@ def test_malformed_queries_say_what_is_wrong(query: str, message: str) -> None:
         parse(query)
 
 
-def test_since_takes_spans_and_dates() -> None:
-    assert since_epoch("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
-    assert since_epoch("90m", now=10_000.0) == 10_000.0 - 5400
-    assert since_epoch("2026-11-01") == pytest.approx(1793491200.0)
-    with pytest.raises(QueryError, match="--since"):
-        since_epoch("last tuesday")
+def test_a_bad_since_is_a_query_error() -> None:
+    with pytest.raises(QueryError, match="--since 'last tuesday'"):
+        archive.search("budget", since="last tuesday")
 
 
 # -- the engines (SQLite FTS5 and PostgreSQL) -----------------------------------------------------
@@ -160,6 +158,29 @@ def test_filters_speaker_language_inbox_since_and_limit(archive_store: Store, tm
     assert len(find("budget", since="2027-01-15")) == 3
     with pytest.raises(QueryError, match="--limit"):
         archive.search("budget", store=archive_store, limit=0)
+
+
+@pytest.fixture
+def california() -> Iterator[None]:
+    """The test runs with local time 8 hours behind UTC (a POSIX zone: no tz database needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "PST+8"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("california")
+def test_since_reads_a_date_without_a_zone_as_local_time(archive_store: Store) -> None:
+    """As `traxctl status --since` does: 03:00 in California is 11:00 UTC, after the 08:00 UTC indexing."""
+    since = lambda when: len(archive.search("budget", store=archive_store, since=when))
+    assert since("2027-01-15T03:00") == 0
+    assert since("2027-01-14T23:00") == 3
+    assert since("2027-01-15T03:00Z") == 3  # a zone given is a zone taken
 
 
 # -- kept in step with the queue ----------------------------------------------------------------------

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.daemon.owner import Owner
-from traxd.daemon.status import parse_since
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import UsageError
 from traxd.queue.store import Store
+from traxd.typedtime import parse_moment as parse_since
 from traxd.types import NewJob, NewTask, Task, TaskType, WorkerInfo
 
 runner = CliRunner()

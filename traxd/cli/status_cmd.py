@@ -60,12 +60,13 @@ def fast_status(argv: list[str]) -> int | None:
 
 def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, since: str | None, count: int) -> None:
     """The status command (both entries): one report, or one every `interval` seconds with --follow."""
-    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+    from traxd.daemon.status import ALL, CURRENT, SINCE
+    from traxd.typedtime import parse_moment
 
     if all_jobs and since is not None:
         raise UsageError("give --all or --since, not both")
     s = settings()
-    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_moment(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
     with reader_for(s) as reader:
         report = lambda: _collect(reader, s.lease_seconds, model, scope, start)
