@@ -153,6 +153,7 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
     return Watcher(
         settings.watch, ingestor, settle_seconds=settings.settle_seconds, rescan_seconds=settings.rescan_seconds,
         excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides, reloaded),
+        crashed=pool.background_failed,
     )  # fmt: skip
 
 
@@ -218,7 +219,10 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
         signals.restore()
         kill_children()
     log.info("daemon_stopped", claimed=stats.claimed, succeeded=stats.succeeded, failed=stats.failed,
-             released=stats.released, lost=stats.lost)  # fmt: skip
+             released=stats.released, lost=stats.lost, crashed=stats.crashed)  # fmt: skip
+    if stats.crashed is not None:  # exit 1: launchd and systemd start a daemon again after a failure
+        sys.stderr.write(f"error: traxd stopped after a bug in its {stats.crashed} (the log has the traceback)\n")
+        return 1
     return 0
 
 

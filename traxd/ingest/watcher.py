@@ -31,6 +31,7 @@ from traxd.ingest.scan import (
     walk,
 )
 from traxd.logging import get_logger
+from traxd.supervision import Crashed, report_crash
 from traxd.urls import is_url_file
 
 log = get_logger("watcher")
@@ -87,8 +88,12 @@ class Watcher:
         supervise_seconds: float = 1.0,
         observer_factory: Callable[[], Any] = Observer,
         folders_source: Callable[[], Sequence[WatchFolder] | None] | None = None,
+        crashed: Crashed | None = None,
     ) -> None:
         self.ingestor = ingestor
+        self.crashed = crashed  # told when the loop ends on a bug (see traxd.supervision)
+        # The database's "unreachable, busy or full" errors and the file system's: the files wait and are retried.
+        self.expected: tuple[type[BaseException], ...] = (*ingestor.store.unavailable, OSError)
         ingestor.record_rejected = True  # every file that entered an inbox ends as a transcript or a failed task
         self.settler = Settler(settle_seconds)
         self.rescan_seconds = rescan_seconds
@@ -157,7 +162,7 @@ class Watcher:
         """
         try:
             known = self.ingestor.remembered()
-        except Exception as exc:  # noqa: BLE001 - without the list every file is hashed again: slower, not wrong
+        except self.expected as exc:  # without the list every file is hashed again: slower, not wrong
             log.warning("remembered_files_unreadable", error=str(exc))
             return 0
         outboxes = {i.root: i.outbox for i in self.inboxes}
@@ -181,7 +186,7 @@ class Watcher:
             return
         try:
             self.ingestor.forget(gone)
-        except Exception as exc:  # noqa: BLE001 - kept rows only cost room; the next start tries again
+        except self.expected as exc:  # kept rows only cost room; the next start tries again
             log.warning("remembered_files_not_forgotten", files=len(gone), error=str(exc))
 
     # -- the supervisor loop --------------------------------------------------------------------
@@ -199,9 +204,12 @@ class Watcher:
                     self.rescan()
                 self._ingest_ready()
                 self._wait_for_events()
-            except Exception as exc:  # noqa: BLE001 - a DB or FS hiccup must not end watching; next tick retries
+            except self.expected as exc:  # a DB or FS hiccup must not end watching; next tick retries
                 log.warning("watcher_error", error=str(exc))
                 self._stop.wait(1.0)
+            except Exception as exc:  # noqa: BLE001 - a bug: said once with its traceback, and the daemon stops
+                report_crash(log, "watcher", exc, self.crashed)
+                return
 
     def _wait_for_events(self) -> None:
         """Block until an event arrives or the next settle/supervise deadline, then admit everything queued."""
@@ -315,7 +323,7 @@ class Watcher:
                 continue
             try:
                 item = self._prepare(path, inbox)
-            except Exception as exc:  # noqa: BLE001 - e.g. the DB is busy: keep the file pending, try again
+            except self.expected as exc:  # e.g. the DB is busy: keep the file pending, try again
                 log.warning("ingest_failed", path=str(path), error=str(exc))
                 self.settler.add(path)
                 continue
@@ -357,7 +365,7 @@ class Watcher:
             return
         try:
             self.ingestor.ingest_files([(p, o, sha) for p, o, sha, _ in batch], [stamp for *_, stamp in batch])
-        except Exception as exc:  # noqa: BLE001 - nothing was written: the files wait and are tried again
+        except self.expected as exc:  # nothing was written: the files wait and are tried again
             log.warning("ingest_failed", files=len(batch), error=str(exc))
             for path, *_ in batch:
                 self.settler.add(path)
