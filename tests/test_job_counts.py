@@ -8,6 +8,7 @@ from sqlalchemy import text
 from traxd.db import readonly
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
+from traxd.queue import driver as drivers
 from traxd.queue.reads import JOB_STATE_WHERE, RANKED, Reader
 from traxd.queue.store import Store
 from traxd.types import NewJob, NewTask, TaskType
@@ -39,8 +40,8 @@ def test_job_counts_agree_with_the_state_filters(db_url: str) -> None:
         wanted = [s for states, _ in JOBS for s in states]
         for task_id, state in zip(ids, wanted, strict=True):
             conn.execute(text("UPDATE tasks SET state = :s WHERE id = :i"), {"s": state, "i": task_id})
-    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
-    reader = Reader(conn_, mark)
+    conn_, dialect = readonly.connect(db_url)  # type: ignore[misc]
+    reader = Reader(conn_, drivers.for_dialect(dialect))
     try:
         counts = reader.job_counts()
         expected = {s: sum(1 for _, job_state in JOBS if job_state == s) for s in RANKED}

@@ -19,7 +19,7 @@ from traxd import archive, outputs
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.outputs import index_entry, write_transcript
 from traxd.queue.store import Store
 from traxd.searchquery import QueryError, parse, to_fts5, to_tsquery

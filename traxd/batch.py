@@ -24,7 +24,8 @@ from traxd.batching.run import BatchRun
 from traxd.batching.setup import model_options, processor_settings
 from traxd.clock import Clock
 from traxd.config import diarize_options
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
+from traxd.database import open_store
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry

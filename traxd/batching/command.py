@@ -16,7 +16,8 @@ from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit, model_options
 from traxd.config import Settings, diarize_options, load_settings, with_changes
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
+from traxd.database import open_store
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import AuthError, PermanentError, UserError

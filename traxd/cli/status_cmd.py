@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from traxd.cli.common import reader_for, report_error, settings
+from traxd.cli.common import report_error, settings
+from traxd.database import reader_for
 from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState

@@ -164,9 +164,9 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
-    with store_for(settings()) as store:
+    with store_for(settings()) as store, store.reading() as reader:
         tasks = store.list_tasks(state, limit)
-        names = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
+        names = reader.jobs([t.job_id for t in tasks if t.job_id is not None])  # one query, not one per task
     if as_json:
         _print_json([_task_dict(t, names.get(t.job_id)) for t in tasks])
         return

@@ -20,7 +20,8 @@ from traxd.config import (
     with_changes,
 )
 from traxd.daemon.children import kill_children, reap_orphans
-from traxd.daemon.home import DaemonLock, connections_for, open_store, prepare_home
+from traxd.daemon.home import DaemonLock, connections_for
+from traxd.database import open_store, prepare_home
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.scratch import sweep_at_start
 from traxd.errors import ConfigError

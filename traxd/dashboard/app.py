@@ -329,7 +329,7 @@ class Views:
 
 def _outputs(reader: Reader, job_id: int) -> dict[str, Path]:
     info = reader.jobs([job_id]).get(job_id)
-    return data.outputs_of(info, reader.job_tasks(job_id))[0] if info else {}
+    return data.outputs_of(info, reader.tasks_of_job(job_id))[0] if info else {}
 
 
 def job_action(store: Store, job_id: int, action: str) -> int:

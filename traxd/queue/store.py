@@ -22,6 +22,7 @@ from traxd.db.models import jobs as J
 from traxd.db.models import tasks as T
 from traxd.db.models import workers as W
 from traxd.queue import driver as drivers
+from traxd.queue.reads import Reader
 from traxd.queue.transitions import WORKER_LOST, Decision
 from traxd.searchquery import Node
 from traxd.types import (
@@ -208,6 +209,16 @@ class Store:
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """The queue's reads (traxd.queue.reads, where each is written once) on one of this store's pooled
+        connections, given back afterwards."""
+        reader = Reader(self.engine.raw_connection(), self.driver)
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     # -- enqueue ------------------------------------------------------------------------------
     def enqueue(self, new: NewTask) -> tuple[Task, bool]:
@@ -429,11 +440,8 @@ class Store:
     # -- rescue -------------------------------------------------------------------------------
     def running_leases(self, exclude_owner: str | None = None) -> list[Task]:
         """Tasks currently leased (optionally not by `exclude_owner`): input to the rescuer."""
-        stmt = select(T).where(T.c.state == RUNNING)
-        if exclude_owner is not None:
-            stmt = stmt.where(T.c.lease_owner != exclude_owner)
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.running_leases(exclude_owner)
 
     def rescue(self, lease: Lease, decision: Decision) -> bool:
         """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under."""
@@ -448,9 +456,8 @@ class Store:
 
     def get_job(self, job_id: int) -> Job | None:
         """One job, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(J).where(J.c.id == job_id)).first()
-        return to_job(row) if row else None
+        with self.reading() as reader:
+            return reader.job(job_id)
 
     @staticmethod
     def _jobs_in(conn: Connection, job_ids: Iterable[int | None]) -> dict[int, Job]:
@@ -462,8 +469,8 @@ class Store:
 
     def tasks_of_job(self, job_id: int) -> list[Task]:
         """Every task a job spawned, oldest first."""
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(select(T).where(T.c.job_id == job_id).order_by(T.c.id))]
+        with self.reading() as reader:
+            return reader.tasks_of_job(job_id)
 
     def output_dirs_of_running(self) -> list[str]:
         """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
@@ -590,9 +597,8 @@ class Store:
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:
         """Every control row by scope; a missing global row means running."""
-        with self._read() as conn:
-            rows = conn.execute(select(C)).all()
-        return {r.scope: Control(r.scope, ControlState(r.state), r.reason, r.updated_at) for r in rows}
+        with self.reading() as reader:
+            return reader.controls()
 
     def set_control(self, scope: str, state: ControlState, reason: str | None = None) -> None:
         """Write the desired state of a scope ('*' or a task type)."""
@@ -625,12 +631,8 @@ class Store:
 
     def workers(self) -> list[WorkerInfo]:
         """Every heartbeat row, most recent first."""
-        with self._read() as conn:
-            rows = conn.execute(select(W).order_by(W.c.last_seen.desc())).all()
-        return [
-            WorkerInfo(r.owner, r.host, r.pid, r.started_at, r.last_seen, r.active_tasks, r.rss_mb, r.cpu_percent, r.slots)
-            for r in rows
-        ]
+        with self.reading() as reader:
+            return reader.workers()
 
     def remove_worker(self, owner: str) -> None:
         """Forget a daemon's heartbeat (clean shutdown, or a dead one after rescue)."""
