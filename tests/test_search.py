@@ -334,7 +334,7 @@ def test_traxctl_search_reindex(home: Store, tmp_path: Path) -> None:
 
 def test_a_very_common_word_ranks_its_newest_matches(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ranking is bounded: only the CANDIDATES newest matches are ranked (exact below that many matches)."""
-    from traxd.db import search as sql
+    from traxd.db import archive_index
 
     dense = [{"start": 0.0, "end": 1.0, "text": "budget budget budget"}]
     sparse = [{"start": 5.0, "end": 6.0, "text": "budget " + "and other words " * 6}]
@@ -342,5 +342,5 @@ def test_a_very_common_word_ranks_its_newest_matches(store: Store, tmp_path: Pat
     store.index_transcript(entry(tmp_path / "new1.json", sparse, "/in/new1.mp3"))
     store.index_transcript(entry(tmp_path / "new2.json", sparse, "/in/new2.mp3"))
     assert [h.name for h in archive.search("budget", store=store)][0] == "old"  # the best match wins
-    monkeypatch.setattr(sql, "CANDIDATES", 2)
+    monkeypatch.setattr(archive_index, "CANDIDATES", 2)
     assert sorted(h.name for h in archive.search("budget", store=store, limit=2)) == ["new1", "new2"]

@@ -37,7 +37,7 @@ def search(
     filters = make_filters(since, inbox, speaker, language, limit)
     node = parse(query)
     with _store(store, database_url) as s:
-        return s.search(node, filters)
+        return s.search_archive(node, filters)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The original design's programmatic API, backed by the durable queue: create_batch_processor and friends.
+"""The programmatic batch API, backed by the durable queue: create_batch_processor and friends.
 
     processor = create_batch_processor(max_workers=4)
     await processor.add_task(TaskType.TRANSCRIBE, {"file_path": "talk.mp3"})
@@ -79,7 +79,7 @@ class BatchTask:
 
 
 class BatchProcessor:
-    """Adds inputs to the durable queue and runs them with progress callbacks (the original design's API)."""
+    """Adds inputs to the durable queue and runs them with progress callbacks (`await add_task`, `start`, …)."""
 
     def __init__(self, run: BatchRun, *, queue_size: int, progress_interval: float, defaults: dict[str, Any],
                  output_dir: Path | None) -> None:  # fmt: skip

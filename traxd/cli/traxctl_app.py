@@ -263,9 +263,9 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
-@app.command()
+@app.command("search")
 @one_line_errors
-def search(
+def search_transcripts(
     query: Annotated[str | None, typer.Argument(metavar="QUERY", help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
     since: Annotated[str | None, typer.Option(help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
     inbox: Annotated[Path | None, typer.Option(help="Only inputs from this folder.")] = None,

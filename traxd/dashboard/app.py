@@ -242,7 +242,7 @@ class Views:
 
     def _search(self, request: Request) -> dict[str, Any]:
         query = request.query_params.get("q", "").strip()
-        hits, error = data.search(self.dash.store, query) if query else ([], None)
+        hits, error = data.search_view(self.dash.store, query) if query else ([], None)
         return {"q": query, "hits": hits, "error": error}
 
     # -- files ------------------------------------------------------------------------------------

@@ -142,12 +142,12 @@ def daemons(reader: Reader, now: float, lease_seconds: float) -> dict[str, Any]:
     return {"daemons": out, "unowned_leases": [x for x in leases if x["owner"] not in owners]}
 
 
-def search(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+def search_view(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
     """Ranked transcript hits (`traxctl search`), each snippet split into plain and matching parts; or the error."""
     from traxd.searchquery import QueryError, make_filters, parse
 
     try:
-        hits = store.search(parse(query), make_filters(None, None, None, None, limit))
+        hits = store.search_archive(parse(query), make_filters(None, None, None, None, limit))
     except QueryError as exc:
         return [], str(exc)
     out = []

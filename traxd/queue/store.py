@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 
 from traxd.clock import Clock, SystemClock
-from traxd.db import search as archive
+from traxd.db import archive_index
 from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import control as C
 from traxd.db.models import ingested_files as F
@@ -371,7 +371,7 @@ class Store:
             return False
         job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()
         if entry:
-            archive.replace_transcript_in(tx.conn, entry, job_id, now)
+            archive_index.replace_transcript_in(tx.conn, entry, job_id, now)
         for new in done.successors:
             self.driver.insert_one(tx.cur, new, now, new.job_id if new.job_id is not None else job_id)
         return True
@@ -575,17 +575,17 @@ class Store:
     def index_transcript(self, entry: dict[str, Any], job_id: int | None = None) -> int:
         """Put one transcript into the archive (replacing its job's or its JSON's earlier entry); its id."""
         with self._tx() as tx:
-            return archive.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
+            return archive_index.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
 
-    def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
-        """Ranked hits for a parsed query."""
+    def search_archive(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
+        """Ranked transcript segments for a parsed query."""
         with self._read() as conn:
-            return archive.search(conn, node, filters)
+            return archive_index.ranked_hits(conn, node, filters)
 
     def archive_counts(self) -> tuple[int, int]:
         """(transcripts, segments) in the archive."""
         with self._read() as conn:
-            return archive.counts(conn)
+            return archive_index.counts(conn)
 
     def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
         """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
