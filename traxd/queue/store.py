@@ -514,12 +514,6 @@ class Store:
         with self._read() as conn:
             return conn.execute(stmt).first() is not None
 
-    def finished_since(self, since: float) -> int:
-        """How many tasks reached a terminal state after `since` (throughput for the ETA)."""
-        stmt = select(func.count()).where(T.c.finished_at >= since)
-        with self._read() as conn:
-            return int(conn.execute(stmt).scalar() or 0)
-
     # -- user actions -------------------------------------------------------------------------
     def retry(self, task_id: int) -> bool:
         """Queue a failed or cancelled task again with a fresh attempt budget."""
@@ -638,13 +632,6 @@ class Store:
         """Forget a daemon's heartbeat (clean shutdown, or a dead one after rescue)."""
         with self._tx() as tx:
             tx.conn.execute(delete(W).where(W.c.owner == owner))
-
-    def integrity_ok(self) -> bool:
-        """SQLite's integrity check (always True elsewhere)."""
-        if self.engine.dialect.name != "sqlite":
-            return True
-        with self._read() as conn:
-            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 @contextmanager
