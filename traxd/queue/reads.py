@@ -8,7 +8,7 @@ Everything returns frozen snapshots from `traxd.types`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +17,7 @@ from traxd.queue import driver as drivers
 from traxd.types import (
     Control,
     ControlState,
+    IngestedFile,
     Job,
     Task,
     TaskState,
@@ -249,6 +250,60 @@ class Reader:
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""
         return float(self.scalar(AUDIO_SECONDS) or 0.0)
+
+    # -- the queue's own reads (Store delegates to these) ---------------------------------------
+    def task(self, task_id: int) -> Task | None:
+        """One task in full, or None."""
+        found = self.rows(f"SELECT {_FULL} FROM tasks WHERE id = {self.m}", (task_id,))
+        return self.driver.to_task(found[0]) if found else None
+
+    def list_tasks(self, state: TaskState | None = None, limit: int = 100, group: str | None = None) -> list[Task]:
+        """Tasks in full, newest first, optionally of one state or job group."""
+        where, params = self._in_group(group)
+        if state is not None:
+            where.append(f"state = {self.m}")
+            params.append(state.value)
+        sql = f"SELECT {_FULL} FROM tasks WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {self.m}"
+        return [self.driver.to_task(r) for r in self.rows(sql, (*params, limit))]
+
+    def tasks_per_state(self, group: str | None = None) -> dict[str, int]:
+        """Number of tasks per state (every state present, zero when none), optionally of one job group."""
+        where, params = self._in_group(group)
+        sql = f"SELECT state, COUNT(*) FROM tasks WHERE {' AND '.join(where)} GROUP BY state"
+        return {s.value: 0 for s in TaskState} | {state: int(n) for state, n in self.rows(sql, params)}
+
+    def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
+        """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
+        where, params = self._in_group(group)
+        queued = "state = 'queued'"
+        if types is not None:
+            names = [TaskType.parse(t).value for t in types]
+            queued += f" AND type IN ({self._marks(len(names))})" if names else " AND 1 = 0"
+            params = [*names, *params]
+        sql = f"SELECT id FROM tasks WHERE (({queued}) OR state = 'running') AND {' AND '.join(where)} LIMIT 1"
+        return bool(self.rows(sql, params))
+
+    def output_dirs_of_running(self) -> list[str]:
+        """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
+        sql = ("SELECT DISTINCT output_dir FROM jobs WHERE id IN (SELECT job_id FROM tasks WHERE state = 'running') "
+               "AND output_dir IS NOT NULL")  # fmt: skip
+        return [r[0] for r in self.rows(sql)]
+
+    def ingested_files(self, host: str) -> list[IngestedFile]:
+        """Every remembered inbox file of this host ("" = shared storage)."""
+        sql = f"SELECT host, path, outbox, size, mtime_ns, inode, sha256 FROM ingested_files WHERE host = {self.m}"
+        return [IngestedFile(*r) for r in self.rows(sql, (host,))]
+
+    def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
+        """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
+        sql = (f"SELECT job_id, result FROM tasks WHERE type = {self.m} AND state = 'succeeded' ORDER BY id")
+        return [(j, self.driver.decode_json(r) or {}) for j, r in self.rows(sql, (TaskType.TRANSCRIBE.value,))]
+
+    def _in_group(self, group: str | None) -> tuple[list[str], list[Any]]:
+        """The condition (and its parameter) that keeps a job group's tasks; always true without a group."""
+        if group is None:
+            return ["1 = 1"], []
+        return [f"job_id IN (SELECT id FROM jobs WHERE group_name = {self.m})"], [group]
 
     def _marks(self, n: int) -> str:
         """`n` parameter marks for an IN list."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 
@@ -264,9 +264,8 @@ class Store:
 
     def ingested_files(self, host: str) -> list[IngestedFile]:
         """Every remembered inbox file of this host ("" = shared storage)."""
-        cols = [F.c.host, F.c.path, F.c.outbox, F.c.size, F.c.mtime_ns, F.c.inode, F.c.sha256]
-        with self._read() as conn:
-            return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host))]
+        with self.reading() as reader:
+            return reader.ingested_files(host)
 
     def forget_files(self, host: str, paths: Sequence[str]) -> None:
         """Forget these remembered inbox files of this host (they are gone from their inbox)."""
@@ -450,9 +449,8 @@ class Store:
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: int) -> Task | None:
         """One task, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(T).where(T.c.id == task_id)).first()
-        return to_task(row) if row else None
+        with self.reading() as reader:
+            return reader.task(task_id)
 
     def get_job(self, job_id: int) -> Job | None:
         """One job, or None."""
@@ -474,45 +472,25 @@ class Store:
 
     def output_dirs_of_running(self) -> list[str]:
         """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
-        running = select(T.c.job_id).where(T.c.state == RUNNING)
-        stmt = select(J.c.output_dir).where(J.c.id.in_(running), J.c.output_dir.is_not(None)).distinct()
-        with self._read() as conn:
-            return [r[0] for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.output_dirs_of_running()
 
     def list_tasks(
         self, state: TaskState | None = None, limit: int = 100, group: str | None = None
     ) -> list[Task]:
         """Tasks, newest first, optionally of one state or job group."""
-        stmt = select(T).order_by(T.c.id.desc()).limit(limit)
-        if state is not None:
-            stmt = stmt.where(T.c.state == state.value)
-        if group is not None:
-            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.list_tasks(state, limit, group)
 
     def counts(self, group: str | None = None) -> dict[str, int]:
         """Number of tasks per state (every state present, zero when none)."""
-        stmt = select(T.c.state, func.count()).group_by(T.c.state)
-        if group is not None:
-            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
-        out = {s.value: 0 for s in TaskState}
-        with self._read() as conn:
-            for state, n in conn.execute(stmt):
-                out[state] = n
-        return out
+        with self.reading() as reader:
+            return reader.tasks_per_state(group)
 
     def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
         """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
-        cond = T.c.state == QUEUED
-        if types is not None:
-            cond = cond & T.c.type.in_([TaskType.parse(t).value for t in types])
-        stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
-        jobs = _group_jobs(group)
-        if jobs is not None:
-            stmt = stmt.where(T.c.job_id.in_(jobs))
-        with self._read() as conn:
-            return conn.execute(stmt).first() is not None
+        with self.reading() as reader:
+            return reader.has_work(types, group)
 
     # -- user actions -------------------------------------------------------------------------
     def retry(self, task_id: int) -> bool:
@@ -583,10 +561,8 @@ class Store:
 
     def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
         """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
-        stmt = (select(T.c.job_id, T.c.result)
-                .where(T.c.type == TaskType.TRANSCRIBE.value, T.c.state == TaskState.SUCCEEDED.value).order_by(T.c.id))
-        with self._read() as conn:
-            return [(r.job_id, r.result or {}) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.finished_transcripts()
 
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:
@@ -671,11 +647,6 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
 def _job_values(job: NewJob, now: float) -> dict[str, Any]:
     return {"source": job.source, "name": job.name, "output_dir": job.output_dir, "group_name": job.group,
             "options": job.options, "created_at": now}  # fmt: skip
-
-
-def _group_jobs(group: str | None) -> Any:
-    """The ids of a group's jobs as a subquery, or None for every group."""
-    return None if group is None else select(J.c.id).where(J.c.group_name == group)
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:
