@@ -115,7 +115,7 @@ needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs 
 BOOKKEEPING = """
 import sys
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.types import NewTask, TaskType, WorkerInfo
 store = open_store(load_settings({}))
 for i in range(20):

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 
 class TaskType(str, enum.Enum):
-    """The kinds of work a task can be (the original design's names)."""
+    """The kinds of work a task can be (TRANSCRIBE, ENHANCE, YOUTUBE, DOWNLOAD, PREPROCESS are the batch API's)."""
 
     TRANSCRIBE = "transcribe"
     ENHANCE = "enhance"

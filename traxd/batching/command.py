@@ -16,10 +16,11 @@ from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit
 from traxd.config import Settings, load_settings, with_changes
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.pool_setup import resource_monitor
 from traxd.daemon.scratch import sweep_at_start
+from traxd.database import open_store
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL

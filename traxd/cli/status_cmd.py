@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traxd.cli.common import reader_for, report_error, settings
+from traxd.cli.common import report_error, settings
+from traxd.database import reader_for
 from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState
@@ -91,12 +92,13 @@ def fast_status(argv: list[str]) -> int | None:
 
 def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, since: str | None, count: int) -> None:
     """The status command (both entries): one report, or one every `interval` seconds with --follow."""
-    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+    from traxd.daemon.status import ALL, CURRENT, SINCE
+    from traxd.typedtime import parse_moment
 
     if all_jobs and since is not None:
         raise UsageError("give --all or --since, not both")
     s = settings()
-    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_moment(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
     with reader_for(s) as reader:
         def report() -> Any:

@@ -17,6 +17,7 @@ from traxd.logging import get_logger
 from traxd.queue.store import Store
 from traxd.queue.transitions import decide_rescue
 from traxd.resources import TreeSampler
+from traxd.supervision import Crashed, report_crash
 from traxd.types import Task, WorkerInfo
 
 log = get_logger("maintenance")
@@ -43,8 +44,11 @@ class Maintenance:
     """A thread that renews leases every lease/3 s, heartbeats, and rescues orphans every rescue interval."""
 
     def __init__(self, store: Store, owner: Owner, clock: Clock, held: Held, writes: DatabaseWrites,
-                 upkeep: Upkeep) -> None:  # fmt: skip
+                 upkeep: Upkeep, crashed: Crashed | None = None) -> None:  # fmt: skip
         self.store, self.owner, self.clock = store, owner, clock
+        self.crashed = crashed  # told when the loop ends on a bug (see traxd.supervision)
+        # The database's "unreachable, busy or full" errors and the file system's: the next round retries them.
+        self.expected: tuple[type[BaseException], ...] = (*store.unavailable, OSError)
         self.owner_id = str(owner)
         self.held, self.writes, self.upkeep = held, writes, upkeep
         self._stop = threading.Event()
@@ -59,7 +63,7 @@ class Maintenance:
         try:
             self.beat()
             self.rescue()
-        except self.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
+        except self.expected as exc:  # e.g. a full disk: the loop retries; never a crash loop
             self._cut_off = True
             if not self.writes.failed(exc):
                 log.warning("maintenance_failed", error=str(exc).splitlines()[0][:300])
@@ -73,7 +77,7 @@ class Maintenance:
             self._thread.join(timeout=5)
         try:
             self.store.remove_worker(self.owner_id)
-        except Exception as exc:  # noqa: BLE001 - shutting down; the row is swept later as stale
+        except self.expected as exc:  # shutting down; the row is swept later as stale
             log.warning("heartbeat_remove_failed", error=str(exc))
 
     def _loop(self) -> None:
@@ -95,11 +99,14 @@ class Maintenance:
                 if time.monotonic() >= next_rescue:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
-            except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
+            except self.expected as exc:  # a DB or disk hiccup must not kill upkeep; next round retries
                 known = self._cut_off  # an outage is said once, not every round it lasts
                 self._cut_off = known or isinstance(exc, self.store.unavailable)
                 if not self.writes.failed(exc) and not known:
                     log.warning("maintenance_failed", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug: renewing half the time is worse than stopping
+                report_crash(log, "maintenance", exc, self.crashed)
+                return
 
     def beat(self) -> None:
         """Renew our leases and write the heartbeat row."""

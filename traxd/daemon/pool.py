@@ -99,6 +99,7 @@ class PoolStats:
     lost: int = 0
     released: int = 0
     paused_reason: str | None = None
+    crashed: str | None = None  # a background loop's bug that stopped the run (see traxd.supervision)
 
 
 class Pool:
@@ -138,7 +139,7 @@ class Pool:
         self.started_at = self.clock.now()
         upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
         self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
-                                       self.writes, upkeep)  # fmt: skip
+                                       self.writes, upkeep, self.background_failed)  # fmt: skip
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -175,6 +176,12 @@ class Pool:
         """
         self._stop_now = self._stop_now or now
         self._stopping = True
+
+    def background_failed(self, loop: str, exc: BaseException) -> None:
+        """A background loop ended on a bug (already logged with its traceback): stop as `traxctl stop` does."""
+        self.stats.crashed = self.stats.crashed or f"{loop}: {exc!r}"
+        self.request_stop()
+        self.wake()
 
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
