@@ -26,7 +26,6 @@ from traxd.daemon.slots import Slots
 from traxd.daemon.spool import Spool
 from traxd.db.voices import Voices
 from traxd.errors import classify
-from traxd.handlers import download
 from traxd.handlers.registry import Cancellation, Checkpoint, Registry, TaskContext, bare_settings
 from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
@@ -385,6 +384,8 @@ class Pool:
         """A DOWNLOAD that ends its job hands its file to the output folder (its scratch goes when the job ends)."""
         if o.task.type is not TaskType.DOWNLOAD or o.result is None or o.failure or self._successors(o, ctx.job):
             return o
+        from traxd.handlers import download  # here: its SDKs (httpx, yt-dlp) stay out of a queue that never downloads
+
         try:
             return replace(o, result=download.deliver(ctx, o.result))
         except Exception as exc:  # noqa: BLE001 - like a handler's failure: classified, retried or failed
