@@ -69,14 +69,14 @@ def test_metrics_counts_come_from_indexes_and_agree_with_the_rows(db_url: str) -
         for task_id, (state, errors) in enumerate(zip(states, histories, strict=True), start=1):
             conn.execute(text("UPDATE tasks SET state = :s, errors = :e WHERE id = :i"),
                          {"s": state, "e": errors, "i": task_id})  # fmt: skip
-    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
-    reader = Reader(conn_, mark)
+    conn_, dialect = readonly.connect(db_url) or (engine.raw_connection(), "sqlite")
+    reader = Reader(conn_, drivers.for_dialect(dialect))
     try:
         grouped = reader.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")
         assert sorted(reader.task_counts()) == sorted((t, s, int(n)) for t, s, n in grouped)
         assert sorted(reader.error_counts(), key=str) == sorted(
             [("RateLimited", 429, 2), ("worker_lost", None, 1), ("AuthError", 401, 1)], key=str)
-        if mark == "?":  # SQLite: no branch reads the whole table; the succeeded tasks come from the index alone
+        if dialect == "sqlite":  # SQLite: no branch reads the whole table; the succeeded tasks come from the index alone
             plans = [r[3] for q in (_TASK_COUNTS, drivers.SqliteDriver.error_counts_sql) for r in reader.rows(f"EXPLAIN QUERY PLAN {q}")]
             scans = [p for p in plans if p.startswith("SCAN t")]
             assert scans and all("USING" in p for p in scans), plans
