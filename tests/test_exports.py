@@ -19,6 +19,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests import test_e2e_batch
+from tests.fakes import media as fake_media
 from tests.test_dashboard import Served
 from traxd import outputs
 from traxd.cli.trax_cmd import app as trax_app
@@ -368,3 +370,21 @@ def test_the_dashboard_offers_every_format_as_a_download_made_from_the_stored_tr
     finally:
         served.stop()
         engine.dispose()
+
+
+# -- a real run ---------------------------------------------------------------------------------------------------
+server, key = test_e2e_batch.server, test_e2e_batch.key  # the fake OpenAI server and a key (pytest fixtures)
+
+
+def test_trax_batch_writes_the_chosen_formats_of_a_real_transcript(tmp_path: Path, server: object, key: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    fake_media.tone(folder / "memo.wav", 1.0)
+    env = test_e2e_batch.user_env(tmp_path, server, key)  # type: ignore[arg-type]
+    done = test_e2e_batch.trax(env, str(folder), "--formats", "docx,md,csv,jsonl")
+    assert done.returncode == 0, done.stderr
+    out = folder / "transcripts"
+    assert sorted(p.name for p in out.glob("memo.*")) == ["memo.csv", "memo.docx", "memo.json", "memo.jsonl", "memo.md"]
+    said = " ".join(s["text"].strip() for s in json.loads((out / "memo.json").read_text())["segments"])
+    assert said and said in " ".join(p.text for p in _paragraphs(out / "memo.docx"))
+    assert yaml.safe_load((out / "memo.md").read_text().split("---\n")[1])["source"] == str(folder / "memo.wav")
