@@ -1,4 +1,4 @@
-"""Pure: the export formats (DOCX, Markdown, CSV/TSV, JSON Lines) made from a NAME.json document, and the formats option.
+"""Pure: the export formats (DOCX, Markdown, CSV/TSV, JSON Lines) made from a NAME.json document; the formats option.
 
 NAME.json is always written: every other format is made from it, when the set is written and later by `traxctl export`.
 """
@@ -180,8 +180,9 @@ def to_table(doc: dict[str, Any], delimiter: str = ",") -> str:
     for seg in doc.get("segments") or []:
         if isinstance(seg, dict):
             conf = segment_confidence(seg)
-            writer.writerow([f"{float(seg.get('start') or 0.0):.3f}", f"{float(seg.get('end') or 0.0):.3f}",
-                             seg.get("speaker") or "", _clean(seg.get("text")), "" if conf is None else conf])  # fmt: skip
+            start, end = float(seg.get("start") or 0.0), float(seg.get("end") or 0.0)
+            writer.writerow([f"{start:.3f}", f"{end:.3f}", seg.get("speaker") or "", _clean(seg.get("text")),
+                             "" if conf is None else conf])  # fmt: skip
     return buffer.getvalue()
 
 

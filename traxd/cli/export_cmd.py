@@ -13,7 +13,8 @@ from traxd.errors import UserError
 
 @one_line_errors
 def export(
-    job_id: Annotated[int, typer.Argument(metavar="JOB", help="The job's id (`traxctl list` shows it).")],
+    job_id: Annotated[int, typer.Argument(
+        metavar="JOB", help="The job's id: job_id in `traxctl show ID` and `list --json`.")],
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
                                      help="txt, json, srt, vtt, docx, md, csv, tsv or jsonl.")],
     to: Annotated[Path | None, typer.Option(
