@@ -5,6 +5,7 @@ The files are read back with the libraries people open them with: python-docx, t
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 from tests import test_e2e_batch
 from tests.fakes import media as fake_media
 from tests.test_dashboard import Served
-from traxd import outputs
+from traxd import create_batch_processor, outputs
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.clock import FakeClock
@@ -36,7 +37,7 @@ from traxd.exports import DEFAULT_FORMATS, parse_formats, turns
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Ingestor
 from traxd.ingest.watcher import Watcher
-from traxd.joboptions import formats_of, job_options
+from traxd.joboptions import formats_of
 from traxd.queue.store import Store
 from traxd.types import NewJob, NewTask, TaskType
 
@@ -265,10 +266,14 @@ def test_formats_come_from_each_entry_point_and_stay_with_the_job(
     (home / "config.toml").unlink()
     default = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "e", "plain.mp3")), "--outbox", str(out)])
     assert default.exit_code == 0, default.output
+    proc = create_batch_processor(registry=Registry({}), output_dir=out, formats="tsv")
+    try:
+        asyncio.run(proc.add_task(TaskType.PREPROCESS, {"path": str(_media(tmp_path / "f", "api.mp3"))}))
+    finally:
+        proc.close()
     assert _formats_by_name(store) == {"add.mp3": ["txt", "json", "docx"], "batch.mp3": ["json", "md", "csv"],
                                        "env.mp3": ["json", "jsonl"], "conf.mp3": ["txt", "json", "srt", "docx", "md"],
-                                       "plain.mp3": None}  # fmt: skip
-    assert job_options(load_settings(), {"formats": "tsv"}).formats == ("json", "tsv")  # the Python API's keyword
+                                       "plain.mp3": None, "api.mp3": ["json", "tsv"]}  # fmt: skip
 
 
 def test_a_bad_format_is_one_line_from_every_entry_point(home: Path, tmp_path: Path) -> None:
