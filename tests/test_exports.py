@@ -373,6 +373,7 @@ def test_the_dashboard_offers_every_format_as_a_download_made_from_the_stored_tr
         assert not (tmp_path / "out" / "talk.docx").exists()  # served from NAME.json, nothing written
         assert served.get(f"/jobs/{job}/export/pdf").status_code == 404
         assert served.get(f"/jobs/{waiting}/export/md").status_code == 409
+        assert "/export/" not in served.get(f"/jobs/{waiting}").text  # no links while a stage is still to run
         assert served.get("/jobs/4242/export/md").status_code == 404
     finally:
         served.stop()

@@ -73,7 +73,7 @@ def job(reader: Reader, job_id: int) -> dict[str, Any] | None:
     outputs, segments = outputs_of(info, tasks)
     return {**job_row(info, state, tasks[-1].type.value if tasks else None), "tasks": [task_dict(t) for t in tasks],
             "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None,
-            "exports": list(FORMATS) if "json" in outputs else []}  # fmt: skip
+            "exports": list(FORMATS) if "json" in outputs and state not in ("queued", "running") else []}  # fmt: skip
 
 
 def outputs_of(info: JobInfo, tasks: list[Task]) -> tuple[dict[str, Path], list[dict[str, Any]]]:
