@@ -166,7 +166,7 @@ def test_the_formats_option_is_parsed_one_way_and_refuses_what_it_does_not_know(
     assert formats_of({}) == DEFAULT_FORMATS and formats_of({"formats": ["md"]}) == ("json", "md")
 
 
-def test_a_set_whose_docx_cannot_take_its_name_leaves_no_file_of_the_set(tmp_path: Path) -> None:
+def test_a_set_whose_markdown_cannot_take_its_name_leaves_no_file_of_the_set(tmp_path: Path) -> None:
     (tmp_path / "talk.md").mkdir()  # someone else's folder where NAME.md would go: its rename fails
     with pytest.raises(OSError):
         outputs.write_transcript(tmp_path, "talk", DIARIZED, ALL)
