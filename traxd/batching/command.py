@@ -16,13 +16,15 @@ from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit
 from traxd.config import Settings, load_settings, with_changes
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.pool_setup import resource_monitor
 from traxd.daemon.scratch import sweep_at_start
+from traxd.database import open_store
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
+from traxd.handlers.transcribe import preload_local_model
 from traxd.ingest.enqueue import Skipped
 from traxd.ingest.manual import check_path
 from traxd.ingest.scan import walk
@@ -141,6 +143,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
                              "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
+    preload_local_model(settings, options.get("model"))  # loads while the store opens and the files are cut
     store = open_store(settings, pool_size=connections_for(settings.workers))
     try:
         return _run(store, settings, opts, root, files, output, reporter, options)

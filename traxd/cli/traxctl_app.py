@@ -23,7 +23,7 @@ from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
 from traxd.cli.status_cmd import StatusOption, run_status
 from traxd.errors import UsageError, UserError
-from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Job, Task, TaskState
+from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
                   no_args_is_help=True, pretty_exceptions_enable=False, **PLAIN_HELP)  # fmt: skip
@@ -181,15 +181,15 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
-    with store_for(settings()) as store:
+    with store_for(settings()) as store, store.reading() as reader:
         tasks = store.list_tasks(state, limit)
-        names: dict[int | None, Job | None] = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
+        names = reader.jobs([t.job_id for t in tasks if t.job_id is not None])  # one query, not one per task
     if as_json:
-        _print_json([_task_dict(t, names.get(t.job_id)) for t in tasks])
+        _print_json([_task_dict(t, names.get(t.job_id) if t.job_id is not None else None) for t in tasks])
         return
     table = Table("ID", "Type", "State", "Pri", "Try", "Name", "Error")
     for t in tasks:
-        job = names.get(t.job_id)
+        job = names.get(t.job_id) if t.job_id is not None else None
         table.add_row(str(t.id), t.type.value, t.state.value, str(t.priority), str(t.attempts),
                       job.name if job else "", (t.error_message or "").splitlines()[0][:60] if t.error_message else "")
     _out().print(table)
@@ -281,9 +281,9 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
-@app.command()
+@app.command("search")
 @one_line_errors
-def search(
+def search_transcripts(
     query: Annotated[str | None, typer.Argument(metavar="QUERY",
                                                 help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN", help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,

@@ -259,7 +259,7 @@ class Views:
 
     def _search(self, request: Request) -> dict[str, Any]:
         query = request.query_params.get("q", "").strip()
-        hits, error = data.search(self.dash.store, query) if query else ([], None)
+        hits, error = data.search_view(self.dash.store, query) if query else ([], None)
         return {"q": query, "hits": hits, "error": error}
 
     # -- files ------------------------------------------------------------------------------------
@@ -372,5 +372,5 @@ def _export_source(reader: Reader, job_id: int) -> tuple[Path | None, str | None
 
 def _outputs(reader: Reader, job_id: int) -> dict[str, Path]:
     info = reader.jobs([job_id]).get(job_id)
-    return data.outputs_of(info, reader.job_tasks(job_id))[0] if info else {}
+    return data.outputs_of(info, reader.tasks_of_job(job_id))[0] if info else {}
 

@@ -19,6 +19,7 @@ from traxd.errors import (
     RetryableError,
 )
 from traxd.handlers.common import (
+    DEFAULT_LOCAL_MODEL,
     backend,
     model_caps,
     model_name,
@@ -62,6 +63,15 @@ def build_transcriber(kind: str, settings: Settings) -> Transcriber:
     from traxd.adapters.transcribe_local import LocalTranscriber
 
     return LocalTranscriber(settings.local_device, settings.memory_limit_mb)
+
+
+def preload_local_model(settings: Settings, model: str | None) -> None:
+    """With the local backend, start loading the model a batch will use (`model`, else the configured one)."""
+    if settings.effective_backend != "local":
+        return
+    from traxd.adapters.local_models import preload
+
+    preload(model or settings.local_model or DEFAULT_LOCAL_MODEL, settings.local_device)
 
 
 class Backends:
