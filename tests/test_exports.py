@@ -28,8 +28,8 @@ from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.clock import FakeClock
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
 from traxd.daemon.service import inbox_options
+from traxd.database import open_store
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import ConfigError, UsageError

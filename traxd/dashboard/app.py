@@ -366,7 +366,7 @@ def _export_source(reader: Reader, job_id: int) -> tuple[Path | None, str | None
     info = reader.jobs([job_id]).get(job_id)
     if info is None:
         return None, None
-    tasks = reader.job_tasks(job_id)
+    tasks = reader.tasks_of_job(job_id)
     return data.outputs_of(info, tasks)[0].get("json"), job_exports.unfinished(job_id, tasks)
 
 
