@@ -223,7 +223,7 @@ def create_batch_processor(
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
     output_dir, sampler, follow_ups, and the job options (language, model, chunk_size, enhance, word_timestamps,
-    diarize, speakers, min_speakers, max_speakers, translate_to, summarize; see traxd.joboptions)."""
+    diarize, speakers, min_speakers, max_speakers, translate_to, summarize, formats; see traxd.joboptions)."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,

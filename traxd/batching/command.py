@@ -62,6 +62,7 @@ class BatchOptions:
     translate_to: str | None = None
     summarize: bool | None = None
     vocabulary: str | None = None
+    formats: str | None = None
 
 
 class Reporter(Protocol):
@@ -95,7 +96,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
              "max_speakers": opts.max_speakers,
              "translate_to": opts.translate_to or None, "summarize": opts.summarize,
-             "vocabulary": opts.vocabulary}  # fmt: skip
+             "vocabulary": opts.vocabulary, "formats": opts.formats}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too

@@ -1,5 +1,5 @@
-"""The `traxctl` Typer app: status, pause/resume/stop, add, list, show, retry, cancel, search, watch, dashboard, service,
-doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a plain `status` without loading this."""
+"""The `traxctl` Typer app: status, pause/resume/stop, add, list, show, retry, cancel, export, search, watch, dashboard,
+service, doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a plain `status` without loading this."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.export_cmd import export
 from traxd.cli.help_format import PLAIN_HELP
 from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
@@ -32,6 +33,7 @@ service_app = typer.Typer(help="The login service (launchd agent on macOS, syste
 app.add_typer(watch_app, name="watch")
 app.add_typer(service_app, name="service")
 app.add_typer(speakers_app, name="speakers")
+app.command("export")(export)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -125,6 +127,7 @@ def add(
     min_speakers: opt.MinSpeakers = None,
     max_speakers: opt.MaxSpeakers = None,
     vocabulary: opt.Vocabulary = None,
+    formats: opt.Formats = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.ingest.enqueue import Ingestor, Queued, Skipped
@@ -133,7 +136,7 @@ def add(
 
     s = settings(enhance=enhance or None, word_timestamps=word_timestamps or None, diarize=diarize or None,
                  speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
-                 summarize=summarize)  # fmt: skip
+                 summarize=summarize, formats=formats)  # fmt: skip
     target = _outbox(s, outbox)
     given = {"language": language, "model": model, "chunk_size": chunk_size, "vocabulary": vocabulary}
     options = job_options(s, given).as_dict()
@@ -349,18 +352,21 @@ def watch_add(
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
     vocabulary: opt.Vocabulary = None,
+    formats: opt.Formats = None,
 ) -> None:
     """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds).
 
     The options given here are this folder's own; the others follow the settings when each file is queued."""
     from traxd.daemon.folders import add_watch
+    from traxd.exports import parse_formats
     from traxd.translate import parse_codes
     from traxd.vocabulary import parse
 
     codes = parse_codes(translate_to) if translate_to is not None else None
     terms = parse(vocabulary) if vocabulary is not None else None
     folder = add_watch(settings(), inbox, outbox, word_timestamps=True if word_timestamps else None,
-                       translate_to=codes, summarize=summarize, vocabulary=terms)
+                       translate_to=codes, summarize=summarize, vocabulary=terms,
+                       formats=None if formats is None else parse_formats(formats))
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 

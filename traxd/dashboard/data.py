@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from traxd.exports import FORMATS
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, ControlState, Task, TaskState, TaskType
@@ -71,7 +72,8 @@ def job(reader: Reader, job_id: int) -> dict[str, Any] | None:
     state = reader.job_states([job_id]).get(job_id, ("succeeded", None))[0]
     outputs, segments = outputs_of(info, tasks)
     return {**job_row(info, state, tasks[-1].type.value if tasks else None), "tasks": [task_dict(t) for t in tasks],
-            "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None}  # fmt: skip
+            "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None,
+            "exports": list(FORMATS) if "json" in outputs and state not in ("queued", "running") else []}  # fmt: skip
 
 
 def outputs_of(info: JobInfo, tasks: list[Task]) -> tuple[dict[str, Path], list[dict[str, Any]]]:

@@ -25,6 +25,7 @@ from traxd.handlers.common import (
     model_name,
     option,
     output_dir,
+    output_formats,
     output_name,
     own_model,
     save_paid,
@@ -274,7 +275,7 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     folder = output_dir(ctx, payload)
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
-    paths = outputs.write_transcript(folder, state["output_base"], doc)
+    paths = outputs.write_transcript(folder, state["output_base"], doc, output_formats(ctx))
     if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job) and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))
