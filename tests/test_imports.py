@@ -36,3 +36,13 @@ def test_running_the_queue_on_sqlite_loads_no_orm_postgresql_dialect_or_sdk(tmp_
                           check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "LOADED []" in done.stdout
+
+
+def test_the_real_registry_imports_an_sdk_only_when_a_task_needs_it() -> None:
+    """`trax batch` on a local model never runs a download or a DeepSeek stage: openai, yt-dlp and httpx (~1.7 s of
+    start-up) stay unloaded until such a task runs."""
+    code = ("import sys\nfrom traxd.handlers import default_registry\nfrom traxd.types import TaskType\n"
+            "r = default_registry()\nassert TaskType.ENHANCE in r and TaskType.DOWNLOAD in r\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'yt_dlp', 'httpx'}))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from traxd.config import Settings
 from traxd.errors import ConfigError
@@ -23,28 +24,36 @@ TEST_HANDLERS_ENV = "TRAX_TEST_HANDLERS"
 
 def default_registry(settings: Settings | None = None) -> Registry:
     """The registry the daemon runs: every task type with its real handler."""
-    # Imported here: the SDKs behind the handlers (openai, yt-dlp, httpx) cost ~50 MB and seconds of start-up,
-    # which traxctl and the queue itself never need.
     from traxd.handlers.diarize import Diarizers
     from traxd.handlers.diarize import make_handler as make_diarize
-    from traxd.handlers.download import handle_download
-    from traxd.handlers.enhance import handle_enhance
     from traxd.handlers.preprocess import preprocess
-    from traxd.handlers.summarize import handle_summarize
     from traxd.handlers.transcribe import Backends, make_handler
     from traxd.handlers.translate import handle_translate
-    from traxd.handlers.youtube import handle_youtube
 
     registry = Registry()
     registry.register(TaskType.PREPROCESS, preprocess)
     registry.register(TaskType.TRANSCRIBE, make_handler(Backends()))
-    registry.register(TaskType.YOUTUBE, handle_youtube)
-    registry.register(TaskType.DOWNLOAD, handle_download)
-    registry.register(TaskType.ENHANCE, handle_enhance)
+    registry.register(TaskType.YOUTUBE, deferred("traxd.handlers.youtube", "handle_youtube"))
+    registry.register(TaskType.DOWNLOAD, deferred("traxd.handlers.download", "handle_download"))
+    registry.register(TaskType.ENHANCE, deferred("traxd.handlers.enhance", "handle_enhance"))
     registry.register(TaskType.DIARIZE, make_diarize(Diarizers()))
     registry.register(TaskType.TRANSLATE, handle_translate)
-    registry.register(TaskType.SUMMARIZE, handle_summarize)
+    registry.register(TaskType.SUMMARIZE, deferred("traxd.handlers.summarize", "handle_summarize"))
     return registry
+
+
+def deferred(module: str, name: str) -> Handler:
+    """A handler whose module is imported by its first task: the SDKs behind it (openai, yt-dlp, httpx) cost ~1.7 s
+    of start-up (`trax batch` on a local model measured 1.1 s for openai alone) that a run without such tasks never
+    needs."""
+
+    def handle(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Import the real handler and run it."""
+        real: Handler = getattr(importlib.import_module(module), name)
+        return real(ctx, payload)
+
+    handle.__qualname__ = f"deferred({module}.{name})"
+    return handle
 
 
 def default_type_limits(settings: Settings | None = None) -> dict[TaskType, int]:
