@@ -29,6 +29,7 @@ def default_registry(settings: Settings | None = None) -> Registry:
     from traxd.handlers.diarize import make_handler as make_diarize
     from traxd.handlers.download import handle_download
     from traxd.handlers.enhance import handle_enhance
+    from traxd.handlers.notify import handle_notify
     from traxd.handlers.preprocess import preprocess
     from traxd.handlers.summarize import handle_summarize
     from traxd.handlers.transcribe import Backends, make_handler
@@ -44,6 +45,7 @@ def default_registry(settings: Settings | None = None) -> Registry:
     registry.register(TaskType.DIARIZE, make_diarize(Diarizers()))
     registry.register(TaskType.TRANSLATE, handle_translate)
     registry.register(TaskType.SUMMARIZE, handle_summarize)
+    registry.register(TaskType.NOTIFY, handle_notify)
     return registry
 
 
