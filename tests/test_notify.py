@@ -32,13 +32,15 @@ SECRET = "whsec_test_0123456789"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
+    """A home on SQLite, then on PostgreSQL (when a server is given)."""
     for var in list(os.environ):
         if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
             monkeypatch.delenv(var)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TRAX_HOME", str(home))
+    monkeypatch.setenv("TRAX_DATABASE_URL", db_url)
     return home
 
 

@@ -408,10 +408,10 @@ class Pool:
             events.append(self._end_events(job, decisions[-1].state, {"error": decisions[-1].message}, now) if ended else [])
         return done, failed, decisions, events
 
-    def _successors(self, o: Outcome, job: Job | None, now: float) -> list[NewTask]:
+    def _successors(self, o: Outcome, job: Job | None, now: float | None = None) -> list[NewTask]:
         follow = self.wiring.follow_ups(o.task, o.result, job)
         if not follow and o.task.job_id is not None:  # the job's last stage: it has ended
-            follow = self._end_events(job, TaskState.SUCCEEDED, o.result or {}, now)
+            follow = self._end_events(job, TaskState.SUCCEEDED, o.result or {}, now or self.clock.now())
         if not self.config.pin_successors:
             return follow
         return [t if t.affinity else replace(t, affinity=self.owner.host) for t in follow]
