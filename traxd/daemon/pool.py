@@ -410,7 +410,7 @@ class Pool:
 
     def _successors(self, o: Outcome, job: Job | None, now: float | None = None) -> list[NewTask]:
         follow = self.wiring.follow_ups(o.task, o.result, job)
-        if not follow and o.task.job_id is not None:  # the job's last stage: it has ended
+        if not follow and o.task.job_id is not None and o.task.type is not TaskType.NOTIFY:  # the job has ended
             follow = self._end_events(job, TaskState.SUCCEEDED, o.result or {}, now or self.clock.now())
         if not self.config.pin_successors:
             return follow
