@@ -16,7 +16,7 @@ notify_app = typer.Typer(help="Notifications and webhooks told when a job ends."
 @notify_app.command("test")
 @one_line_errors
 def notify_test() -> None:
-    """Send a test event to every target and print what each answered (exit 1 if any failed)."""
+    """Send a test event to every target; one line each with its answer (exit 1 if any failed)."""
     from traxd import notify
     from traxd.handlers.notify import deliver
 
