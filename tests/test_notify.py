@@ -225,3 +225,36 @@ def test_webhook_settings_from_the_environment(home: Path) -> None:
     settings = load_settings(env=env)
     assert settings.hooks == (Webhook("https://h.example/x", "s", True),)
     assert [t.kind for t in notify.targets(settings)] == ["desktop", "apprise", "webhook"]
+
+
+@pytest.mark.skipif(os.uname().sysname == "Darwin", reason="macOS uses osascript")
+def test_desktop_runs_notify_send_or_skips_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from traxd.adapters.notifiers import send_desktop
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert send_desktop("Transcript ready", "a").startswith("skipped")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    script = tools / "notify-send"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "args"}\n', encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    assert send_desktop("Transcript ready", "talk — Hello") == "shown"
+    assert (tmp_path / "args").read_text().splitlines() == ["--app-name=Trax", "Transcript ready", "talk — Hello"]
+
+
+def test_a_5xx_is_retried_after_its_retry_after_and_a_4xx_fails_for_good() -> None:
+    from traxd.errors import RetryableError
+    from traxd.handlers.notify import deliver
+
+    with Receiver(SECRET, fail_first=1, retry_after="7") as r:
+        target = notify.Target("webhook", "k", "webhook", r.url, Webhook(r.url, SECRET, True))
+        event = notify.test_event(0)  # the receiver fails each event id's first delivery
+        with pytest.raises(RetryableError) as retry:
+            deliver(target, event)
+        assert retry.value.retry_after == 7 and retry.value.http_status == 500
+        assert deliver(target, event) == "HTTP 200 ok"
+        r.ok_status = 410
+        with pytest.raises(PermanentError) as gone:
+            deliver(target, event)
+    assert str(gone.value) == "webhook answered HTTP 410 Gone" and gone.value.http_status == 410

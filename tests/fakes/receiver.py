@@ -37,6 +37,7 @@ class Receiver:
 
     def __init__(self, secret: str = "", fail_first: int = 0, retry_after: str = "0") -> None:
         self.secret, self.fail_first, self.retry_after = secret, fail_first, retry_after
+        self.ok_status = 200  # what it answers once the failures are used up
         self.deliveries: list[Delivery] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -56,7 +57,7 @@ class Receiver:
         ok = signed_right(self.secret, headers.get("trax-signature", ""), body) if self.secret else True
         with self.lock:
             seen = sum(1 for d in self.deliveries if d.event.get("id") == event.get("id"))
-            status = 500 if seen < self.fail_first else 200
+            status = 500 if seen < self.fail_first else self.ok_status
             delivery = Delivery(event, ok, status, headers)
             self.deliveries.append(delivery)
         return status, delivery
@@ -73,7 +74,7 @@ class Receiver:
                     self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("content-length", "2")
                 self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no")
+                self.wfile.write(b"ok" if status < 300 else b"no")
 
             def log_message(self, *args: Any) -> None:
                 pass
