@@ -20,7 +20,7 @@ from traxd.cli.traxctl_cmd import app
 from traxd.config import Settings, Webhook, load_settings
 from traxd.daemon.home import open_store
 from traxd.daemon.jobcontrol import JobControl
-from traxd.daemon.pool import Pool, PoolConfig
+from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.errors import PermanentError
 from traxd.handlers.notify import handle_notify
 from traxd.handlers.registry import Registry, TaskContext
@@ -258,3 +258,28 @@ def test_a_5xx_is_retried_after_its_retry_after_and_a_4xx_fails_for_good() -> No
         with pytest.raises(PermanentError) as gone:
             deliver(target, event)
     assert str(gone.value) == "webhook answered HTTP 410 Gone" and gone.value.http_status == 410
+
+
+def test_a_poison_task_fails_its_job_and_that_is_told_too(home: Path, receiver: Receiver) -> None:
+    from traxd.clock import FakeClock
+
+    settings = configure(home, hook_config(receiver.url))
+    clock = FakeClock()
+    opened = open_store(settings)
+    store = Store(opened.engine, clock)
+    try:
+        job, _, _ = store.create_job(NewJob("/in/p.mp3", "p"), [NewTask(TaskType.PREPROCESS, {"name": "p"})])
+        pool = Pool(store, Registry({TaskType.NOTIFY: handle_notify}), PoolConfig(settings=settings, notify=True),
+                    PoolWiring(clock=clock))  # fmt: skip
+        for _death in range(4):  # max_retries 3: the fourth dead worker makes it a poison task
+            assert notify_tasks(store) == []
+            assert store.claim("ghost-host:1:1", 1, 1.0)
+            clock.advance(5)
+            assert pool.maintenance.rescue() == 1
+        (stage,) = store.tasks_of_job(job.id)
+        (task,) = notify_tasks(store)
+    finally:
+        opened.engine.dispose()
+    assert stage.error_kind == "poison" and task.job_id is None
+    event = task.payload["event"]
+    assert event["type"] == "job.failed" and event["data"]["error"].startswith("poison task: its worker died 4 times")

@@ -133,6 +133,7 @@ class Pool:
         upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
         self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
                                        self.writes, upkeep)  # fmt: skip
+        self.maintenance.notify_settings = self.config.settings if self.config.notify else None
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -159,6 +160,7 @@ class Pool:
     def use_settings(self, settings: Settings) -> None:
         """Tasks claimed from now on get these settings (config.toml changed); running ones keep theirs."""
         self.config = replace(self.config, settings=settings)
+        self.maintenance.notify_settings = settings if self.config.notify else None
 
     def request_stop(self, now: bool = False) -> None:
         """Stop claiming; with now=True do not wait for running tasks (signal handlers call this).

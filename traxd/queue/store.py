@@ -443,9 +443,10 @@ class Store:
         with self._read() as conn:
             return [to_task(r) for r in conn.execute(stmt)]
 
-    def rescue(self, lease: Lease, decision: Decision) -> bool:
-        """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under."""
-        return self.apply(lease, decision, WORKER_LOST)
+    def rescue(self, lease: Lease, decision: Decision, successors: Sequence[NewTask] = ()) -> bool:
+        """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under;
+        `successors` (a poisoned job's end events) are queued in the same transaction if it takes."""
+        return self.exchange("", [], [FailedRun(lease, decision, WORKER_LOST, successors)], 0, 0.0).failed[0]
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: int) -> Task | None:
