@@ -69,9 +69,9 @@ def main() -> None:
         os.environ["TRAX_HOME"] = str(Path(tmp) / "home")
         from benchmarks.ingest_latency import REPO  # noqa: F401 - the repo on sys.path
         from traxd.config import load_settings
-        from traxd.daemon.home import open_store
         from traxd.daemon.jobcontrol import JobControl
         from traxd.dashboard.server import dashboard_for, make_server
+        from traxd.database import open_store
 
         settings = load_settings()
         store = open_store(settings)

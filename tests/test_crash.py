@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.store_checks import integrity_ok
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.queue.store import Store
@@ -64,7 +65,7 @@ def test_sigkill_mid_task_loses_nothing_and_reruns_only_what_was_in_flight(tmp_p
     twice = [t for t, n in runs.items() if n > 1]
     assert len(twice) <= kills * SLOTS, f"{len(twice)} tasks ran twice; at most {kills * SLOTS} were in flight"
     assert all(n <= 2 for n in runs.values())
-    assert store.integrity_ok()
+    assert integrity_ok(store)
     for task in store.list_tasks(limit=total):
         assert task.attempts == runs[task.id] or task.attempts == runs[task.id] + 1
     engine.dispose()

@@ -198,7 +198,7 @@ def test_traxctl_add_diarize_queues_a_job_whose_diarize_task_follows_transcribe(
 
     from traxd.cli.traxctl_cmd import app
     from traxd.config import load_settings
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     env = user_env(tmp_path, server, key)  # type: ignore[arg-type]
     env["PYTHONPATH"] = os.pathsep.join([_no_extra(tmp_path), env["PYTHONPATH"]])  # DIARIZE runs, finds no extra

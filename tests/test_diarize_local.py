@@ -17,7 +17,7 @@ from tests.fakes import dialog, media
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_e2e_batch import ROOT, TRAX
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.db.voices import Voices
 from traxd.errors import DiarizationUnavailableError
 from traxd.handlers.diarize import Diarizer, voice_print

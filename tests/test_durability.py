@@ -35,7 +35,7 @@ from traxd.handlers.enhance import handle_enhance
 from traxd.handlers.registry import TaskContext
 from traxd.queue.store import Store
 from traxd.speakers import Diarization, Turn
-from traxd.types import NewTask, TaskType
+from traxd.types import PAID_KEY, NewTask, TaskType
 
 LEVEL = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 PAID_PATHS = ("POST /v1/audio/transcriptions ", "POST /v1/chat/completions ")
@@ -82,10 +82,10 @@ def test_paid_checkpoint_is_stored_and_guarded_like_any_checkpoint(store: Store)
     store.enqueue(NewTask(TaskType.TRANSCRIBE, {}))
     (run,) = store.claim("me", 1, 30)
     assert store.checkpoint(run.lease, {"done": {"0": "paid"}}, paid=True)
-    assert store.get(run.id).result == {"done": {"0": "paid"}}  # type: ignore[union-attr]
+    assert store.get(run.id).result == {"done": {"0": "paid"}, PAID_KEY: 1}  # type: ignore[union-attr]
     stale = run.lease.__class__(run.id, "someone-else", run.attempts)
     assert not store.checkpoint(stale, {"done": {}}, paid=True)
-    assert store.get(run.id).result == {"done": {"0": "paid"}}  # type: ignore[union-attr]
+    assert store.get(run.id).result == {"done": {"0": "paid"}, PAID_KEY: 1}  # type: ignore[union-attr]
 
 
 def test_postgresql_paid_commit_is_durable_even_where_synchronous_commit_is_off(pg_url: str) -> None:
@@ -115,7 +115,7 @@ needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs 
 BOOKKEEPING = """
 import sys
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.types import NewTask, TaskType, WorkerInfo
 store = open_store(load_settings({}))
 for i in range(20):

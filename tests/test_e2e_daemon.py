@@ -21,6 +21,7 @@ from pathlib import Path
 from tests.daemon_helpers import Daemon, home_env, open_home_store, traxctl, wait_until
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
+from tests.store_checks import integrity_ok
 from traxd.types import TaskState, TaskType
 
 TRANSCRIPTIONS = "/audio/transcriptions"
@@ -149,7 +150,7 @@ def test_daemon_acceptance_kills_faults_pause_resume_stop(tmp_path: Path) -> Non
             daemon.stop()
 
         tasks = all_tasks(store)
-        assert store is not None and store.integrity_ok()
+        assert store is not None and integrity_ok(store)
         calls = server.calls(TRANSCRIPTIONS)
 
     # Nothing lost: every dropped media file (the duplicate by its content) is a transcript or a failed task.

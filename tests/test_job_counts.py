@@ -8,7 +8,8 @@ from sqlalchemy import text
 from traxd.db import readonly
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
-from traxd.queue.reads import _ERRORS, _TASK_COUNTS, JOB_STATE_WHERE, RANKED, Reader
+from traxd.queue import driver as drivers
+from traxd.queue.reads import _TASK_COUNTS, JOB_STATE_WHERE, RANKED, Reader
 from traxd.queue.store import Store
 from traxd.types import NewJob, NewTask, TaskType
 
@@ -39,8 +40,8 @@ def test_job_counts_agree_with_the_state_filters(db_url: str) -> None:
         wanted = [s for states, _ in JOBS for s in states]
         for task_id, state in zip(ids, wanted, strict=True):
             conn.execute(text("UPDATE tasks SET state = :s WHERE id = :i"), {"s": state, "i": task_id})
-    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
-    reader = Reader(conn_, mark)
+    conn_, dialect = readonly.connect(db_url)  # type: ignore[misc]
+    reader = Reader(conn_, drivers.for_dialect(dialect))
     try:
         counts = reader.job_counts()
         expected = {s: sum(1 for _, job_state in JOBS if job_state == s) for s in RANKED}
@@ -68,15 +69,15 @@ def test_metrics_counts_come_from_indexes_and_agree_with_the_rows(db_url: str) -
         for task_id, (state, errors) in enumerate(zip(states, histories, strict=True), start=1):
             conn.execute(text("UPDATE tasks SET state = :s, errors = :e WHERE id = :i"),
                          {"s": state, "e": errors, "i": task_id})  # fmt: skip
-    conn_, mark = readonly.connect(db_url) or (engine.raw_connection(), "?")
-    reader = Reader(conn_, mark)
+    conn_, dialect = readonly.connect(db_url) or (engine.raw_connection(), "sqlite")
+    reader = Reader(conn_, drivers.for_dialect(dialect))
     try:
         grouped = reader.rows("SELECT type, state, COUNT(*) FROM tasks GROUP BY type, state")
         assert sorted(reader.task_counts()) == sorted((t, s, int(n)) for t, s, n in grouped)
         assert sorted(reader.error_counts(), key=str) == sorted(
             [("RateLimited", 429, 2), ("worker_lost", None, 1), ("AuthError", 401, 1)], key=str)
-        if mark == "?":  # SQLite: no branch reads the whole table; the succeeded tasks come from the index alone
-            plans = [r[3] for q in (_TASK_COUNTS, _ERRORS["?"]) for r in reader.rows(f"EXPLAIN QUERY PLAN {q}")]
+        if dialect == "sqlite":  # SQLite: no branch reads the whole table; the succeeded tasks come from the index alone
+            plans = [r[3] for q in (_TASK_COUNTS, drivers.SqliteDriver.error_counts_sql) for r in reader.rows(f"EXPLAIN QUERY PLAN {q}")]
             scans = [p for p in plans if p.startswith("SCAN t")]
             assert scans and all("USING" in p for p in scans), plans
             assert "SCAN tasks USING COVERING INDEX ix_tasks_succeeded_type" in plans

@@ -16,8 +16,8 @@ from traxd import create_batch_processor
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.config import ENV, JOB_FIELDS, LIVE_FIELDS, Settings, load_settings
-from traxd.daemon.home import open_store
 from traxd.daemon.service import inbox_options, live_changes
+from traxd.database import open_store
 from traxd.errors import UsageError
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Ingestor

@@ -116,7 +116,7 @@ def test_traxctl_cancel_of_a_queued_task_removes_its_chunks(tmp_path: Path, monk
     from typer.testing import CliRunner
 
     from traxd.cli.traxctl_cmd import app
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     settings = load_settings()

@@ -23,8 +23,8 @@ from tests.fakes.openai_server import FakeOpenAI
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
 from traxd.daemon.pool import Pool, PoolConfig
+from traxd.database import open_store
 from traxd.errors import ModelGoneError, PermanentError, RetryableError, classify
 from traxd.handlers import default_registry
 from traxd.ingest.enqueue import Ingestor

@@ -18,9 +18,9 @@ from tests.fakes.receiver import Receiver
 from traxd import notify
 from traxd.cli.traxctl_cmd import app
 from traxd.config import Settings, Webhook, load_settings
-from traxd.daemon.home import open_store
 from traxd.daemon.jobcontrol import JobControl
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.database import open_store
 from traxd.errors import PermanentError
 from traxd.handlers.notify import handle_notify
 from traxd.handlers.registry import Registry, TaskContext

@@ -20,6 +20,7 @@ from traxd.adapters.openai_compat import tls_context
 from traxd.adapters.transcribe_openai import OpenAITranscriber
 from traxd.daemon.runner import run_task
 from traxd.dashboard.metrics import QueueCollector, render
+from traxd.database import reader_on
 from traxd.enhance_prompt import build_messages
 from traxd.errors import (
     AuthError,
@@ -32,7 +33,6 @@ from traxd.errors import (
     classify,
 )
 from traxd.handlers.registry import TaskContext
-from traxd.queue.reads import Reader
 from traxd.queue.store import Store
 from traxd.queue.transitions import RetryPolicy, decide_failure
 from traxd.types import ErrorKind, NewTask, TaskType
@@ -170,8 +170,7 @@ def test_the_status_reaches_the_error_history_and_the_metrics(server: FakeOpenAI
         decision = decide_failure(task, outcome.failure, store.clock.now(), RetryPolicy(), random.Random())
         assert store.apply(task.lease, decision, outcome.failure.error_type)
         assert store.get(task.id).errors[-1].get("http_status") == status  # type: ignore[union-attr]
-    mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
-    text = render(QueueCollector(lambda: Reader(store.engine.raw_connection(), mark), dict)).decode()
+    text = render(QueueCollector(lambda: reader_on(store), dict)).decode()
     api = {s.labels["status"]: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
            if s.name == "trax_api_errors_total"}  # fmt: skip
     assert api == {"402": 1, "503": 2}

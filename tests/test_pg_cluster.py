@@ -24,6 +24,7 @@ import psutil
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from tests.store_checks import integrity_ok
 from traxd.clock import FakeClock
 from traxd.daemon.owner import Owner
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
@@ -136,7 +137,7 @@ def test_three_pools_run_3000_tasks_exactly_once(tmp_path: Path, pg_url: str) ->
     assert len({pid for _, _, pid in runs}) == POOLS, "the three pools did not share the work"
     assert store.counts() == {**DONE, "succeeded": total}
     assert store.workers() == [], "a stopped pool left its heartbeat row"
-    assert store.integrity_ok()
+    assert integrity_ok(store)
     store.engine.dispose()
 
 
@@ -181,7 +182,7 @@ def test_sigkilled_pool_tasks_are_rescued_by_its_neighbours_at_once(tmp_path: Pa
     assert all("died" in str(tasks[t].errors) for t in slow), "rescued for another reason than a dead owner"
     assert not any(f":{victim.pid}:" in (t.lease_owner or "") for t in store.running_leases())
     assert store.counts() == {**DONE, "succeeded": total}
-    assert store.integrity_ok()
+    assert integrity_ok(store)
     store.engine.dispose()
 
 
@@ -244,7 +245,7 @@ def test_pools_survive_a_postgresql_restart_and_finish(tmp_path: Path, own_pg: t
     assert len(twice) <= POOLS * SLOTS, f"{len(twice)} ran twice; at most {POOLS * SLOTS} were in flight"
     assert max(per_task.values()) <= 2
     assert store.counts() == {**DONE, "succeeded": total}
-    assert store.integrity_ok()
+    assert integrity_ok(store)
     store.engine.dispose()
 
 

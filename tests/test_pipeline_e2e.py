@@ -20,8 +20,8 @@ import pytest
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.config import Settings, load_settings
-from traxd.daemon.home import open_store
 from traxd.daemon.pool import Pool, PoolConfig
+from traxd.database import open_store
 from traxd.errors import classify
 from traxd.handlers import default_registry
 from traxd.handlers.preprocess import preprocess

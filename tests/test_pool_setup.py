@@ -11,8 +11,8 @@ import pytest
 from tests import batch_handlers
 from traxd import create_batch_processor
 from traxd.config import Settings
-from traxd.daemon.home import open_store
 from traxd.daemon.pool_setup import pool_config
+from traxd.database import open_store
 from traxd.types import TaskType
 
 

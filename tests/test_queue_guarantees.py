@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from tests.store_checks import finished_since, integrity_ok
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
@@ -166,7 +167,7 @@ def test_a_cancelled_running_task_counts_as_finished_and_holds_no_lease(store: S
     assert task is not None and task.state is TaskState.CANCELLED and task.error_kind == "cancelled"
     assert task.error_message == "cancelled by the user"  # what `traxctl show` says happened
     assert task.lease_expires_at is None and task.finished_at == clock.now()
-    assert store.finished_since(clock.now()) == 1 and store.running_leases() == []
+    assert finished_since(store, clock.now()) == 1 and store.running_leases() == []
 
 
 def test_a_retried_task_starts_afresh(store: Store, clock: FakeClock) -> None:
@@ -178,7 +179,7 @@ def test_a_retried_task_starts_afresh(store: Store, clock: FakeClock) -> None:
     task = store.get(run.id)
     assert task is not None and (task.state, task.attempts, task.lease_owner) == (TaskState.QUEUED, 0, None)
     assert task.finished_at is None and task.lease_expires_at is None and task.run_after == clock.now()
-    assert store.finished_since(0) == 0
+    assert finished_since(store, 0) == 0
 
 
 def test_a_failed_task_counts_as_finished_and_a_requeued_one_does_not(store: Store, clock: FakeClock) -> None:
@@ -191,7 +192,7 @@ def test_a_failed_task_counts_as_finished_and_a_requeued_one_does_not(store: Sto
     failed, queued = store.get(doomed.id), store.get(retried.id)
     assert failed is not None and failed.finished_at == clock.now() and failed.lease_expires_at is None
     assert queued is not None and queued.finished_at is None and queued.lease_expires_at is None
-    assert store.finished_since(clock.now()) == 1
+    assert finished_since(store, clock.now()) == 1
 
 
 def test_a_rescued_task_keeps_its_priority_and_is_due_at_once(store: Store, clock: FakeClock) -> None:
@@ -439,7 +440,7 @@ def test_a_damaged_database_file_fails_the_integrity_check(tmp_path: Path) -> No
     upgrade(engine)
     store = Store(engine, FakeClock())
     store.enqueue_many([NewTask(T, {"i": i}) for i in range(3)])
-    assert store.integrity_ok()
+    assert integrity_ok(store)
     engine.dispose()
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA writable_schema=ON")
@@ -449,7 +450,7 @@ def test_a_damaged_database_file_fails_the_integrity_check(tmp_path: Path) -> No
     raw.close()
     damaged = Store(open_engine(f"sqlite:///{path}"), FakeClock())
     try:
-        assert not damaged.integrity_ok()
+        assert not integrity_ok(damaged)
     finally:
         damaged.engine.dispose()
 

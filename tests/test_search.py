@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from traxd import archive, outputs
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.config import load_settings
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.outputs import index_entry, write_transcript
 from traxd.queue.store import Store
-from traxd.searchquery import QueryError, parse, since_epoch, to_fts5, to_tsquery
+from traxd.searchquery import QueryError, parse, to_fts5, to_tsquery
 from traxd.types import NewJob, NewTask, SearchHit, TaskState, TaskType
 
 runner = CliRunner()
@@ -95,12 +96,9 @@ def test_malformed_queries_say_what_is_wrong(query: str, message: str) -> None:
         parse(query)
 
 
-def test_since_takes_spans_and_dates() -> None:
-    assert since_epoch("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
-    assert since_epoch("90m", now=10_000.0) == 10_000.0 - 5400
-    assert since_epoch("2026-11-01") == pytest.approx(1793491200.0)
-    with pytest.raises(QueryError, match="--since"):
-        since_epoch("last tuesday")
+def test_a_bad_since_is_a_query_error() -> None:
+    with pytest.raises(QueryError, match="--since 'last tuesday'"):
+        archive.search("budget", since="last tuesday")
 
 
 # -- the engines (SQLite FTS5 and PostgreSQL) -----------------------------------------------------
@@ -160,6 +158,29 @@ def test_filters_speaker_language_inbox_since_and_limit(archive_store: Store, tm
     assert len(find("budget", since="2027-01-15")) == 3
     with pytest.raises(QueryError, match="--limit"):
         archive.search("budget", store=archive_store, limit=0)
+
+
+@pytest.fixture
+def california() -> Iterator[None]:
+    """The test runs with local time 8 hours behind UTC (a POSIX zone: no tz database needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "PST+8"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("california")
+def test_since_reads_a_date_without_a_zone_as_local_time(archive_store: Store) -> None:
+    """As `traxctl status --since` does: 03:00 in California is 11:00 UTC, after the 08:00 UTC indexing."""
+    since = lambda when: len(archive.search("budget", store=archive_store, since=when))
+    assert since("2027-01-15T03:00") == 0
+    assert since("2027-01-14T23:00") == 3
+    assert since("2027-01-15T03:00Z") == 3  # a zone given is a zone taken
 
 
 # -- kept in step with the queue ----------------------------------------------------------------------
@@ -313,7 +334,7 @@ def test_traxctl_search_reindex(home: Store, tmp_path: Path) -> None:
 
 def test_a_very_common_word_ranks_its_newest_matches(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ranking is bounded: only the CANDIDATES newest matches are ranked (exact below that many matches)."""
-    from traxd.db import search as sql
+    from traxd.db import archive_index
 
     dense = [{"start": 0.0, "end": 1.0, "text": "budget budget budget"}]
     sparse = [{"start": 5.0, "end": 6.0, "text": "budget " + "and other words " * 6}]
@@ -321,5 +342,5 @@ def test_a_very_common_word_ranks_its_newest_matches(store: Store, tmp_path: Pat
     store.index_transcript(entry(tmp_path / "new1.json", sparse, "/in/new1.mp3"))
     store.index_transcript(entry(tmp_path / "new2.json", sparse, "/in/new2.mp3"))
     assert next(h.name for h in archive.search("budget", store=store)) == "old"  # the best match wins
-    monkeypatch.setattr(sql, "CANDIDATES", 2)
+    monkeypatch.setattr(archive_index, "CANDIDATES", 2)
     assert sorted(h.name for h in archive.search("budget", store=store, limit=2)) == ["new1", "new2"]

@@ -257,7 +257,7 @@ def test_traxctl_add_and_config_ask_for_translation_and_summary(tmp_path: Path, 
 
     from traxd.cli.traxctl_cmd import app
     from traxd.config import load_settings
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     for var in [v for v in __import__("os").environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
         monkeypatch.delenv(var)

@@ -21,7 +21,7 @@ TRAX = Path(sys.executable).parent / "trax"
 
 DAEMON = """
 import signal, sys
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.config import load_settings
 from traxd.daemon.pool import Pool, PoolConfig
 from traxd.handlers import load_registry
@@ -131,7 +131,7 @@ def daemon(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str
 
 def test_runs_alongside_a_daemon_through_leases(tmp_path: Path, env: dict[str, str], daemon: subprocess.Popen[str]) -> None:
     from traxd.config import load_settings
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     store = open_store(load_settings({"home": tmp_path / "home"}, env={}))
     wait_for(lambda: any(w.pid == daemon.pid for w in store.workers()))

@@ -14,7 +14,7 @@ from traxd.cli import traxd_cmd
 from traxd.cli.traxctl_cmd import app
 from traxd.config import load_settings
 from traxd.daemon import folders as folders_mod
-from traxd.daemon.home import open_store
+from traxd.database import open_store
 from traxd.queue.store import Store
 from traxd.types import ControlState, TaskState
 

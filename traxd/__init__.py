@@ -1,7 +1,8 @@
 """Trax: an unattended media-transcription queue.
 
-The original design's API: `from traxd import create_batch_processor, TaskType, BatchTask, BatchProgress,
-BatchResult`. It is loaded on first use, so importing a small module such as `traxd.types` stays light.
+The programmatic batch API: `from traxd import create_batch_processor, TaskType, BatchTask, BatchProgress,
+BatchResult` (scripts written for the in-memory batch processor Trax grew from run with only their import line
+changed). It is loaded on first use, so importing a small module such as `traxd.types` stays light.
 """
 
 from typing import Any

@@ -37,7 +37,7 @@ def search(
     filters = make_filters(since, inbox, speaker, language, limit)
     node = parse(query)
     with _store(store, database_url) as s:
-        return s.search(node, filters)
+        return s.search_archive(node, filters)
 
 
 @contextmanager
@@ -46,7 +46,7 @@ def _store(store: Store | None, database_url: str | None) -> Iterator[Store]:
         yield store
         return
     from traxd.config import load_settings
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     overrides = {"database_url": database_url} if database_url else {}
     opened = open_store(load_settings(overrides), pool_size=1)

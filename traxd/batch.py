@@ -1,4 +1,4 @@
-"""The original design's programmatic API, backed by the durable queue: create_batch_processor and friends.
+"""The programmatic batch API, backed by the durable queue: create_batch_processor and friends.
 
     processor = create_batch_processor(max_workers=4)
     await processor.add_task(TaskType.TRANSCRIBE, {"file_path": "talk.mp3"})
@@ -23,8 +23,9 @@ from traxd.batching.result import BatchResult
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import processor_settings
 from traxd.clock import Clock
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
 from traxd.daemon.pool_setup import resource_monitor
+from traxd.database import open_store
 from traxd.errors import UserError
 from traxd.handlers import load_registry
 from traxd.handlers.registry import Registry
@@ -75,7 +76,7 @@ class BatchTask:
 
 
 class BatchProcessor:
-    """Adds inputs to the durable queue and runs them with progress callbacks (the original design's API)."""
+    """Adds inputs to the durable queue and runs them with progress callbacks (`await add_task`, `start`, …)."""
 
     def __init__(self, run: BatchRun, *, queue_size: int, progress_interval: float, given: dict[str, Any],
                  output_dir: Path | None) -> None:  # fmt: skip
@@ -222,7 +223,7 @@ def create_batch_processor(
 ) -> BatchProcessor:
     """A processor on the durable queue. Extra keywords: settings, home, database_url, registry, clock, group,
     output_dir, sampler, follow_ups, and the job options (language, model, chunk_size, enhance, word_timestamps,
-    diarize, speakers, min_speakers, max_speakers, translate_to, summarize; see traxd.joboptions)."""
+    diarize, speakers, min_speakers, max_speakers, translate_to, summarize, formats; see traxd.joboptions)."""
     if max_workers < 1 or queue_size < 1 or progress_interval <= 0:
         raise UserError("max_workers and queue_size must be at least 1 and progress_interval greater than 0")
     settings = processor_settings(kw, workers=max_workers, memory_limit_mb=memory_limit_mb,

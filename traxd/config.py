@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.errors import ConfigError, UserError
+from traxd.exports import DEFAULT_FORMATS
 from traxd.speakers import NAME_THRESHOLD
 
 
@@ -44,12 +45,14 @@ class WatchFolder:
     translate_to: tuple[str, ...] | None = None  # None: the setting decides; () = none for this folder
     summarize: bool | None = None
     vocabulary: tuple[str, ...] | None = None  # None: the setting decides
+    formats: tuple[str, ...] | None = None  # the output formats of this folder's files; None: the setting decides
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
         own = {"word_timestamps": self.word_timestamps, "diarize": self.diarize, "summarize": self.summarize,
                "translate_to": None if self.translate_to is None else list(self.translate_to),
-               "vocabulary": None if self.vocabulary is None else list(self.vocabulary)}  # fmt: skip
+               "vocabulary": None if self.vocabulary is None else list(self.vocabulary),
+               "formats": None if self.formats is None else list(self.formats)}  # fmt: skip
         return {k: v for k, v in own.items() if v is not None}
 
 
@@ -96,6 +99,8 @@ class Settings:
     # names and rare words: faster-whisper's hotwords locally, the start of the prompt on the API (traxd/vocabulary.py)
     vocabulary: tuple[str, ...] = _setting((), "TRAX_VOCABULARY", JOB)
     word_timestamps: bool = _setting(False, "TRAX_WORD_TIMESTAMPS", JOB)
+    # the files written besides NAME.json (always written): traxd/exports.py
+    formats: tuple[str, ...] = _setting(DEFAULT_FORMATS, "TRAX_FORMATS", JOB)
     chunk_size: float = _setting(600.0, "TRAX_CHUNK_SIZE", JOB)
     workers: int = _setting(8, "TRAX_WORKERS", START)
     settle_seconds: float = _setting(2.0, "TRAX_SETTLE_SECONDS", START)
@@ -233,6 +238,8 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
         if name == "notify":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(str(s).strip() for s in items if str(s).strip())
+        if name == "formats":
+            return _formats(raw, where)
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -265,7 +272,19 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
-WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary"}
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary", "formats"}
+
+
+def _formats(raw: Any, where: str) -> tuple[str, ...]:
+    """Output formats from "txt,docx" or a list (ConfigError naming where for an unknown one)."""
+    from traxd.exports import parse_formats
+
+    if not isinstance(raw, (str, list, tuple)):
+        raise TypeError(raw)
+    try:
+        return parse_formats(raw)
+    except UserError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 HOOK_KEYS = {"url", "secret", "allow_private"}
@@ -319,12 +338,14 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         given = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
         codes, summary, terms = item.get("translate_to"), item.get("summarize"), item.get("vocabulary")
+        formats = item.get("formats")
         out.append(WatchFolder(inbox_path, Path(str(given)).expanduser() if given else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
                                None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),
                                None if summary is None else _to_bool(summary),
-                               None if terms is None else _terms(terms)))  # fmt: skip
+                               None if terms is None else _terms(terms),
+                               None if formats is None else _formats(formats, "watch folder formats")))  # fmt: skip
     return tuple(out)
 
 

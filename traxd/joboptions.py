@@ -24,6 +24,7 @@ from typing import Any
 from traxd import vocabulary
 from traxd.config import JOB_FIELDS, Settings
 from traxd.errors import UsageError, UserError
+from traxd.exports import DEFAULT_FORMATS, parse_formats
 from traxd.languages import normalize_language
 from traxd.model_catalog import MODELS, is_api_model
 from traxd.translate import parse_codes
@@ -47,6 +48,7 @@ class JobOptions:
     translate_to: tuple[str, ...] = ()
     summarize: bool = False
     vocabulary: tuple[str, ...] = ()  # names and rare words (traxd/vocabulary.py), read from a file when queued
+    formats: tuple[str, ...] = DEFAULT_FORMATS  # what NAME.* are written in (traxd/exports.py); json always
     model: str | None = None  # None: the model its backend is configured with when each task runs
     backend: str | None = None  # the backend `model` was checked for
 
@@ -67,6 +69,8 @@ class JobOptions:
             out["summarize"] = True
         if self.vocabulary:
             out["vocabulary"] = list(self.vocabulary)
+        if self.formats != DEFAULT_FORMATS:
+            out["formats"] = list(self.formats)  # without the key a job has the default (see formats_of)
         return out
 
 
@@ -96,6 +100,7 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"language: {exc}") from None
     out["translate_to"] = parse_codes(values["translate_to"])
     out["vocabulary"] = vocabulary.parse(values["vocabulary"])
+    out["formats"] = parse_formats(values["formats"])
     out["chunk_size"] = _number("chunk_size", values["chunk_size"], float)
     for name in _COUNTS:
         out[name] = None if values[name] is None else _number(name, values[name], int)
@@ -110,6 +115,11 @@ def _number(name: str, value: Any, kind: type[int | float]) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or value != kind(value):
         raise UsageError(f"{name} must be a number greater than 0{' (whole)' if kind is int else ''}, got {value!r}")
     return kind(value)
+
+
+def formats_of(options: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The formats a queued job's stored options ask for (the default when they name none, as before formats)."""
+    return parse_formats((options or {}).get("formats") or DEFAULT_FORMATS)
 
 
 def model_options(settings: Settings, model: str | None) -> dict[str, Any]:
@@ -150,4 +160,4 @@ def _api_model_problem(name: str, custom_server: bool) -> str | None:
             "(a local model size or folder needs TRAX_BACKEND=local)")
 
 
-__all__ = ["OPTION_NAMES", "JobOptions", "job_options", "model_options"]
+__all__ = ["OPTION_NAMES", "JobOptions", "formats_of", "job_options", "model_options"]

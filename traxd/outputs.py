@@ -1,4 +1,5 @@
-"""Transcript outputs: NAME.txt/.json/.srt/.vtt written atomically, names sanitised and kept in the output folder."""
+"""Transcript outputs: NAME.json and the chosen formats (traxd.exports) written atomically as one set, names sanitised
+and kept in the output folder."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from traxd.errors import DISK_FULL_ERRNOS, disk_full
+from traxd.exports import DEFAULT_FORMATS, FORMATS, WRITERS
 from traxd.timeline import MAX_CUE_SECONDS, place_text
 
-EXTENSIONS = ("txt", "json", "srt", "vtt")
+# A name is taken when any file of any format already has it (even one this job did not choose).
+EXTENSIONS = FORMATS
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
@@ -30,8 +33,8 @@ _PLACEHOLDER_BYTES = 4096  # one filesystem block
 _JSON_LOCK = threading.Lock()
 
 
-def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> Path:
-    """Write text to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`); the
+def write_text_atomic(path: Path | str, text: str | bytes, mode: int = 0o644) -> Path:
+    """Write text (UTF-8) or bytes to a temp file in the same folder, fsync it, then os.replace it over `path` (with `mode`); the
     temp files of earlier writes of `path` that a kill -9 left are removed afterwards."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,16 +58,16 @@ def fsync_dir(folder: Path) -> None:
 
 
 class _Staged:
-    """`text` in a synced temp file beside `target`, flocked (sweeps skip a live writer's temp) until commit() renames
+    """`text` (UTF-8) or bytes in a synced temp file beside `target`, flocked (sweeps skip a live writer's temp) until commit() renames
     it over `target` or discard() removes it. A failed write removes its temp file itself."""
 
-    def __init__(self, target: Path, text: str, mode: int = 0o644) -> None:
+    def __init__(self, target: Path, text: str | bytes, mode: int = 0o644) -> None:
         self.target = target
         fd, self.tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self.fh = os.fdopen(fd, "wb")
         try:
             fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
-            self.fh.write(text)
+            self.fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             self.fh.flush()
             os.fsync(self.fh.fileno())
             os.fchmod(self.fh.fileno(), mode)
@@ -334,16 +337,27 @@ def to_txt(segments: list[dict[str, Any]], text: str | None = None) -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[str, str]:
-    """Write NAME.txt, .srt, .vtt and finally .json (the JSON last: it marks the set complete).
+def render(fmt: str, doc: dict[str, Any]) -> str | bytes:
+    """One format of a NAME.json document (a name of traxd.exports.FORMATS)."""
+    segments = list(doc.get("segments") or [])
+    if fmt == "json":
+        return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "txt":
+        return to_txt(segments, doc.get("text"))
+    if fmt in ("srt", "vtt"):
+        return to_srt(segments) if fmt == "srt" else to_vtt(segments)
+    return WRITERS[fmt](doc)
 
-    All four are written and synced as temp files before the first one is renamed into place, so a write that fails
+
+def write_transcript(output_dir: Path, base: str, doc: dict[str, Any],
+                     formats: tuple[str, ...] = DEFAULT_FORMATS) -> dict[str, str]:  # fmt: skip
+    """Write NAME.* in the chosen formats and finally NAME.json (always written, and last: it marks the set complete).
+
+    All are written and synced as temp files before the first one is renamed into place, so a write that fails
     (a full disk) changes no NAME.*: a rewrite keeps the whole earlier set, a first write leaves nothing behind, not
     even the name's placeholder. It raises DiskFullError saying where and how much space the set needs.
     """
-    segments = list(doc.get("segments") or [])
-    texts = {"txt": to_txt(segments, doc.get("text")), "srt": to_srt(segments), "vtt": to_vtt(segments),
-             "json": json.dumps(doc, ensure_ascii=False, indent=2) + "\n"}  # fmt: skip
+    texts = {ext: render(ext, doc) for ext in (*(f for f in formats if f != "json"), "json")}
     targets = {ext: inside(output_dir, f"{base}.{ext}") for ext in texts}
     new = {ext for ext, path in targets.items() if not path.exists() or ext == "json" and _is_placeholder(path)}
     staged: list[_Staged] = []
@@ -361,13 +375,13 @@ def write_transcript(output_dir: Path, base: str, doc: dict[str, Any]) -> dict[s
         if not isinstance(exc, OSError):
             raise
         if exc.errno in DISK_FULL_ERRNOS:
-            need = sum(len(t.encode("utf-8")) for t in texts.values())
-            raise disk_full(exc, output_dir, need, f"writing {base}.txt/.srt/.vtt/.json") from None
+            need = sum(len(t.encode("utf-8") if isinstance(t, str) else t) for t in texts.values())
+            raise disk_full(exc, output_dir, need, f"writing {base}.{'/.'.join(texts)}") from None
         raise
     for old in kept.values():
         old.drop()
     fsync_dir(targets["json"].parent)
-    _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for the four names, not four
+    _remove_stale_temps(targets["json"].parent, base)  # one listing of the outbox for all the names, not one each
     return {ext: str(path) for ext, path in targets.items()}
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from traxd.types import TaskState
-
 
 class Rates:
-    """success_rate and failure_rate of the original design, for anything with the three counts."""
+    """success_rate and failure_rate (percent of the finished), for anything with the three counts."""
 
     total_tasks: int
     completed_tasks: int
@@ -33,7 +31,7 @@ class Rates:
 
 @dataclass(frozen=True)
 class BatchProgress(Rates):
-    """A snapshot of a batch (or of the daemon's queue), named as in the original design."""
+    """A snapshot of a batch (or of the daemon's queue): counts, resources and ETA, under the batch API's names."""
 
     total_tasks: int = 0
     completed_tasks: int = 0
@@ -66,7 +64,7 @@ class BatchProgress(Rates):
         return max(0, self.total_tasks - self.finished_tasks)
 
     def as_dict(self) -> dict[str, Any]:
-        """The `status --json` keys of the spec (plus the original design's names)."""
+        """The `status --json` keys (plus success_rate, failure_rate and elapsed_seconds)."""
         return {
             "state": self.state, "total": self.total_tasks, "queued": self.queued_tasks,
             "running": self.active_tasks, "succeeded": self.completed_tasks, "failed": self.failed_tasks,
@@ -76,19 +74,6 @@ class BatchProgress(Rates):
             "paused_reason": self.paused_reason, "success_rate": round(self.success_rate, 1),
             "failure_rate": round(self.failure_rate, 1), "elapsed_seconds": round(self.elapsed_seconds, 1),
         }  # fmt: skip
-
-
-def from_counts(counts: dict[str, int], **rest: Any) -> BatchProgress:
-    """Build a snapshot from Store.counts() plus resource figures."""
-    return BatchProgress(
-        total_tasks=sum(counts.values()),
-        completed_tasks=counts.get(TaskState.SUCCEEDED.value, 0),
-        failed_tasks=counts.get(TaskState.FAILED.value, 0),
-        active_tasks=counts.get(TaskState.RUNNING.value, 0),
-        queued_tasks=counts.get(TaskState.QUEUED.value, 0),
-        cancelled_tasks=counts.get(TaskState.CANCELLED.value, 0),
-        **rest,
-    )
 
 
 def format_eta(seconds: float | None) -> str:

@@ -11,9 +11,9 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from traxd.errors import UsageError
+from traxd.typedtime import parse_moment
 from traxd.types import SearchFilters
 
 # A word is a run of letters and digits (underscore and punctuation separate words, as in FTS5's unicode61).
@@ -216,25 +216,16 @@ def to_tsquery(node: Node) -> str:
     return "(" + joiner.join(to_tsquery(p) for p in node.parts) + ")"
 
 
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def since_epoch(value: str | float | None, now: float | None = None) -> float | None:
-    """`--since` as epoch seconds: a span back from now (`90m`, `12h`, `7d`, `2w`) or a date (`2026-11-01`)."""
+def _since(value: str | float | None) -> float | None:
+    """`since` as epoch seconds: a typed moment (see typedtime), or a number of seconds back from now."""
     if value is None or value == "":
         return None
-    now = time.time() if now is None else now
     if isinstance(value, int | float):
-        return now - float(value)
-    m = _SPAN.match(value)
-    if m:
-        return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
+        return time.time() - float(value)
     try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise QueryError(f"--since {value!r} is neither a span (7d, 12h, 30m) nor a date (2026-11-01)") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        return parse_moment(value, time.time())
+    except UsageError as exc:  # the dashboard and the API catch a query's own error class
+        raise QueryError(str(exc)) from None
 
 
 def make_filters(
@@ -245,4 +236,4 @@ def make_filters(
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"--limit must be between 1 and {MAX_LIMIT} (got {limit})")
     folder = os.path.realpath(os.path.expanduser(os.fspath(inbox))) if inbox else None
-    return SearchFilters(since_epoch(since), folder, speaker or None, (language or "").strip().lower() or None, limit)
+    return SearchFilters(_since(since), folder, speaker or None, (language or "").strip().lower() or None, limit)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 
 class TaskType(str, enum.Enum):
-    """The kinds of work a task can be (the original design's names)."""
+    """The kinds of work a task can be (TRANSCRIBE, ENHANCE, YOUTUBE, DOWNLOAD, PREPROCESS are the batch API's)."""
 
     TRANSCRIBE = "transcribe"
     ENHANCE = "enhance"
@@ -252,3 +252,8 @@ class StopFlag(Protocol):
     def is_set(self) -> bool:
         """True once the task should stop."""
         ...
+
+
+# The key a paid checkpoint carries in the task's result: the attempt that paid for it. A result spooled by an older
+# attempt is never written over one a later attempt paid for (queue.transitions.offer_verdict).
+PAID_KEY = "_paid_by_attempt"

@@ -3,7 +3,8 @@
 Serves `POST /v1/audio/transcriptions` (every response_format) and `POST /v1/chat/completions` (plain, and JSON
 mode with `response_format={"type": "json_object"}` answered by `chat_json`), records every
 request, and can be told to fail: `server.fail_next(status=429, headers={"retry-after": "3"})`, a delay, or a
-dropped connection. Drive it with the real openai SDK: `OpenAI(base_url=server.base_url, api_key="sk-test")`.
+dropped connection. `server.hold()` keeps requests open (recorded, unanswered) until `server.release()` (or one at
+a time, `server.let_one()`); `server.held` says how many are open. Drive it with the real openai SDK: `OpenAI(base_url=server.base_url, api_key="sk-test")`.
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ class FakeOpenAI:
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
         self._lock = threading.Lock()
+        self._open = threading.Event()  # cleared by hold(): requests wait until release()
+        self._open.set()
+        self._passes = threading.Semaphore(0)  # let_one(): one held request goes on
+        self._held = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -149,6 +154,36 @@ class FakeOpenAI:
         with self._lock:
             for _ in range(times):
                 self.faults.append(Fault(status=status, **kwargs))
+
+    def hold(self) -> None:
+        """Keep requests that arrive from now on open (recorded, not answered) until release() or let_one()."""
+        self._open.clear()
+
+    def let_one(self) -> None:
+        """Answer one held request (the next one to arrive, if none is held now); keep holding the rest."""
+        self._passes.release()
+
+    def release(self) -> None:
+        """Answer every held request, and the next ones at once."""
+        self._open.set()
+
+    @property
+    def held(self) -> int:
+        """Transcription requests open right now because of hold()."""
+        with self._lock:
+            return self._held
+
+    def _wait_if_held(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self._held += 1
+        try:
+            while not self._open.wait(0.02) and not self._passes.acquire(blocking=False):
+                pass
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def calls(self, path_suffix: str = "") -> list[Recorded]:
         """Requests recorded so far (optionally only those whose path ends with the suffix)."""
@@ -207,6 +242,7 @@ class FakeOpenAI:
                                           "code": "invalid_api_key"}})  # fmt: skip
             return
         self._record(rec)
+        self._wait_if_held()  # a request in flight while the test breaks something else (the database)
         if h.path.endswith("/audio/transcriptions"):
             self._send_transcription(h, rec)
         elif h.path.endswith("/chat/completions"):

@@ -161,3 +161,16 @@ def load_model(name: str, download: bool = True, device: str = "auto") -> Loaded
         size = sum(p.stat().st_size for p in Path(folder).glob("model.bin")) / 2**20
         _MODELS[key] = Loaded(model, where, size)
         return _MODELS[key]
+
+
+def preload(name: str, device: str = "auto") -> threading.Thread:
+    """Start loading `name` on a background thread (never downloading): `trax batch` overlaps the load with its
+    start-up and the first files' preprocessing. A model that cannot load is left for the first task to report."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the TRANSCRIBE that needs it raises the real error, with the fix
+            load_model(name, download=False, device=device)
+
+    thread = threading.Thread(target=load, name="trax-model-load", daemon=True)
+    thread.start()
+    return thread

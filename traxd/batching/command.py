@@ -16,13 +16,15 @@ from traxd.batching.result import BatchResult, report_path
 from traxd.batching.run import BatchRun
 from traxd.batching.setup import check_memory_limit
 from traxd.config import Settings, load_settings, with_changes
-from traxd.daemon.home import connections_for, open_store
+from traxd.daemon.home import connections_for
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.daemon.pool_setup import resource_monitor
 from traxd.daemon.scratch import sweep_at_start
+from traxd.database import open_store
 from traxd.errors import AuthError, PermanentError, UserError
 from traxd.handlers import Handler, Registry, load_registry
 from traxd.handlers.common import DEFAULT_LOCAL_MODEL
+from traxd.handlers.transcribe import preload_local_model
 from traxd.ingest.enqueue import Skipped
 from traxd.ingest.manual import check_path
 from traxd.ingest.scan import walk
@@ -60,6 +62,7 @@ class BatchOptions:
     translate_to: str | None = None
     summarize: bool | None = None
     vocabulary: str | None = None
+    formats: str | None = None
 
 
 class Reporter(Protocol):
@@ -93,7 +96,7 @@ def batch_settings(opts: BatchOptions, env: dict[str, str] | None = None) -> Set
              "diarize": True if opts.diarize else None, "speakers": opts.speakers, "min_speakers": opts.min_speakers,
              "max_speakers": opts.max_speakers,
              "translate_to": opts.translate_to or None, "summarize": opts.summarize,
-             "vocabulary": opts.vocabulary}  # fmt: skip
+             "vocabulary": opts.vocabulary, "formats": opts.formats}  # fmt: skip
     settings = load_settings(flags, env)
     check_memory_limit(settings.memory_limit_mb)
     return with_changes(settings, language=normalize_language(settings.language))  # TRAX_LANGUAGE checked too
@@ -140,6 +143,7 @@ def run_batch(opts: BatchOptions, reporter: Reporter, env: dict[str, str] | None
                              "those tasks will fail with that reason")  # fmt: skip
     if settings.diarize and (reason := diarization_missing()):
         reporter.message(f"warning: --diarize: {reason}; transcripts are written without speakers")
+    preload_local_model(settings, options.get("model"))  # loads while the store opens and the files are cut
     store = open_store(settings, pool_size=connections_for(settings.workers))
     try:
         return _run(store, settings, opts, root, files, output, reporter, options)

@@ -13,13 +13,14 @@ from traxd.jobviews import JobView
 from traxd.progress import Rates
 from traxd.types import Job, Task, TaskState, TaskType
 
-# The original design's names -> the fields that hold them (both work in the constructor and as attributes).
+# Names that scripts written for the in-memory batch processor read and pass (success_count, …) -> the fields
+# that hold them; both work in the constructor and as attributes, so those scripts keep working.
 DESIGN_NAMES = {"success_count": "completed_tasks", "failure_count": "failed_tasks", "total_count": "total_tasks",
                 "memory_peak_mb": "peak_memory_mb", "cpu_peak_percent": "peak_cpu_percent"}  # fmt: skip
 
 
 def _design_names(cls: type[Any]) -> type[Any]:
-    """Let the dataclass constructor take the original design's names too, and read them back as properties."""
+    """Let the dataclass constructor take the DESIGN_NAMES too, and read them back as properties."""
     init = cls.__init__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -33,7 +34,7 @@ def _design_names(cls: type[Any]) -> type[Any]:
     __init__.__doc__ = init.__doc__
     cls.__init__ = __init__
     for old, new in DESIGN_NAMES.items():
-        setattr(cls, old, property(_reader(new), doc=f"The original design's name of {new}."))
+        setattr(cls, old, property(_reader(new), doc=f"Another name of {new} (see DESIGN_NAMES)."))
     return cls
 
 
@@ -45,7 +46,7 @@ def _reader(name: str) -> Callable[[Any], Any]:
 @_design_names
 @dataclass(frozen=True)
 class BatchResult(Rates):
-    """The outcome of a batch, named as in the original design (one task = one input)."""
+    """The outcome of a batch: counts, time, peaks, quality and failures (one task = one input)."""
 
     total_tasks: int = 0
     completed_tasks: int = 0

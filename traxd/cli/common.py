@@ -14,7 +14,6 @@ from traxd.errors import ConfigError, UsageError, UserError
 if TYPE_CHECKING:  # the read-only commands never load the store (SQLAlchemy, the table declarations), nor Typer
     import typer
 
-    from traxd.queue.reads import Reader
     from traxd.queue.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +63,7 @@ def settings(**overrides: Any) -> Settings:
 @contextmanager
 def store_for(s: Settings) -> Iterator[Store]:
     """A store on the settings' DB (created and upgraded if needed), disposed afterwards."""
-    from traxd.daemon.home import open_store
+    from traxd.database import open_store
 
     store = open_store(s, pool_size=2)
     try:
@@ -72,31 +71,3 @@ def store_for(s: Settings) -> Iterator[Store]:
     finally:
         store.engine.dispose()
 
-
-@contextmanager
-def reader_for(s: Settings) -> Iterator[Reader]:
-    """A read-only connection on the settings' DB: no SQLAlchemy or Alembic unless the schema needs an upgrade.
-
-    The schema version is checked with one query; an empty, old or unusual database takes the full path once
-    (open_store creates or upgrades it), then the light connection is opened again.
-    """
-    from traxd.db import readonly
-    from traxd.queue.reads import Reader
-
-    opened = readonly.connect(s.database_url)
-    if opened is not None and readonly.schema_version(opened[0]) != readonly.head_revision():
-        opened[0].close()
-        opened = None
-    engine = None
-    if opened is None:
-        from traxd.daemon.home import open_store
-
-        engine = open_store(s, pool_size=1).engine
-        opened = readonly.connect(s.database_url) or (engine.raw_connection(), "?" if engine.dialect.name == "sqlite" else "%s")
-    reader = Reader(*opened)
-    try:
-        yield reader
-    finally:
-        reader.close()
-        if engine is not None:
-            engine.dispose()

@@ -25,6 +25,9 @@ Diarize = Annotated[bool, typer.Option("--diarize", help="Label who speaks (the 
 Speakers = Annotated[int | None, typer.Option(min=1, metavar="N", help="How many people speak, when known.")]
 MinSpeakers = Annotated[int | None, typer.Option(min=1, metavar="N", help="At least this many speakers.")]
 MaxSpeakers = Annotated[int | None, typer.Option(min=1, metavar="N", help="At most this many speakers.")]
+Formats = Annotated[str | None, typer.Option(
+    metavar="FMT[,FMT]",
+    help="Outputs besides NAME.json: txt, srt, vtt, docx, md, csv, tsv, jsonl (default txt,srt,vtt).")]
 Vocabulary = Annotated[str | None, typer.Option(
     metavar="TERMS|@FILE",
     help="Names and rare words to spell right, comma-separated or one a line in FILE (read when queued).")]

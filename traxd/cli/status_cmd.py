@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from traxd.cli.common import reader_for, report_error, settings
+from traxd.cli.common import report_error, settings
+from traxd.database import reader_for
 from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState
@@ -90,16 +92,17 @@ def fast_status(argv: list[str]) -> int | None:
 
 def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, since: str | None, count: int) -> None:
     """The status command (both entries): one report, or one every `interval` seconds with --follow."""
-    from traxd.daemon.status import ALL, CURRENT, SINCE, parse_since
+    from traxd.daemon.status import ALL, CURRENT, SINCE
+    from traxd.typedtime import parse_moment
 
     if all_jobs and since is not None:
         raise UsageError("give --all or --since, not both")
     s = settings()
-    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_since(since, time.time()))
+    scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_moment(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
     with reader_for(s) as reader:
         def report() -> Any:
-            return _collect(reader, s.lease_seconds, model, scope, start)
+            return _collect(reader, s.lease_seconds, model, scope, start, s.home)
 
         if follow and not as_json:
             _follow(report, interval, count)
@@ -115,10 +118,16 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
             time.sleep(interval)
 
 
-def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None) -> Any:
+def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None, home: Path) -> Any:
+    from dataclasses import replace
+
+    from traxd.daemon.outage import outage_warning
     from traxd.daemon.status import collect
 
-    return collect(reader, lease_seconds, time.time(), model, scope, start)
+    status = collect(reader, lease_seconds, time.time(), model, scope, start)
+    # This machine's daemon may not reach a database we can read (SQLite's write lock held, a full disk).
+    note = outage_warning(home / "spool")
+    return replace(status, warnings=(*status.warnings, note)) if note else status
 
 
 def _follow(report: Callable[[], Any], interval: float, count: int) -> None:

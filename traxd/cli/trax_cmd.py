@@ -47,12 +47,13 @@ def batch(
     min_speakers: opt.MinSpeakers = None,
     max_speakers: opt.MaxSpeakers = None,
     vocabulary: opt.Vocabulary = None,
+    formats: opt.Formats = None,
 ) -> None:
     """Transcribe a folder in the foreground; Ctrl-C and a re-run continue where it stopped."""
     opts = BatchOptions(path, workers, progress_interval, memory_limit, cpu_limit, model, language, chunk_size,
                         enhance, recursive, output, word_timestamps, diarize=diarize, speakers=speakers,
                         min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
-                        summarize=summarize, vocabulary=vocabulary)  # fmt: skip
+                        summarize=summarize, vocabulary=vocabulary, formats=formats)  # fmt: skip
     out, err = Console(file=sys.stdout), Console(file=sys.stderr)
     reporter = (LiveReporter if err.is_terminal else PlainReporter)(out, err, as_json)
     try:

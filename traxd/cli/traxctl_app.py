@@ -1,5 +1,5 @@
-"""The `traxctl` Typer app: status, pause/resume/stop, add, list, show, retry, cancel, search, watch, dashboard, service,
-doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a plain `status` without loading this."""
+"""The `traxctl` Typer app: status, pause/resume/stop, add, list, show, retry, cancel, export, search, watch, dashboard,
+service, doctor (thin commands). The entry point is traxd.cli.traxctl_cmd, which runs a plain `status` without loading this."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from rich.table import Table
 
 from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
+from traxd.cli.export_cmd import export
 from traxd.cli.help_format import PLAIN_HELP
 from traxd.cli.notify_cmd import notify_app
 from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
 from traxd.cli.status_cmd import StatusOption, run_status
 from traxd.errors import UsageError, UserError
-from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Job, Task, TaskState
+from traxd.types import GLOBAL_SCOPE, PRIORITY_NORMAL, ControlState, Task, TaskState
 
 app = typer.Typer(help="traxctl: watch and steer the Trax daemon (works whether it runs or not).",
                   no_args_is_help=True, pretty_exceptions_enable=False, **PLAIN_HELP)  # fmt: skip
@@ -34,6 +35,7 @@ app.add_typer(watch_app, name="watch")
 app.add_typer(service_app, name="service")
 app.add_typer(speakers_app, name="speakers")
 app.add_typer(notify_app, name="notify")
+app.command("export")(export)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -127,6 +129,7 @@ def add(
     min_speakers: opt.MinSpeakers = None,
     max_speakers: opt.MaxSpeakers = None,
     vocabulary: opt.Vocabulary = None,
+    formats: opt.Formats = None,
 ) -> None:
     """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
     from traxd.ingest.enqueue import Ingestor, Queued, Skipped
@@ -135,7 +138,7 @@ def add(
 
     s = settings(enhance=enhance or None, word_timestamps=word_timestamps or None, diarize=diarize or None,
                  speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, translate_to=translate_to,
-                 summarize=summarize)  # fmt: skip
+                 summarize=summarize, formats=formats)  # fmt: skip
     target = _outbox(s, outbox)
     given = {"language": language, "model": model, "chunk_size": chunk_size, "vocabulary": vocabulary}
     options = job_options(s, given).as_dict()
@@ -180,15 +183,15 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
-    with store_for(settings()) as store:
+    with store_for(settings()) as store, store.reading() as reader:
         tasks = store.list_tasks(state, limit)
-        names: dict[int | None, Job | None] = {t.job_id: store.get_job(t.job_id) for t in tasks if t.job_id is not None}
+        names = reader.jobs([t.job_id for t in tasks if t.job_id is not None])  # one query, not one per task
     if as_json:
-        _print_json([_task_dict(t, names.get(t.job_id)) for t in tasks])
+        _print_json([_task_dict(t, names.get(t.job_id) if t.job_id is not None else None) for t in tasks])
         return
     table = Table("ID", "Type", "State", "Pri", "Try", "Name", "Error")
     for t in tasks:
-        job = names.get(t.job_id)
+        job = names.get(t.job_id) if t.job_id is not None else None
         table.add_row(str(t.id), t.type.value, t.state.value, str(t.priority), str(t.attempts),
                       job.name if job else "", (t.error_message or "").splitlines()[0][:60] if t.error_message else "")
     _out().print(table)
@@ -280,9 +283,9 @@ def _why_not(task: Task | None, task_id: int, verb: str, states: str) -> str:
 
 
 # -- watch folders ------------------------------------------------------------------------------
-@app.command()
+@app.command("search")
 @one_line_errors
-def search(
+def search_transcripts(
     query: Annotated[str | None, typer.Argument(metavar="QUERY",
                                                 help='Words, "a phrase", prefix*, OR, -word, (groups).')] = None,
     since: Annotated[str | None, typer.Option(metavar="WHEN", help="Only transcripts finished in this span (7d, 12h) or since a date.")] = None,
@@ -351,18 +354,21 @@ def watch_add(
     translate_to: opt.TranslateTo = None,
     summarize: opt.Summarize = None,
     vocabulary: opt.Vocabulary = None,
+    formats: opt.Formats = None,
 ) -> None:
     """Watch another inbox (saved in config.toml; a running daemon picks it up within seconds).
 
     The options given here are this folder's own; the others follow the settings when each file is queued."""
     from traxd.daemon.folders import add_watch
+    from traxd.exports import parse_formats
     from traxd.translate import parse_codes
     from traxd.vocabulary import parse
 
     codes = parse_codes(translate_to) if translate_to is not None else None
     terms = parse(vocabulary) if vocabulary is not None else None
     folder = add_watch(settings(), inbox, outbox, word_timestamps=True if word_timestamps else None,
-                       translate_to=codes, summarize=summarize, vocabulary=terms)
+                       translate_to=codes, summarize=summarize, vocabulary=terms,
+                       formats=None if formats is None else parse_formats(formats))
     typer.echo(f"watching {folder.inbox} -> {folder.outbox}")
 
 

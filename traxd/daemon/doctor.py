@@ -12,7 +12,7 @@ from pathlib import Path
 from traxd.config import Settings
 from traxd.daemon.folders import config_path, fs_type, is_network_fs
 from traxd.daemon.home import lock_holder
-from traxd.db.engine import open_engine, sqlite_path
+from traxd.db.engine import sqlite_path
 from traxd.errors import UserError
 from traxd.model_catalog import model_info, model_warning
 
@@ -92,22 +92,19 @@ def check_ffmpeg() -> Check:
 
 def check_database(s: Settings) -> Check:
     """The DB opens and its schema is at the newest revision (nothing is created or changed)."""
-    from traxd.db.migrate import alembic_config, current_revision, head_revision
+    from traxd.database import shipped_head, stored_revision
 
     path = sqlite_path(s.database_url)
     if path is not None and not path.exists():
         return Check("database", WARN, f"{path} does not exist yet (traxd run creates it)")
     try:
-        engine = open_engine(s.database_url, pool_size=1)
+        shown, current = stored_revision(s)
     except UserError as exc:
         return Check("database", FAIL, str(exc))
-    try:
-        current, head = current_revision(engine), head_revision(alembic_config(engine))
-    finally:
-        engine.dispose()
+    head = shipped_head()
     if current != head:
         return Check("database", WARN, f"schema at {current}, newest is {head} (traxd run upgrades it)")
-    return Check("database", OK, f"{engine.url.render_as_string(hide_password=True)} at {head}")
+    return Check("database", OK, f"{shown} at {head}")
 
 
 def check_folders(s: Settings) -> list[Check]:

@@ -1,4 +1,7 @@
-"""The home folder: creating it (0700), opening the store at head, and the one-daemon-per-home lock."""
+"""The home folder's daemon lock (one daemon per home) and the connections a daemon keeps open.
+
+Creating the home and opening the store at head: `traxd.database`.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +10,15 @@ import os
 from pathlib import Path
 from typing import IO, Self
 
-from traxd.clock import Clock
-from traxd.config import Settings
-from traxd.db import migrate
-from traxd.db.engine import open_engine
 from traxd.errors import UserError
-from traxd.queue.store import Store
 
 LOCK_NAME = "traxd.lock"
-
-
-def prepare_home(settings: Settings) -> None:
-    """Create the home, logs, scratch, inbox and outbox folders (0700) if they are missing."""
-    folders = [settings.home, settings.logs_dir, settings.tmp_dir]
-    for watch in settings.watch:
-        folders += [watch.inbox, watch.outbox]
-    for folder in folders:
-        if not folder.exists():
-            try:
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UserError(f"cannot create {folder}: {exc.strerror} (check TRAX_HOME and config.toml)") from None
-            os.chmod(folder, 0o700)
 
 
 def connections_for(slots: int) -> int:
     """Database connections a process running `slots` slots keeps open: one per slot, plus its dispatcher,
     maintenance, watcher and status readers."""
     return slots + 6
-
-
-def open_store(settings: Settings, *, pool_size: int = 4, clock: Clock | None = None) -> Store:
-    """Open the database (creating the home first) and upgrade it to the newest schema: every entry point's one way.
-
-    `pool_size`: connections kept open (a pool's slots plus its dispatcher, maintenance and watcher threads).
-    """
-    if not settings.home.exists():
-        prepare_home(settings)
-    engine = open_engine(settings.database_url, synchronous=settings.synchronous, pool_size=pool_size)
-    migrate.upgrade(engine)
-    return Store(engine, clock)
 
 
 class DaemonLock:

@@ -19,6 +19,7 @@ from traxd.logging import get_logger
 from traxd.queue.store import Store
 from traxd.queue.transitions import Decision, decide_rescue
 from traxd.resources import TreeSampler
+from traxd.supervision import Crashed, report_crash
 from traxd.types import NewTask, Task, TaskState, TaskType, WorkerInfo
 
 log = get_logger("maintenance")
@@ -45,8 +46,11 @@ class Maintenance:
     """A thread that renews leases every lease/3 s, heartbeats, and rescues orphans every rescue interval."""
 
     def __init__(self, store: Store, owner: Owner, clock: Clock, held: Held, writes: DatabaseWrites,
-                 upkeep: Upkeep) -> None:  # fmt: skip
+                 upkeep: Upkeep, crashed: Crashed | None = None) -> None:  # fmt: skip
         self.store, self.owner, self.clock = store, owner, clock
+        self.crashed = crashed  # told when the loop ends on a bug (see traxd.supervision)
+        # The database's "unreachable, busy or full" errors and the file system's: the next round retries them.
+        self.expected: tuple[type[BaseException], ...] = (*store.unavailable, OSError)
         self.owner_id = str(owner)
         self.held, self.writes, self.upkeep = held, writes, upkeep
         self._stop = threading.Event()
@@ -55,13 +59,16 @@ class Maintenance:
         self.rescued = 0
         # Whose targets hear of a job a poison task ends (set by the pool when it notifies; None: nobody).
         self.notify_settings: Settings | None = None
+        self._cut_off = False  # a round failed: the database may have been out for everyone
+        self._quiet_until = 0.0  # until then, expired leases are not rescued (their owners renew first)
 
     def start(self) -> None:
         """Rescue dead predecessors at once, then keep going in the background."""
         try:
             self.beat()
             self.rescue()
-        except self.store.unavailable as exc:  # e.g. a full disk: the loop retries; never a crash loop
+        except self.expected as exc:  # e.g. a full disk: the loop retries; never a crash loop
+            self._cut_off = True
             if not self.writes.failed(exc):
                 log.warning("maintenance_failed", error=str(exc).splitlines()[0][:300])
         self._thread = threading.Thread(target=self._loop, name="trax-maintenance", daemon=True)
@@ -74,7 +81,7 @@ class Maintenance:
             self._thread.join(timeout=5)
         try:
             self.store.remove_worker(self.owner_id)
-        except Exception as exc:  # noqa: BLE001 - shutting down; the row is swept later as stale
+        except self.expected as exc:  # shutting down; the row is swept later as stale
             log.warning("heartbeat_remove_failed", error=str(exc))
 
     def _loop(self) -> None:
@@ -87,15 +94,23 @@ class Maintenance:
         next_rescue = time.monotonic() + rescue_every
         while not self._stop.wait(max(0.0, min(next_beat, next_rescue) - time.monotonic())):
             try:
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + renew_every
+                now = time.monotonic()
+                # Cut off: renew (at the rescue pace) before rescuing anything; the quiet period starts with it.
+                if now >= next_beat or (self._cut_off and now >= next_rescue):
+                    next_beat = now + renew_every
+                    next_rescue = max(next_rescue, now + rescue_every) if self._cut_off else next_rescue
                     self.beat()
                 if time.monotonic() >= next_rescue:
                     next_rescue = time.monotonic() + rescue_every
                     self.rescue()
-            except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill upkeep; next round retries
-                if not self.writes.failed(exc):
+            except self.expected as exc:  # a DB or disk hiccup must not kill upkeep; next round retries
+                known = self._cut_off  # an outage is said once, not every round it lasts
+                self._cut_off = known or isinstance(exc, self.store.unavailable)
+                if not self.writes.failed(exc) and not known:
                     log.warning("maintenance_failed", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug: renewing half the time is worse than stopping
+                report_crash(log, "maintenance", exc, self.crashed)
+                return
 
     def beat(self) -> None:
         """Renew our leases and write the heartbeat row."""
@@ -107,6 +122,16 @@ class Maintenance:
             self.held.lost(lost)
         self.store.heartbeat(self._info(len(active)))
         self.writes.ok()  # the heartbeat was a write
+        if self._cut_off:
+            self._back_from_outage()
+
+    def _back_from_outage(self) -> None:
+        """The database is back after an outage that stopped every daemon's renewals, not only ours: their leases
+        ran out through no fault of theirs (and they may hold paid results to commit), so give them one lease
+        period to renew before expired leases count as orphans. Dead owners on this host are still rescued at once."""
+        self._cut_off = False
+        self._quiet_until = time.monotonic() + self.upkeep.lease_seconds
+        log.warning("rescue_deferred_after_outage", seconds=self.upkeep.lease_seconds)
 
     def _info(self, active: int) -> WorkerInfo:
         reading = self._sample()
@@ -142,7 +167,7 @@ class Maintenance:
         if owner_is_dead(owner, self.owner.host):
             return f"worker {owner} died"
         expires = task.lease_expires_at or 0.0
-        if expires < now:
+        if expires < now and time.monotonic() >= self._quiet_until:
             return f"lease of {owner} expired"
         return None
 

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from traxd import notify, pipelines
@@ -19,12 +20,13 @@ from traxd.daemon import scratch
 from traxd.daemon.health import DatabaseWrites
 from traxd.daemon.maintenance import Held, Maintenance, Upkeep
 from traxd.daemon.owner import Owner
+from traxd.daemon.paid import PaidResults
 from traxd.daemon.runner import Outcome, run_task
 from traxd.daemon.slots import Slots
+from traxd.daemon.spool import Spool
 from traxd.db.voices import Voices
 from traxd.errors import classify
-from traxd.handlers import download
-from traxd.handlers.registry import Checkpoint, Registry, TaskContext, bare_settings
+from traxd.handlers.registry import Cancellation, Checkpoint, Registry, TaskContext, bare_settings
 from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
 from traxd.queue.transitions import Decision, RetryPolicy, decide_failure
@@ -70,6 +72,9 @@ class PoolConfig:
     settings: Settings | None = None
     # Queue a NOTIFY task per configured target when a job ends (the daemon; `trax batch` reports on its own).
     notify: bool = False
+    # Where paid results wait when the database will not take them (None: $TRAX_HOME/spool with settings; a bare
+    # pool without settings keeps them in memory only).
+    spool_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class PoolStats:
     lost: int = 0
     released: int = 0
     paused_reason: str | None = None
+    crashed: str | None = None  # a background loop's bug that stopped the run (see traxd.supervision)
 
 
 class Pool:
@@ -129,10 +135,13 @@ class Pool:
         self._db_backoff = 0.0
         self._debug = False  # debug logging is on (looked up once a round)
         self.writes = DatabaseWrites(store, self.wake)
+        spool_dir = self.config.spool_dir or (self.config.settings.home / "spool" if self.config.settings else None)
+        self.paid = PaidResults(store, Spool(spool_dir) if spool_dir else None, self.config.db_retry_max_seconds,
+                                self.rng)  # fmt: skip
         self.started_at = self.clock.now()
         upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
         self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
-                                       self.writes, upkeep)  # fmt: skip
+                                       self.writes, upkeep, self.background_failed)  # fmt: skip
         self.maintenance.notify_settings = self.config.settings if self.config.notify else None
 
     # -- public ---------------------------------------------------------------------------------
@@ -172,6 +181,12 @@ class Pool:
         self._stop_now = self._stop_now or now
         self._stopping = True
 
+    def background_failed(self, loop: str, exc: BaseException) -> None:
+        """A background loop ended on a bug (already logged with its traceback): stop as `traxctl stop` does."""
+        self.stats.crashed = self.stats.crashed or f"{loop}: {exc!r}"
+        self.request_stop()
+        self.wake()
+
     def run(self, drain: bool = False) -> PoolStats:
         """Claim and run until stopped (signal, control row) or, with drain, until nothing is left to run."""
         self.started_at = self.clock.now()  # before the slot threads start: a stop from now on is for this run
@@ -197,6 +212,7 @@ class Pool:
                 self._db_outage(exc, slots)
                 continue
             self._db_backoff = 0.0
+            self.paid.back()
             if stopping:
                 glob = self._controls.get(GLOBAL_SCOPE)
                 if glob is not None and glob.stops(self.started_at) and glob.reason == "now":
@@ -213,10 +229,13 @@ class Pool:
             self.stats.paused_reason = self.writes.reason
         else:
             log.warning("database_unavailable", error=str(exc).splitlines()[0][:300], retry_in=self._db_backoff)
+            self.paid.outage(exc)
         self._pause(self._db_backoff, slots)
 
     def _round(self, slots: Slots[TaskContext], claim: bool) -> int:
         """Settle every finished run and claim for the free slots, in one transaction."""
+        if not self.paid.replayed:
+            self.paid.replay()  # what a killed predecessor paid for is committed before anything is claimed
         outcomes = self._unsettled + self._drain_outcomes()
         self._unsettled = outcomes  # kept until the transaction that settles them commits
         self._debug = log.is_enabled_for(logging.DEBUG)  # asked once a round: two debug calls cost 6 µs a task
@@ -234,7 +253,7 @@ class Pool:
         pausing = {d.pause_scope for d in decisions if d.pause_scope}
         busy = self._busy()
         types = [t for t in self._claimable_types(busy) if t.value not in pausing]
-        full = self.writes.reason
+        full = self.writes.reason or self._paid_waiting()
         limit = self._claim_limit(types, busy) if types and full is None else 0
         if full is not None:
             self.stats.paused_reason = full
@@ -242,6 +261,11 @@ class Pool:
             self.stats.paused_reason = reason
             limit = 0
         return types, limit
+
+    def _paid_waiting(self) -> str | None:
+        """Why nothing is claimed while a paid result waits for the database (new work would only pile up)."""
+        waiting = self.paid.waiting
+        return f"{waiting} paid result(s) wait for the database to take them" if waiting else None
 
     def _commit(self, prepared: Prepared, limit: int, types: list[TaskType]) -> tuple[list[Task], dict[int, Job]]:
         """One exchange with the store; afterwards report each settled run."""
@@ -342,7 +366,7 @@ class Pool:
 
     def _start(self, claimed: list[Task], jobs: dict[int, Job]) -> list[TaskContext]:
         """The contexts claimed tasks run with (their jobs came with the claim), now counted as running."""
-        contexts = [self._context(task, self._checkpoint(task), jobs.get(task.job_id or 0)) for task in claimed]
+        contexts = [self._context(task, jobs.get(task.job_id or 0)) for task in claimed]
         with self._lock:
             for ctx in contexts:
                 self._running[ctx.task.id] = ctx
@@ -350,9 +374,12 @@ class Pool:
             log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
         return contexts
 
-    def _checkpoint(self, task: Task) -> Checkpoint:
+    def _checkpoint(self, task: Task, cancelled: Cancellation) -> Checkpoint:
         def checkpoint(data: dict[str, Any], *, paid: bool = False) -> bool:
-            return self.store.checkpoint(task.lease, data, paid=paid)  # the lease made only when a handler asks
+            # The lease is made only when a handler asks. A paid result must land: PaidResults spools and retries.
+            if paid:
+                return self.paid.commit(task.lease, task.type.value, data, cancelled)
+            return self.store.checkpoint(task.lease, data)
 
         return checkpoint
 
@@ -363,18 +390,23 @@ class Pool:
         """A DOWNLOAD that ends its job hands its file to the output folder (its scratch goes when the job ends)."""
         if o.task.type is not TaskType.DOWNLOAD or o.result is None or o.failure or self.wiring.follow_ups(o.task, o.result, ctx.job):
             return o
+        from traxd.handlers import download  # here: its SDKs (httpx, yt-dlp) stay out of a queue that never downloads
+
         try:
             return replace(o, result=download.deliver(ctx, o.result))
         except Exception as exc:  # noqa: BLE001 - like a handler's failure: classified, retried or failed
             return Outcome(o.task, None, classify(exc), o.seconds)
 
-    def _context(self, task: Task, checkpoint: Checkpoint, job: Job | None) -> TaskContext:
+    def _context(self, task: Task, job: Job | None) -> TaskContext:
         settings = self.config.settings
+        cancelled = Cancellation()
+        checkpoint = self._checkpoint(task, cancelled)
         if settings is None:  # a bare pool (tests, benchmarks): every default, a temporary scratch folder
-            return TaskContext(task=task, job=job, settings=self._bare, checkpoint=checkpoint, voices=self._voices.prints)
+            return TaskContext(task=task, job=job, settings=self._bare, checkpoint=checkpoint, cancelled=cancelled,
+                               voices=self._voices.prints)  # fmt: skip
         work_dir = scratch.scratch_dir(settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=settings, work_dir=work_dir, checkpoint=checkpoint,
-                           voices=self._voices.prints)  # fmt: skip
+                           cancelled=cancelled, voices=self._voices.prints)  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
     def _drain_outcomes(self) -> list[Outcome]:
@@ -495,6 +527,7 @@ class Pool:
         except self.store.unavailable as exc:
             # Whatever is left keeps its lease until it expires; the rescuer of the next start takes it.
             log.warning("shutdown_without_database", error=str(exc).splitlines()[0][:300])
+        self.lease_lost(set(self._running))  # a paid result still waiting for the database stays in the spool
 
     def _outcomes_wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

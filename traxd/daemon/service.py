@@ -14,11 +14,12 @@ from typing import Any
 from traxd import logging as trax_logging
 from traxd.config import LIVE_FIELDS, Settings, WatchFolder, load_settings, with_changes
 from traxd.daemon.children import kill_children, reap_orphans
-from traxd.daemon.home import DaemonLock, connections_for, open_store, prepare_home
+from traxd.daemon.home import DaemonLock, connections_for
 from traxd.daemon.jobcontrol import JobControl
 from traxd.daemon.pool import Pool
 from traxd.daemon.pool_setup import daemon_pool
 from traxd.daemon.scratch import sweep_at_start
+from traxd.database import open_store, prepare_home
 from traxd.errors import ConfigError
 from traxd.handlers import load_registry
 from traxd.ingest.enqueue import Ingestor
@@ -138,6 +139,7 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
     return Watcher(
         settings.watch, ingestor, settle_seconds=settings.settle_seconds, rescan_seconds=settings.rescan_seconds,
         excluded=(settings.tmp_dir, settings.logs_dir), folders_source=ConfigWatch(settings, overrides, reloaded),
+        crashed=pool.background_failed,
     )  # fmt: skip
 
 
@@ -197,7 +199,10 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
         signals.restore()
         kill_children()
     log.info("daemon_stopped", claimed=stats.claimed, succeeded=stats.succeeded, failed=stats.failed,
-             released=stats.released, lost=stats.lost)  # fmt: skip
+             released=stats.released, lost=stats.lost, crashed=stats.crashed)  # fmt: skip
+    if stats.crashed is not None:  # exit 1: launchd and systemd start a daemon again after a failure
+        sys.stderr.write(f"error: traxd stopped after a bug in its {stats.crashed} (the log has the traceback)\n")
+        return 1
     return 0
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from traxd.daemon.owner import owner_is_dead
-from traxd.errors import UsageError
 from traxd.jobviews import JobView, fold, snapshot, work
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
@@ -130,20 +129,6 @@ def running_jobs(views: list[JobView], names: dict[int, JobInfo], now: float) ->
                 seconds = max(0.0, now - (t.started_at or now))
                 out.append(RunningJob(v.job_id, info.name if info else "?", t.type.value, t.attempts, seconds, t.lease_owner))
     return tuple(out)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str, now: float) -> float:
-    """`90s`, `30m`, `2h`, `7d`, `1w` before `now`, or an ISO date or local date-time; UsageError otherwise."""
-    value = text.strip().lower()
-    if value[:-1].replace(".", "", 1).isdigit() and value[-1:] in _UNITS:
-        return now - float(value[:-1]) * _UNITS[value[-1]]
-    try:
-        return dt.datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise UsageError(f"--since {text!r}: give a span like 2h, 30m, 7d or a date like 2026-11-30T08:00") from None
 
 
 def _state(glob: Control | None, live: list[Heartbeat]) -> str:

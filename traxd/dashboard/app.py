@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -34,8 +34,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from traxd import job_exports, outputs
 from traxd.dashboard import data
 from traxd.dashboard.metrics import QueueCollector, render
+from traxd.errors import UserError
+from traxd.exports import FORMATS
 from traxd.queue.reads import JOB_STATE_WHERE, Reader
 from traxd.queue.store import Store
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
@@ -129,6 +132,7 @@ def create_app(dash: Dashboard) -> Starlette:
         Route("/frag/jobs/{job_id:int}", views.frag_job), Route("/frag/failed", views.frag_failed),
         Route("/frag/daemons", views.frag_daemons),
         Route("/jobs/{job_id:int}/media", views.media), Route("/jobs/{job_id:int}/outputs/{kind}", views.output),
+        Route("/jobs/{job_id:int}/export/{fmt}", views.export),
         Route("/api/summary", views.api_summary), Route("/api/jobs", views.api_jobs),
         Route("/api/jobs/{job_id:int}", views.api_job), Route("/api/failed", views.api_failed),
         Route("/api/daemons", views.api_daemons), Route("/metrics", views.metrics),
@@ -255,7 +259,7 @@ class Views:
 
     def _search(self, request: Request) -> dict[str, Any]:
         query = request.query_params.get("q", "").strip()
-        hits, error = data.search(self.dash.store, query) if query else ([], None)
+        hits, error = data.search_view(self.dash.store, query) if query else ([], None)
         return {"q": query, "hits": hits, "error": error}
 
     # -- files ------------------------------------------------------------------------------------
@@ -269,6 +273,22 @@ class Views:
         found = self._read(lambda r, i: _outputs(r, i), job_id)
         path = found.get(request.path_params["kind"])
         return FileResponse(path) if path else PlainTextResponse("no such output", 404)
+
+    def export(self, request: Request) -> Response:
+        """The transcript in any format, made from the job's stored NAME.json (a GET: it changes nothing)."""
+        fmt, job_id = request.path_params["fmt"], request.path_params["job_id"]
+        if fmt not in FORMATS:
+            return PlainTextResponse(f"unknown format (known: {', '.join(FORMATS)})", 404)
+        json_path, problem = self._read(_export_source, job_id)
+        if problem or json_path is None:
+            return PlainTextResponse(problem or "no transcript for this job", 409 if problem else 404)
+        try:
+            body = outputs.render(fmt, job_exports.stored_document(json_path))
+        except UserError as exc:
+            return PlainTextResponse(str(exc), 404)
+        name = quote(job_exports.export_name(json_path, fmt))
+        return Response(body, media_type=job_exports.MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})  # fmt: skip
 
     # -- JSON -------------------------------------------------------------------------------------
     def api_summary(self, request: Request) -> Response:
@@ -341,7 +361,16 @@ class Views:
         return self._done(request, form, {"action": action, "scope": scope})
 
 
+def _export_source(reader: Reader, job_id: int) -> tuple[Path | None, str | None]:
+    """The job's NAME.json inside its outbox, and why it cannot be exported yet (None when it can)."""
+    info = reader.jobs([job_id]).get(job_id)
+    if info is None:
+        return None, None
+    tasks = reader.tasks_of_job(job_id)
+    return data.outputs_of(info, tasks)[0].get("json"), job_exports.unfinished(job_id, tasks)
+
+
 def _outputs(reader: Reader, job_id: int) -> dict[str, Path]:
     info = reader.jobs([job_id]).get(job_id)
-    return data.outputs_of(info, reader.job_tasks(job_id))[0] if info else {}
+    return data.outputs_of(info, reader.tasks_of_job(job_id))[0] if info else {}
 

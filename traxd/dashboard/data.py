@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from traxd.exports import FORMATS
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, ControlState, Task, TaskState, TaskType
@@ -65,13 +66,14 @@ def job(reader: Reader, job_id: int) -> dict[str, Any] | None:
     """A job in full: its tasks, attempts, error history, outputs and transcript segments."""
     with reader.snapshot():
         info = reader.jobs([job_id]).get(job_id)
-        tasks = reader.job_tasks(job_id) if info else []
+        tasks = reader.tasks_of_job(job_id) if info else []
     if info is None:
         return None
     state = reader.job_states([job_id]).get(job_id, ("succeeded", None))[0]
     outputs, segments = outputs_of(info, tasks)
     return {**job_row(info, state, tasks[-1].type.value if tasks else None), "tasks": [task_dict(t) for t in tasks],
-            "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None}  # fmt: skip
+            "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None,
+            "exports": list(FORMATS) if "json" in outputs and state not in ("queued", "running") else []}  # fmt: skip
 
 
 def outputs_of(info: JobInfo, tasks: list[Task]) -> tuple[dict[str, Path], list[dict[str, Any]]]:
@@ -117,7 +119,7 @@ def failed(reader: Reader, before: int | None) -> dict[str, Any]:
     """Failed jobs, newest first, each with the reason its failing task gave."""
     page = jobs(reader, "failed", None, None, before)
     for row in page["jobs"]:
-        bad = [t for t in reader.job_tasks(row["id"]) if t.state is TaskState.FAILED]
+        bad = [t for t in reader.tasks_of_job(row["id"]) if t.state is TaskState.FAILED]
         row["reason"] = bad[-1].error_message if bad else None
         row["failed_type"] = bad[-1].type.value if bad else None
     return page
@@ -143,12 +145,12 @@ def daemons(reader: Reader, now: float, lease_seconds: float) -> dict[str, Any]:
     return {"daemons": out, "unowned_leases": [x for x in leases if x["owner"] not in owners]}
 
 
-def search(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+def search_view(store: Any, query: str, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
     """Ranked transcript hits (`traxctl search`), each snippet split into plain and matching parts; or the error."""
     from traxd.searchquery import QueryError, make_filters, parse
 
     try:
-        hits = store.search(parse(query), make_filters(None, None, None, None, limit))
+        hits = store.search_archive(parse(query), make_filters(None, None, None, None, limit))
     except QueryError as exc:
         return [], str(exc)
     out = []

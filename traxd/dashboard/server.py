@@ -8,8 +8,8 @@ from typing import Any
 
 from traxd.config import Settings
 from traxd.dashboard.app import Dashboard, JobActions, create_app, is_loopback
+from traxd.database import reader_on
 from traxd.errors import UsageError
-from traxd.queue.reads import Reader
 from traxd.queue.store import Store
 
 DEFAULT_PORT = 8765
@@ -18,13 +18,8 @@ DEFAULT_PORT = 8765
 def dashboard_for(settings: Settings, store: Store, token: str | None, jobs: JobActions) -> Dashboard:
     """The dashboard's shared state on this store: reads on pooled plain connections, writes through the store,
     retry and cancel through `jobs` (the same as traxctl's)."""
-    mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
-
-    def open_reader() -> Reader:
-        return Reader(store.engine.raw_connection(), mark)
-
     inboxes = tuple(str(w.inbox) for w in settings.watch)
-    return Dashboard(store, open_reader, jobs, settings.lease_seconds, inboxes, token)
+    return Dashboard(store, lambda: reader_on(store), jobs, settings.lease_seconds, inboxes, token)
 
 
 def check_binding(host: str, token: str | None) -> str | None:

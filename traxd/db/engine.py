@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from traxd.errors import DatabaseError
 
@@ -165,7 +165,9 @@ def check_connection(engine: Engine) -> None:
             conn.exec_driver_sql("SELECT 1 FROM sqlite_master LIMIT 1" if is_sqlite(engine) else "SELECT 1")
     except DBAPIError as exc:
         engine.dispose()
-        raise DatabaseError(f"cannot open database {redact_url(engine)}: {exc.orig}") from None
+        first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]  # one line, as every error
+        unreachable = "database unreachable: " if isinstance(exc, OperationalError) else ""
+        raise DatabaseError(f"{unreachable}cannot open database {redact_url(engine)}: {first}") from None
 
 
 def is_sqlite(engine: Engine) -> bool:

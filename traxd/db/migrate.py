@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, exc, text
 
+from traxd.db.revisions import script_location, shipped_head
+
 if TYPE_CHECKING:
     from alembic.config import Config
-
-_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*["\']?([\w.-]+|None)["\']?', re.MULTILINE)
-_HERE = Path(__file__).resolve().parent
-
-
-def script_location() -> Path:
-    """Where the migrations live: inside the wheel, or at the top of a source checkout."""
-    for candidate in (_HERE.parent / "_alembic", _HERE.parent.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError("Trax's Alembic migrations are missing from this installation")
-
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic Config bound to this engine's URL and our migrations."""
@@ -66,17 +54,6 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect().execution_options(trax_read=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-def shipped_head() -> str | None:
-    """The head revision, read from the migration files' `revision`/`down_revision` lines (no Alembic import)."""
-    revisions, parents = set(), set()
-    for path in (script_location() / "versions").glob("*.py"):
-        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
-        revisions.add(found.get("revision"))
-        parents.add(found.get("down_revision"))
-    heads = revisions - parents - {None}
-    return heads.pop() if len(heads) == 1 else None  # several heads: let Alembic decide (and complain)
 
 
 def stored_revision(engine: Engine) -> str | None:

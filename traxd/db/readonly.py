@@ -1,49 +1,20 @@
 """Read-only DB-API connections for commands that only look (status, the dashboard's reads).
 
 They skip SQLAlchemy, Alembic and the table declarations, which together cost most of a short command's
-start-up: the schema version is checked with one query against the newest migration file on disk.
+start-up: the schema version is checked with one query against the shipped head (`traxd.db.revisions`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-_HERE = Path(__file__).resolve().parent
-_REVISION = re.compile(r'^revision\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
-_DOWN = re.compile(r'^down_revision\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
-
-
-def versions_dir() -> Path | None:
-    """The migrations' versions folder: inside the wheel, or at the top of a source checkout."""
-    for candidate in (_HERE.parent / "_alembic", _HERE.parent.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return candidate / "versions"
-    return None
-
-
-def head_revision() -> str | None:
-    """The newest revision among the migration files (the one no other revises), read without Alembic."""
-    folder = versions_dir()
-    if folder is None:
-        return None
-    revisions, downs = set(), set()
-    for path in folder.glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        if rev := _REVISION.search(text):
-            revisions.add(rev.group(1))
-        if down := _DOWN.search(text):
-            downs.add(down.group(1))
-    heads = revisions - downs
-    return heads.pop() if len(heads) == 1 else None
-
 
 def connect(url: str, busy_timeout_ms: int = 30_000) -> tuple[Any, str] | None:
-    """A DB-API connection and its parameter mark ('?' or '%s'); None when the URL needs the full path."""
+    """A DB-API connection and its dialect ('sqlite' or 'postgresql'); None when the URL needs the full path."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
@@ -56,7 +27,7 @@ def connect(url: str, busy_timeout_ms: int = 30_000) -> tuple[Any, str] | None:
             conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error:
             return None  # the full path reports it in one line
-        return conn, "%s"
+        return conn, "postgresql"
     return None
 
 
@@ -73,7 +44,7 @@ def _sqlite(url: str, busy_timeout_ms: int) -> tuple[Any, str] | None:
         conn.execute("PRAGMA query_only=ON")
     except sqlite3.Error:
         return None
-    return conn, "?"
+    return conn, "sqlite"
 
 
 def schema_version(conn: Any) -> str | None:

@@ -54,7 +54,9 @@ def default_type_limits(settings: Settings | None = None) -> dict[TaskType, int]
     cores = max(1, os.cpu_count() or 1)
     limits = {TaskType.PREPROCESS: cores, TaskType.DIARIZE: 1}  # one diarizer at a time: ~1 GB, every core
     if settings is not None and settings.effective_backend == "local":
-        limits[TaskType.TRANSCRIBE] = max(1, cores // 2)
+        # One model decodes one batch at a time on every core (traxd/adapters/transcribe_local.py); a second
+        # local task reads and VAD-cuts its audio meanwhile, so as many as there are cores keep them busy.
+        limits[TaskType.TRANSCRIBE] = cores
     return limits
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.registry import TaskContext
+from traxd.joboptions import formats_of
 from traxd.model_catalog import LOCAL, ModelInfo, model_info
 from traxd.types import TaskType
 
@@ -23,6 +24,11 @@ def option(ctx: TaskContext, name: str, fallback: Any) -> Any:
     if ctx.job is not None and ctx.job.options.get(name) is not None:
         return ctx.job.options[name]
     return fallback
+
+
+def output_formats(ctx: TaskContext) -> tuple[str, ...]:
+    """The formats NAME.* are written in: the job's, fixed when it was queued; the settings' for a task without one."""
+    return formats_of(ctx.job.options) if ctx.job is not None else tuple(ctx.settings.formats)
 
 
 def backend(ctx: TaskContext) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from traxd import outputs, speakers
 from traxd.adapters import ffmpeg
 from traxd.errors import PermanentError
-from traxd.handlers.common import option, work_dir
+from traxd.handlers.common import option, output_formats, work_dir
 from traxd.handlers.registry import TaskContext
 from traxd.handlers.translate import keeps_audio
 from traxd.logging import get_logger
@@ -82,7 +82,7 @@ def diarize(ctx: TaskContext, payload: dict[str, Any], get: Callable[[], Diarize
     threshold = ctx.settings.speaker_threshold
     named = speakers.match_names(found.voices, ctx.voices(), threshold) if found.voices else {}
     doc = with_speakers(doc, found, named, how)
-    outputs.write_transcript(json_path.parent, json_path.name.removesuffix(".json"), doc)
+    outputs.write_transcript(json_path.parent, json_path.name.removesuffix(".json"), doc, output_formats(ctx))
     _drop_scratch(ctx)
     log.info("speakers_written", task_id=ctx.task.id, speakers=len(doc["speakers"]), diarizer=how)
     return {**payload, "speakers": doc["speakers"], "diarization": doc["diarization"],

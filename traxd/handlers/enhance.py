@@ -9,7 +9,6 @@ enhancement), "partial" or "rejected" (none did: no NAME.enhanced.txt is written
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from traxd.adapters.deepseek import DeepSeek
 from traxd.errors import PermanentError, RetryableError
 from traxd.handlers.common import deepseek_client, save_paid, transcript_paths
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.resume import resume_state
 from traxd.llmjson import max_tokens_for
 from traxd.logging import get_logger
 from traxd.outputs import update_json, write_text_atomic
@@ -61,10 +61,7 @@ def _read_original(json_path: Path, txt_path: Path) -> str:
 
 def _resume_state(ctx: TaskContext, original: str) -> dict[str, Any]:
     """The chunks a previous attempt paid for, if it worked on this same text with the same chunking."""
-    signature = hashlib.sha256(f"{ctx.settings.enhance_chunk_chars}:{original}".encode()).hexdigest()
-    prev = ctx.previous
-    done = prev.get("done") if prev.get("signature") == signature else None
-    return {"signature": signature, "done": dict(done) if isinstance(done, dict) else {}}
+    return resume_state(ctx.previous, f"{ctx.settings.enhance_chunk_chars}:{original}", "done")
 
 
 def _enhance_chunks(ctx: TaskContext, client: DeepSeek, chunks: list[str], state: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from traxd.config import Settings
-from traxd.types import Job, Task, TaskType
+from traxd.types import PAID_KEY, Job, Task, TaskType
 
 
 class Checkpoint(Protocol):
@@ -82,8 +82,10 @@ class TaskContext:
     Handlers never touch the database: `checkpoint(data)` stores partial progress (guarded by the lease)
     in the task's `result`, so a retry after a crash finds it in `task.result` and skips paid-for work.
     Call `checkpoint(data, paid=True)` right after each paid call (an API reply, a costly local result) and
-    before the next one: that commit is synced to disk, so even a power cut never makes us pay for it twice.
-    Both return False when the lease was lost: stop then, another worker owns the task.
+    before the next one: that commit is synced to disk, so even a power cut never makes us pay for it twice. When
+    the database will not take it (an outage, a held lock, a full disk), the pool spools it and retries until it
+    does, so the call may block for that long. Both return False when the lease was lost: stop then, another
+    worker owns the task.
     """
 
     task: Task
@@ -98,7 +100,9 @@ class TaskContext:
     @property
     def previous(self) -> dict[str, Any]:
         """The checkpoint a previous attempt left (empty on a first attempt)."""
-        return dict(self.task.result or {})
+        previous = dict(self.task.result or {})
+        previous.pop(PAID_KEY, None)  # the queue's fencing mark, not the handler's data
+        return previous
 
 
 Handler = Callable[[TaskContext, dict[str, Any]], dict[str, Any] | None]

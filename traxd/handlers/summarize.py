@@ -7,7 +7,6 @@ the queue retries, then fails the task with that reason; the transcript's output
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -21,6 +20,7 @@ from traxd.handlers.common import (
     transcript_paths,
 )
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.resume import resume_state
 from traxd.llmjson import chunk_segments
 from traxd.logging import get_logger
 from traxd.types import TaskType
@@ -88,9 +88,4 @@ def _ask(ctx: TaskContext, client: DeepSeek, messages: list[dict[str, str]], sta
 def _resume_state(ctx: TaskContext, segments: list[dict[str, Any]], chunks: list[list[int]]) -> dict[str, Any]:
     """Parts a previous attempt paid for, kept only if it worked on the same segments cut the same way."""
     basis = json.dumps([[(s.get("start"), s.get("text")) for s in segments], chunks], ensure_ascii=False)
-    signature = hashlib.sha256(basis.encode()).hexdigest()
-    prev = ctx.previous
-    if prev.get("signature") != signature:
-        return {"signature": signature, "parts": {}}
-    return {"signature": signature, "parts": dict(prev.get("parts") or {}),
-            **({"final": prev["final"]} if prev.get("final") else {})}  # fmt: skip
+    return resume_state(ctx.previous, basis, "parts", carry=("final",))

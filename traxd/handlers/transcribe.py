@@ -19,11 +19,13 @@ from traxd.errors import (
     RetryableError,
 )
 from traxd.handlers.common import (
+    DEFAULT_LOCAL_MODEL,
     backend,
     model_caps,
     model_name,
     option,
     output_dir,
+    output_formats,
     output_name,
     own_model,
     save_paid,
@@ -61,6 +63,15 @@ def build_transcriber(kind: str, settings: Settings) -> Transcriber:
     from traxd.adapters.transcribe_local import LocalTranscriber
 
     return LocalTranscriber(settings.local_device, settings.memory_limit_mb)
+
+
+def preload_local_model(settings: Settings, model: str | None) -> None:
+    """With the local backend, start loading the model a batch will use (`model`, else the configured one)."""
+    if settings.effective_backend != "local":
+        return
+    from traxd.adapters.local_models import preload
+
+    preload(model or settings.local_model or DEFAULT_LOCAL_MODEL, settings.local_device)
 
 
 class Backends:
@@ -264,7 +275,7 @@ def _write(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], doc
     folder = output_dir(ctx, payload)
     if _choose_name(ctx, payload, state):
         ctx.checkpoint(state)
-    paths = outputs.write_transcript(folder, state["output_base"], doc)
+    paths = outputs.write_transcript(folder, state["output_base"], doc, output_formats(ctx))
     if ctx.work_dir is not None and not pipelines.wants_diarize(ctx.job) and not keeps_audio(ctx):
         shutil.rmtree(ctx.work_dir, ignore_errors=True)  # no later stage reads the audio (DIARIZE removes it)
     log.info("transcript_written", task_id=ctx.task.id, name=state["output_base"], output_dir=str(folder))

@@ -12,7 +12,6 @@ with one line (AuthError: the daemon pauses translations until a key is set); th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from traxd.handlers.common import (
     work_dir,
 )
 from traxd.handlers.registry import TaskContext
+from traxd.handlers.resume import resume_state
 from traxd.llmjson import chunk_segments, max_tokens_for
 from traxd.logging import get_logger
 from traxd.timeline import merge, plan_of
@@ -120,10 +120,7 @@ def _client(ctx: TaskContext, code: str) -> DeepSeek:
 def _resume_state(ctx: TaskContext, segments: list[dict[str, Any]], chunks: list[list[int]]) -> dict[str, Any]:
     """Chunks a previous attempt paid for, kept only if it worked on the same segments cut the same way."""
     basis = json.dumps([[s.get("text") for s in segments], chunks], ensure_ascii=False)
-    signature = hashlib.sha256(basis.encode()).hexdigest()
-    prev = ctx.previous
-    done = prev.get("done") if prev.get("signature") == signature else None
-    return {"signature": signature, "done": dict(done) if isinstance(done, dict) else {}}
+    return resume_state(ctx.previous, basis, "done")
 
 
 def _translate_all(

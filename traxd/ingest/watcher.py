@@ -31,6 +31,7 @@ from traxd.ingest.scan import (
     walk,
 )
 from traxd.logging import get_logger
+from traxd.supervision import Crashed, report_crash
 from traxd.urls import is_url_file
 
 log = get_logger("watcher")
@@ -106,8 +107,12 @@ class Watcher:
         supervise_seconds: float = 1.0,
         observer_factory: Callable[[], Any] = Observer,
         folders_source: Callable[[], Sequence[WatchFolder] | None] | None = None,
+        crashed: Crashed | None = None,
     ) -> None:
         self.ingestor = ingestor
+        self.crashed = crashed  # told when the loop ends on a bug (see traxd.supervision)
+        # The database's "unreachable, busy or full" errors and the file system's: the files wait and are retried.
+        self.expected: tuple[type[BaseException], ...] = (*ingestor.store.unavailable, OSError)
         ingestor.record_rejected = True  # every file that entered an inbox ends as a transcript or a failed task
         self.settler = Settler(settle_seconds)
         self.rescan_seconds = rescan_seconds
@@ -176,7 +181,7 @@ class Watcher:
         """
         try:
             known = self.ingestor.remembered()
-        except Exception as exc:  # noqa: BLE001 - without the list every file is hashed again: slower, not wrong
+        except self.expected as exc:  # without the list every file is hashed again: slower, not wrong
             log.warning("remembered_files_unreadable", error=str(exc))
             return 0
         # Plain strings, one realpath per outbox and one listing per folder: Path objects, a realpath and an lstat
@@ -203,7 +208,7 @@ class Watcher:
             return
         try:
             self.ingestor.forget(gone)
-        except Exception as exc:  # noqa: BLE001 - kept rows only cost room; the next start tries again
+        except self.expected as exc:  # kept rows only cost room; the next start tries again
             log.warning("remembered_files_not_forgotten", files=len(gone), error=str(exc))
 
     # -- the supervisor loop --------------------------------------------------------------------
@@ -221,9 +226,12 @@ class Watcher:
                     self.rescan()
                 self._ingest_ready()
                 self._wait_for_events()
-            except Exception as exc:  # noqa: BLE001 - a DB or FS hiccup must not end watching; next tick retries
+            except self.expected as exc:  # a DB or FS hiccup must not end watching; next tick retries
                 log.warning("watcher_error", error=str(exc))
                 self._stop.wait(1.0)
+            except Exception as exc:  # noqa: BLE001 - a bug: said once with its traceback, and the daemon stops
+                report_crash(log, "watcher", exc, self.crashed)
+                return
 
     def _wait_for_events(self) -> None:
         """Block until an event arrives or the next settle/supervise deadline, then admit everything queued."""
@@ -346,7 +354,7 @@ class Watcher:
                 continue
             try:
                 item = self._prepare(path, inbox)
-            except Exception as exc:  # noqa: BLE001 - e.g. the DB is busy: keep the file pending, try again
+            except self.expected as exc:  # e.g. the DB is busy: keep the file pending, try again
                 log.warning("ingest_failed", path=str(path), error=str(exc))
                 self.settler.add(path)
                 continue
@@ -388,7 +396,7 @@ class Watcher:
             return
         try:
             self.ingestor.ingest_files([(p, o, sha) for p, o, sha, _ in batch], [stamp for *_, stamp in batch])
-        except Exception as exc:  # noqa: BLE001 - nothing was written: the files wait and are tried again
+        except self.expected as exc:  # nothing was written: the files wait and are tried again
             log.warning("ingest_failed", files=len(batch), error=str(exc))
             for path, *_ in batch:
                 self.settler.add(path)

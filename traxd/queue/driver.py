@@ -4,14 +4,16 @@ One driver class per dialect behind one interface (River's and Oban's shape). Th
 (insert, claim, guarded completion) are written out once here and run on the raw DB-API cursor: SQLAlchemy's
 per-execution machinery cost three quarters of a claim round when measured. The driver also owns how a write
 transaction begins, commits and rolls back on that connection (SQLite: BEGIN IMMEDIATE; psycopg: implicit).
-SQLAlchemy is imported only where a Core statement is built, so `traxd.queue.reads` stays light.
+The read-only queries (`traxd.queue.reads`) take their parameter mark and the few expressions that differ from
+here too. SQLAlchemy is imported only where a Core statement is built, so `traxd.queue.reads` stays light.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,10 @@ class Driver(ABC):
     json_param: str  # how a JSON parameter is written
     lock_clause: str  # appended to the claim's pick
     decodes_json: bool  # the DB-API driver hands JSON columns back decoded
+    # -- what the reads (traxd.queue.reads) write differently per dialect --
+    media_seconds: str  # a task `t`'s media duration from its JSON result, or NULL
+    error_counts_sql: str  # (error type, HTTP status, entries) over every task's error history, counted in SQL
+    bucket_sql: str  # the whole number of `finished_at / <mark>`, rounded down
 
     def __init__(self) -> None:
         self._claim_sql: dict[tuple[int, bool, bool], str] = {}
@@ -84,6 +90,11 @@ class Driver(ABC):
     @abstractmethod
     def rollback(self, raw: Any, cur: Any) -> None:
         """Undo it."""
+
+    @abstractmethod
+    @contextmanager
+    def read_snapshot(self, conn: Any) -> Iterator[None]:
+        """One read transaction on a DB-API connection, so several queries see the same moment."""
 
     # -- Core statements for the colder paths ---------------------------------------------------
     @abstractmethod
@@ -172,7 +183,8 @@ class Driver(ABC):
         mine = {tuple(r) for r in cur.fetchall()}
         return [(lease.task_id, lease.owner, lease.attempt) in mine for lease in leases]
 
-    def _json(self, value: Any) -> Any:
+    def decode_json(self, value: Any) -> Any:
+        """A JSON column as Python (sqlite3 hands back text, psycopg has decoded it already)."""
         if value is None or self.decodes_json:
             return value
         return _DECODE(value)
@@ -182,10 +194,10 @@ class Driver(ABC):
         (id_, job_id, type_, payload, state, priority, attempts, max_retries, run_after, owner, expires,
          error_kind, error_message, errors, result, dedupe_key, created, updated, started, finished, affinity) = row  # fmt: skip
         return _freeze((
-            id_, _TYPES.get(type_) or TaskType(type_), self._json(payload) or {},
+            id_, _TYPES.get(type_) or TaskType(type_), self.decode_json(payload) or {},
             _STATES.get(state) or TaskState(state), priority, attempts, max_retries, run_after, owner, expires,
             error_kind, error_message,
-            [] if errors == "[]" else list(self._json(errors) or []), self._json(result), dedupe_key, job_id,
+            [] if errors == "[]" else list(self.decode_json(errors) or []), self.decode_json(result), dedupe_key, job_id,
             created, updated, started, finished, affinity,
         ))  # fmt: skip
 
@@ -197,6 +209,20 @@ class SqliteDriver(Driver):
     json_param = "?"
     lock_clause = ""
     decodes_json = False
+    media_seconds = "COALESCE(json_extract(t.result, '$.duration'), json_extract(t.result, '$.quality.duration'))"
+    error_counts_sql = ("SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status'), COUNT(*) "
+                        "FROM tasks t, json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]' "
+                        "GROUP BY 1, 2")  # fmt: skip
+    bucket_sql = "CAST(finished_at / ? AS INTEGER)"  # finished_at is never negative: truncation is the floor
+
+    @contextmanager
+    def read_snapshot(self, conn: Any) -> Iterator[None]:
+        """A deferred BEGIN: the connection runs in autocommit (isolation_level None) otherwise."""
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def begin(self, cur: Any) -> None:
         """Take the write lock up front: no SQLITE_BUSY half way through a transaction."""
@@ -234,6 +260,16 @@ class PostgresDriver(Driver):
     json_param = "CAST(%s AS JSON)"
     lock_clause = " FOR UPDATE SKIP LOCKED"
     decodes_json = True
+    media_seconds = "CASE WHEN json_typeof(t.result -> 'duration') = 'number' THEN (t.result ->> 'duration')::float END"
+    error_counts_sql = ("SELECT e ->> 'type', e ->> 'http_status', COUNT(*) FROM tasks t, "
+                        "json_array_elements(t.errors) e WHERE t.errors::text <> '[]' GROUP BY 1, 2")  # fmt: skip
+    bucket_sql = "FLOOR(finished_at / %s)"
+
+    @contextmanager
+    def read_snapshot(self, conn: Any) -> Iterator[None]:
+        """psycopg's transaction block (a savepoint when one is open already)."""
+        with conn.transaction():
+            yield
 
     def begin(self, cur: Any) -> None:
         """psycopg opens the transaction with the first statement."""

@@ -1,34 +1,40 @@
-"""Read-only SQL for `traxctl status` and the dashboard, on a plain DB-API connection (no SQLAlchemy).
+"""The queue's reads, on a plain DB-API connection (no SQLAlchemy): status, the dashboard, the CLI and the Store.
 
-The same statements run on SQLite ('?' marks) and PostgreSQL ('%s' marks); the few that differ say so.
+`Store` keeps the writes (and delegates these reads here); `traxd.database` opens a Reader, light (status) or on
+one of a store's pooled connections. Statements take their parameter mark and the few expressions that differ
+between SQLite and PostgreSQL from the dialect's driver (`traxd.queue.driver`), the one place that knows them.
 Everything returns frozen snapshots from `traxd.types`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from traxd.queue import driver as drivers
-from traxd.types import Control, ControlState, Task, TaskState, TaskType, WorkerInfo
+from traxd.types import (
+    Control,
+    ControlState,
+    IngestedFile,
+    Job,
+    Task,
+    TaskState,
+    TaskType,
+    WorkerInfo,
+)
 
 OPEN_JOBS = "SELECT job_id FROM tasks WHERE state = 'queued' UNION SELECT job_id FROM tasks WHERE state = 'running'"
-_DURATION = {
-    "?": "COALESCE(json_extract(t.result, '$.duration'), json_extract(t.result, '$.quality.duration'))",
-    "%s": "CASE WHEN json_typeof(t.result -> 'duration') = 'number' THEN (t.result ->> 'duration')::float END",
-}
 _BRIEF = ("t.id, t.job_id, t.type, t.state, t.priority, t.attempts, t.max_retries, t.run_after, t.lease_owner, "
           "t.lease_expires_at, t.error_kind, t.error_message, t.created_at, t.updated_at, t.started_at, "
           "t.finished_at, t.affinity")  # fmt: skip
 EPOCH_WINDOW = 1000
-# The latest job creation not overlapped by any older job (its gap), among jobs with id >= ?; an unfinished
+# The latest job creation not overlapped by any older job (its gap), among jobs with id >= {m}; an unfinished
 # job's span reaches the far future. The oldest job in the window always qualifies (nothing older is read).
 EPOCH_SQL = (
     "WITH spans AS (SELECT j.id, j.created_at AS c, MAX(CASE WHEN t.state IN ('queued', 'running') THEN 1e18 "
-    "ELSE t.finished_at END) AS f FROM jobs j JOIN tasks t ON t.job_id = j.id WHERE j.id >= ? "
+    "ELSE t.finished_at END) AS f FROM jobs j JOIN tasks t ON t.job_id = j.id WHERE j.id >= {m} "
     "GROUP BY j.id, j.created_at), "
     "ordered AS (SELECT c, MAX(f) OVER (ORDER BY c, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev "
     "FROM spans) SELECT MAX(c) FROM ordered WHERE prev IS NULL OR prev < c"
@@ -61,13 +67,8 @@ _JOB_COUNTS = (
 _TASK_COUNTS = " UNION ALL ".join(
     f"SELECT type, '{s}', COUNT(*) FROM tasks WHERE state = '{s}' GROUP BY type" for s in RANKED
 )
-# Error histories counted per (type, HTTP status) in SQL: a few rows come back instead of one per entry.
-_ERRORS = {
-    "?": "SELECT json_extract(e.value, '$.type'), json_extract(e.value, '$.http_status'), COUNT(*) FROM tasks t, "
-         "json_each(t.errors) e WHERE t.errors IS NOT NULL AND t.errors <> '[]' GROUP BY 1, 2",
-    "%s": "SELECT e ->> 'type', e ->> 'http_status', COUNT(*) FROM tasks t, json_array_elements(t.errors) e "
-          "WHERE t.errors::text <> '[]' GROUP BY 1, 2",
-}  # fmt: skip
+_FULL = ", ".join(drivers.COLUMNS)
+_JOB = "id, source, name, output_dir, group_name, options, created_at"
 # The archive keeps each transcript's media duration: summing it reads no JSON.
 AUDIO_SECONDS = "SELECT SUM(duration) FROM transcripts"
 
@@ -84,11 +85,12 @@ class JobInfo:
 
 
 class Reader:
-    """Read-only queries on one DB-API connection; `mark` is its parameter placeholder."""
+    """Read-only queries on one DB-API connection of the database `driver` speaks to."""
 
-    def __init__(self, conn: Any, mark: str) -> None:
+    def __init__(self, conn: Any, driver: drivers.Driver) -> None:
         self.conn = conn
-        self.mark = mark
+        self.driver = driver
+        self.m = driver.mark  # the parameter mark the statements below are written with
 
     def close(self) -> None:
         """Close the connection."""
@@ -97,21 +99,14 @@ class Reader:
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """One read transaction, so every query sees the same moment."""
-        if self.mark == "?":
-            self.conn.execute("BEGIN")
-            try:
-                yield self
-            finally:
-                self.conn.execute("COMMIT")
-        else:
-            with self.conn.transaction():
-                yield self
+        with self.driver.read_snapshot(self.conn):
+            yield self
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement written with '?' marks; return its rows."""
+        """Run one statement written with the driver's parameter mark; return its rows."""
         cur = self.conn.cursor()
         try:
-            cur.execute(sql.replace("?", self.mark) if self.mark != "?" else sql, tuple(params))
+            cur.execute(sql, tuple(params))
             return [tuple(r) for r in cur.fetchall()]
         finally:
             cur.close()
@@ -149,8 +144,8 @@ class Reader:
         width = EPOCH_WINDOW
         while True:
             low = max(first, int(top) - width)
-            start = self.scalar(EPOCH_SQL, (low,))
-            low_created = self.scalar("SELECT created_at FROM jobs WHERE id = ?", (low,))
+            start = self.scalar(EPOCH_SQL.format(m=self.m), (low,))
+            low_created = self.scalar(f"SELECT created_at FROM jobs WHERE id = {self.m}", (low,))
             if start is None or low <= first or start > low_created:
                 return None if start is None else float(start)
             width *= 4
@@ -160,8 +155,8 @@ class Reader:
 
         Payloads and error histories are left out; a result carries only its media duration.
         """
-        where = "" if since is None else f"WHERE j.created_at >= ? OR t.job_id IN ({OPEN_JOBS})"
-        sql = (f"SELECT {_BRIEF}, {_DURATION[self.mark]} FROM tasks t JOIN jobs j ON j.id = t.job_id {where} "
+        where = "" if since is None else f"WHERE j.created_at >= {self.m} OR t.job_id IN ({OPEN_JOBS})"
+        sql = (f"SELECT {_BRIEF}, {self.driver.media_seconds} FROM tasks t JOIN jobs j ON j.id = t.job_id {where} "
                "ORDER BY t.id")  # fmt: skip
         return [_brief_task(r) for r in self.rows(sql, () if since is None else (since,))]
 
@@ -171,7 +166,7 @@ class Reader:
         ids = list(ids)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})"
+            sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({self._marks(len(chunk))})"
             out.update({r[0]: JobInfo(*r) for r in self.rows(sql, chunk)})
         return out
 
@@ -190,10 +185,8 @@ class Reader:
 
     def finished_per_bucket(self, since: float, bucket: float) -> dict[int, tuple[int, int]]:
         """Tasks that succeeded / failed per time bucket (index = floor(finished_at / bucket)) since `since`."""
-        sql = ("SELECT FLOOR(finished_at / ?), SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
-               "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= ? GROUP BY 1")  # fmt: skip
-        if self.mark == "?":
-            sql = sql.replace("FLOOR(", "CAST(").replace(" / ?)", " / ? AS INTEGER)")
+        sql = (f"SELECT {self.driver.bucket_sql}, SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END), "
+               f"SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) FROM tasks WHERE finished_at >= {self.m} GROUP BY 1")  # fmt: skip
         return {int(b): (int(ok or 0), int(bad or 0)) for b, ok, bad in self.rows(sql, (bucket, since))}
 
     def page_jobs(
@@ -201,21 +194,21 @@ class Reader:
         before: int | None = None, limit: int = 50,
     ) -> list[tuple[JobInfo, str, str | None]]:  # fmt: skip
         """Jobs newest first (keyset paging on id), filtered; each with its state and the stage it is at."""
-        where, params = ["1 = 1"], []
+        m, where, params = self.m, ["1 = 1"], []
         if state is not None:
             where.append(JOB_STATE_WHERE[state])
         if inbox:
-            where.append("substr(j.source, 1, ?) = ?")
+            where.append(f"substr(j.source, 1, {m}) = {m}")
             params += [len(inbox), inbox]
         if task_type:
             # Correlated, so the newest-first walk stops after a page when the type is common.
-            where.append("EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.type = ?)")
+            where.append(f"EXISTS (SELECT 1 FROM tasks x WHERE x.job_id = j.id AND x.type = {m})")
             params.append(task_type)
         if before is not None:
-            where.append("j.id < ?")
+            where.append(f"j.id < {m}")
             params.append(before)
         sql = (f"SELECT j.id, j.name, j.source, j.output_dir, j.created_at FROM jobs j WHERE {' AND '.join(where)} "
-               "ORDER BY j.id DESC LIMIT ?")  # fmt: skip
+               f"ORDER BY j.id DESC LIMIT {m}")  # fmt: skip
         jobs = [JobInfo(*r) for r in self.rows(sql, (*params, limit))]
         states = self.job_states([j.id for j in jobs])
         return [(j, *states.get(j.id, ("succeeded", None))) for j in jobs]
@@ -224,18 +217,30 @@ class Reader:
         """State and latest task type of each of these jobs."""
         if not ids:
             return {}
-        marks = ", ".join("?" * len(ids))
-        sql = f"SELECT job_id, {_RANK}, MAX(id) FROM tasks WHERE job_id IN ({marks}) GROUP BY job_id"
+        sql = f"SELECT job_id, {_RANK}, MAX(id) FROM tasks WHERE job_id IN ({self._marks(len(ids))}) GROUP BY job_id"
         ranks = {j: (RANKED[int(r)], last) for j, r, last in self.rows(sql, list(ids))}
-        types = dict(self.rows(f"SELECT id, type FROM tasks WHERE id IN ({', '.join('?' * len(ranks))})",
+        types = dict(self.rows(f"SELECT id, type FROM tasks WHERE id IN ({self._marks(len(ranks))})",
                                [last for _, last in ranks.values()])) if ranks else {}  # fmt: skip
         return {j: (state, types.get(last)) for j, (state, last) in ranks.items()}
 
-    def job_tasks(self, job_id: int) -> list[Task]:
+    def tasks_of_job(self, job_id: int) -> list[Task]:
         """Every task of a job in full (payload, result, error history), oldest first."""
-        hot = drivers.for_dialect("sqlite" if self.mark == "?" else "postgresql")
-        sql = f"SELECT {', '.join(drivers.COLUMNS)} FROM tasks WHERE job_id = ? ORDER BY id"
-        return [hot.to_task(r) for r in self.rows(sql, (job_id,))]
+        sql = f"SELECT {_FULL} FROM tasks WHERE job_id = {self.m} ORDER BY id"
+        return [self.driver.to_task(r) for r in self.rows(sql, (job_id,))]
+
+    def job(self, job_id: int) -> Job | None:
+        """One job in full (its options too), or None."""
+        sql = f"SELECT {_JOB} FROM jobs WHERE id = {self.m}"
+        found = self.rows(sql, (job_id,))
+        return self._job(found[0]) if found else None
+
+    def running_leases(self, exclude_owner: str | None = None) -> list[Task]:
+        """Running tasks in full (the rescuer reads their error history), optionally not those of one owner."""
+        sql, params = f"SELECT {_FULL} FROM tasks WHERE state = 'running'", []
+        if exclude_owner is not None:
+            sql += f" AND lease_owner <> {self.m}"
+            params.append(exclude_owner)
+        return [self.driver.to_task(r) for r in self.rows(sql, params)]
 
     def running_tasks(self) -> list[Task]:
         """Tasks under a lease now, with their owner and expiry (payloads left out)."""
@@ -245,11 +250,74 @@ class Reader:
 
     def error_counts(self) -> list[tuple[str | None, int | None, int]]:
         """(error type, HTTP status or None, entries) over every entry of every task's error history."""
-        return [(t, None if s is None else int(s), int(n)) for t, s, n in self.rows(_ERRORS[self.mark])]
+        return [(t, None if s is None else int(s), int(n)) for t, s, n in self.rows(self.driver.error_counts_sql)]
 
     def audio_seconds(self) -> float:
         """Media seconds of every transcript made."""
         return float(self.scalar(AUDIO_SECONDS) or 0.0)
+
+    # -- the queue's own reads (Store delegates to these) ---------------------------------------
+    def task(self, task_id: int) -> Task | None:
+        """One task in full, or None."""
+        found = self.rows(f"SELECT {_FULL} FROM tasks WHERE id = {self.m}", (task_id,))
+        return self.driver.to_task(found[0]) if found else None
+
+    def list_tasks(self, state: TaskState | None = None, limit: int = 100, group: str | None = None) -> list[Task]:
+        """Tasks in full, newest first, optionally of one state or job group."""
+        where, params = self._in_group(group)
+        if state is not None:
+            where.append(f"state = {self.m}")
+            params.append(state.value)
+        sql = f"SELECT {_FULL} FROM tasks WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {self.m}"
+        return [self.driver.to_task(r) for r in self.rows(sql, (*params, limit))]
+
+    def tasks_per_state(self, group: str | None = None) -> dict[str, int]:
+        """Number of tasks per state (every state present, zero when none), optionally of one job group."""
+        where, params = self._in_group(group)
+        sql = f"SELECT state, COUNT(*) FROM tasks WHERE {' AND '.join(where)} GROUP BY state"
+        return {s.value: 0 for s in TaskState} | {state: int(n) for state, n in self.rows(sql, params)}
+
+    def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
+        """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
+        where, params = self._in_group(group)
+        queued = "state = 'queued'"
+        if types is not None:
+            names = [TaskType.parse(t).value for t in types]
+            queued += f" AND type IN ({self._marks(len(names))})" if names else " AND 1 = 0"
+            params = [*names, *params]
+        sql = f"SELECT id FROM tasks WHERE (({queued}) OR state = 'running') AND {' AND '.join(where)} LIMIT 1"
+        return bool(self.rows(sql, params))
+
+    def output_dirs_of_running(self) -> list[str]:
+        """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
+        sql = ("SELECT DISTINCT output_dir FROM jobs WHERE id IN (SELECT job_id FROM tasks WHERE state = 'running') "
+               "AND output_dir IS NOT NULL")  # fmt: skip
+        return [r[0] for r in self.rows(sql)]
+
+    def ingested_files(self, host: str) -> list[IngestedFile]:
+        """Every remembered inbox file of this host ("" = shared storage)."""
+        sql = f"SELECT host, path, outbox, size, mtime_ns, inode, sha256 FROM ingested_files WHERE host = {self.m}"
+        return [IngestedFile(*r) for r in self.rows(sql, (host,))]
+
+    def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
+        """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
+        sql = (f"SELECT job_id, result FROM tasks WHERE type = {self.m} AND state = 'succeeded' ORDER BY id")
+        return [(j, self.driver.decode_json(r) or {}) for j, r in self.rows(sql, (TaskType.TRANSCRIBE.value,))]
+
+    def _in_group(self, group: str | None) -> tuple[list[str], list[Any]]:
+        """The condition (and its parameter) that keeps a job group's tasks; always true without a group."""
+        if group is None:
+            return ["1 = 1"], []
+        return [f"job_id IN (SELECT id FROM jobs WHERE group_name = {self.m})"], [group]
+
+    def _marks(self, n: int) -> str:
+        """`n` parameter marks for an IN list."""
+        return ", ".join([self.m] * n)
+
+    def _job(self, row: Sequence[Any]) -> Job:
+        id_, source, name, output_dir, group, options, created = row
+        options = self.driver.decode_json(options)
+        return Job(id_, source, name, output_dir, group, options or {}, created)
 
 
 def _brief_task(r: tuple[Any, ...]) -> Task:
@@ -260,7 +328,3 @@ def _brief_task(r: tuple[Any, ...]) -> Task:
                 expires, error_kind, error_message, [], result, None, job_id, created, updated, started, finished,
                 affinity)  # fmt: skip
 
-
-def decode(value: Any) -> Any:
-    """A JSON column as Python (SQLite hands back text, psycopg already decoded)."""
-    return json.loads(value) if isinstance(value, str) else value

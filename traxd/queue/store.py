@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from traxd.clock import Clock, SystemClock
-from traxd.db import search as archive
+from traxd.db import archive_index
 from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import control as C
 from traxd.db.models import ingested_files as F
@@ -23,10 +23,12 @@ from traxd.db.models import jobs as J
 from traxd.db.models import tasks as T
 from traxd.db.models import workers as W
 from traxd.queue import driver as drivers
-from traxd.queue.transitions import WORKER_LOST, Decision
+from traxd.queue.reads import Reader
+from traxd.queue.transitions import WORKER_LOST, Decision, Offer, OfferRow, offer_verdict
 from traxd.searchquery import Node
 from traxd.types import (
     GLOBAL_SCOPE,
+    PAID_KEY,
     Control,
     ControlState,
     IngestedFile,
@@ -77,6 +79,10 @@ def to_job(row: Row[Any]) -> Job:
 def _guard(lease: Lease) -> Any:
     """The fencing condition every write after a claim carries."""
     return and_(T.c.id == lease.task_id, T.c.lease_owner == lease.owner, T.c.attempts == lease.attempt, T.c.state == RUNNING)
+
+
+class RefusedWrite(ValueError):
+    """The database refused a write for good (not an outage): retrying it would never work."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,16 @@ class Store:
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**READ_ONLY)
 
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """The queue's reads (traxd.queue.reads, where each is written once) on one of this store's pooled
+        connections, given back afterwards."""
+        reader = Reader(self.engine.raw_connection(), self.driver)
+        try:
+            yield reader
+        finally:
+            reader.close()
+
     # -- enqueue ------------------------------------------------------------------------------
     def enqueue(self, new: NewTask) -> tuple[Task, bool]:
         """Insert one task; with a dedupe key already present, return the existing task and False."""
@@ -255,9 +271,8 @@ class Store:
 
     def ingested_files(self, host: str) -> list[IngestedFile]:
         """Every remembered inbox file of this host ("" = shared storage)."""
-        cols = [F.c.host, F.c.path, F.c.outbox, F.c.size, F.c.mtime_ns, F.c.inode, F.c.sha256]
-        with self._read() as conn:  # all rows at once: fetched one by one, 50,000 of them took 0.3 s more
-            return [IngestedFile(*row) for row in conn.execute(select(*cols).where(F.c.host == host)).all()]
+        with self.reading() as reader:
+            return reader.ingested_files(host)
 
     def forget_files(self, host: str, paths: Sequence[str]) -> None:
         """Forget these remembered inbox files of this host (they are gone from their inbox)."""
@@ -362,7 +377,7 @@ class Store:
             return False
         job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()
         if entry:
-            archive.replace_transcript_in(tx.conn, entry, job_id, now)
+            archive_index.replace_transcript_in(tx.conn, entry, job_id, now)
         self._insert_in(tx, done.successors, now, job_id)
         return True
 
@@ -392,9 +407,35 @@ class Store:
         `paid=True`: the data holds a result we paid for (an API reply): the commit is synced to disk before this
         returns, so an OS crash or a power cut cannot make the next attempt pay for it again.
         """
+        if paid:  # which attempt paid: a spooled result of an older one must not overwrite it (offer_paid)
+            data = {**data, PAID_KEY: lease.attempt}
         stmt = update(T).where(_guard(lease)).values(result=data, updated_at=self.clock.now())
         with self._tx(paid=paid) as tx:
             return tx.conn.execute(stmt).rowcount == 1
+
+    def offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
+        """Commit a paid result that waited in the spool, fenced (see transitions.offer_verdict); the verdict.
+
+        Synced like any paid checkpoint. RefusedWrite when the database refuses it for good (a changed schema,
+        data it cannot store): the caller sets that spool aside instead of retrying it forever.
+        """
+        try:
+            return self._offer_paid(lease, task_type, data)
+        except self.unavailable:
+            raise
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            raise RefusedWrite(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__) from None
+
+    def _offer_paid(self, lease: Lease, task_type: str, data: dict[str, Any]) -> str:
+        cols = select(T.c.type, T.c.state, T.c.lease_owner, T.c.attempts, T.c.result).where(T.c.id == lease.task_id)
+        with self._tx(paid=True) as tx:
+            found = tx.conn.execute(self.driver.lock_row(cols)).first()
+            row = OfferRow(found.type, found.state, found.lease_owner, found.attempts, found.result) if found else None
+            verdict = offer_verdict(lease, task_type, row)
+            if verdict in (Offer.OURS, Offer.OFFERED):
+                values = {"result": {**data, PAID_KEY: lease.attempt}, "updated_at": self.clock.now()}
+                tx.conn.execute(update(T).where(T.c.id == lease.task_id).values(**values))
+        return verdict
 
     def apply(self, lease: Lease, decision: Decision, error_type: str = "Error") -> bool:
         """Write a failure decision (retry, fail, pause the type) under the lease; False if the lease was lost.
@@ -437,11 +478,8 @@ class Store:
     # -- rescue -------------------------------------------------------------------------------
     def running_leases(self, exclude_owner: str | None = None) -> list[Task]:
         """Tasks currently leased (optionally not by `exclude_owner`): input to the rescuer."""
-        stmt = select(T).where(T.c.state == RUNNING)
-        if exclude_owner is not None:
-            stmt = stmt.where(T.c.lease_owner != exclude_owner)
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.running_leases(exclude_owner)
 
     def rescue(self, lease: Lease, decision: Decision, successors: Sequence[NewTask] = ()) -> bool:
         """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under;
@@ -451,15 +489,13 @@ class Store:
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: int) -> Task | None:
         """One task, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(T).where(T.c.id == task_id)).first()
-        return to_task(row) if row else None
+        with self.reading() as reader:
+            return reader.task(task_id)
 
     def get_job(self, job_id: int) -> Job | None:
         """One job, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(J).where(J.c.id == job_id)).first()
-        return to_job(row) if row else None
+        with self.reading() as reader:
+            return reader.job(job_id)
 
     @staticmethod
     def _jobs_in(conn: Connection, job_ids: Iterable[int | None]) -> dict[int, Job]:
@@ -471,56 +507,30 @@ class Store:
 
     def tasks_of_job(self, job_id: int) -> list[Task]:
         """Every task a job spawned, oldest first."""
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(select(T).where(T.c.job_id == job_id).order_by(T.c.id))]
+        with self.reading() as reader:
+            return reader.tasks_of_job(job_id)
 
     def output_dirs_of_running(self) -> list[str]:
         """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
-        running = select(T.c.job_id).where(T.c.state == RUNNING)
-        stmt = select(J.c.output_dir).where(J.c.id.in_(running), J.c.output_dir.is_not(None)).distinct()
-        with self._read() as conn:
-            return [r[0] for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.output_dirs_of_running()
 
     def list_tasks(
         self, state: TaskState | None = None, limit: int = 100, group: str | None = None
     ) -> list[Task]:
         """Tasks, newest first, optionally of one state or job group."""
-        stmt = select(T).order_by(T.c.id.desc()).limit(limit)
-        if state is not None:
-            stmt = stmt.where(T.c.state == state.value)
-        if group is not None:
-            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
-        with self._read() as conn:
-            return [to_task(r) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.list_tasks(state, limit, group)
 
     def counts(self, group: str | None = None) -> dict[str, int]:
         """Number of tasks per state (every state present, zero when none)."""
-        stmt = select(T.c.state, func.count()).group_by(T.c.state)
-        if group is not None:
-            stmt = stmt.join(J, J.c.id == T.c.job_id).where(J.c.group_name == group)
-        out = {s.value: 0 for s in TaskState}
-        with self._read() as conn:
-            for state, n in conn.execute(stmt):
-                out[state] = n
-        return out
+        with self.reading() as reader:
+            return reader.tasks_per_state(group)
 
     def has_work(self, types: Iterable[TaskType] | None = None, group: str | None = None) -> bool:
         """True while a task of these types is queued (even in backoff) or any task is running (in the group)."""
-        cond = T.c.state == QUEUED
-        if types is not None:
-            cond = cond & T.c.type.in_([TaskType.parse(t).value for t in types])
-        stmt = select(T.c.id).where(cond | (T.c.state == RUNNING)).limit(1)
-        jobs = _group_jobs(group)
-        if jobs is not None:
-            stmt = stmt.where(T.c.job_id.in_(jobs))
-        with self._read() as conn:
-            return conn.execute(stmt).first() is not None
-
-    def finished_since(self, since: float) -> int:
-        """How many tasks reached a terminal state after `since` (throughput for the ETA)."""
-        stmt = select(func.count()).where(T.c.finished_at >= since)
-        with self._read() as conn:
-            return int(conn.execute(stmt).scalar() or 0)
+        with self.reading() as reader:
+            return reader.has_work(types, group)
 
     # -- user actions -------------------------------------------------------------------------
     def retry(self, task_id: int) -> bool:
@@ -597,36 +607,33 @@ class Store:
     def index_transcript(self, entry: dict[str, Any], job_id: int | None = None) -> int:
         """Put one transcript into the archive (replacing its job's or its JSON's earlier entry); its id."""
         with self._tx() as tx:
-            return archive.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
+            return archive_index.replace_transcript_in(tx.conn, entry, job_id, self.clock.now())
 
     def optimize_archive(self) -> None:
         """Merge the full-text index (after a bulk re-index: one transaction per transcript leaves it in pieces)."""
         with self._tx() as tx:
-            archive.optimize(tx.conn)
+            archive_index.optimize(tx.conn)
 
-    def search(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
-        """Ranked hits for a parsed query."""
+    def search_archive(self, node: Node, filters: SearchFilters) -> list[SearchHit]:
+        """Ranked transcript segments for a parsed query."""
         with self._read() as conn:
-            return archive.search(conn, node, filters)
+            return archive_index.ranked_hits(conn, node, filters)
 
     def archive_counts(self) -> tuple[int, int]:
         """(transcripts, segments) in the archive."""
         with self._read() as conn:
-            return archive.counts(conn)
+            return archive_index.counts(conn)
 
     def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
         """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
-        stmt = (select(T.c.job_id, T.c.result)
-                .where(T.c.type == TaskType.TRANSCRIBE.value, T.c.state == TaskState.SUCCEEDED.value).order_by(T.c.id))
-        with self._read() as conn:
-            return [(r.job_id, r.result or {}) for r in conn.execute(stmt)]
+        with self.reading() as reader:
+            return reader.finished_transcripts()
 
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:
         """Every control row by scope; a missing global row means running."""
-        with self._read() as conn:
-            rows = conn.execute(select(C)).all()
-        return {r.scope: Control(r.scope, ControlState(r.state), r.reason, r.updated_at) for r in rows}
+        with self.reading() as reader:
+            return reader.controls()
 
     def set_control(self, scope: str, state: ControlState, reason: str | None = None) -> None:
         """Write the desired state of a scope ('*' or a task type)."""
@@ -659,24 +666,13 @@ class Store:
 
     def workers(self) -> list[WorkerInfo]:
         """Every heartbeat row, most recent first."""
-        with self._read() as conn:
-            rows = conn.execute(select(W).order_by(W.c.last_seen.desc())).all()
-        return [
-            WorkerInfo(r.owner, r.host, r.pid, r.started_at, r.last_seen, r.active_tasks, r.rss_mb, r.cpu_percent, r.slots)
-            for r in rows
-        ]
+        with self.reading() as reader:
+            return reader.workers()
 
     def remove_worker(self, owner: str) -> None:
         """Forget a daemon's heartbeat (clean shutdown, or a dead one after rescue)."""
         with self._tx() as tx:
             tx.conn.execute(delete(W).where(W.c.owner == owner))
-
-    def integrity_ok(self) -> bool:
-        """SQLite's integrity check (always True elsewhere)."""
-        if self.engine.dialect.name != "sqlite":
-            return True
-        with self._read() as conn:
-            return bool(conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok")
 
 
 @contextmanager
@@ -716,11 +712,6 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
 def _job_values(job: NewJob, now: float) -> dict[str, Any]:
     return {"source": job.source, "name": job.name, "output_dir": job.output_dir, "group_name": job.group,
             "options": job.options, "created_at": now}  # fmt: skip
-
-
-def _group_jobs(group: str | None) -> Any:
-    """The ids of a group's jobs as a subquery, or None for every group."""
-    return None if group is None else select(J.c.id).where(J.c.group_name == group)
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from traxd.types import ErrorKind, Failure, Task, TaskState
+from traxd.types import PAID_KEY, ErrorKind, Failure, Lease, Task, TaskState
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,36 @@ def decide_rescue(task: Task, now: float, reason: str) -> Decision:
         return Decision(TaskState.QUEUED, ErrorKind.RETRYABLE, reason, now, 0)
     message = f"poison task: its worker died {deaths} times ({reason})"
     return Decision(TaskState.FAILED, ErrorKind.POISON, message)
+
+
+class Offer:
+    """What became of a spooled paid result offered to its task (offer_verdict)."""
+
+    OURS = "committed"  # the lease was still the spooling run's: written as its checkpoint
+    OFFERED = "offered"  # the task moved on, but no later attempt has paid yet: written as the checkpoint it resumes
+    DROPPED = "dropped"  # a later attempt paid already (or the task finished): ours would only go backwards
+    GONE = "gone"  # the task is deleted, or the id is now another task: the spool cannot be applied
+
+
+def offer_verdict(lease: Lease, task_type: str, row: OfferRow | None) -> str:
+    """Fencing for a spooled paid result: commit it, offer it to whoever resumes the task, drop it, or give up."""
+    if row is None or row.type != task_type:
+        return Offer.GONE
+    if row.state == TaskState.RUNNING.value and row.lease_owner == lease.owner and row.attempts == lease.attempt:
+        return Offer.OURS
+    paid_by = (row.result or {}).get(PAID_KEY)
+    later_paid = isinstance(paid_by, int) and paid_by > lease.attempt
+    if later_paid or TaskState(row.state).terminal:
+        return Offer.DROPPED
+    return Offer.OFFERED
+
+
+@dataclass(frozen=True)
+class OfferRow:
+    """What offer_verdict reads of the task row (locked for the write that follows)."""
+
+    type: str
+    state: str
+    lease_owner: str | None
+    attempts: int
+    result: dict[str, object] | None

@@ -68,7 +68,7 @@ def counts(conn: Connection) -> tuple[int, int]:
             int(conn.execute(select(func.count()).select_from(SEG)).scalar_one()))  # fmt: skip
 
 
-def search(conn: Connection, node: Node, filters: SearchFilters) -> list[SearchHit]:
+def ranked_hits(conn: Connection, node: Node, filters: SearchFilters) -> list[SearchHit]:
     """Ranked hits for a parsed query, best first (a higher score is a better match)."""
     where, params = _filters(filters)
     params.update(limit=filters.limit, candidates=max(CANDIDATES, filters.limit))
