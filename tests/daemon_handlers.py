@@ -76,3 +76,12 @@ def leaky(_settings: Any) -> Registry:
         raise RetryableError(f"HTTP 500 calling API with key {key}; headers={{'Authorization': 'Bearer {key}'}}")
 
     return _all(handle)
+
+
+def notifying(_settings: Any) -> Registry:
+    """Every stage succeeds at once (noop); NOTIFY runs the real delivery handler."""
+    from traxd.handlers.notify import handle_notify
+
+    registry = noop(_settings)
+    registry.register(TaskType.NOTIFY, handle_notify)
+    return registry

@@ -43,6 +43,6 @@ def test_the_real_registry_imports_an_sdk_only_when_a_task_needs_it() -> None:
     start-up) stay unloaded until such a task runs."""
     code = ("import sys\nfrom traxd.handlers import default_registry\nfrom traxd.types import TaskType\n"
             "r = default_registry()\nassert TaskType.ENHANCE in r and TaskType.DOWNLOAD in r\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'yt_dlp', 'httpx'}))")  # fmt: skip
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'yt_dlp', 'httpx', 'apprise'}))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

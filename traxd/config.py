@@ -26,6 +26,15 @@ def default_home() -> Path:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A URL that gets a signed JSON POST when a job ends; private addresses only when allowed."""
+
+    url: str
+    secret: str = field(default="", repr=False)
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
 class WatchFolder:
     """An inbox and the folder its transcripts go to."""
 
@@ -108,6 +117,13 @@ class Settings:
     task_types: tuple[str, ...] = _setting((), "TRAX_TASK_TYPES", START)
     shared_storage: bool = _setting(False, "TRAX_SHARED_STORAGE", START)
     log_level: str = _setting("info", "TRAX_LOG_LEVEL", START)
+    # Told when a job ends (traxd/notify.py): Apprise URLs and "desktop", and webhooks (config.toml's list plus
+    # the one of TRAX_WEBHOOK_URL). URLs may hold tokens: they are secrets like the keys.
+    notify: tuple[str, ...] = _setting((), "TRAX_NOTIFY", RUN, secret=True)
+    webhooks: tuple[Webhook, ...] = _setting((), None, RUN, secret=True)
+    webhook_url: str | None = _setting(None, "TRAX_WEBHOOK_URL", RUN, secret=True)
+    webhook_secret: str | None = _setting(None, "TRAX_WEBHOOK_SECRET", RUN, secret=True)
+    webhook_allow_private: bool = _setting(False, "TRAX_WEBHOOK_ALLOW_PRIVATE", RUN)
 
     @property
     def logs_dir(self) -> Path:
@@ -122,7 +138,16 @@ class Settings:
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """The API keys: never logged, never written into a service file."""
-        return (self.openai_api_key, self.deepseek_api_key)
+        hooks = [v for h in self.hooks for v in (h.url, h.secret)]
+        urls = [u for u in self.notify if "://" in u]  # Apprise URLs carry tokens; "desktop" is only a word
+        return (self.openai_api_key, self.deepseek_api_key, *urls, *hooks)
+
+    @property
+    def hooks(self) -> tuple[Webhook, ...]:
+        """Every webhook: config.toml's, then TRAX_WEBHOOK_URL's (with TRAX_WEBHOOK_SECRET)."""
+        env = () if not self.webhook_url else (Webhook(self.webhook_url, self.webhook_secret or "",
+                                                        self.webhook_allow_private),)  # fmt: skip
+        return self.webhooks + env
 
     @property
     def effective_backend(self) -> str:
@@ -208,6 +233,11 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             return _codes(raw)
         if name == "vocabulary":
             return _terms(raw)
+        if name == "webhooks":
+            return _parse_webhooks(raw)
+        if name == "notify":
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(s).strip() for s in items if str(s).strip())
         if name == "formats":
             return _formats(raw, where)
         if name == "task_types":
@@ -255,6 +285,24 @@ def _formats(raw: Any, where: str) -> tuple[str, ...]:
         return parse_formats(raw)
     except UserError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+HOOK_KEYS = {"url", "secret", "allow_private"}
+
+
+def _parse_webhooks(raw: Any) -> tuple[Webhook, ...]:
+    """`webhooks = [{ url = "...", secret = "...", allow_private = false }]` in config.toml."""
+    if not isinstance(raw, list):
+        raise TypeError(raw)
+    out = []
+    for item in raw:
+        if isinstance(item, Webhook):
+            out.append(item)
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str) or set(item) - HOOK_KEYS:
+            raise ValueError(item)
+        out.append(Webhook(item["url"].strip(), str(item.get("secret") or ""), _to_bool(item.get("allow_private", False))))
+    return tuple(out)
 
 
 def _terms(raw: Any) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ class TaskType(str, enum.Enum):
     DIARIZE = "diarize"
     TRANSLATE = "translate"
     SUMMARIZE = "summarize"
+    # Not a stage: one delivery of a job-end event to one target, queued with no job so it never counts in a job.
+    NOTIFY = "notify"
 
     @classmethod
     def parse(cls, value: str | TaskType) -> TaskType:

@@ -77,7 +77,10 @@ def host_lookup_error(host: str, exc: BaseException) -> TaskError:
     return RetryableError(f"cannot resolve host {host!r} ({detail})")
 
 
-def check_url(url: str, allow_private: bool, resolve: Resolver = resolve_host) -> None:
+PRIVATE_HINT = "set allow_private_urls to allow them"
+
+
+def check_url(url: str, allow_private: bool, resolve: Resolver = resolve_host, hint: str = PRIVATE_HINT) -> None:
     """Refuse what must not be fetched: other schemes, no host, private/loopback/link-local/reserved targets."""
     problem = url_problem(url)
     if problem:
@@ -85,10 +88,10 @@ def check_url(url: str, allow_private: bool, resolve: Resolver = resolve_host) -
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    check_addresses(host, resolve(host, port), allow_private)
+    check_addresses(host, resolve(host, port), allow_private, hint)
 
 
-def check_addresses(host: str, addresses: list[str], allow_private: bool) -> None:
+def check_addresses(host: str, addresses: list[str], allow_private: bool, hint: str = PRIVATE_HINT) -> None:
     """Refuse a host without addresses, or with any address that is not public (unless private ones are allowed)."""
     if not addresses:
         raise host_lookup_error(host, OSError("no address"))
@@ -100,7 +103,7 @@ def check_addresses(host: str, addresses: list[str], allow_private: bool) -> Non
         if not (mapped or ip).is_global:
             raise PermanentError(
                 f"refused {host} ({ip}): private, loopback, link-local and reserved addresses are not "
-                "fetched (set allow_private_urls to allow them)"
+                f"fetched ({hint})"
             )
 
 
@@ -126,24 +129,26 @@ def download(
         raise RetryableError(f"network error ({type(exc).__name__}) while downloading {url}") from None
 
 
-def checked_addresses(host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host) -> list[str]:
+def checked_addresses(host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host,
+                      hint: str = PRIVATE_HINT) -> list[str]:  # fmt: skip
     """Resolve `host` once and return its addresses if they may be connected to (else a TaskError)."""
     addresses = resolve(host, port)
-    check_addresses(host, addresses, allow_private)
+    check_addresses(host, addresses, allow_private, hint)
     return addresses
 
 
 class PinnedBackend(httpcore.SyncBackend):
     """Opens every connection to an address it has just resolved and checked: one DNS answer for both."""
 
-    def __init__(self, allow_private: bool, resolve: Resolver) -> None:
+    def __init__(self, allow_private: bool, resolve: Resolver, hint: str = PRIVATE_HINT) -> None:
         self.allow_private = allow_private
         self.resolve = resolve
+        self.hint = hint
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:  # fmt: skip
         """Resolve, check, then connect to the checked address (TLS still verifies `host`: httpcore sends it)."""
-        addresses = checked_addresses(host, port, self.allow_private, self.resolve)
+        addresses = checked_addresses(host, port, self.allow_private, self.resolve, self.hint)
         error: httpcore.ConnectError | None = None
         for address in addresses:
             try:

@@ -19,6 +19,7 @@ from traxd.cli import job_options as opt
 from traxd.cli.common import fail, one_line_errors, settings, store_for
 from traxd.cli.export_cmd import export
 from traxd.cli.help_format import PLAIN_HELP
+from traxd.cli.notify_cmd import notify_app
 from traxd.cli.speakers_cmd import speakers_app
 from traxd.cli.status_cmd import OPTIONS as STATUS_OPTIONS
 from traxd.cli.status_cmd import StatusOption, run_status
@@ -33,6 +34,7 @@ service_app = typer.Typer(help="The login service (launchd agent on macOS, syste
 app.add_typer(watch_app, name="watch")
 app.add_typer(service_app, name="service")
 app.add_typer(speakers_app, name="speakers")
+app.add_typer(notify_app, name="notify")
 app.command("export")(export)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -251,7 +253,7 @@ def retry(
 
     s = settings()
     with store_for(s) as store:
-        jobs = JobControl(store, s.tmp_dir)
+        jobs = JobControl(store, s.tmp_dir, s)
         if failed:
             typer.echo(f"{jobs.retry_failed()} failed task(s) queued again")
             return
@@ -269,7 +271,7 @@ def cancel(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
 
     s = settings()
     with store_for(s) as store:
-        if not JobControl(store, s.tmp_dir).cancel(task_id):
+        if not JobControl(store, s.tmp_dir, s).cancel(task_id):
             raise UserError(_why_not(store.get(task_id), task_id, "cancelled", "queued or running"))
     typer.echo(f"#{task_id} cancelled")
 
@@ -413,7 +415,7 @@ def dashboard(
     s = settings()
     token = check_binding(host, token)
     with store_for(s) as store:
-        server = make_server(dashboard_for(s, store, token, JobControl(store, s.tmp_dir)), host, port)
+        server = make_server(dashboard_for(s, store, token, JobControl(store, s.tmp_dir, s)), host, port)
         typer.echo(f"dashboard on {url_of(host, port, token)} (Ctrl-C stops it)")
         server.run()
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from traxd import notify
+from traxd.config import Settings
 from traxd.daemon.scratch import remove_if_ended
 from traxd.queue.store import Store
-from traxd.types import Task, TaskState
+from traxd.types import NewTask, Task, TaskState
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,7 @@ class JobControl:
 
     store: Store
     tmp_dir: Path
+    settings: Settings | None = None  # its notification targets are told of a job this cancel ends
 
     def retry(self, task_id: int) -> bool:
         """Queue a failed or cancelled task again with a fresh attempt budget."""
@@ -32,7 +35,7 @@ class JobControl:
     def cancel(self, task_id: int) -> bool:
         """Cancel a queued or running task; False when it is neither."""
         before = self.store.get(task_id)
-        if not self.store.cancel(task_id):
+        if not self.store.cancel(task_id, self._events(before.job_id if before else None)):
             return False
         if before is not None:
             self._clean_up([before], before.job_id, task_id)
@@ -41,10 +44,16 @@ class JobControl:
     def cancel_job(self, job_id: int) -> int:
         """Cancel a job's queued and running tasks; returns how many."""
         before = self.store.tasks_of_job(job_id)
-        changed = self.store.cancel_job(job_id)
+        changed = self.store.cancel_job(job_id, self._events(job_id))
         if changed:
             self._clean_up(before, job_id, 0)
         return changed
+
+    def _events(self, job_id: int | None) -> list[NewTask]:
+        """The job's cancel notifications (queued by the store only if the cancel takes)."""
+        if job_id is None or self.settings is None or not notify.targets(self.settings):
+            return []
+        return notify.end_events(self.settings, self.store.get_job(job_id), TaskState.CANCELLED, {}, self.store.clock.now())
 
     def _clean_up(self, before: list[Task], job_id: int | None, task_id: int) -> None:
         # A task that was running may still be writing into the folder: its daemon removes it when it reports back.

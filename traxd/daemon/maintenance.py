@@ -10,15 +10,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from traxd import notify
 from traxd.clock import Clock
+from traxd.config import Settings
 from traxd.daemon.health import DatabaseWrites
 from traxd.daemon.owner import Owner, owner_is_dead
 from traxd.logging import get_logger
 from traxd.queue.store import Store
-from traxd.queue.transitions import decide_rescue
+from traxd.queue.transitions import Decision, decide_rescue
 from traxd.resources import TreeSampler
 from traxd.supervision import Crashed, report_crash
-from traxd.types import Task, WorkerInfo
+from traxd.types import NewTask, Task, TaskState, TaskType, WorkerInfo
 
 log = get_logger("maintenance")
 
@@ -55,6 +57,8 @@ class Maintenance:
         self._thread: threading.Thread | None = None
         self._sample = TreeSampler()
         self.rescued = 0
+        # Whose targets hear of a job a poison task ends (set by the pool when it notifies; None: nobody).
+        self.notify_settings: Settings | None = None
         self._cut_off = False  # a round failed: the database may have been out for everyone
         self._quiet_until = 0.0  # until then, expired leases are not rescued (their owners renew first)
 
@@ -143,11 +147,20 @@ class Maintenance:
             reason = self._orphan_reason(task, now)
             if reason is None:
                 continue
-            if self.store.rescue(task.lease, decide_rescue(task, now, reason)):
+            decision = decide_rescue(task, now, reason)
+            if self.store.rescue(task.lease, decision, self._end_events(task, decision, now)):
                 count += 1
                 log.warning("task_rescued", task_id=task.id, owner=task.lease_owner, reason=reason)
         self.rescued += count
         return count
+
+    def _end_events(self, task: Task, decision: Decision, now: float) -> list[NewTask]:
+        """A poison task fails its job for good: that job's end notifications, if anyone is to be told."""
+        settings = self.notify_settings
+        if not decision.state.terminal or settings is None or task.job_id is None or task.type is TaskType.NOTIFY:
+            return []
+        job = self.store.get_job(task.job_id)
+        return notify.end_events(settings, job, TaskState.FAILED, {"error": decision.message}, now)
 
     def _orphan_reason(self, task: Task, now: float) -> str | None:
         owner = task.lease_owner or ""

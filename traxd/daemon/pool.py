@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from traxd import pipelines
+from traxd import notify, pipelines
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
 from traxd.daemon import scratch
@@ -43,7 +43,8 @@ from traxd.types import (
 
 log = get_logger("pool")
 
-Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision]]
+# Completions with their successors, failures with their decisions and (for a job that failed for good) its events.
+Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision], list[list[NewTask]]]
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
 SlotLimit = Callable[[], int]
@@ -69,6 +70,8 @@ class PoolConfig:
     # What handlers are told (None: every default, scratch in a temporary folder). The daemon swaps in a new
     # config when config.toml changes; each task reads the settings of the moment it was claimed.
     settings: Settings | None = None
+    # Queue a NOTIFY task per configured target when a job ends (the daemon; `trax batch` reports on its own).
+    notify: bool = False
     # Where paid results wait when the database will not take them (None: $TRAX_HOME/spool with settings; a bare
     # pool without settings keeps them in memory only).
     spool_dir: Path | None = None
@@ -139,6 +142,7 @@ class Pool:
         upkeep = Upkeep(self.config.lease_seconds, self.config.rescue_seconds, self.config.slots)
         self.maintenance = Maintenance(store, self.owner, self.clock, Held(self.active_tasks, self.lease_lost),
                                        self.writes, upkeep, self.background_failed)  # fmt: skip
+        self.maintenance.notify_settings = self.config.settings if self.config.notify else None
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -165,6 +169,7 @@ class Pool:
     def use_settings(self, settings: Settings) -> None:
         """Tasks claimed from now on get these settings (config.toml changed); running ones keep theirs."""
         self.config = replace(self.config, settings=settings)
+        self.maintenance.notify_settings = settings if self.config.notify else None
 
     def request_stop(self, now: bool = False) -> None:
         """Stop claiming; with now=True do not wait for running tasks (signal handlers call this).
@@ -264,11 +269,12 @@ class Pool:
 
     def _commit(self, prepared: Prepared, limit: int, types: list[TaskType]) -> tuple[list[Task], dict[int, Job]]:
         """One exchange with the store; afterwards report each settled run."""
-        done, failed, decisions = prepared
+        done, failed, decisions, events = prepared
         ex = self.store.exchange(
             self.owner_id,
             [Completion(o.task.lease, o.result, succ) for o, succ in done],
-            [FailedRun(o.task.lease, d, o.failure.error_type if o.failure else "Error") for o, d in zip(failed, decisions)],
+            [FailedRun(o.task.lease, d, o.failure.error_type if o.failure else "Error", e)
+             for o, d, e in zip(failed, decisions, events)],
             limit, self.config.lease_seconds, types, self.owner.host, self.config.group,
         )  # fmt: skip
         self._unsettled = []
@@ -276,7 +282,7 @@ class Pool:
             self._finish(o, took)
         for o, d, took in zip(failed, decisions, ex.failed):
             self._finished_failure(o, d, took)
-        ending = [o for (o, succ), took in zip(done, ex.done) if not succ or not took]
+        ending = [o for (o, succ), took in zip(done, ex.done) if not took or all(t.type is TaskType.NOTIFY for t in succ)]
         ending += [o for o, d, took in zip(failed, decisions, ex.failed) if d.state.terminal or not took]
         self._remove_scratch(ending)
         return ex.claimed, ex.jobs
@@ -382,7 +388,7 @@ class Pool:
 
     def _keep_download(self, o: Outcome, ctx: TaskContext) -> Outcome:
         """A DOWNLOAD that ends its job hands its file to the output folder (its scratch goes when the job ends)."""
-        if o.task.type is not TaskType.DOWNLOAD or o.result is None or o.failure or self._successors(o, ctx.job):
+        if o.task.type is not TaskType.DOWNLOAD or o.result is None or o.failure or self.wiring.follow_ups(o.task, o.result, ctx.job):
             return o
         from traxd.handlers import download  # here: its SDKs (httpx, yt-dlp) stay out of a queue that never downloads
 
@@ -419,24 +425,36 @@ class Pool:
         done: list[tuple[Outcome, list[NewTask]]] = []
         failed: list[Outcome] = []
         decisions: list[Decision] = []
+        events: list[list[NewTask]] = []
         with self._lock:
             for o in outcomes:
                 running = self._running.pop(o.task.id, None)
                 if running is not None:
                     self._jobs[o.task.id] = running.job
         for o in outcomes:
+            job = self._jobs.get(o.task.id)
             if o.failure is None:
-                done.append((o, self._successors(o, self._jobs.get(o.task.id))))
-            else:
-                failed.append(o)
-                decisions.append(decide_failure(o.task, o.failure, now, self.config.policy, self.rng))
-        return done, failed, decisions
+                done.append((o, self._successors(o, job, now)))
+                continue
+            failed.append(o)
+            decisions.append(decide_failure(o.task, o.failure, now, self.config.policy, self.rng))
+            ended = decisions[-1].state.terminal
+            events.append(self._end_events(job, decisions[-1].state, {"error": decisions[-1].message}, now) if ended else [])
+        return done, failed, decisions, events
 
-    def _successors(self, o: Outcome, job: Job | None) -> list[NewTask]:
+    def _successors(self, o: Outcome, job: Job | None, now: float | None = None) -> list[NewTask]:
         follow = self.wiring.follow_ups(o.task, o.result, job)
+        if not follow and o.task.job_id is not None and o.task.type is not TaskType.NOTIFY:  # the job has ended
+            follow = self._end_events(job, TaskState.SUCCEEDED, o.result or {}, now or self.clock.now())
         if not self.config.pin_successors:
             return follow
         return [t if t.affinity else replace(t, affinity=self.owner.host) for t in follow]
+
+    def _end_events(self, job: Job | None, state: TaskState, detail: dict[str, Any], now: float) -> list[NewTask]:
+        """The NOTIFY tasks of a job that has just ended, when this pool notifies and targets are configured."""
+        if not self.config.notify:
+            return []
+        return notify.end_events(self.config.settings, job, state, detail, now)
 
     def _settle(self, outcomes: list[Outcome]) -> None:
         """Settle without claiming (shutdown)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from traxd.config import Settings
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.handlers import default_type_limits
@@ -34,4 +36,4 @@ def daemon_pool(settings: Settings, store: Store, registry: Registry) -> Pool:
     """The daemon's pool: the whole queue, held back by the resource monitor."""
     monitor = resource_monitor(settings)
     wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit)
-    return Pool(store, registry, pool_config(settings), wiring)
+    return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

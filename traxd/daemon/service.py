@@ -172,7 +172,7 @@ def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any])
     from traxd.dashboard.server import serve_in_thread
 
     server, url = serve_in_thread(settings, store, (where["host"], int(where["port"])),
-                                  os.environ.get("TRAX_DASHBOARD_TOKEN"), JobControl(store, settings.tmp_dir))  # fmt: skip
+                                  os.environ.get("TRAX_DASHBOARD_TOKEN"), JobControl(store, settings.tmp_dir, settings))  # fmt: skip
     log.info("dashboard_started", host=where["host"], port=where["port"])
     sys.stderr.write(f"dashboard on {url}\n")
     return server

@@ -39,11 +39,12 @@ def default_registry(settings: Settings | None = None) -> Registry:
     registry.register(TaskType.DIARIZE, make_diarize(Diarizers()))
     registry.register(TaskType.TRANSLATE, handle_translate)
     registry.register(TaskType.SUMMARIZE, deferred("traxd.handlers.summarize", "handle_summarize"))
+    registry.register(TaskType.NOTIFY, deferred("traxd.handlers.notify", "handle_notify"))
     return registry
 
 
 def deferred(module: str, name: str) -> Handler:
-    """A handler whose module is imported by its first task: the SDKs behind it (openai, yt-dlp, httpx) cost ~1.7 s
+    """A handler whose module is imported by its first task: the SDKs behind it (openai, yt-dlp, httpx, apprise) cost ~1.7 s
     of start-up (`trax batch` on a local model measured 1.1 s for openai alone) that a run without such tasks never
     needs."""
 

@@ -101,6 +101,7 @@ class FailedRun:
     lease: Lease
     decision: Decision
     error_type: str
+    successors: Sequence[NewTask] = ()  # enqueued only if the decision takes (a job's end event)
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,7 @@ class Store:
         if not done and not failed and claim.limit <= 0:
             return Exchange([], [], [])
         with self._tx() as tx:
-            failed_took = [self._apply_in(tx.conn, f, now) for f in failed]
+            failed_took = [self._apply_in(tx, f, now) for f in failed]
             done_took = self._complete_in(tx, done, now)
             claimed = self.driver.claim(tx.cur, claim) if claim.limit > 0 else []
             jobs = self._jobs_in(tx.conn, [task.job_id for task in claimed])
@@ -377,9 +378,14 @@ class Store:
         job_id = tx.conn.execute(select(T.c.job_id).where(T.c.id == done.lease.task_id)).scalar()
         if entry:
             archive_index.replace_transcript_in(tx.conn, entry, job_id, now)
-        for new in done.successors:
-            self.driver.insert_one(tx.cur, new, now, new.job_id if new.job_id is not None else job_id)
+        self._insert_in(tx, done.successors, now, job_id)
         return True
+
+    def _insert_in(self, tx: Tx, tasks: Sequence[NewTask], now: float, job_id: int | None) -> None:
+        """Successors inherit the job of what they follow, except NOTIFY: a delivery never counts in its job."""
+        for new in tasks:
+            own = new.job_id if new.job_id is not None else job_id
+            self.driver.insert_one(tx.cur, new, now, None if new.type is TaskType.NOTIFY else own)
 
     def renew(self, owner: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
         """Extend this owner's leases; returns the ids still held (a missing id means the lease was lost)."""
@@ -438,8 +444,8 @@ class Store:
         """
         return self.exchange("", [], [FailedRun(lease, decision, error_type)], 0, 0.0).failed[0]
 
-    def _apply_in(self, conn: Connection, failed: FailedRun, now: float) -> bool:
-        lease, decision = failed.lease, failed.decision
+    def _apply_in(self, tx: Tx, failed: FailedRun, now: float) -> bool:
+        conn, lease, decision = tx.conn, failed.lease, failed.decision
         row = conn.execute(self.driver.lock_row(select(T.c.errors, T.c.priority).where(_guard(lease)))).first()
         if row is None:
             return False
@@ -454,6 +460,7 @@ class Store:
         conn.execute(update(T).where(_guard(lease)).values(**values))
         if decision.pause_scope:
             self._set_control_in(conn, decision.pause_scope, ControlState.PAUSED, decision.message, now)
+        self._insert_in(tx, failed.successors, now, None)
         return True
 
     def release(self, lease: Lease) -> bool:
@@ -474,9 +481,10 @@ class Store:
         with self.reading() as reader:
             return reader.running_leases(exclude_owner)
 
-    def rescue(self, lease: Lease, decision: Decision) -> bool:
-        """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under."""
-        return self.apply(lease, decision, WORKER_LOST)
+    def rescue(self, lease: Lease, decision: Decision, successors: Sequence[NewTask] = ()) -> bool:
+        """Requeue or poison-fail a task whose worker is gone, guarded by the lease it was last claimed under;
+        `successors` (a poisoned job's end events) are queued in the same transaction if it takes."""
+        return self.exchange("", [], [FailedRun(lease, decision, WORKER_LOST, successors)], 0, 0.0).failed[0]
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: int) -> Task | None:
@@ -558,15 +566,22 @@ class Store:
                     lease_expires_at=None, finished_at=None)
         )  # fmt: skip
 
-    def cancel(self, task_id: int) -> bool:
-        """Cancel a queued task at once; a running one is cancelled when its worker reports back."""
-        with self._tx() as tx:
-            return tx.conn.execute(self._cancel(T.c.id == task_id)).rowcount == 1
+    def cancel(self, task_id: int, events: Sequence[NewTask] = ()) -> bool:
+        """Cancel a queued task at once; a running one is cancelled when its worker reports back.
 
-    def cancel_job(self, job_id: int) -> int:
-        """Cancel a job's queued and running tasks, in one transaction; returns how many."""
+        `events` (the job's end notifications) are queued in the same transaction, only if it cancelled something.
+        """
         with self._tx() as tx:
-            return tx.conn.execute(self._cancel(T.c.job_id == job_id)).rowcount
+            took = tx.conn.execute(self._cancel(T.c.id == task_id)).rowcount == 1
+            self._insert_in(tx, events if took else (), self.clock.now(), None)
+            return took
+
+    def cancel_job(self, job_id: int, events: Sequence[NewTask] = ()) -> int:
+        """Cancel a job's queued and running tasks, in one transaction (with `events`, if any); returns how many."""
+        with self._tx() as tx:
+            changed = int(tx.conn.execute(self._cancel(T.c.job_id == job_id)).rowcount)
+            self._insert_in(tx, events if changed else (), self.clock.now(), None)
+            return changed
 
     def _cancel(self, which: Any) -> Any:
         """UPDATE that cancels the matching queued or running tasks (a running one's worker sees it at its next check)."""
