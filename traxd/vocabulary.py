@@ -83,16 +83,16 @@ def api_prompt(terms: tuple[str, ...], tail: str | None) -> tuple[str | None, st
     if not words:
         return tail, warning
     room = int((PROMPT_TOKENS - estimated_tokens(words) - 1) * CHARS_PER_TOKEN)
-    rest = _last_chars(tail or "", room)
+    rest = last_words(tail or "", room)
     return (f"{words}. {rest}" if rest else f"{words}."), warning
 
 
-def _last_chars(text: str, room: int) -> str:
-    """The last whole words of `text` within `room` characters."""
+def last_words(text: str, max_chars: int) -> str:
+    """The last whole words of `text`, at most `max_chars` long."""
     out: list[str] = []
     used = 0
     for word in reversed(text.split()):
-        if used + len(word) + 1 > room:
+        if used + len(word) + 1 > max_chars:
             break
         out.append(word)
         used += len(word) + 1

@@ -198,14 +198,7 @@ def _send(ctx: TaskContext, engine: Transcriber, path: Path, duration: float, pr
 
 def prompt_tail(text: str, max_chars: int = PROMPT_CHARS) -> str | None:
     """The last words of a text, at most `max_chars` long (the context passed to the next chunk)."""
-    words: list[str] = []
-    used = 0
-    for word in reversed(text.split()):
-        if used + len(word) + 1 > max_chars:
-            break
-        words.append(word)
-        used += len(word) + 1
-    return " ".join(reversed(words)) or None
+    return vocabulary.last_words(text, max_chars) or None
 
 
 def build_doc(ctx: TaskContext, payload: dict[str, Any], state: dict[str, Any], kind: str) -> dict[str, Any]:
