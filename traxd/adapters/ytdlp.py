@@ -143,6 +143,10 @@ def base_options(limits: YtdlpLimits) -> dict[str, Any]:
         "socket_timeout": limits.timeout, "noplaylist": True, "extract_flat": "in_playlist",
         "retries": 0, "fragment_retries": 0, "extractor_retries": 0, "file_access_retries": 0,
         "restrictfilenames": True, "color": {"stdout": "no_color", "stderr": "no_color"},
+        # Every request through the urllib handler, the one whose sockets _pinned_connection checks: with
+        # `requests` installed (Apprise brings it) yt-dlp would otherwise prefer its requests handler and connect
+        # around the address policy.
+        "compat_opts": {"prefer-legacy-http-handler"},
     }  # fmt: skip
 
 
