@@ -349,7 +349,7 @@ def test_traxctl_export_says_in_one_line_what_is_wrong(home: Path, store: Store,
     assert not (outbox / "talk.docx").exists()
     (other / "talk.json").unlink()
     gone = CliRunner().invoke(traxctl_app, ["export", str(job), "--format", "md"])
-    assert gone.exit_code == 1 and "is gone" in gone.output and len(gone.output.strip().splitlines()) == 1
+    assert gone.exit_code == 1 and "is missing" in gone.output and len(gone.output.strip().splitlines()) == 1
 
 
 def test_the_dashboard_offers_every_format_as_a_download_made_from_the_stored_transcript(

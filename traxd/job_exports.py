@@ -3,12 +3,12 @@ dashboard's downloads. Nothing is transcribed again."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from traxd.errors import UsageError, UserError
+from traxd.errors import PermanentError, UsageError, UserError
 from traxd.exports import FORMATS
+from traxd.handlers.common import read_transcript
 from traxd.types import Task, TaskState, TaskType
 
 MEDIA_TYPES = {
@@ -49,16 +49,11 @@ def unfinished(job_id: int, tasks: list[Task]) -> str | None:
 
 
 def stored_document(json_path: Path) -> dict[str, Any]:
-    """The NAME.json document (UserError when it is gone or is no transcript)."""
+    """The NAME.json document, read as the later stages read it (UserError when it is gone or is no transcript)."""
     try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{json_path} is gone: the transcript is no longer stored, so it cannot be exported") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{json_path} cannot be read: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("segments"), list):
-        raise UserError(f"{json_path} holds no transcript (no segments)")
-    return doc
+        return read_transcript(json_path)
+    except PermanentError as exc:
+        raise UserError(f"{exc}: nothing to export") from None
 
 
 def export_name(json_path: Path, fmt: str) -> str:
