@@ -32,17 +32,19 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.whic
 
 from tests.fakes.models import multilingual_base, tiny_en
 
+# From the judge passages of benchmarks/speech_sets.py: the decoding settings were ranked on the tune passages, so
+# these words never took part in choosing them.
 SENTENCES = [
-    "The river runs through the old town and under seven stone bridges.",
-    "In the spring the water rises and the market moves to the upper square.",
-    "Boats carry fruit, wood and letters from the villages in the hills.",
-    "To make bread you need flour, water, salt and yeast.",
-    "Knead the dough on the table for ten minutes, until it is smooth.",
-    "The morning train to the coast leaves from platform four at eight fifteen.",
-    "Passengers with bicycles should use the last carriage.",
-    "Our garden is small but it gives us vegetables from May until October.",
-    "Every morning someone waters the plants before the sun is high.",
-    "In the autumn we dig the beds and plant garlic for the next year.",
+    "The library opens at nine and closes at six, except on Sundays.",
+    "On the ground floor there are newspapers, magazines and a corner for children.",
+    "If you want to borrow a book, bring a card with your name and address.",
+    "Tomorrow will start cold and grey, with fog in the valleys.",
+    "By noon the sun should break through in the west.",
+    "Every Thursday the farmers bring their produce to the square.",
+    "The fish seller arrives before dawn and is usually gone by ten.",
+    "In the workshop behind the house my grandfather repaired clocks.",
+    "He worked by a window that faced north.",
+    "I still keep his small screwdriver in my desk.",
 ]  # fmt: skip
 
 
@@ -87,8 +89,8 @@ def test_a_long_chunk_decodes_in_batches_and_keeps_words_statistics_and_cues(
         assert {"avg_logprob", "compression_ratio", "no_speech_prob", "temperature", "confidence"} <= set(seg)
         assert seg["words"] and all(0.0 < w["probability"] <= 1.0 for w in seg["words"])
         assert all(seg["start"] - 0.5 <= w["start"] <= w["end"] <= seg["end"] + 0.5 for w in seg["words"])
-    train = next(w for s in doc["segments"] for w in s["words"] if "train" in w["word"])
-    assert spans[5][0] - 0.5 <= train["start"] <= spans[5][1]  # word times follow the audio after the VAD cut
+    farmers = next(w for s in doc["segments"] for w in s["words"] if "farmers" in w["word"])
+    assert spans[5][0] - 0.5 <= farmers["start"] <= spans[5][1]  # word times follow the audio after the VAD cut
     srt = Path(tmp_path / "home" / "outbox" / f"{doc['name']}.srt").read_text()
     cues = re.findall(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})", srt)
     assert len(cues) >= 8
