@@ -1,4 +1,4 @@
-"""Pure: how the local engine decodes — device and compute type, threads, batched or sequential, batch size.
+"""How the local engine decodes — device and compute type, threads, batched or sequential, batch size.
 
 Every number here was measured (benchmarks/local_tuning.py, local_memory.py, local_transcribe.py; the figures are in
 docs/benchmarks.md): the settings were ranked on one set of voices and checked on another.
@@ -7,6 +7,7 @@ docs/benchmarks.md): the settings were ranked on one set of voices and checked o
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from traxd.errors import ConfigError
@@ -49,6 +50,13 @@ def choose_device(asked: str, cuda_devices: int) -> Device:
     if cuda_devices <= 0:
         raise ConfigError("TRAX_LOCAL_DEVICE=cuda, but CTranslate2 sees no CUDA device; set it to auto or cpu")
     return Device("cuda", "float16")  # the GPU's native half precision; int8 on a GPU needs newer cards
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, e.g. a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cpu_threads(usable_cores: int) -> int:

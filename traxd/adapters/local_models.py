@@ -10,6 +10,7 @@ missing), a Hugging Face id (`Systran/faster-whisper-small`), a folder holding a
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traxd.decoding import Device, choose_device, cpu_threads
+from traxd.decoding import Device, choose_device, cpu_threads, usable_cores
 from traxd.errors import ModelLoadError
 
 _LOAD_LOCK = threading.Lock()
@@ -117,15 +118,10 @@ class Loaded:
     size_mb: float
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one, e.g. a container's cpuset)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
+@functools.cache
 def cuda_devices() -> int:
-    """How many CUDA devices CTranslate2 sees (0 without a GPU or without CUDA)."""
+    """How many CUDA devices CTranslate2 sees (0 without a GPU or without CUDA); asked once per process, not per
+    chunk."""
     try:
         import ctranslate2
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from traxd.config import Settings
+from traxd.decoding import usable_cores
 from traxd.errors import ConfigError
 from traxd.handlers.registry import Handler, Registry, TaskContext
 from traxd.types import TaskType
@@ -59,7 +60,7 @@ def deferred(module: str, name: str) -> Handler:
 
 def default_type_limits(settings: Settings | None = None) -> dict[TaskType, int]:
     """Slots per CPU-bound type (FFmpeg, local inference) so they never take every slot; API-bound types are free."""
-    cores = max(1, os.cpu_count() or 1)
+    cores = usable_cores()  # the cores the local model's threads use too
     limits = {TaskType.PREPROCESS: cores, TaskType.DIARIZE: 1}  # one diarizer at a time: ~1 GB, every core
     if settings is not None and settings.effective_backend == "local":
         # One model decodes one batch at a time on every core (traxd/adapters/transcribe_local.py); a second
