@@ -56,15 +56,14 @@ def _read(name: str) -> str:
 
 def fit(terms: tuple[str, ...], budget: int, count: Callable[[str], int]) -> tuple[str, str | None]:
     """The joined terms that fit `budget` tokens (as `count` measures them), and a warning when some were cut."""
-    kept: list[str] = []
-    for term in terms:
-        if count(joined([*kept, term])) > budget:
-            break
-        kept.append(term)
-    if len(kept) == len(terms):
-        return joined(kept), None
-    return joined(kept), (f"vocabulary cut to its first {len(kept)} of {len(terms)} terms: the model reads at most "
-                          f"{budget} tokens of it")  # fmt: skip
+    low, high = 0, len(terms)  # the most leading terms that fit: more terms never take fewer tokens
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if count(joined(terms[:mid])) <= budget else (low, mid - 1)
+    if low == len(terms):
+        return joined(terms), None
+    return joined(terms[:low]), (f"vocabulary cut to its first {low} of {len(terms)} terms: the model reads at most "
+                                 f"{budget} tokens of it")  # fmt: skip
 
 
 def joined(terms: list[str] | tuple[str, ...]) -> str:
