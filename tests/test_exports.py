@@ -9,7 +9,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests import test_e2e_batch
+from tests.entry_points import clean_home, media, options_by_name
 from tests.fakes import media as fake_media
 from tests.test_dashboard import Served
 from traxd import create_batch_processor, outputs
@@ -212,19 +212,8 @@ def _no_local_diarizer() -> Any:
 # -- the formats option from every entry point ------------------------------------------------------------------
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("TRAX_HOME", str(home))
-    monkeypatch.setenv("TRAX_TEST_HANDLERS", f"{__name__}:no_handlers")
-    return home
+    return clean_home(tmp_path, monkeypatch)
 
-
-def no_handlers(settings: object = None) -> Registry:
-    """`trax batch` with nothing to run: its inputs stay queued."""
-    return Registry({})
 
 
 @pytest.fixture
@@ -234,41 +223,34 @@ def store(home: Path) -> Iterator[Store]:
     store.engine.dispose()
 
 
-def _media(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(name.encode() * 50)
-    return path
-
 
 def _formats_by_name(store: Store) -> dict[str, Any]:
-    jobs = [store.get_job(t.job_id) for t in store.list_tasks(limit=100) if t.job_id is not None]
-    return {Path(j.source).name: j.options.get("formats") for j in jobs if j is not None}
+    return {name: options.get("formats") for name, options in options_by_name(store).items()}
 
 
 def test_formats_come_from_each_entry_point_and_stay_with_the_job(
     home: Path, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # fmt: skip
     out = tmp_path / "out"
-    added = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "a", "add.mp3")), "--outbox", str(out),
+    added = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "a", "add.mp3")), "--outbox", str(out),
                                              "--formats", "txt,docx"])  # fmt: skip
     assert added.exit_code == 0, added.output
-    batch = CliRunner().invoke(trax_app, ["batch", str(_media(tmp_path / "b", "batch.mp3")), "--output", str(out),
+    batch = CliRunner().invoke(trax_app, ["batch", str(media(tmp_path / "b", "batch.mp3")), "--output", str(out),
                                           "--formats", "md,csv"])  # fmt: skip
     assert batch.exit_code == 1, batch.output  # no handlers here: the input stays queued
     monkeypatch.setenv("TRAX_FORMATS", "jsonl")
-    plain = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "c", "env.mp3")), "--outbox", str(out)])
+    plain = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "c", "env.mp3")), "--outbox", str(out)])
     assert plain.exit_code == 0, plain.output
     monkeypatch.delenv("TRAX_FORMATS")
     (home / "config.toml").write_text('formats = ["txt", "srt", "docx", "md"]\n')
-    conf = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "d", "conf.mp3")), "--outbox", str(out)])
+    conf = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "d", "conf.mp3")), "--outbox", str(out)])
     assert conf.exit_code == 0, conf.output
     (home / "config.toml").unlink()
-    default = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "e", "plain.mp3")), "--outbox", str(out)])
+    default = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "e", "plain.mp3")), "--outbox", str(out)])
     assert default.exit_code == 0, default.output
     proc = create_batch_processor(registry=Registry({}), output_dir=out, formats="tsv")
     try:
-        asyncio.run(proc.add_task(TaskType.PREPROCESS, {"path": str(_media(tmp_path / "f", "api.mp3"))}))
+        asyncio.run(proc.add_task(TaskType.PREPROCESS, {"path": str(media(tmp_path / "f", "api.mp3"))}))
     finally:
         proc.close()
     assert _formats_by_name(store) == {"add.mp3": ["txt", "json", "docx"], "batch.mp3": ["json", "md", "csv"],
@@ -277,9 +259,9 @@ def test_formats_come_from_each_entry_point_and_stay_with_the_job(
 
 
 def test_a_bad_format_is_one_line_from_every_entry_point(home: Path, tmp_path: Path) -> None:
-    media = str(_media(tmp_path / "a", "x.mp3"))
-    for app, line in ((traxctl_app, ["add", media, "--formats", "txt,pdf"]),
-                      (trax_app, ["batch", media, "--formats", "pdf"]),
+    path = str(media(tmp_path / "a", "x.mp3"))
+    for app, line in ((traxctl_app, ["add", path, "--formats", "txt,pdf"]),
+                      (trax_app, ["batch", path, "--formats", "pdf"]),
                       (traxctl_app, ["watch", "add", str(tmp_path / "a"), "--formats", "pdf"])):  # fmt: skip
         done = CliRunner().invoke(app, line)
         assert done.exit_code == 2 and "unknown format 'pdf'" in done.output, done.output
@@ -296,7 +278,7 @@ def test_a_watch_folder_has_its_own_formats(home: Path, store: Store, tmp_path: 
     assert done.exit_code == 0, done.output
     settings = load_settings()
     assert [w.formats for w in settings.watch] == [None, ("json", "docx", "md")]  # read back from config.toml
-    _media(inbox, "lecture.mp3")
+    media(inbox, "lecture.mp3")
     Watcher(settings.watch, Ingestor(store, options=inbox_options(settings)), settle_seconds=0.05,
             tick_seconds=0.02).ingest_pending()  # fmt: skip
     assert _formats_by_name(store) == {"lecture.mp3": ["json", "docx", "md"]}

@@ -4,7 +4,6 @@ what is given goes over the settings, and the environment map and live-reload fi
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.entry_points import clean_home, media, options_by_name
 from traxd import create_batch_processor
 from traxd.cli.trax_cmd import app as trax_app
 from traxd.cli.traxctl_cmd import app as traxctl_app
@@ -39,22 +39,10 @@ WANT = {"enhance": True, "language": "de", "model": None, "chunk_size": 300.0, "
         "diarize": True, "speakers": 2, "translate_to": ["fr"]}  # fmt: skip
 
 
-def no_handlers(settings: object = None) -> Registry:
-    """`trax batch` with nothing to run: its inputs stay queued as ingestion left them."""
-    return Registry({})
-
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(CONFIG)
-    monkeypatch.setenv("TRAX_HOME", str(home))
-    monkeypatch.setenv("TRAX_TEST_HANDLERS", f"{__name__}:no_handlers")
-    return home
+    return clean_home(tmp_path, monkeypatch, CONFIG)
 
 
 @pytest.fixture
@@ -64,35 +52,25 @@ def store(home: Path) -> Iterator[Store]:
     store.engine.dispose()
 
 
-def _media(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(name.encode() * 50)  # each input its own content: none is a duplicate of another
-    return path
-
-
-def _options_by_name(store: Store) -> dict[str, dict[str, object]]:
-    jobs = [store.get_job(t.job_id) for t in store.list_tasks(limit=100) if t.job_id is not None]
-    return {Path(j.source).name: j.options for j in jobs if j is not None}
 
 
 def test_every_entry_point_stores_the_same_options_for_the_same_settings(
     home: Path, store: Store, tmp_path: Path
 ) -> None:  # fmt: skip
     settings, out = load_settings(), tmp_path / "out"
-    _media(settings.watch[0].inbox, "inbox.mp3")
+    media(settings.watch[0].inbox, "inbox.mp3")
     Watcher(settings.watch, Ingestor(store, options=inbox_options(settings)), settle_seconds=0.05,
             tick_seconds=0.02).ingest_pending()  # fmt: skip
-    added = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "a", "add.mp3")), "--outbox", str(out)])
+    added = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "a", "add.mp3")), "--outbox", str(out)])
     assert added.exit_code == 0, added.output
-    batch = CliRunner().invoke(trax_app, ["batch", str(_media(tmp_path / "b", "batch.mp3")), "--output", str(out)])
+    batch = CliRunner().invoke(trax_app, ["batch", str(media(tmp_path / "b", "batch.mp3")), "--output", str(out)])
     assert batch.exit_code == 1, batch.output  # 1: no handlers here, so the input is left queued
     proc = create_batch_processor(registry=Registry({}), output_dir=out)
     try:
-        asyncio.run(proc.add_task(TaskType.PREPROCESS, {"path": str(_media(tmp_path / "c", "api.mp3"))}))
+        asyncio.run(proc.add_task(TaskType.PREPROCESS, {"path": str(media(tmp_path / "c", "api.mp3"))}))
     finally:
         proc.close()
-    got = _options_by_name(store)
+    got = options_by_name(store)
     assert set(got) == {"inbox.mp3", "add.mp3", "batch.mp3", "api.mp3"}
     assert {name: options for name, options in got.items() if options != WANT} == {}
 
@@ -124,11 +102,11 @@ def test_a_reloaded_config_changes_what_the_deepseek_stages_read_without_a_resta
 
 
 def test_traxctl_add_takes_every_job_option_trax_batch_takes(home: Path, store: Store, tmp_path: Path) -> None:
-    line = ["add", str(_media(tmp_path / "a", "add.mp3")), "--outbox", str(tmp_path / "out"), "--language", "French",
+    line = ["add", str(media(tmp_path / "a", "add.mp3")), "--outbox", str(tmp_path / "out"), "--language", "French",
             "--chunk-size", "120", "--model", "tiny.en", "--no-summarize"]  # fmt: skip
     done = CliRunner().invoke(traxctl_app, line)
     assert done.exit_code == 0, done.output
-    (options,) = _options_by_name(store).values()
+    (options,) = options_by_name(store).values()
     assert (options["language"], options["chunk_size"], options["model"], options["backend"]) == ("fr", 120.0,
                                                                                                   "tiny.en", "local")
     assert "summarize" not in options
@@ -140,10 +118,10 @@ def test_a_watch_folder_that_turns_diarize_on_keeps_the_speaker_count_of_the_mom
     inbox = home / "voices"
     (home / "config.toml").write_text(f'speakers = 3\nwatch = [{{inbox = "{inbox}", diarize = true}}]\n')
     settings = load_settings()
-    _media(inbox, "memo.mp3")
+    media(inbox, "memo.mp3")
     Watcher(settings.watch, Ingestor(store, options=inbox_options(settings)), settle_seconds=0.05,
             tick_seconds=0.02).ingest_pending()  # fmt: skip
-    (options,) = _options_by_name(store).values()
+    (options,) = options_by_name(store).values()
     assert (options["diarize"], options["speakers"]) == (True, 3)
 
 
@@ -153,10 +131,10 @@ def test_a_vocabulary_is_a_job_option_from_a_flag_a_file_a_watch_folder_or_the_s
     terms = tmp_path / "names.txt"
     terms.write_text("Siobhan Nguyen\nKowalczyk\n")
     out = str(tmp_path / "out")
-    done = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "a", "add.mp3")), "--outbox", out,
+    done = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "a", "add.mp3")), "--outbox", out,
                                             "--vocabulary", f"@{terms}"])  # fmt: skip
     assert done.exit_code == 0, done.output
-    batch = CliRunner().invoke(trax_app, ["batch", str(_media(tmp_path / "b", "batch.mp3")), "--output", out,
+    batch = CliRunner().invoke(trax_app, ["batch", str(media(tmp_path / "b", "batch.mp3")), "--output", out,
                                           "--vocabulary", "Trax, DeepSeek"])  # fmt: skip
     assert batch.exit_code == 1, batch.output  # no handlers here: left queued
     inbox = home / "voices"
@@ -169,13 +147,13 @@ def test_a_vocabulary_is_a_job_option_from_a_flag_a_file_a_watch_folder_or_the_s
     assert plain.exit_code == 0, plain.output
     (home / "config.toml").write_text((home / "config.toml").read_text() + 'vocabulary = ["Everyone"]\n')
     settings = load_settings()
-    _media(inbox, "memo.mp3")
-    _media(home / "plain", "inbox.mp3")
+    media(inbox, "memo.mp3")
+    media(home / "plain", "inbox.mp3")
     Watcher(settings.watch, Ingestor(store, options=inbox_options(settings)), settle_seconds=0.05,
             tick_seconds=0.02).ingest_pending()  # fmt: skip
-    got = {name: options.get("vocabulary") for name, options in _options_by_name(store).items()}
+    got = {name: options.get("vocabulary") for name, options in options_by_name(store).items()}
     assert got == {"add.mp3": ["Siobhan Nguyen", "Kowalczyk"], "batch.mp3": ["Trax", "DeepSeek"],
                    "memo.mp3": ["Aoife", "Saoirse"], "inbox.mp3": ["Everyone"]}  # fmt: skip
-    missing = CliRunner().invoke(traxctl_app, ["add", str(_media(tmp_path / "c", "c.mp3")), "--outbox", out,
+    missing = CliRunner().invoke(traxctl_app, ["add", str(media(tmp_path / "c", "c.mp3")), "--outbox", out,
                                                "--vocabulary", f"@{tmp_path / 'none.txt'}"])  # fmt: skip
     assert missing.exit_code == 2 and "cannot read" in missing.output and "Traceback" not in missing.output
