@@ -124,6 +124,13 @@ class Settings:
     webhook_url: str | None = _setting(None, "TRAX_WEBHOOK_URL", RUN, secret=True)
     webhook_secret: str | None = _setting(None, "TRAX_WEBHOOK_SECRET", RUN, secret=True)
     webhook_allow_private: bool = _setting(False, "TRAX_WEBHOOK_ALLOW_PRIVATE", RUN)
+    # OpenAI's transcription API served from the queue (traxd/serve): "[HOST:]PORT"; beyond loopback a token.
+    serve: str | None = _setting(None, "TRAX_SERVE", START)
+    serve_token: str | None = _setting(None, "TRAX_SERVE_TOKEN", START, secret=True)
+    serve_max_upload_mb: float = _setting(2048.0, "TRAX_SERVE_MAX_UPLOAD_MB", START)
+    serve_max_queue: int = _setting(100, "TRAX_SERVE_MAX_QUEUE", START)  # queued requests beyond this: 429
+    # model names a client may ask for -> the model they mean ("whisper-1=small"); any other name: the configured one
+    serve_models: tuple[str, ...] = _setting((), "TRAX_SERVE_MODELS", START)
 
     @property
     def logs_dir(self) -> Path:
@@ -140,7 +147,7 @@ class Settings:
         """The API keys: never logged, never written into a service file."""
         hooks = [v for h in self.hooks for v in (h.url, h.secret)]
         urls = [u for u in self.notify if "://" in u]  # Apprise URLs carry tokens; "desktop" is only a word
-        return (self.openai_api_key, self.deepseek_api_key, *urls, *hooks)
+        return (self.openai_api_key, self.deepseek_api_key, self.serve_token, *urls, *hooks)
 
     @property
     def hooks(self) -> tuple[Webhook, ...]:
@@ -148,6 +155,11 @@ class Settings:
         env = () if not self.webhook_url else (Webhook(self.webhook_url, self.webhook_secret or "",
                                                         self.webhook_allow_private),)  # fmt: skip
         return self.webhooks + env
+
+    @property
+    def serve_model_map(self) -> dict[str, str]:
+        """serve_models as name -> model."""
+        return dict(item.split("=", 1) for item in self.serve_models)
 
     @property
     def effective_backend(self) -> str:
@@ -240,6 +252,8 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             return tuple(str(s).strip() for s in items if str(s).strip())
         if name == "formats":
             return _formats(raw, where)
+        if name == "serve_models":
+            return _model_map(raw)
         if name == "task_types":
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(s.strip().lower() for s in items if str(s).strip())
@@ -259,6 +273,19 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
     except (ValueError, TypeError):
         expected = kind.replace(" | None", "").replace("tuple[str, ...]", "list of strings")
         raise ConfigError(f"{where} must be {expected}, got {raw!r}") from None
+
+
+def _model_map(raw: Any) -> tuple[str, ...]:
+    """`serve_models` from "whisper-1=small,..." or a TOML table {whisper-1 = "small"}: ("whisper-1=small", …)."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    pairs = raw.items() if isinstance(raw, dict) else (str(item).split("=", 1) for item in items)
+    out = []
+    for pair in pairs:
+        name, model = (str(p).strip() for p in pair) if len(pair) == 2 else ("", "")
+        if not name or not model:
+            raise ValueError(raw)
+        out.append(f"{name}={model}")
+    return tuple(out)
 
 
 def _to_bool(raw: Any) -> bool:
@@ -370,6 +397,22 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"local_device must be auto, cpu or cuda, got {s.local_device!r} (TRAX_LOCAL_DEVICE)")
     if s.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"synchronous must be NORMAL, FULL or EXTRA, got {s.synchronous!r}")
+    if s.serve_max_upload_mb <= 0 or s.serve_max_queue < 1:
+        raise ConfigError("serve_max_upload_mb must be greater than 0 and serve_max_queue at least 1")
+    if s.serve is not None:
+        serve_address(s.serve)
+
+
+def serve_address(raw: str, default_port: int = 8766) -> tuple[str, int]:
+    """(host, port) of "[HOST:]PORT", "HOST" or "[::1]:PORT"; loopback and 8766 when left out (ConfigError)."""
+    text = raw.strip()
+    host, _, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not host and not port.isdigit():
+        host, port = port, ""
+    host = host.strip("[]") or "127.0.0.1"
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(f"serve address {raw!r}: the port must be a number from 1 to 65535 ([HOST:]PORT)")
+    return host, int(port or default_port)
 
 
 def _validate_speakers(speakers: int | None, low: int | None, high: int | None) -> None:

@@ -420,6 +420,26 @@ def dashboard(
         server.run()
 
 
+# -- serve ----------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def serve(
+    address: Annotated[str | None, typer.Argument(metavar="[HOST:]PORT",
+                                                  help="Where to listen (default: serve in config, else 127.0.0.1:8766).")] = None,
+) -> None:
+    """Serve OpenAI's transcription API (/v1) that only queues: the daemons sharing this database do the work."""
+    from traxd.daemon.jobcontrol import JobControl
+    from traxd.daemon.owner import Owner
+    from traxd.serve.server import Served
+
+    s = settings()
+    with store_for(s) as store:
+        served = Served(s, store, JobControl(store, s.tmp_dir, s).retry_job,
+                        None if s.shared_storage else Owner.current().host, where=address or s.serve or "8766")  # fmt: skip
+        typer.echo(served.banner().rstrip() + " (Ctrl-C stops it)")
+        served.run()
+
+
 # -- doctor -------------------------------------------------------------------------------------
 @app.command()
 @one_line_errors

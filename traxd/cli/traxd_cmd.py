@@ -32,12 +32,16 @@ def run(
                                             help="Also serve the dashboard (see traxctl dashboard).")] = False,
     dashboard_host: Annotated[str, typer.Option(metavar="HOST", help="The dashboard's address (beyond loopback: a token).")] = "127.0.0.1",
     dashboard_port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="The dashboard's port.")] = 8765,
+    serve: Annotated[str | None, typer.Option(
+        "--serve", metavar="[HOST:]PORT", is_flag=False, flag_value="127.0.0.1:8766",
+        help="Also serve OpenAI's transcription API under /v1 (alone: 127.0.0.1:8766; beyond loopback: a token)."),
+    ] = None,
 ) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT or `traxctl stop` (exit 0)."""
     from traxd.daemon.service import main_thread_exit, run_daemon
 
     served = {"host": dashboard_host, "port": dashboard_port} if dashboard else None
-    code = run_daemon({"workers": workers}, drain=drain, dashboard=served)
+    code = run_daemon({"workers": workers, "serve": serve}, drain=drain, dashboard=served)
     main_thread_exit(code)
     raise typer.Exit(code)
 

@@ -151,7 +151,8 @@ def build_pool(settings: Settings, store: Store) -> Pool:
 def run_daemon(
     overrides: Mapping[str, Any] | None = None, drain: bool = False, dashboard: Mapping[str, Any] | None = None
 ) -> int:
-    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0; optionally the dashboard."""
+    """`traxd run`: start, run until stopped (signal, `traxctl stop`, or drained), exit 0; optionally the dashboard
+    and (`serve` in the settings) OpenAI's transcription API."""
     overrides = dict(overrides or {})
     settings = load_settings(overrides)
     os.umask(0o077)
@@ -178,12 +179,25 @@ def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any])
     return server
 
 
+def _start_serving(settings: Settings, store: Store, pool: Pool) -> Any:
+    """OpenAI's transcription API on a thread: each request a job this pool is woken for."""
+    from traxd.serve.server import Served
+
+    served = Served(settings, store, JobControl(store, settings.tmp_dir, settings).retry_job,
+                    None if settings.shared_storage else pool.owner.host, lambda q: pool.wake() if q.created else None)  # fmt: skip
+    served.start()
+    log.info("serving_started", host=served.host, port=served.port, token=served.token is not None)
+    sys.stderr.write(served.banner())
+    return served
+
+
 def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:
     reset_stop_request(store)
     reap_orphans(settings.tmp_dir)
     sweep_at_start(store, settings.tmp_dir, [w.outbox for w in settings.watch])
     pool = build_pool(settings, store)
     watcher = build_watcher(settings, store, pool, overrides)
+    served = _start_serving(settings, store, pool) if settings.serve else None
     signals = _Signals(pool)
     signals.install()
     log.info("daemon_started", pid=os.getpid(), home=str(settings.home), workers=settings.workers,
@@ -195,6 +209,8 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
             watcher.start()
         stats = pool.run(drain=drain)
     finally:
+        if served is not None:
+            served.stop()
         watcher.stop()
         signals.restore()
         kill_children()

@@ -156,9 +156,11 @@ def _timed(segments: list[dict[str, Any]], texts: list[str]) -> list[dict[str, A
 
 
 def _write(json_path: Path, code: str, translated: list[dict[str, Any]]) -> dict[str, str]:
-    """NAME.<code>.txt/.srt/.vtt."""
+    """NAME.<code>.txt/.srt/.vtt, and NAME.<code>.json with the timed segments (what the server answers from)."""
     base = json_path.name.removesuffix(".json")
+    text = " ".join(" ".join(str(s.get("text") or "").split()) for s in translated).strip()
+    doc = {"language": code, "duration": read_transcript(json_path).get("duration"), "text": text, "segments": translated}
     texts_by_ext = {"txt": outputs.to_txt(translated), "srt": outputs.to_srt(translated),
-                    "vtt": outputs.to_vtt(translated)}  # fmt: skip
+                    "vtt": outputs.to_vtt(translated), "json": json.dumps(doc, ensure_ascii=False, indent=2) + "\n"}  # fmt: skip
     return {ext: str(outputs.write_text_atomic(outputs.inside(json_path.parent, f"{base}.{code}.{ext}"), text))
             for ext, text in texts_by_ext.items()}  # fmt: skip

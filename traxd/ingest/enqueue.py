@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -121,6 +121,13 @@ class Ingestor:
         results = self.store.create_jobs(items, known)
         return [self._done(Queued(str(path), task, created, job), "file_ingested", sha256=sha)
                 for (path, _, sha), (job, task, created) in zip(files, results)]  # fmt: skip
+
+    def ingest_upload(self, path: Path, outbox: Path, sha: str, key: str) -> Queued:
+        """A file sent to the server: one job like any media file's, deduplicated by the request's own `key` (its
+        Idempotency-Key, or its content and options) instead of content and outbox alone."""
+        job, task = self._file_job(path, os.path.realpath(outbox), sha)
+        made, tasks, created = self.store.create_job(job, [replace(task, dedupe_key=key)])
+        return self._done(Queued(str(path), tasks[0], created, made), "upload_queued", sha256=sha)
 
     def _file_job(self, path: Path, out: str, sha: str) -> tuple[NewJob, NewTask]:
         """A media file's job and first task; `out` is the outbox's real path (one outbox, one key, however named)."""

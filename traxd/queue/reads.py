@@ -228,6 +228,11 @@ class Reader:
         sql = f"SELECT {_FULL} FROM tasks WHERE job_id = {self.m} ORDER BY id"
         return [self.driver.to_task(r) for r in self.rows(sql, (job_id,))]
 
+    def task_by_key(self, key: str) -> Task | None:
+        """The task queued under this dedupe key, if any."""
+        rows = self.rows(f"SELECT {_FULL} FROM tasks WHERE dedupe_key = {self.m}", (key,))
+        return self.driver.to_task(rows[0]) if rows else None
+
     def job(self, job_id: int) -> Job | None:
         """One job in full (its options too), or None."""
         sql = f"SELECT {_JOB} FROM jobs WHERE id = {self.m}"

@@ -1,0 +1,89 @@
+"""Run the OpenAI-compatible server with uvicorn: in a thread of `traxd run --serve`, or alone (`traxctl serve`)
+queueing into the database for the daemons to work off."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from traxd.config import Settings, serve_address
+from traxd.database import reader_on
+from traxd.errors import UsageError
+from traxd.ingest.enqueue import Queued
+from traxd.queue.store import Store
+from traxd.serve.app import LOOPBACK_NAMES, create_app
+from traxd.serve.jobs import Requests
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_for(host: str, token: str | None) -> str | None:
+    """The token to require: none on loopback unless one is set; beyond loopback the set one or a new one."""
+    if token is not None and len(token) < 16:
+        raise UsageError("serve_token (TRAX_SERVE_TOKEN) must be at least 16 characters")
+    if is_loopback(host):
+        return token
+    return token or secrets.token_urlsafe(24)
+
+
+def machine_names(host: str) -> list[str]:
+    """The Host header values that name this machine: loopback, its names, every address of its interfaces."""
+    import psutil
+
+    names = {*LOOPBACK_NAMES, host, socket.gethostname(), socket.getfqdn()}
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                ip = a.address.split("%")[0]
+                names.update({ip, f"[{ip}]"} if ":" in ip else {ip})
+    return sorted(n for n in names if n)
+
+
+class Served:
+    """A running server: its uvicorn server, address and token (a new one is printed once when made here)."""
+
+    def __init__(self, settings: Settings, store: Store, retry_job: Callable[[int], int], affinity: str | None,
+                 on_queued: Callable[[Queued], None] | None = None, where: str | None = None) -> None:  # fmt: skip
+        import uvicorn
+
+        self.host, self.port = serve_address(where or settings.serve or "")
+        self.token = token_for(self.host, settings.serve_token)
+        self.made_token = self.token is not None and settings.serve_token is None  # shown once: nobody knows it yet
+        requests = Requests(settings, store, lambda: reader_on(store), retry_job, on_queued, affinity)
+        limit = int(settings.serve_max_upload_mb * 1024 * 1024)
+        app = create_app(requests, self.token, limit, machine_names(self.host))
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
+                                proxy_headers=False, server_header=False, timeout_graceful_shutdown=2)  # fmt: skip
+        self.server: Any = uvicorn.Server(config)
+
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/v1"
+
+    def banner(self) -> str:
+        """What to tell the user: the base URL, and the token when one is needed."""
+        token = f" (api_key: {self.token})" if self.made_token else " (api_key: the serve_token)" if self.token else ""
+        return f"OpenAI-compatible API on {self.url}{token}\n"
+
+    def start(self) -> None:
+        """Serve on a daemon thread (the daemon's own work goes on in the main thread)."""
+        threading.Thread(target=self.server.run, name="serve", daemon=True).start()
+
+    def run(self) -> None:
+        """Serve in this thread until SIGINT/SIGTERM."""
+        self.server.run()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
