@@ -46,6 +46,7 @@ class WatchFolder:
     summarize: bool | None = None
     vocabulary: tuple[str, ...] | None = None  # None: the setting decides
     formats: tuple[str, ...] | None = None  # the output formats of this folder's files; None: the setting decides
+    active_hours: str | None = None  # this folder's files start only inside this daily window (traxd/schedule.py)
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
@@ -124,6 +125,11 @@ class Settings:
     webhook_url: str | None = _setting(None, "TRAX_WEBHOOK_URL", RUN, secret=True)
     webhook_secret: str | None = _setting(None, "TRAX_WEBHOOK_SECRET", RUN, secret=True)
     webhook_allow_private: bool = _setting(False, "TRAX_WEBHOOK_ALLOW_PRIVATE", RUN)
+    # When this machine starts work (README, "Power, heat and quiet hours"): traxd/power.py, traxd/schedule.py.
+    run_on: str = _setting("always", "TRAX_RUN_ON", START)
+    active_hours: str | None = _setting(None, "TRAX_ACTIVE_HOURS", START)
+    power_supply: str | None = _setting(None, "TRAX_POWER_SUPPLY", START)  # a folder shaped like /sys/class/power_supply
+    thermal_dir: str | None = _setting(None, "TRAX_THERMAL_DIR", START)  # a folder shaped like /sys/class/thermal
 
     @property
     def logs_dir(self) -> Path:
@@ -272,7 +278,8 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
-WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary", "formats"}
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary", "formats",
+              "active_hours"}
 
 
 def _formats(raw: Any, where: str) -> tuple[str, ...]:
@@ -338,18 +345,43 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         given = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
         codes, summary, terms = item.get("translate_to"), item.get("summarize"), item.get("vocabulary")
-        formats = item.get("formats")
+        formats, hours = item.get("formats"), item.get("active_hours")
         out.append(WatchFolder(inbox_path, Path(str(given)).expanduser() if given else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
                                None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),
                                None if summary is None else _to_bool(summary),
                                None if terms is None else _terms(terms),
-                               None if formats is None else _formats(formats, "watch folder formats")))  # fmt: skip
+                               None if formats is None else _formats(formats, "watch folder formats"),
+                               None if hours is None else _window(hours)))  # fmt: skip
     return tuple(out)
 
 
+def _window(raw: Any) -> str:
+    """A daily window as written ("22:00-07:00"), checked (ValueError for a bad one)."""
+    from traxd.schedule import parse_window
+
+    if not isinstance(raw, str):
+        raise TypeError(raw)
+    parse_window(raw)
+    return raw.strip()
+
+
+def _validate_machine(s: Settings) -> None:
+    """run_on and active_hours parse (the daemon reads them at start-up)."""
+    from traxd.power import parse_run_on
+    from traxd.schedule import parse_window
+
+    try:
+        parse_run_on(s.run_on)
+        if s.active_hours:
+            parse_window(s.active_hours)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (TRAX_RUN_ON / TRAX_ACTIVE_HOURS or config.toml)") from None
+
+
 def _validate(s: Settings) -> None:
+    _validate_machine(s)
     if s.backend not in BACKENDS:
         raise ConfigError(f"backend {s.backend!r} is not one of {', '.join(BACKENDS)} (TRAX_BACKEND)")
     if s.workers < 1:
