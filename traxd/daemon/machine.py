@@ -24,7 +24,7 @@ from traxd.types import TaskType
 from traxd.waiting import Waiting, write_note
 
 log = get_logger("machine")
-READ_EVERY = 5.0  # seconds between readings: claims resume well within 30 s of the charger coming back
+READ_EVERY = 3.0  # seconds between readings: claims resume well within 30 s of the charger coming back
 
 
 @dataclass(frozen=True)
