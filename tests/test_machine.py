@@ -209,3 +209,21 @@ def test_quiet_hours_close_the_gate_but_never_stop_running_work(tmp_path: Path) 
     gate = MachineGate(Rules(RunPolicy("ac", strict=True), hours), lambda: Power(True), lambda: 0, now=lambda: now)
     assert gate.gate() == "outside active hours 22:00-07:00 (opens 22:00)"
     assert gate.stop_local() is None
+
+
+# -- the login service ------------------------------------------------------------------------
+def test_the_service_files_carry_the_chosen_process_type(tmp_path: Path) -> None:
+    import plistlib
+
+    from traxd.daemon import unit
+
+    default = load_settings(env={"TRAX_HOME": str(tmp_path)})
+    plist = plistlib.loads(unit.render_plist(default, ["/bin/traxd", "run"]).encode())
+    assert plist["ProcessType"] == "Standard" and plist["LowPriorityIO"] is False
+    assert "Nice=" not in unit.render_unit(default, ["/bin/traxd", "run"])
+    quiet = load_settings({"process_type": "Background"}, env={"TRAX_HOME": str(tmp_path)})
+    plist = plistlib.loads(unit.render_plist(quiet, ["/bin/traxd", "run"]).encode())
+    assert plist["ProcessType"] == "Background" and plist["LowPriorityIO"] is True
+    assert "Nice=10\nIOSchedulingClass=idle\n" in unit.render_unit(quiet, ["/bin/traxd", "run"])
+    with pytest.raises(ConfigError, match="process_type"):
+        load_settings(env={"TRAX_HOME": str(tmp_path), "TRAX_PROCESS_TYPE": "Fast"})

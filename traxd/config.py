@@ -130,6 +130,8 @@ class Settings:
     active_hours: str | None = _setting(None, "TRAX_ACTIVE_HOURS", START)
     power_supply: str | None = _setting(None, "TRAX_POWER_SUPPLY", START)  # a folder shaped like /sys/class/power_supply
     thermal_dir: str | None = _setting(None, "TRAX_THERMAL_DIR", START)  # a folder shaped like /sys/class/thermal
+    # launchd's ProcessType for `traxctl service install` (Background also lowers systemd's CPU and I/O priority)
+    process_type: str = _setting("Standard", "TRAX_PROCESS_TYPE", START)
 
     @property
     def logs_dir(self) -> Path:
@@ -169,6 +171,7 @@ ENV = {f.metadata["env"]: f.name for f in fields(Settings) if f.metadata.get("en
 LIVE_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") in (RUN, JOB))
 JOB_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") == JOB)
 BACKENDS = ("auto", "openai", "local")
+PROCESS_TYPES = ("Background", "Standard", "Adaptive", "Interactive")  # launchd.plist(5)
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
 
@@ -378,6 +381,8 @@ def _validate_machine(s: Settings) -> None:
             parse_window(s.active_hours)
     except ValueError as exc:
         raise ConfigError(f"{exc} (TRAX_RUN_ON / TRAX_ACTIVE_HOURS or config.toml)") from None
+    if s.process_type not in PROCESS_TYPES:
+        raise ConfigError(f"process_type must be one of {', '.join(PROCESS_TYPES)}, got {s.process_type!r}")
 
 
 def _validate(s: Settings) -> None:
