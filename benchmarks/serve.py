@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.speech_sets import five_minutes, missing_tools  # noqa: E402
+from benchmarks.speech_sets import five_minutes, missing_tools
 
 REPO = Path(__file__).resolve().parent.parent
 

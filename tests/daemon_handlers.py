@@ -85,3 +85,31 @@ def notifying(_settings: Any) -> Registry:
     registry = noop(_settings)
     registry.register(TaskType.NOTIFY, handle_notify)
     return registry
+
+
+class _SlowEngine:
+    """A local-backend transcriber that takes $TRAX_TEST_SLEEP seconds a chunk and marks each chunk it decodes."""
+
+    backend = "local"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def transcribe(self, path: Any, *, model: str, duration: float, **_: Any) -> dict[str, Any]:
+        time.sleep(self.seconds)
+        with open(os.environ["TRAX_TEST_MARKS"], "a", encoding="utf-8") as fh:
+            fh.write(f"chunk {path.name}\n")
+        return {"text": path.stem, "language": "en",
+                "segments": [{"start": 0.0, "end": duration, "text": path.stem}]}  # fmt: skip
+
+
+def chunked(_settings: Any) -> Registry:
+    """The real PREPROCESS and TRANSCRIBE (chunks, checkpoints, outputs) over a slow fake local engine; the rest noop."""
+    from traxd.handlers.preprocess import preprocess
+    from traxd.handlers.transcribe import transcribe
+
+    engine = _SlowEngine(float(os.environ.get("TRAX_TEST_SLEEP", "0.5")))
+    registry = noop(_settings)
+    registry.register(TaskType.PREPROCESS, preprocess)
+    registry.register(TaskType.TRANSCRIBE, lambda ctx, payload: transcribe(ctx, payload, engine))
+    return registry

@@ -46,6 +46,7 @@ class WatchFolder:
     summarize: bool | None = None
     vocabulary: tuple[str, ...] | None = None  # None: the setting decides
     formats: tuple[str, ...] | None = None  # the output formats of this folder's files; None: the setting decides
+    active_hours: str | None = None  # this folder's files start only inside this daily window (traxd/schedule.py)
 
     def options(self) -> dict[str, Any]:
         """The job options this folder sets for its files (over the daemon's)."""
@@ -131,6 +132,13 @@ class Settings:
     serve_max_queue: int = _setting(100, "TRAX_SERVE_MAX_QUEUE", START)  # queued requests beyond this: 429
     # model names a client may ask for -> the model they mean ("whisper-1=small"); any other name: the configured one
     serve_models: tuple[str, ...] = _setting((), "TRAX_SERVE_MODELS", START)
+    # When this machine starts work (README, "Power, heat and quiet hours"): traxd/power.py, traxd/schedule.py.
+    run_on: str = _setting("always", "TRAX_RUN_ON", START)
+    active_hours: str | None = _setting(None, "TRAX_ACTIVE_HOURS", START)
+    power_supply: str | None = _setting(None, "TRAX_POWER_SUPPLY", START)  # a folder shaped like /sys/class/power_supply
+    thermal_dir: str | None = _setting(None, "TRAX_THERMAL_DIR", START)  # a folder shaped like /sys/class/thermal
+    # launchd's ProcessType for `traxctl service install` (Background also lowers systemd's CPU and I/O priority)
+    process_type: str = _setting("Standard", "TRAX_PROCESS_TYPE", START)
 
     @property
     def logs_dir(self) -> Path:
@@ -175,6 +183,7 @@ ENV = {f.metadata["env"]: f.name for f in fields(Settings) if f.metadata.get("en
 LIVE_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") in (RUN, JOB))
 JOB_FIELDS = tuple(f.name for f in fields(Settings) if f.metadata.get("read") == JOB)
 BACKENDS = ("auto", "openai", "local")
+PROCESS_TYPES = ("Background", "Standard", "Adaptive", "Interactive")  # launchd.plist(5)
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
 
@@ -299,7 +308,8 @@ def _to_bool(raw: Any) -> bool:
     raise ValueError(raw)
 
 
-WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary", "formats"}
+WATCH_KEYS = {"inbox", "outbox", "word_timestamps", "diarize", "translate_to", "summarize", "vocabulary", "formats",
+              "active_hours"}
 
 
 def _formats(raw: Any, where: str) -> tuple[str, ...]:
@@ -365,18 +375,45 @@ def _parse_watch(raw: Any) -> tuple[WatchFolder, ...]:
         given = item.get("outbox")
         words, diarize = item.get("word_timestamps"), item.get("diarize")
         codes, summary, terms = item.get("translate_to"), item.get("summarize"), item.get("vocabulary")
-        formats = item.get("formats")
+        formats, hours = item.get("formats"), item.get("active_hours")
         out.append(WatchFolder(inbox_path, Path(str(given)).expanduser() if given else inbox_path.parent / "outbox",
                                None if words is None else _to_bool(words),
                                None if diarize is None else _to_bool(diarize),
                                None if codes is None else _codes(codes),
                                None if summary is None else _to_bool(summary),
                                None if terms is None else _terms(terms),
-                               None if formats is None else _formats(formats, "watch folder formats")))  # fmt: skip
+                               None if formats is None else _formats(formats, "watch folder formats"),
+                               None if hours is None else _window(hours)))  # fmt: skip
     return tuple(out)
 
 
+def _window(raw: Any) -> str:
+    """A daily window as written ("22:00-07:00"), checked (ValueError for a bad one)."""
+    from traxd.schedule import parse_window
+
+    if not isinstance(raw, str):
+        raise TypeError(raw)
+    parse_window(raw)
+    return raw.strip()
+
+
+def _validate_machine(s: Settings) -> None:
+    """run_on and active_hours parse (the daemon reads them at start-up)."""
+    from traxd.power import parse_run_on
+    from traxd.schedule import parse_window
+
+    try:
+        parse_run_on(s.run_on)
+        if s.active_hours:
+            parse_window(s.active_hours)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (TRAX_RUN_ON / TRAX_ACTIVE_HOURS or config.toml)") from None
+    if s.process_type not in PROCESS_TYPES:
+        raise ConfigError(f"process_type must be one of {', '.join(PROCESS_TYPES)}, got {s.process_type!r}")
+
+
 def _validate(s: Settings) -> None:
+    _validate_machine(s)
     if s.backend not in BACKENDS:
         raise ConfigError(f"backend {s.backend!r} is not one of {', '.join(BACKENDS)} (TRAX_BACKEND)")
     if s.workers < 1:

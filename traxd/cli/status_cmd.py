@@ -123,8 +123,9 @@ def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, s
 
     from traxd.daemon.outage import outage_warning
     from traxd.daemon.status import collect
+    from traxd.waiting import read_note
 
-    status = collect(reader, lease_seconds, time.time(), model, scope, start)
+    status = replace(collect(reader, lease_seconds, time.time(), model, scope, start), waiting=read_note(home))
     # This machine's daemon may not reach a database we can read (SQLite's write lock held, a full disk).
     note = outage_warning(home / "spool")
     return replace(status, warnings=(*status.warnings, note)) if note else status
@@ -185,11 +186,22 @@ def _detail_lines(report: Any) -> list[str]:
         flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
         lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "
                      f"{h.info.cpu_percent:.1f}% CPU, seen {h.age:.0f}s ago{flag}")  # fmt: skip
+    lines += _machine_lines(report.waiting)
     if report.unowned:
         lines.append(f"{report.unowned} task(s) run under no live daemon (trax batch, or a lost daemon whose "
                      "lease will expire and be rescued)")  # fmt: skip
     if not report.heartbeats:
         lines.append("No daemon is running (traxd run, or traxctl service install).")
+    return lines
+
+
+def _machine_lines(waiting: Any) -> list[str]:
+    """What this machine's daemon holds back for: "waiting: on battery (42%), policy ac", and heat."""
+    if waiting is None:
+        return []
+    lines = [f"Waiting: {waiting.reason}"] if waiting.reason else []
+    if waiting.local_slots:
+        lines.append(f"Thermal pressure {waiting.thermal}: local slots {waiting.local_slots}")
     return lines
 
 

@@ -462,12 +462,17 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print what would be wri
 
 @service_app.command("install")
 @one_line_errors
-def service_install(dry_run: DryRun = False) -> None:
+def service_install(
+    dry_run: DryRun = False,
+    process_type: Annotated[str | None, typer.Option(metavar="TYPE", help=(
+        "launchd ProcessType: Background, Standard (the default), Adaptive or Interactive "
+        "(else process_type in config.toml)."))] = None,
+) -> None:  # fmt: skip
     """Write the launchd agent / systemd unit and load it, so traxd runs at login and restarts after a crash."""
     from traxd.daemon import unit
 
     kind = unit.service_kind()
-    plan = unit.plan_install(settings(), kind, unit.default_dir(kind), os.getuid())
+    plan = unit.plan_install(settings(process_type=process_type), kind, unit.default_dir(kind), os.getuid())
     if dry_run:
         typer.echo(f"# would write {plan.path}\n{plan.content}")
         for cmd in plan.commands:

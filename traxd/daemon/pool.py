@@ -26,6 +26,7 @@ from traxd.daemon.slots import Slots
 from traxd.daemon.spool import Spool
 from traxd.db.voices import Voices
 from traxd.errors import classify
+from traxd.handlers.common import is_local_transcription
 from traxd.handlers.registry import Cancellation, Checkpoint, Registry, TaskContext, bare_settings
 from traxd.logging import get_logger
 from traxd.queue.store import Completion, FailedRun, Store
@@ -34,6 +35,7 @@ from traxd.types import (
     GLOBAL_SCOPE,
     Control,
     ControlState,
+    ErrorKind,
     Job,
     NewTask,
     Task,
@@ -48,6 +50,7 @@ Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decisi
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
 SlotLimit = Callable[[], int]
+TypeLimit = Callable[[TaskType, int], int]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class PoolWiring:
     rng: random.Random | None = None
     gate: Gate | None = None  # a reason not to claim now (resource limits, a paused batch), or None
     slot_limit: SlotLimit | None = None  # slots usable now (resource scaling)
+    type_limit: TypeLimit | None = None  # a CPU-bound type's slot limit now (lowered by heat)
+    stop_local: Gate | None = None  # a reason to stop local transcriptions at their next chunk (strict run policy)
     follow_ups: FollowUps = pipelines.follow_ups
     on_outcome: Callable[[Outcome, bool], None] | None = None  # told of every settled run and whether it took
 
@@ -125,6 +130,7 @@ class Pool:
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._arrived: list[Outcome] = []  # taken off the queue while waiting, settled next round
         self._running: dict[int, TaskContext] = {}  # task id -> the context it runs with
+        self._yielding: set[int] = set()  # told to stop at their next chunk: released, not failed, when they do
         self._lock = threading.Lock()
         self._stopping = False  # a plain flag, not an Event: request_stop runs in signal handlers
         self._stop_now = False
@@ -238,6 +244,8 @@ class Pool:
             self.paid.replay()  # what a killed predecessor paid for is committed before anything is claimed
         outcomes = self._unsettled + self._drain_outcomes()
         self._unsettled = outcomes  # kept until the transaction that settles them commits
+        if self._yielding or self.wiring.stop_local is not None:
+            outcomes = self._yield_local(outcomes)
         self._debug = log.is_enabled_for(logging.DEBUG)  # asked once a round: two debug calls cost 6 µs a task
         prepared = self._prepare(outcomes)
         types, limit = self._claim_plan(prepared[2]) if claim else ([], 0)
@@ -351,18 +359,48 @@ class Pool:
         paused = {scope for scope, c in self._controls.items() if scope != GLOBAL_SCOPE and c.state is ControlState.PAUSED}
         out = []
         for t in base:
-            limit = self.config.type_limits.get(t)
+            limit = self._type_limit(t)
             if t.value not in paused and (limit is None or busy[t] < limit):
                 out.append(t)
         return out
 
+    def _type_limit(self, t: TaskType) -> int | None:
+        """The slots type `t` may use now: its configured limit, lowered by the type_limit hook (heat)."""
+        limit = self.config.type_limits.get(t)
+        if limit is None or self.wiring.type_limit is None:
+            return limit
+        return self.wiring.type_limit(t, limit)
+
     def _claim_limit(self, types: list[TaskType], busy: Counter[TaskType]) -> int:
         free = self.slots_now() - busy.total()
         for t in types:
-            limit = self.config.type_limits.get(t)
+            limit = self._type_limit(t)
             if limit is not None:
                 free = min(free, limit - busy[t])
         return free
+
+    def _yield_local(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Strict run policy: local transcriptions stop at their next chunk and go back to the queue as released
+        (attempt refunded, checkpoint kept); the outcomes left to settle as usual are returned."""
+        reason = self.wiring.stop_local() if self.wiring.stop_local is not None else None
+        if reason is not None:
+            with self._lock:
+                told = [c for i, c in self._running.items() if i not in self._yielding and is_local_transcription(c)]
+            for ctx in told:
+                self._yielding.add(ctx.task.id)
+                ctx.cancelled.set()  # checked between chunks (handlers/transcribe.py); the chunk in hand finishes
+                log.warning("task_stopping_at_chunk", task_id=ctx.task.id, reason=reason)
+        stopped = [o for o in outcomes if o.task.id in self._yielding and o.failure and o.failure.kind is ErrorKind.RETRYABLE]
+        for o in stopped:
+            with self._lock:
+                self._running.pop(o.task.id, None)
+            if self.store.release(o.task.lease):
+                self.stats.released += 1
+                log.info("task_released", task_id=o.task.id, reason="run policy")
+            self._unsettled.remove(o)
+        done = {o.task.id for o in outcomes if o.task.id in self._yielding}
+        self._yielding -= done
+        return [o for o in outcomes if o not in stopped]
 
     def _start(self, claimed: list[Task], jobs: dict[int, Job]) -> list[TaskContext]:
         """The contexts claimed tasks run with (their jobs came with the claim), now counted as running."""

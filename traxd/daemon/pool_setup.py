@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from traxd.config import Settings
+from traxd.daemon.machine import MachineGate, machine_gate
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
@@ -32,8 +33,14 @@ def resource_monitor(settings: Settings, sampler: Sampler | None = None) -> Reso
     return ResourceMonitor(limits, settings.workers, sampler)
 
 
-def daemon_pool(settings: Settings, store: Store, registry: Registry) -> Pool:
-    """The daemon's pool: the whole queue, held back by the resource monitor."""
+def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: MachineGate | None = None) -> Pool:
+    """The daemon's pool: the whole queue, held back by this machine's rules (power, hours, heat) and resources."""
     monitor = resource_monitor(settings)
-    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit)
+    machine = machine or machine_gate(settings)
+
+    def gate() -> str | None:
+        return machine.gate() or monitor.gate()
+
+    wiring = PoolWiring(gate=gate, slot_limit=monitor.slot_limit, type_limit=machine.local_limit,
+                        stop_local=machine.stop_local)  # fmt: skip
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

@@ -16,6 +16,7 @@ from traxd.config import LIVE_FIELDS, Settings, WatchFolder, load_settings, with
 from traxd.daemon.children import kill_children, reap_orphans
 from traxd.daemon.home import DaemonLock, connections_for
 from traxd.daemon.jobcontrol import JobControl
+from traxd.daemon.machine import MachineGate, machine_gate
 from traxd.daemon.pool import Pool
 from traxd.daemon.pool_setup import daemon_pool
 from traxd.daemon.scratch import sweep_at_start
@@ -143,9 +144,9 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
     )  # fmt: skip
 
 
-def build_pool(settings: Settings, store: Store) -> Pool:
+def build_pool(settings: Settings, store: Store, machine: MachineGate | None = None) -> Pool:
     """The pool with the real (or test) handlers, set up from the settings like every other pool."""
-    return daemon_pool(settings, store, load_registry(settings))
+    return daemon_pool(settings, store, load_registry(settings), machine)
 
 
 def run_daemon(
@@ -195,7 +196,8 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
     reset_stop_request(store)
     reap_orphans(settings.tmp_dir)
     sweep_at_start(store, settings.tmp_dir, [w.outbox for w in settings.watch])
-    pool = build_pool(settings, store)
+    machine = machine_gate(settings)
+    pool = build_pool(settings, store, machine)
     watcher = build_watcher(settings, store, pool, overrides)
     served = _start_serving(settings, store, pool) if settings.serve else None
     signals = _Signals(pool)
@@ -214,6 +216,7 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
         watcher.stop()
         signals.restore()
         kill_children()
+        machine.close()
     log.info("daemon_stopped", claimed=stats.claimed, succeeded=stats.succeeded, failed=stats.failed,
              released=stats.released, lost=stats.lost, crashed=stats.crashed)  # fmt: skip
     if stats.crashed is not None:  # exit 1: launchd and systemd start a daemon again after a failure

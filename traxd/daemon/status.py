@@ -21,6 +21,7 @@ from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo
+from traxd.waiting import Waiting
 
 CURRENT, SINCE, ALL = "current", "since", "all"
 
@@ -60,6 +61,7 @@ class Status:
     since: float | None = None
     unowned: int = 0
     warnings: tuple[str, ...] = ()
+    waiting: Waiting | None = None  # what this machine's daemon holds back for (power, quiet hours, heat)
 
     @property
     def type_pauses(self) -> dict[str, str | None]:
@@ -71,6 +73,8 @@ class Status:
         out = self.progress.as_dict()
         out |= {"unit": "jobs", "scope": self.scope, "since": self.since, "paused_types": self.type_pauses,
                 "warnings": list(self.warnings), "unowned_running": self.unowned}  # fmt: skip
+        out["waiting_reason"] = self.waiting.reason if self.waiting else None
+        out["machine"] = self.waiting.as_dict() if self.waiting else None
         out["running_jobs"] = [{"job_id": r.job_id, "name": r.name, "stage": r.stage, "attempt": r.attempt,
                                 "seconds": round(r.seconds, 1), "owner": r.owner} for r in self.running]  # fmt: skip
         out["daemons"] = [

@@ -84,6 +84,9 @@ def render_plist(settings: Settings, program: Sequence[str]) -> str:
     data["StandardOutPath"] = str(settings.logs_dir / "launchd.out.log")
     data["StandardErrorPath"] = str(settings.logs_dir / "launchd.err.log")
     data["EnvironmentVariables"] = {"PATH": search_path(), "TRAX_HOME": home, "PYTHONUNBUFFERED": "1"}
+    # Unset, launchd throttles an agent's CPU and I/O (gitlab-runner #29089: 36:42 against 5:48 with Interactive).
+    data["ProcessType"] = settings.process_type
+    data["LowPriorityIO"] = settings.process_type == "Background"
     return _no_secrets(settings, plistlib.dumps(data, sort_keys=False).decode("utf-8"))
 
 
@@ -108,11 +111,16 @@ RestartSec=10
 TimeoutStopSec={stop}
 KillMode=mixed
 UMask=0077
-
+{_priority(settings.process_type)}
 [Install]
 WantedBy=default.target
 """
     return _no_secrets(settings, text)
+
+
+def _priority(process_type: str) -> str:
+    """systemd's counterpart of launchd's Background: the lowest CPU and I/O priority (others: the defaults)."""
+    return "Nice=10\nIOSchedulingClass=idle\n" if process_type == "Background" else ""
 
 
 def _quote(value: str) -> str:

@@ -42,6 +42,7 @@ from traxd.exports import FORMATS
 from traxd.queue.reads import JOB_STATE_WHERE, Reader
 from traxd.queue.store import Store
 from traxd.types import GLOBAL_SCOPE, ControlState, TaskType
+from traxd.waiting import Waiting, read_note
 
 T = TypeVar("T")
 
@@ -76,6 +77,11 @@ class Dashboard:
     clock: data.Clock = field(default_factory=data.Clock)
     summary_ttl: float = 1.0  # the page polls every second: one count per second however many tabs are open
     metrics_ttl: float = 5.0  # Prometheus scrapes every 15 s or more
+    home: Path | None = None  # $TRAX_HOME, where this machine's daemon notes what it waits for (power, hours, heat)
+
+    def waiting(self) -> Waiting | None:
+        """This machine's daemon's waiting note (traxd/waiting.py), None without one."""
+        return read_note(self.home) if self.home is not None else None
 
 
 def is_loopback(host: str) -> bool:
@@ -245,7 +251,11 @@ class Views:
         return self._page(request, "_daemons.html", **self._daemons())
 
     def _summary(self) -> dict[str, Any]:
-        return self._cached("summary", self.dash.summary_ttl, lambda: self._read(data.summary, self.dash.clock.now()))
+        def make() -> dict[str, Any]:
+            waiting = self.dash.waiting()
+            return {**self._read(data.summary, self.dash.clock.now()), "waiting": waiting.as_dict() if waiting else None}
+
+        return self._cached("summary", self.dash.summary_ttl, make)
 
     def _daemons(self) -> dict[str, Any]:
         return self._read(data.daemons, self.dash.clock.now(), self.dash.lease_seconds)
@@ -309,7 +319,7 @@ class Views:
         return JSONResponse(self._daemons())
 
     def metrics(self, request: Request) -> Response:
-        collector = QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors))
+        collector = QueueCollector(self.dash.open_reader, lambda: dict(self.dash.errors), self.dash.waiting)
         body = self._cached("metrics", self.dash.metrics_ttl, lambda: render(collector))
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -12,14 +12,17 @@ from prometheus_client.registry import Collector
 
 from traxd.queue.reads import Reader
 from traxd.queue.transitions import WORKER_LOST
+from traxd.waiting import KINDS, Waiting
 
 
 class QueueCollector(Collector):
     """Queue depth by state and type, jobs by state, throughput, failures, lease rescues, API errors, audio seconds."""
 
-    def __init__(self, open_reader: Callable[[], Reader], api_errors: Callable[[], dict[int, int]]) -> None:
+    def __init__(self, open_reader: Callable[[], Reader], api_errors: Callable[[], dict[int, int]],
+                 waiting: Callable[[], Waiting | None] = lambda: None) -> None:  # fmt: skip
         self.open_reader = open_reader
         self.api_errors = api_errors
+        self.waiting = waiting
 
     def collect(self) -> Iterator[Any]:
         """One read of the database per scrape."""
@@ -32,6 +35,17 @@ class QueueCollector(Collector):
             reader.close()
         yield from _depth(tasks, jobs)
         yield from _history(tasks, entries, audio, self.api_errors())
+        yield _waiting(self.waiting())
+
+
+def _waiting(note: Waiting | None) -> Any:
+    """1 for each reason this machine's daemon holds work back now: power (run_on), hours, thermal (fewer slots)."""
+    gauge = GaugeMetricFamily("trax_waiting", "Why this machine's daemon holds work back now (1) or not (0).",
+                              labels=["reason"])  # fmt: skip
+    now = note.kinds() if note else set()
+    for kind in KINDS:
+        gauge.add_metric([kind], 1.0 if kind in now else 0.0)
+    return gauge
 
 
 def _depth(tasks: list[tuple[str, str, int]], jobs: dict[str, int]) -> Iterator[Any]:

@@ -19,7 +19,7 @@ def dashboard_for(settings: Settings, store: Store, token: str | None, jobs: Job
     """The dashboard's shared state on this store: reads on pooled plain connections, writes through the store,
     retry and cancel through `jobs` (the same as traxctl's)."""
     inboxes = tuple(str(w.inbox) for w in settings.watch)
-    return Dashboard(store, lambda: reader_on(store), jobs, settings.lease_seconds, inboxes, token)
+    return Dashboard(store, lambda: reader_on(store), jobs, settings.lease_seconds, inboxes, token, home=settings.home)
 
 
 def check_binding(host: str, token: str | None) -> str | None:

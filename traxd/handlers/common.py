@@ -38,6 +38,11 @@ def backend(ctx: TaskContext) -> str:
     return ctx.settings.effective_backend
 
 
+def is_local_transcription(ctx: TaskContext) -> bool:
+    """A TRANSCRIBE task on this machine's model (the work a strict run policy stops at its next chunk)."""
+    return ctx.task.type is TaskType.TRANSCRIBE and backend(ctx) == "local"
+
+
 def model_name(ctx: TaskContext) -> str:
     """The transcription model for this job: the job's `model` option, else the backend's configured model."""
     if backend(ctx) == "local":

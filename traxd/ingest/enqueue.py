@@ -15,6 +15,7 @@ from traxd.errors import UserError
 from traxd.ingest.scan import GONE, IGNORED, Stamp, sha256_file, skip_reason, stamp_of
 from traxd.logging import get_logger
 from traxd.queue.store import Store
+from traxd.schedule import Window, next_open
 from traxd.types import (
     PRIORITY_NORMAL,
     IngestedFile,
@@ -75,6 +76,9 @@ class Ingestor:
     affinity: str | None = None
     # Options a watch folder sets for its files, by its outbox's real path (over `options`).
     folder_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A watch folder's own active hours, by its outbox's real path: its files are queued at once (nothing is lost)
+    # but start only when the window is open (their first task's run_after).
+    folder_windows: dict[str, Window] = field(default_factory=dict)
     # The stage a media file starts at (the API may start one at TRANSCRIBE, which preprocesses inline).
     file_stage: TaskType = TaskType.PREPROCESS
     # An inbox records a complete file that is not an input (not media, a text without URLs) as a failed task with
@@ -86,6 +90,11 @@ class Ingestor:
         """The job options of an input going to `outbox`."""
         extra = self.folder_options.get(str(outbox))
         return {**self.options, **extra} if extra else self.options
+
+    def start_at(self, outbox: str) -> float | None:
+        """When an input going to `outbox` may start: its folder window's next opening, None for now."""
+        window = self.folder_windows.get(outbox)
+        return None if window is None else next_open(window, self.store.clock.now())
 
     def ingest_path(self, path: Path, outbox: Path) -> list[Outcome]:
         """A media file -> one job; a .url/.webloc/.txt -> one job per URL; anything else -> not an input, with why."""
@@ -134,7 +143,7 @@ class Ingestor:
         job = NewJob(source=str(path), name=path.stem, output_dir=out, group=self.group,
                      options=self.options_for(Path(out)))  # fmt: skip
         task = NewTask(self.file_stage, {"path": str(path), "sha256": sha}, priority=self.priority,
-                       dedupe_key=file_key(sha, out), affinity=self.affinity)  # fmt: skip
+                       dedupe_key=file_key(sha, out), affinity=self.affinity, run_after=self.start_at(out))  # fmt: skip
         return job, task
 
     def remember(self, path: Path, outbox: Path, stamp: Stamp) -> None:
@@ -159,7 +168,8 @@ class Ingestor:
         out = os.path.realpath(outbox)
         job = NewJob(source=url, name=url_name(url), output_dir=out, group=self.group,
                      options=self.options_for(Path(out)))  # fmt: skip
-        task = NewTask(task_type_for(kind), {"url": url}, priority=self.priority, dedupe_key=url_key(url, out))
+        task = NewTask(task_type_for(kind), {"url": url}, priority=self.priority, dedupe_key=url_key(url, out),
+                       run_after=self.start_at(out))  # fmt: skip
         if reason:
             made, failed, created = self.store.create_failed_job(job, task, f"rejected {url}: {reason}")
             return self._done(Queued(url, failed, created, made), "url_rejected", reason=reason, origin=origin)

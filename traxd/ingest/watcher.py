@@ -31,6 +31,7 @@ from traxd.ingest.scan import (
     walk,
 )
 from traxd.logging import get_logger
+from traxd.schedule import parse_window
 from traxd.supervision import Crashed, report_crash
 from traxd.urls import is_url_file
 
@@ -145,6 +146,8 @@ class Watcher:
         self.inboxes = [kept.get(root) or _Inbox(f, root, Path(os.path.realpath(f.outbox))) for root, f in wanted.items()]
         self.excluded = tuple(i.outbox for i in self.inboxes) + self.extra_excluded
         self.ingestor.folder_options = {str(i.outbox): i.folder.options() for i in self.inboxes if i.folder.options()}
+        self.ingestor.folder_windows = {str(i.outbox): parse_window(i.folder.active_hours) for i in self.inboxes
+                                        if i.folder.active_hours}  # fmt: skip
 
     def start(self) -> None:
         """Scan every inbox now and keep watching on a background thread."""
