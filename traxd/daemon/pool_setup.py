@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from traxd.config import Settings
 from traxd.daemon.machine import MachineGate, machine_gate
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+from traxd.daemon.runner import Outcome
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
 from traxd.queue.store import Store
@@ -33,7 +35,8 @@ def resource_monitor(settings: Settings, sampler: Sampler | None = None) -> Reso
     return ResourceMonitor(limits, settings.workers, sampler)
 
 
-def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: MachineGate | None = None) -> Pool:
+def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: MachineGate | None = None,
+                on_outcome: Callable[[Outcome, bool], None] | None = None) -> Pool:  # fmt: skip
     """The daemon's pool: the whole queue, held back by this machine's rules (power, hours, heat) and resources."""
     monitor = resource_monitor(settings)
     machine = machine or machine_gate(settings)
@@ -42,5 +45,5 @@ def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: M
         return machine.gate() or monitor.gate()
 
     wiring = PoolWiring(gate=gate, slot_limit=monitor.slot_limit, type_limit=machine.local_limit,
-                        stop_local=machine.stop_local)  # fmt: skip
+                        stop_local=machine.stop_local, on_outcome=on_outcome)  # fmt: skip
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

@@ -19,6 +19,7 @@ from traxd.daemon.jobcontrol import JobControl
 from traxd.daemon.machine import MachineGate, machine_gate
 from traxd.daemon.pool import Pool
 from traxd.daemon.pool_setup import daemon_pool
+from traxd.daemon.runner import Outcome
 from traxd.daemon.scratch import sweep_at_start
 from traxd.database import open_store, prepare_home
 from traxd.errors import ConfigError
@@ -144,9 +145,10 @@ def build_watcher(settings: Settings, store: Store, pool: Pool, overrides: Mappi
     )  # fmt: skip
 
 
-def build_pool(settings: Settings, store: Store, machine: MachineGate | None = None) -> Pool:
+def build_pool(settings: Settings, store: Store, machine: MachineGate | None = None,
+               on_outcome: Callable[[Outcome, bool], None] | None = None) -> Pool:  # fmt: skip
     """The pool with the real (or test) handlers, set up from the settings like every other pool."""
-    return daemon_pool(settings, store, load_registry(settings), machine)
+    return daemon_pool(settings, store, load_registry(settings), machine, on_outcome)
 
 
 def run_daemon(
@@ -180,16 +182,24 @@ def _start_dashboard(settings: Settings, store: Store, where: Mapping[str, Any])
     return server
 
 
-def _start_serving(settings: Settings, store: Store, pool: Pool) -> Any:
-    """OpenAI's transcription API on a thread: each request a job this pool is woken for."""
+def _start_serving(settings: Settings, store: Store, pool: Pool, bell: Any) -> Any:
+    """OpenAI's transcription API on a thread: each request a job this pool is woken for; the pool rings `bell` as
+    runs settle, so a waiting request answers as soon as its job ends."""
     from traxd.serve.server import Served
 
     served = Served(settings, store, JobControl(store, settings.tmp_dir, settings).retry_job,
-                    None if settings.shared_storage else pool.owner.host, lambda q: pool.wake() if q.created else None)  # fmt: skip
+                    None if settings.shared_storage else pool.owner.host, lambda q: pool.wake() if q.created else None,
+                    bell=bell)  # fmt: skip
     served.start()
     log.info("serving_started", host=served.host, port=served.port, token=served.token is not None)
     sys.stderr.write(served.banner())
     return served
+
+
+def _bell() -> Any:
+    from traxd.serve.bell import Bell
+
+    return Bell()
 
 
 def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain: bool) -> int:
@@ -197,9 +207,10 @@ def _serve(settings: Settings, store: Store, overrides: Mapping[str, Any], drain
     reap_orphans(settings.tmp_dir)
     sweep_at_start(store, settings.tmp_dir, [w.outbox for w in settings.watch])
     machine = machine_gate(settings)
-    pool = build_pool(settings, store, machine)
+    bell = _bell() if settings.serve else None
+    pool = build_pool(settings, store, machine, bell.ring if bell is not None else None)
     watcher = build_watcher(settings, store, pool, overrides)
-    served = _start_serving(settings, store, pool) if settings.serve else None
+    served = _start_serving(settings, store, pool, bell) if settings.serve else None
     signals = _Signals(pool)
     signals.install()
     log.info("daemon_started", pid=os.getpid(), home=str(settings.home), workers=settings.workers,

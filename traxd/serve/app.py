@@ -8,7 +8,6 @@ SDK raises the exception types it raises against OpenAI. Beyond loopback every r
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from traxd.logging import get_logger
 from traxd.serve import answer
 from traxd.serve.ask import OPENAI_MODELS, TRANSCRIBE, TRANSLATE, ApiError, Ask, read_ask
+from traxd.serve.bell import Bell
 from traxd.serve.form import FormError, read_form
 from traxd.serve.jobs import ENDED, Progress, Requests
 
@@ -59,9 +59,10 @@ class Auth:
 class Api:
     """The routes, on the queue's `Requests`."""
 
-    def __init__(self, requests: Requests, limit_bytes: int) -> None:
+    def __init__(self, requests: Requests, limit_bytes: int, bell: Bell | None = None) -> None:
         self.requests = requests
         self.limit = limit_bytes
+        self.bell = bell or Bell()  # nobody rings it without a pool in this process: a plain poll
 
     async def transcriptions(self, request: Request) -> Response:
         return await self._audio(request, TRANSCRIBE)
@@ -114,7 +115,7 @@ class Api:
             if await _gone(request):
                 log.info("client_left", job_id=job_id)
                 return None
-            await asyncio.sleep(POLL_SECONDS)
+            await self.bell.wait(POLL_SECONDS)
 
     async def _events(self, request: Request, ask: Ask, job_id: int) -> AsyncIterator[str]:
         """transcript.text.delta per chunk as it is decoded, then transcript.text.done (or an error event)."""
@@ -128,7 +129,7 @@ class Api:
                 break
             if await _gone(request):
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await self.bell.wait(POLL_SECONDS)
         if progress.error is not None:
             yield answer.event(progress.error.body())
             return
@@ -162,10 +163,11 @@ async def _gone(request: Request) -> bool:
     return await request.is_disconnected()  # does not wait: it looks at what the connection has said so far
 
 
-def create_app(requests: Requests, token: str | None, limit_bytes: int, hosts: list[str] | None = None) -> Starlette:
+def create_app(requests: Requests, token: str | None, limit_bytes: int, hosts: list[str] | None = None,
+               bell: Bell | None = None) -> Starlette:  # fmt: skip
     """The ASGI app. Without a token only loopback names are answered (a page elsewhere cannot rebind its DNS name
     to 127.0.0.1 and use the server); with one, `hosts` (this machine's names and addresses) or any."""
-    api = Api(requests, limit_bytes)
+    api = Api(requests, limit_bytes, bell)
     routes = [
         Route("/v1/audio/transcriptions", api.transcriptions, methods=["POST"]),
         Route("/v1/audio/translations", api.translations, methods=["POST"]),

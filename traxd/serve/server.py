@@ -15,6 +15,7 @@ from traxd.errors import UsageError
 from traxd.ingest.enqueue import Queued
 from traxd.queue.store import Store
 from traxd.serve.app import LOOPBACK_NAMES, create_app
+from traxd.serve.bell import Bell
 from traxd.serve.jobs import Requests
 
 
@@ -54,7 +55,8 @@ class Served:
     """A running server: its uvicorn server, address and token (a new one is printed once when made here)."""
 
     def __init__(self, settings: Settings, store: Store, retry_job: Callable[[int], int], affinity: str | None,
-                 on_queued: Callable[[Queued], None] | None = None, where: str | None = None) -> None:  # fmt: skip
+                 on_queued: Callable[[Queued], None] | None = None, where: str | None = None,
+                 bell: Bell | None = None) -> None:  # fmt: skip
         import uvicorn
 
         self.host, self.port = serve_address(where or settings.serve or "")
@@ -62,7 +64,7 @@ class Served:
         self.made_token = self.token is not None and settings.serve_token is None  # shown once: nobody knows it yet
         requests = Requests(settings, store, lambda: reader_on(store), retry_job, on_queued, affinity)
         limit = int(settings.serve_max_upload_mb * 1024 * 1024)
-        app = create_app(requests, self.token, limit, machine_names(self.host))
+        app = create_app(requests, self.token, limit, machine_names(self.host), bell)
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
                                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=2)  # fmt: skip
         self.server: Any = uvicorn.Server(config)
