@@ -23,6 +23,8 @@ from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState
 
+WAITING_SHOWN = 10  # waiting jobs listed by name; the rest are counted
+
 
 @dataclass(frozen=True)
 class StatusOption:
@@ -181,6 +183,10 @@ def _detail_lines(report: Any) -> list[str]:
     lines = [head]
     for r in report.running:
         lines.append(f"  #{r.job_id} {r.name}: {r.stage} (attempt {r.attempt}, {format_eta(r.seconds)})")
+    for w in report.waiting[:WAITING_SHOWN]:
+        lines.append(f"  #{w.job_id} {w.name}: {w.reason}")
+    if len(report.waiting) > WAITING_SHOWN:
+        lines.append(f"  … and {len(report.waiting) - WAITING_SHOWN} more waiting (traxctl list)")
     for h in report.heartbeats:
         flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
         lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "

@@ -20,7 +20,8 @@ from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
-from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo
+from traxd.types import GLOBAL_SCOPE, Control, ControlState, JobWait, TaskState, WorkerInfo
+from traxd.waiting import wait_reason
 
 CURRENT, SINCE, ALL = "current", "since", "all"
 
@@ -49,6 +50,15 @@ class RunningJob:
 
 
 @dataclass(frozen=True)
+class WaitingJob:
+    """A queued job held back by its time (`--at`) or its dependencies (`--after`), and why in words."""
+
+    job_id: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Status:
     """Everything `status` prints."""
 
@@ -60,6 +70,7 @@ class Status:
     since: float | None = None
     unowned: int = 0
     warnings: tuple[str, ...] = ()
+    waiting: tuple[WaitingJob, ...] = ()
 
     @property
     def type_pauses(self) -> dict[str, str | None]:
@@ -73,6 +84,7 @@ class Status:
                 "warnings": list(self.warnings), "unowned_running": self.unowned}  # fmt: skip
         out["running_jobs"] = [{"job_id": r.job_id, "name": r.name, "stage": r.stage, "attempt": r.attempt,
                                 "seconds": round(r.seconds, 1), "owner": r.owner} for r in self.running]  # fmt: skip
+        out["waiting_jobs"] = [{"job_id": w.job_id, "name": w.name, "reason": w.reason} for w in self.waiting]
         out["daemons"] = [
             {"owner": h.info.owner, "host": h.info.host, "pid": h.info.pid, "started_at": h.info.started_at,
              "last_seen": h.info.last_seen, "age_seconds": round(h.age, 1), "active_tasks": h.busy,
@@ -102,7 +114,8 @@ def collect(
         start = reader.epoch() if scope == CURRENT else since
         tasks = [] if scope == CURRENT and start is None else reader.tasks_since(None if scope == ALL else start)
         views = fold(tasks)
-        names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING])
+        waits = reader.waits([v.job_id for v in views if v.state is TaskState.QUEUED])
+        names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING] + list(waits))
     leases = Counter(t.lease_owner or "" for t in tasks if t.state is TaskState.RUNNING)
     beats = heartbeats(workers, now, stale_after(lease_seconds), leases)
     live = [h for h in beats if not h.stale and not h.dead]
@@ -116,7 +129,18 @@ def collect(
     warning = model_warning(model, dt.date.fromtimestamp(now)) if model else None
     unowned = sum(n for owner, n in leases.items() if owner not in {h.info.owner for h in live})
     return Status(progress, beats, controls, running_jobs(views, names, now), scope, start, unowned,
-                  (warning,) if warning else ())  # fmt: skip
+                  (warning,) if warning else (), waiting_jobs(waits, names, now))  # fmt: skip
+
+
+def waiting_jobs(waits: dict[int, JobWait], names: dict[int, JobInfo], now: float) -> tuple[WaitingJob, ...]:
+    """The queued jobs that wait for a time or for other jobs, oldest first, with why."""
+    out = []
+    for job_id, wait in sorted(waits.items()):
+        reason = wait_reason(wait, now)
+        if reason is not None:
+            info = names.get(job_id)
+            out.append(WaitingJob(job_id, info.name if info else "?", reason))
+    return tuple(out)
 
 
 def running_jobs(views: list[JobView], names: dict[int, JobInfo], now: float) -> tuple[RunningJob, ...]:
