@@ -19,6 +19,7 @@ import pytest
 from tests.daemon_helpers import wait_until
 from traxd.clock import FakeClock
 from traxd.daemon import slots as slots_module
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.slots import Slots
 from traxd.db.engine import open_engine
@@ -416,3 +417,19 @@ def test_a_type_limit_caps_that_type_and_leaves_the_other_slots_to_the_rest(stor
     stats = Pool(store, Registry({P: preprocess, T: transcribe}), config).run(drain=True)
     assert stats.succeeded == 7 and stats.failed == 0
     assert most == {"p": 1, "t": 3}
+
+
+def test_a_finished_local_transcribe_records_its_cost_and_a_remote_one_does_not(store: Store) -> None:
+    """Wall seconds and the process tree's RSS growth while it ran land in task_costs with the completion."""
+    store.enqueue(NewTask(T, {"backend": "local"}))
+    store.enqueue(NewTask(T, {"backend": "openai"}))
+    readings = iter(range(100, 10_000, 50))  # the process tree grows 50 MB between samples
+
+    def run(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"backend": payload["backend"], "model": "tiny.en", "duration": 60.0}
+
+    wiring = PoolWiring(memory=lambda: float(next(readings)))
+    stats = Pool(store, Registry({T: run}), PoolConfig(slots=1), wiring).run(drain=True)
+    assert stats.succeeded == 2
+    (cost,) = store.cost_history(Owner.current().host, T, "tiny.en")
+    assert cost.seconds_audio == 60.0 and cost.wall_seconds >= 0 and cost.peak_rss_mb >= 50

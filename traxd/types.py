@@ -132,6 +132,18 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class TaskCost:
+    """What one finished local run cost on a host: its media seconds, wall seconds and peak RSS growth in MB."""
+
+    host: str
+    type: TaskType
+    model: str
+    seconds_audio: float
+    wall_seconds: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
 class Job:
     """A frozen snapshot of one row of `jobs`: one input and the tasks it spawned."""
 

@@ -100,7 +100,7 @@ class BatchRun:
         self.started_at = self.clock.now()
         cfg = replace(pool_config(self.settings, self.group), slots=self.slots)
         wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
-                            follow_ups=self.follow_ups)  # fmt: skip
+                            memory=self.monitor.rss_mb, follow_ups=self.follow_ups)  # fmt: skip
         self.pool = Pool(self.store, self.registry, cfg, wiring)
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
         self._thread.start()

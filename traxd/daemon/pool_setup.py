@@ -35,5 +35,5 @@ def resource_monitor(settings: Settings, sampler: Sampler | None = None) -> Reso
 def daemon_pool(settings: Settings, store: Store, registry: Registry) -> Pool:
     """The daemon's pool: the whole queue, held back by the resource monitor."""
     monitor = resource_monitor(settings)
-    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit)
+    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit, memory=monitor.rss_mb)
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

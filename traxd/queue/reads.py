@@ -335,6 +335,28 @@ class Reader:
         sql = (f"SELECT job_id, result FROM tasks WHERE type = {self.m} AND state = 'succeeded' ORDER BY id")
         return [(j, self.driver.decode_json(r) or {}) for j, r in self.rows(sql, (TaskType.TRANSCRIBE.value,))]
 
+    def cost_history(self, host: str, task_type: str, model: str, limit: int) -> list[tuple[float, float, float]]:
+        """(media seconds, wall seconds, peak RSS MB) of the latest finished runs of a type and model on a host."""
+        m = self.m
+        sql = (f"SELECT seconds_audio, wall_seconds, peak_rss_mb FROM task_costs WHERE host = {m} AND type = {m} "
+               f"AND model = {m} ORDER BY finished_at DESC LIMIT {m}")  # fmt: skip
+        return [(float(a), float(w), float(p)) for a, w, p in self.rows(sql, (host, task_type, model, limit))]
+
+    def next_queued(self, task_type: str, now: float, host: str | None, group: str | None) -> Task | None:
+        """The queued task of this type the claim would lease next (its conditions and order), or None."""
+        m = self.m
+        sql = f"SELECT {_FULL} FROM tasks WHERE state = 'queued' AND run_after <= {m} AND type = {m} "
+        params: list[Any] = [now, task_type]
+        if host is not None:
+            sql += f"AND (affinity IS NULL OR affinity = {m}) "
+            params.append(host)
+        if group is not None:
+            sql += f"AND job_id IN (SELECT id FROM jobs WHERE group_name = {m}) "
+            params.append(group)
+        sql += f"AND NOT {drivers.WAITS_FOR_DEPS} ORDER BY priority, id LIMIT 1"
+        found = self.rows(sql, params)
+        return self.driver.to_task(found[0]) if found else None
+
     def _in_group(self, group: str | None) -> tuple[list[str], list[Any]]:
         """The condition (and its parameter) that keeps a job group's tasks; always true without a group."""
         if group is None:

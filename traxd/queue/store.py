@@ -15,12 +15,14 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from traxd.clock import Clock, SystemClock
+from traxd.costs import Cost
 from traxd.db import archive_index
 from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import control as C
 from traxd.db.models import ingested_files as F
 from traxd.db.models import job_deps as D
 from traxd.db.models import jobs as J
+from traxd.db.models import task_costs as K
 from traxd.db.models import tasks as T
 from traxd.db.models import workers as W
 from traxd.errors import UsageError
@@ -41,6 +43,7 @@ from traxd.types import (
     SearchFilters,
     SearchHit,
     Task,
+    TaskCost,
     TaskState,
     TaskType,
     WorkerInfo,
@@ -62,6 +65,7 @@ MAX_ERROR_HISTORY = 20
 INDEX_KEY = "index"
 
 
+COST_HISTORY = 50  # finished runs a prediction reads: recent enough to follow a new machine or model version
 IDLE_CONNECTIONS = 4  # open connections a store keeps for its next transactions (one per busy thread)
 _DECODED = drivers.PostgresDriver()  # SQLAlchemy rows arrive with JSON already decoded
 
@@ -95,6 +99,7 @@ class Completion:
     lease: Lease
     result: dict[str, Any] | None
     successors: Sequence[NewTask] = ()
+    cost: TaskCost | None = None  # what the run cost, kept in task_costs if the completion takes
 
 
 @dataclass(frozen=True)
@@ -377,7 +382,7 @@ class Store:
 
     def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
         """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
-        plain = [i for i, c in enumerate(done) if not c.successors and not (c.result or {}).get(INDEX_KEY)]
+        plain = [i for i, c in enumerate(done) if not c.successors and not c.cost and not (c.result or {}).get(INDEX_KEY)]
         took: dict[int, bool] = {}
         if plain:
             took.update(zip(plain, self.driver.complete(tx.cur, [(done[i].lease, done[i].result) for i in plain], now)))
@@ -397,6 +402,8 @@ class Store:
         if entry:
             archive_index.replace_transcript_in(tx.conn, entry, job_id, now)
         self._insert_in(tx, done.successors, now, job_id)
+        if done.cost is not None:
+            tx.conn.execute(insert(K).values(_cost_values(done.cost, now)))
         return True
 
     def _insert_in(self, tx: Tx, tasks: Sequence[NewTask], now: float, job_id: int | None) -> None:
@@ -658,6 +665,20 @@ class Store:
         with self.reading() as reader:
             return reader.finished_transcripts()
 
+    # -- predicted cost -----------------------------------------------------------------------
+    def cost_history(self, host: str, task_type: TaskType, model: str) -> list[Cost]:
+        """The latest finished runs of this type and model on this host (what traxd.costs predicts from)."""
+        with self.reading() as reader:
+            return [Cost(*r) for r in reader.cost_history(host, task_type.value, model[:255], COST_HISTORY)]
+
+    def next_queued(
+        self, task_type: TaskType, host: str | None = None, group: str | None = None
+    ) -> tuple[Task, Job | None] | None:
+        """The task of this type the claim would take next (as the claim orders them), with its job, or None."""
+        with self.reading() as reader:
+            task = reader.next_queued(task_type.value, self.clock.now(), host, group)
+            return None if task is None else (task, reader.job(task.job_id) if task.job_id is not None else None)
+
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:
         """Every control row by scope; a missing global row means running."""
@@ -736,6 +757,11 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
     else:
         values["finished_at"] = now
     return values
+
+
+def _cost_values(cost: TaskCost, now: float) -> dict[str, Any]:
+    return {"host": cost.host[:255], "type": cost.type.value, "model": cost.model[:255], "seconds_audio": cost.seconds_audio,
+            "wall_seconds": cost.wall_seconds, "peak_rss_mb": cost.peak_rss_mb, "finished_at": now}  # fmt: skip
 
 
 def _job_values(job: NewJob, now: float) -> dict[str, Any]:
