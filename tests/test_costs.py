@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from traxd.costs import Cost, Prediction, abs_pct_error, over_limit, predict
+from traxd.costs import Cost, Prediction, abs_pct_error, media_seconds, memory_wait, predict
 
 
 def test_a_linear_history_is_fitted_exactly() -> None:
@@ -29,10 +29,35 @@ def test_thin_or_noisy_history(history: list[Cost], expected: Prediction | None)
     assert predict(history, 60.0) == expected
 
 
-def test_over_limit_names_the_prediction_and_the_limit() -> None:
-    assert over_limit(None, 100.0, "x") is None
-    assert over_limit(Prediction(1.0, 90.0, 3), 100.0, "x") is None
-    reason = over_limit(Prediction(1.0, 2500.0, 3), 2048.0, "transcribe of talk.mp3")
-    assert reason == ("transcribe of talk.mp3 is predicted to need 2500MB, over the 2048MB memory limit "
-                      "(from 3 runs on this machine)")  # fmt: skip
+@pytest.mark.parametrize(
+    ("prediction", "rss_mb", "running", "waits"),
+    [
+        (None, 1900.0, 3, False),  # no history: predict nothing, never block
+        (Prediction(1.0, 100.0, 3), 1900.0, 3, False),  # 2000 MB fits 2048
+        (Prediction(1.0, 250.0, 3), 1900.0, 3, True),  # 2150 MB does not: wait for the others to finish
+        (Prediction(1.0, 3000.0, 3), 100.0, 0, False),  # never fits, but nothing else runs: run it (no deadlock)
+    ],
+)
+def test_memory_gate_decision(prediction: Prediction | None, rss_mb: float, running: int, waits: bool) -> None:
+    assert (memory_wait(prediction, rss_mb, 2048.0, running, "job 12") is not None) is waits
+
+
+def test_memory_wait_says_what_waits_and_why() -> None:
+    reason = memory_wait(Prediction(1.0, 250.0, 3), 1900.0, 2048.0, 1, "job 12")
+    assert reason == "waiting: predicted 2.1 GB (1.9 GB now + 0.2 GB) for job 12 does not fit the 2.0 GB limit"
+
+
+@pytest.mark.parametrize(
+    ("payload", "seconds"),
+    [
+        ({"duration": 61.5, "chunks": [{"duration": 1.0}]}, 61.5),
+        ({"chunks": [{"duration": 30.0}, {"duration": 12.5}]}, 42.5),
+        ({"path": "/in/a.wav"}, None),  # preprocessed inline: the length is not known before it runs
+    ],
+)
+def test_media_seconds_of_a_queued_payload(payload: dict[str, object], seconds: float | None) -> None:
+    assert media_seconds(payload) == seconds
+
+
+def test_abs_pct_error() -> None:
     assert abs_pct_error(110.0, 100.0) == pytest.approx(10.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 MIN_HISTORY = 2  # finished runs needed before anything is predicted
 
@@ -57,12 +58,31 @@ def predict(history: Sequence[Cost], seconds_audio: float) -> Prediction | None:
     return Prediction(max(0.0, seconds), max(0.0, peak), len(runs))
 
 
-def over_limit(prediction: Prediction | None, limit_mb: float, what: str) -> str | None:
-    """Why a run predicted so would not fit the memory limit (it then waits), or None."""
-    if prediction is None or prediction.peak_rss_mb <= limit_mb:
+def memory_wait(prediction: Prediction | None, rss_mb: float, limit_mb: float, running: int, what: str) -> str | None:
+    """Why a run predicted so waits: the process tree's RSS now plus its predicted growth would pass the limit.
+
+    None (claim it) without a prediction, or when nothing else runs: a run that cannot fit even alone would
+    otherwise wait forever, unseen, and a deadlock is worse than a run over the limit (the pool never kills one).
+    """
+    if prediction is None or limit_mb <= 0 or running == 0:
         return None
-    return (f"{what} is predicted to need {prediction.peak_rss_mb:.0f}MB, over the {limit_mb:.0f}MB memory limit "
-            f"(from {prediction.runs} runs on this machine)")  # fmt: skip
+    need = rss_mb + prediction.peak_rss_mb
+    if need <= limit_mb:
+        return None
+    return (f"waiting: predicted {need / 1024:.1f} GB ({rss_mb / 1024:.1f} GB now + {prediction.peak_rss_mb / 1024:.1f} GB) "
+            f"for {what} does not fit the {limit_mb / 1024:.1f} GB limit")  # fmt: skip
+
+
+def media_seconds(payload: dict[str, Any]) -> float | None:
+    """The media seconds a queued task will work on: its `duration`, else its chunks' (None when not known yet)."""
+    duration = payload.get("duration")
+    if isinstance(duration, (int, float)) and duration > 0:
+        return float(duration)
+    chunks = payload.get("chunks")
+    if isinstance(chunks, list):
+        total = sum(float(c.get("duration") or 0) for c in chunks if isinstance(c, dict))
+        return total if total > 0 else None
+    return None
 
 
 def abs_pct_error(predicted: float, actual: float) -> float:

@@ -19,6 +19,8 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
+from traxd.daemon.memory_gate import MemoryGate
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import FollowUps, Pool, PoolWiring
 from traxd.daemon.pool_setup import pool_config
 from traxd.handlers.registry import Registry
@@ -100,7 +102,9 @@ class BatchRun:
         self.started_at = self.clock.now()
         cfg = replace(pool_config(self.settings, self.group), slots=self.slots)
         wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
-                            memory=self.monitor.rss_mb, follow_ups=self.follow_ups)  # fmt: skip
+                            memory=self.monitor.rss_mb, follow_ups=self.follow_ups,
+                            type_gate=MemoryGate(self.store, self.settings, self.monitor.rss_mb, Owner.current().host,
+                                                 self.group))  # fmt: skip
         self.pool = Pool(self.store, self.registry, cfg, wiring)
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
         self._thread.start()

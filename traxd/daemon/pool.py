@@ -262,13 +262,14 @@ class Pool:
         pausing = {d.pause_scope for d in decisions if d.pause_scope}
         busy = self._busy()
         types = [t for t in self._claimable_types(busy) if t.value not in pausing]
-        if types and self.wiring.type_gate is not None and (held := self.wiring.type_gate(types, busy.total())):
-            types = [t for t in types if t not in held]
-            self.stats.paused_reason = next(iter(held.values()))
         full = self.writes.reason or self._paid_waiting()
         limit = self._claim_limit(types, busy) if types and full is None else 0
         if full is not None:
             self.stats.paused_reason = full
+        if limit > 0 and self.wiring.type_gate is not None and (held := self.wiring.type_gate(types, busy.total())):
+            self.stats.paused_reason = next(iter(held.values()))  # the others are still claimed
+            types = [t for t in types if t not in held]
+            limit = self._claim_limit(types, busy) if types else 0
         if limit > 0 and self.wiring.gate is not None and (reason := self.wiring.gate()):
             self.stats.paused_reason = reason
             limit = 0

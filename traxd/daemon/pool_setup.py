@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from traxd.config import Settings
+from traxd.daemon.memory_gate import MemoryGate
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.handlers import default_type_limits
 from traxd.handlers.registry import Registry
@@ -35,5 +37,6 @@ def resource_monitor(settings: Settings, sampler: Sampler | None = None) -> Reso
 def daemon_pool(settings: Settings, store: Store, registry: Registry) -> Pool:
     """The daemon's pool: the whole queue, held back by the resource monitor."""
     monitor = resource_monitor(settings)
-    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit, memory=monitor.rss_mb)
+    gate = MemoryGate(store, settings, monitor.rss_mb, Owner.current().host)
+    wiring = PoolWiring(gate=monitor.gate, slot_limit=monitor.slot_limit, memory=monitor.rss_mb, type_gate=gate)
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)
