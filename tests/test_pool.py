@@ -18,16 +18,19 @@ import pytest
 
 from tests.daemon_helpers import wait_until
 from traxd.clock import FakeClock
+from traxd.config import Settings
 from traxd.daemon import slots as slots_module
+from traxd.daemon.memory_gate import MemoryGate
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.slots import Slots
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import AuthError, PermanentError, RetryableError
 from traxd.handlers.registry import Registry, TaskContext
-from traxd.queue.store import Exchange, Store
+from traxd.queue.store import Completion, Exchange, Store
 from traxd.queue.transitions import RetryPolicy
-from traxd.types import ControlState, NewJob, NewTask, TaskState, TaskType
+from traxd.types import ControlState, NewJob, NewTask, TaskCost, TaskState, TaskType
 
 T = TaskType.TRANSCRIBE
 
@@ -416,3 +419,38 @@ def test_a_type_limit_caps_that_type_and_leaves_the_other_slots_to_the_rest(stor
     stats = Pool(store, Registry({P: preprocess, T: transcribe}), config).run(drain=True)
     assert stats.succeeded == 7 and stats.failed == 0
     assert most == {"p": 1, "t": 3}
+
+
+def test_a_finished_local_transcribe_records_its_cost_and_a_remote_one_does_not(store: Store) -> None:
+    """Wall seconds and the process tree's RSS growth while it ran land in task_costs with the completion."""
+    store.enqueue(NewTask(T, {"backend": "local"}))
+    store.enqueue(NewTask(T, {"backend": "openai"}))
+    readings = iter(range(100, 10_000, 50))  # the process tree grows 50 MB between samples
+
+    def run(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"backend": payload["backend"], "model": "tiny.en", "duration": 60.0}
+
+    wiring = PoolWiring(memory=lambda: float(next(readings)))
+    stats = Pool(store, Registry({T: run}), PoolConfig(slots=1), wiring).run(drain=True)
+    assert stats.succeeded == 2
+    (cost,) = store.cost_history(Owner.current().host, T, "tiny.en")
+    assert cost.seconds_audio == 60.0 and cost.wall_seconds >= 0 and cost.peak_rss_mb >= 50
+
+
+def test_the_memory_gate_holds_a_local_transcribe_predicted_not_to_fit_while_others_run(
+    store: Store, tmp_path: Path
+) -> None:
+    """No history: nothing predicted, never held. With history: held while others run, claimed when alone."""
+    settings = Settings(home=tmp_path, backend="local", local_model="tiny.en", memory_limit_mb=2048.0)
+    store.enqueue_many([NewTask(T, {"past": i}) for i in (1, 2)])
+    past = store.claim("me", 2, 30, [T], host="here")
+    job, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(T, {"duration": 120.0})])
+    gate = MemoryGate(store, settings, lambda: 900.0, "here", refresh_seconds=0.0)
+    assert gate([T], 1) == {}
+    # 600 MB + 5 MB per media second: 1200 MB predicted for 120 s, on top of the 900 MB there now.
+    costs = [TaskCost("here", T, "tiny.en", 60.0 * i, 6.0 * i, 600.0 + 5.0 * 60 * i) for i in (1, 2)]
+    assert store.exchange("me", [Completion(t.lease, {}, (), c) for t, c in zip(past, costs)], [], 0, 30).done == [True, True]
+    reason = f"waiting: predicted 2.1 GB (0.9 GB now + 1.2 GB) for job {job.id} does not fit the 2.0 GB limit"
+    assert gate([T], 1) == {T: reason}
+    assert gate([T], 0) == {}  # alone it runs: a task that can never fit must not wait forever
+    assert gate([TaskType.DOWNLOAD], 1) == {}

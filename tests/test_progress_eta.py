@@ -77,3 +77,12 @@ def test_progress_due_and_format_eta() -> None:
     assert not progress_due(10.0, 14.9, 5.0)
     assert progress_due(10.0, 15.0, 5.0)
     assert [format_eta(x) for x in (None, 42, 185, 3720)] == ["--", "42s", "3m05s", "1h02m"]
+
+
+def test_eta_uses_the_prediction_of_queued_local_work() -> None:
+    """A queued job with a prediction counts for it; the others for the rate seen; none seen and all predicted: known."""
+    done = JobWork(True, 10.0, 100.0, finished_at=1.0)  # 0.1 wall s per media s
+    assert estimate_eta([done, JobWork(False, media_seconds=100.0, predicted_seconds=30.0)], 1) == pytest.approx(30.0)
+    assert estimate_eta([done, JobWork(False, media_seconds=100.0)], 1) == pytest.approx(10.0)
+    assert estimate_eta([JobWork(False, media_seconds=60.0, predicted_seconds=8.0)], 1) == pytest.approx(8.0)
+    assert estimate_eta([JobWork(False, media_seconds=60.0, predicted_seconds=8.0), JobWork(False, media_seconds=60.0)], 2) is None

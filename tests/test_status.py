@@ -19,13 +19,16 @@ from typer.testing import CliRunner
 
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
+from traxd.costs import Cost
 from traxd.daemon.owner import Owner
+from traxd.daemon.status import predicted_seconds
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import UsageError
+from traxd.jobviews import JobView
 from traxd.queue.store import Store
 from traxd.typedtime import parse_moment as parse_since
-from traxd.types import NewJob, NewTask, Task, TaskType, WorkerInfo
+from traxd.types import NewJob, NewTask, Task, TaskState, TaskType, WorkerInfo
 
 runner = CliRunner()
 P, T = TaskType.PREPROCESS, TaskType.TRANSCRIBE
@@ -255,3 +258,11 @@ def test_an_old_schema_takes_the_full_path_once(tmp_path: Path, monkeypatch: pyt
     conn, _ = readonly.connect(f"sqlite:///{home / 'trax.db'}")  # type: ignore[misc]
     assert readonly.schema_version(conn) == database.shipped_head()
     conn.close()
+
+
+def test_queued_jobs_with_a_known_length_get_their_predicted_time() -> None:
+    history = [Cost(60.0, 6.0, 300.0), Cost(120.0, 12.0, 400.0)]
+    views = [JobView(1, TaskState.QUEUED, (), 0.0, 90.0, 0.0), JobView(2, TaskState.QUEUED, (), 0.0, None, 0.0),
+             JobView(3, TaskState.RUNNING, (), 0.0, 90.0, 0.0)]  # fmt: skip
+    assert predicted_seconds(views, history) == {1: pytest.approx(9.0)}
+    assert predicted_seconds(views, []) == {}

@@ -8,6 +8,7 @@ import pytest
 
 from tests.store_checks import integrity_ok
 from traxd.clock import FakeClock
+from traxd.costs import Cost
 from traxd.errors import InvalidTaskError
 from traxd.queue.store import Completion, Store
 from traxd.queue.transitions import RetryPolicy, decide_failure, decide_rescue
@@ -18,6 +19,7 @@ from traxd.types import (
     Failure,
     NewJob,
     NewTask,
+    TaskCost,
     TaskState,
     TaskType,
     WorkerInfo,
@@ -281,3 +283,26 @@ def test_a_claim_brings_the_jobs_of_its_tasks(store: Store) -> None:
     assert sorted(t.job_id or 0 for t in ex.claimed) == sorted([0, a.id, b.id])
     assert ex.jobs == {a.id: a, b.id: b}
     assert store.exchange("me", [], [], 5, 30).jobs == {}
+
+
+def test_a_finished_runs_cost_is_kept_with_its_completion_and_read_back(store: Store) -> None:
+    """The cost row commits with the completion, and only if the completion takes (a lost lease keeps none)."""
+    store.enqueue(NewTask(T, {"n": 1}))
+    store.enqueue(NewTask(T, {"n": 2}))
+    a, b = store.claim("me", 2, 30)
+    cost = TaskCost("host-a", T, "tiny.en", 60.0, 6.5, 310.0)
+    assert store.exchange("me", [Completion(a.lease, {}, (), cost)], [], 0, 30).done == [True]
+    assert store.cancel(b.id)
+    assert store.exchange("me", [Completion(b.lease, {}, (), cost)], [], 0, 30).done == [False]
+    assert store.cost_history("host-a", T, "tiny.en") == [Cost(60.0, 6.5, 310.0)]
+    assert store.cost_history("host-b", T, "tiny.en") == [] and store.cost_history("host-a", T, "base") == []
+
+
+def test_next_queued_is_what_the_claim_would_take(store: Store, clock: FakeClock) -> None:
+    job, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(T, {"n": 1}, priority=5)])
+    store.enqueue(NewTask(T, {"n": 2}, priority=1, run_after=clock.now() + 60))  # in backoff
+    store.enqueue(NewTask(T, {"n": 3}, priority=9, affinity="elsewhere"))
+    task, got = store.next_queued(T, host="here") or (None, None)
+    assert task is not None and task.payload == {"n": 1} and got == job
+    (claimed,) = store.claim("me", 1, 30, [T], host="here")
+    assert claimed.id == task.id and store.next_queued(T, host="here") is None

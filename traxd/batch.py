@@ -11,16 +11,17 @@ queue tasks of one job in the processor's own job group, so a crash or a re-run 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from traxd.batching.inputs import Added
 from traxd.batching.result import BatchResult
-from traxd.batching.run import BatchRun
+from traxd.batching.run import NO_HOLD, BatchRun, Hold
 from traxd.batching.setup import processor_settings
 from traxd.clock import Clock
 from traxd.daemon.home import connections_for
@@ -94,22 +95,29 @@ class BatchProcessor:
         """The job group this processor's inputs live in."""
         return self._run.group
 
-    async def add_task(self, task_type: TaskType | str, data: dict[str, Any], priority: int = 0) -> BatchTask:
-        """Queue one input; an unknown type or a malformed payload raises TaskInputError and writes nothing."""
+    async def add_task(self, task_type: TaskType | str, data: dict[str, Any], priority: int = 0, *,
+                       not_before: float | dt.datetime | None = None, after: Sequence[int] = ()) -> BatchTask:  # fmt: skip
+        """Queue one input; an unknown type or a malformed payload raises TaskInputError and writes nothing.
+
+        `not_before` (epoch seconds, or a datetime: local when naive): its job starts no earlier; `after` (job ids):
+        it starts once those jobs have succeeded, and waits (never runs) while one has failed or was cancelled.
+        """
         kind = _task_type(task_type)
         if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
             raise TaskInputError(f"priority must be a whole number >= 0, got {priority!r}")
         if self._since_start >= self.queue_size:
             raise QueueFullError(f"queue_size {self.queue_size} reached: call start() before adding more")
         options = self._options(data)
-        added = await asyncio.to_thread(self._add, kind, data, options, priority)
+        hold = _hold(not_before, after)
+        added = await asyncio.to_thread(self._add, kind, data, options, priority, hold)
         tasks = [BatchTask(a.task.id, a.job.id, a.task.type, dict(data), priority, a.status == "created",
                            a.source, options) for a in added]  # fmt: skip
         self.tasks += tasks
         self._since_start += 1
         return tasks[0]
 
-    def _add(self, kind: TaskType, data: dict[str, Any], options: dict[str, Any], priority: int) -> list[Added]:
+    def _add(self, kind: TaskType, data: dict[str, Any], options: dict[str, Any], priority: int,
+             hold: Hold = NO_HOLD) -> list[Added]:  # fmt: skip
         """Validate a payload and queue it through the one ingestion path (a URL list queues each of its URLs)."""
         url = data.get("url")
         path = next((data[k] for k in PATH_KEYS if data.get(k)), None)
@@ -117,7 +125,7 @@ class BatchProcessor:
             if not isinstance(url, str) or not looks_like_url(url):
                 raise TaskInputError(f"{kind.name} task data needs a 'url' (http or https), got {url!r}")
             out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(None)
-            return _added(self._run.add_url(url, out, options, priority), kind, url)
+            return _added(self._run.add_url(url, out, options, priority, hold), kind, url)
         if path is None:
             raise TaskInputError(f"{kind.name} task data needs a 'path' (or file_path/audio_path) or a 'url'")
         try:
@@ -127,7 +135,7 @@ class BatchProcessor:
         if file.is_dir():
             raise TaskInputError(f"{kind.name} task: {path} is a folder (add its files one by one, or use trax batch)")
         out = Path(data["output_dir"]).expanduser() if data.get("output_dir") else self._outbox(file)
-        return _added(self._run.add_paths([(file, out)], options, priority, stage=kind), kind, str(path))
+        return _added(self._run.add_paths([(file, out)], options, priority, kind, hold), kind, str(path))
 
     def _options(self, data: Any) -> dict[str, Any]:
         """The job options of one input: the payload's, else the processor's, else the settings (traxd.joboptions)."""
@@ -199,6 +207,17 @@ async def _call(callback: ProgressCallback, progress: BatchProgress) -> None:
     outcome = callback(progress)
     if inspect.isawaitable(outcome):
         await outcome
+
+
+def _hold(not_before: float | dt.datetime | None, after: Sequence[int]) -> Hold:
+    """add_task's `not_before` as epoch seconds and `after` as job ids, or TaskInputError."""
+    if isinstance(not_before, dt.datetime):
+        not_before = not_before.timestamp()  # a naive datetime reads as local time, like a typed one
+    elif not_before is not None and (isinstance(not_before, bool) or not isinstance(not_before, int | float)):
+        raise TaskInputError(f"not_before must be epoch seconds or a datetime, got {not_before!r}")
+    if isinstance(after, str | bytes) or not all(isinstance(a, int) and not isinstance(a, bool) for a in after):
+        raise TaskInputError(f"after must be job ids (whole numbers), got {after!r}")
+    return (None if not_before is None else float(not_before)), tuple(after)
 
 
 def _task_type(value: TaskType | str) -> TaskType:

@@ -57,9 +57,11 @@ def fold(tasks: list[Task]) -> list[JobView]:
     return out
 
 
-def work(views: list[JobView], sizes: dict[int, int]) -> list[JobWork]:
-    """ETA inputs: done or not, time spent, media seconds and size of each job."""
-    return [JobWork(v.state.terminal, v.seconds, v.media_seconds, sizes.get(v.job_id), v.finished_at) for v in views]
+def work(views: list[JobView], sizes: dict[int, int], predicted: dict[int, float] | None = None) -> list[JobWork]:
+    """ETA inputs: done or not, time spent, media seconds, size and predicted remaining seconds of each job."""
+    guess = predicted or {}
+    return [JobWork(v.state.terminal, v.seconds, v.media_seconds, sizes.get(v.job_id), v.finished_at, guess.get(v.job_id))
+            for v in views]  # fmt: skip
 
 
 def snapshot(views: list[JobView], skipped: int = 0, **rest: Any) -> BatchProgress:

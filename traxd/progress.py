@@ -109,6 +109,7 @@ class JobWork:
     media_seconds: float | None = None
     size_bytes: int | None = None
     finished_at: float = 0.0
+    predicted_seconds: float | None = None  # wall seconds its queued local work is predicted to take (traxd.costs)
 
 
 def media_weights(jobs: list[JobWork]) -> list[float]:
@@ -138,19 +139,22 @@ def estimate_eta(jobs: list[JobWork], slots: int, window: int = 50) -> float | N
     """Seconds until the batch is done: its remaining media at the cost per media second of the last `window`
     finished jobs (duration-weighted, so one long file counts for what it is), on `slots` parallel slots.
 
-    0 when nothing is left; None while nothing has finished that tells the cost.
+    A job with a prediction of its queued local work counts for that prediction instead (this machine's history of
+    runs of the model, by media length). 0 when nothing is left; None while a job left is told by neither.
     """
     weights = media_weights(jobs)
-    remaining = [w for j, w in zip(jobs, weights) if not j.done]
+    remaining = [(j.predicted_seconds, w) for j, w in zip(jobs, weights) if not j.done]
     if not remaining:
         return 0.0
     finished = sorted((j.finished_at, j.seconds, w) for j, w in zip(jobs, weights) if j.done)
     recent = [(seconds, w) for _at, seconds, w in finished[-window:] if seconds >= 0 and w > 0]
     media = sum(w for _, w in recent)
-    if media <= 0:
+    unpredicted = sum(w for p, w in remaining if p is None)
+    if media <= 0 and unpredicted > 0:
         return None
-    cost = sum(seconds for seconds, _ in recent) / media  # wall seconds one media second takes in one slot
-    return sum(remaining) * cost / max(1, min(slots, len(remaining)))
+    cost = sum(seconds for seconds, _ in recent) / media if media > 0 else 0.0  # wall s per media s in one slot
+    total = unpredicted * cost + sum(p for p, _ in remaining if p is not None)
+    return total / max(1, min(slots, len(remaining)))
 
 
 def progress_due(last: float | None, now: float, interval: float) -> bool:

@@ -172,6 +172,10 @@ class ResourceMonitor:
         self.sample()
         return self.state.reason if self.state.throttled else None
 
+    def rss_mb(self) -> float:
+        """Pool hook: RSS of the process tree now (a sample at most `interval` old), to measure a run's memory."""
+        return self.sample().rss_mb
+
     def slot_limit(self) -> int:
         """Pool hook: how many slots may run now (lowered under lasting pressure)."""
         self.sample()

@@ -132,6 +132,18 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class TaskCost:
+    """What one finished local run cost on a host: its media seconds, wall seconds and peak RSS growth in MB."""
+
+    host: str
+    type: TaskType
+    model: str
+    seconds_audio: float
+    wall_seconds: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
 class Job:
     """A frozen snapshot of one row of `jobs`: one input and the tasks it spawned."""
 
@@ -142,17 +154,29 @@ class Job:
     group: str
     options: dict[str, Any]
     created_at: float
+    not_before: float | None = None  # not started before this moment (epoch seconds), None = at once
+
+
+@dataclass(frozen=True)
+class JobWait:
+    """What a queued job waits for besides a slot: its time (`--at`), and its dependencies that have not succeeded
+    as (job id, that job's state) (`--after`)."""
+
+    not_before: float | None = None
+    after: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job to create together with its first task."""
+    """A job to create together with its first task: not before `not_before`, only after the jobs in `after`."""
 
     source: str
     name: str
     output_dir: str | None = None
     group: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    not_before: float | None = None
+    after: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
+from traxd.daemon.memory_gate import MemoryGate
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import FollowUps, Pool, PoolWiring
 from traxd.daemon.pool_setup import pool_config
 from traxd.handlers.registry import Registry
@@ -29,6 +31,8 @@ from traxd.resources import ResourceMonitor
 from traxd.types import ControlState, Job, TaskState, TaskType
 
 ALL = 10**9
+Hold = tuple[float | None, tuple[int, ...]]  # a new job's start time (`not_before`) and the jobs it waits for
+NO_HOLD: Hold = (None, ())
 
 
 class BatchRun:
@@ -53,19 +57,22 @@ class BatchRun:
 
     # -- inputs ---------------------------------------------------------------------------------
     def add_paths(self, items: list[tuple[Path, Path]], options: dict[str, Any], priority: int,
-                  stage: TaskType = TaskType.PREPROCESS) -> list[Added | Skipped]:  # fmt: skip
+                  stage: TaskType = TaskType.PREPROCESS, hold: Hold = NO_HOLD) -> list[Added | Skipped]:  # fmt: skip
         """Queue (path, outbox) inputs through the one ingestion path into this batch (jobs that exist for the same
         input are reused); files that are not inputs are also kept in `enqueued.ignored`."""
-        return self._take(self._ingestor(options, priority, stage).ingest_paths(items), options)
+        return self._take(self._ingestor(options, priority, stage, hold).ingest_paths(items), options)
 
-    def add_url(self, url: str, outbox: Path, options: dict[str, Any], priority: int) -> list[Added | Skipped]:
+    def add_url(self, url: str, outbox: Path, options: dict[str, Any], priority: int,
+                hold: Hold = NO_HOLD) -> list[Added | Skipped]:  # fmt: skip
         """Queue one URL into this batch (a rejected scheme becomes a failed task with the reason)."""
-        return self._take([self._ingestor(options, priority).ingest_url(url, outbox)], options)
+        return self._take([self._ingestor(options, priority, hold=hold).ingest_url(url, outbox)], options)
 
-    def _ingestor(self, options: dict[str, Any], priority: int, stage: TaskType = TaskType.PREPROCESS) -> Ingestor:
+    def _ingestor(self, options: dict[str, Any], priority: int, stage: TaskType = TaskType.PREPROCESS,
+                  hold: Hold = NO_HOLD) -> Ingestor:  # fmt: skip
         pin = None if self.settings.shared_storage else socket.gethostname()
         return Ingestor(self.store, group=self.group, priority=priority, options=options, affinity=pin,
-                        file_stage=stage, on_skipped=self.enqueued.ignored.append)  # fmt: skip
+                        file_stage=stage, on_skipped=self.enqueued.ignored.append, not_before=hold[0],
+                        after=hold[1])  # fmt: skip
 
     def _take(self, outcomes: list[Outcome], options: dict[str, Any]) -> list[Added | Skipped]:
         taken = [settle(self.store, o, (self.group, options), self.enqueued) if isinstance(o, Queued) else o
@@ -95,7 +102,9 @@ class BatchRun:
         self.started_at = self.clock.now()
         cfg = replace(pool_config(self.settings, self.group), slots=self.slots)
         wiring = PoolWiring(clock=self.clock, gate=self._gate, slot_limit=self.monitor.slot_limit,
-                            follow_ups=self.follow_ups)  # fmt: skip
+                            memory=self.monitor.rss_mb, follow_ups=self.follow_ups,
+                            type_gate=MemoryGate(self.store, self.settings, self.monitor.rss_mb, Owner.current().host,
+                                                 self.group))  # fmt: skip
         self.pool = Pool(self.store, self.registry, cfg, wiring)
         self._thread = threading.Thread(target=self._run, args=(self.pool,), name="trax-batch", daemon=True)
         self._thread.start()

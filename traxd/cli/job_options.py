@@ -31,3 +31,21 @@ Formats = Annotated[str | None, typer.Option(
 Vocabulary = Annotated[str | None, typer.Option(
     metavar="TERMS|@FILE",
     help="Names and rare words to spell right, comma-separated or one a line in FILE (read when queued).")]
+At = Annotated[str | None, typer.Option(
+    "--at", metavar="HH:MM|DATE", help="Start no earlier than this: the next 02:00 local time, or a date-time.")]
+NotBefore = Annotated[str | None, typer.Option(
+    "--not-before", metavar="ISO-TIME", help="Start no earlier than this date-time (local unless it has a zone).")]
+After = Annotated[list[int] | None, typer.Option(
+    "--after", metavar="JOB", min=1, help="Start once this job has succeeded (repeatable).")]
+
+
+def start_time(at: str | None, not_before: str | None, now: float) -> float | None:
+    """The epoch seconds of `--at` or `--not-before` (one of them at most), None when neither is given."""
+    from traxd.errors import UsageError
+    from traxd.typedtime import parse_start
+
+    if at is not None and not_before is not None:
+        raise UsageError("give --at or --not-before, not both")
+    if at is None and not_before is None:
+        return None
+    return parse_start(at or not_before or "", now, "--at" if at is not None else "--not-before")

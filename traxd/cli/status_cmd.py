@@ -23,6 +23,8 @@ from traxd.errors import UsageError, UserError
 from traxd.progress import format_eta
 from traxd.types import GLOBAL_SCOPE, ControlState
 
+WAITING_SHOWN = 10  # waiting jobs listed by name; the rest are counted
+
 
 @dataclass(frozen=True)
 class StatusOption:
@@ -93,6 +95,7 @@ def fast_status(argv: list[str]) -> int | None:
 def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, since: str | None, count: int) -> None:
     """The status command (both entries): one report, or one every `interval` seconds with --follow."""
     from traxd.daemon.status import ALL, CURRENT, SINCE
+    from traxd.handlers.common import DEFAULT_LOCAL_MODEL
     from traxd.typedtime import parse_moment
 
     if all_jobs and since is not None:
@@ -100,9 +103,10 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
     s = settings()
     scope, start = (ALL, None) if all_jobs else (CURRENT, None) if since is None else (SINCE, parse_moment(since, time.time()))
     model = s.transcribe_model if s.effective_backend == "openai" else None
+    local = (s.local_model or DEFAULT_LOCAL_MODEL) if s.effective_backend == "local" else None  # its ETA is predicted
     with reader_for(s) as reader:
         def report() -> Any:
-            return _collect(reader, s.lease_seconds, model, scope, start, s.home)
+            return _collect(reader, s.lease_seconds, (model, local), scope, start, s.home)
 
         if follow and not as_json:
             _follow(report, interval, count)
@@ -118,14 +122,16 @@ def run_status(as_json: bool, follow: bool, interval: float, all_jobs: bool, sin
             time.sleep(interval)
 
 
-def _collect(reader: Any, lease_seconds: float, model: str | None, scope: str, start: float | None, home: Path) -> Any:
+def _collect(reader: Any, lease_seconds: float, models: tuple[str | None, str | None], scope: str, start: float | None,
+             home: Path) -> Any:  # fmt: skip
     from dataclasses import replace
 
     from traxd.daemon.outage import outage_warning
     from traxd.daemon.status import collect
     from traxd.waiting import read_note
 
-    status = replace(collect(reader, lease_seconds, time.time(), model, scope, start), waiting=read_note(home))
+    status = replace(collect(reader, lease_seconds, time.time(), models[0], scope, start, models[1]),
+                     waiting=read_note(home))  # fmt: skip
     # This machine's daemon may not reach a database we can read (SQLite's write lock held, a full disk).
     note = outage_warning(home / "spool")
     return replace(status, warnings=(*status.warnings, note)) if note else status
@@ -182,6 +188,10 @@ def _detail_lines(report: Any) -> list[str]:
     lines = [head]
     for r in report.running:
         lines.append(f"  #{r.job_id} {r.name}: {r.stage} (attempt {r.attempt}, {format_eta(r.seconds)})")
+    for w in report.waiting_jobs[:WAITING_SHOWN]:
+        lines.append(f"  #{w.job_id} {w.name}: {w.reason}")
+    if len(report.waiting_jobs) > WAITING_SHOWN:
+        lines.append(f"  … and {len(report.waiting_jobs) - WAITING_SHOWN} more waiting (traxctl list)")
     for h in report.heartbeats:
         flag = " [DEAD]" if h.dead else (" [STALE]" if h.stale else "")
         lines.append(f"Daemon {h.info.host} pid {h.info.pid}: {h.busy}/{h.info.slots} busy, {h.info.rss_mb:.1f}MB, "

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -130,8 +131,13 @@ def add(
     max_speakers: opt.MaxSpeakers = None,
     vocabulary: opt.Vocabulary = None,
     formats: opt.Formats = None,
+    at: opt.At = None,
+    not_before: opt.NotBefore = None,
+    after: opt.After = None,
 ) -> None:
-    """Queue files, folders (walked like an inbox) or URLs now; the same content is never queued twice."""
+    """Queue files, folders (walked like an inbox) or URLs; the same content is never queued twice.
+
+    With --at/--not-before a job waits for its time, with --after for other jobs to succeed."""
     from traxd.ingest.enqueue import Ingestor, Queued, Skipped
     from traxd.ingest.manual import add_inputs
     from traxd.joboptions import job_options
@@ -142,9 +148,11 @@ def add(
     target = _outbox(s, outbox)
     given = {"language": language, "model": model, "chunk_size": chunk_size, "vocabulary": vocabulary}
     options = job_options(s, given).as_dict()
+    start = opt.start_time(at, not_before, time.time())
     with store_for(s) as store:
         pin = None if s.shared_storage else socket.gethostname()
-        ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin)
+        ingestor = Ingestor(store, group="daemon", priority=priority, options=options, affinity=pin,
+                            not_before=start, after=tuple(after or ()))  # fmt: skip
         outcomes = add_inputs(ingestor, inputs, target)
     queued = [q for q in outcomes if isinstance(q, Queued)]
     for q in outcomes:
@@ -155,13 +163,23 @@ def add(
             typer.echo(f"#{q.task.id} {'not queued' if q.created else 'already failed'}: {q.task.error_message}")
             continue
         what = "queued" if q.created else f"already queued ({q.task.state.value})"
-        typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}")
+        held = _held(q.job, start, after) if q.created else ""
+        typer.echo(f"#{q.task.id} {what} {q.task.type.value} {q.source}{held}")
     if not queued:
         typer.echo("nothing to queue")
     rejected = sum(q.task.state is TaskState.FAILED for q in queued)
     if rejected:
         # The others are queued; the exit code still tells a script that not every input was taken.
         raise fail(f"{rejected} of {len(queued)} input(s) not queued (see above; `traxctl retry ID` once fixed)")
+
+
+def _held(job: Any, start: float | None, after: list[int] | None) -> str:
+    """` (job 7, scheduled for …; waiting for job 3)`: what a new job waits for, with its id for --after."""
+    from traxd.job_waits import when
+
+    parts = [f"scheduled for {when(start)}"] if start is not None else []
+    parts += [f"waiting for job{'s' if len(after) > 1 else ''} {', '.join(map(str, after))}"] if after else []
+    return f" (job {job.id}{', ' if parts else ''}{'; '.join(parts)})"
 
 
 def _outbox(s: Any, outbox: Path | None) -> Path:
@@ -183,17 +201,24 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tasks, newest first."""
+    from traxd.job_waits import wait_reason
+
     with store_for(settings()) as store, store.reading() as reader:
         tasks = store.list_tasks(state, limit)
         names = reader.jobs([t.job_id for t in tasks if t.job_id is not None])  # one query, not one per task
+        waits = reader.waits([t.job_id for t in tasks if t.job_id is not None and t.state is TaskState.QUEUED])
+    now = time.time()
+    why = {t.id: wait_reason(waits.get(t.job_id or 0), now) if t.state is TaskState.QUEUED else None for t in tasks}
     if as_json:
-        _print_json([_task_dict(t, names.get(t.job_id) if t.job_id is not None else None) for t in tasks])
+        _print_json([_task_dict(t, names.get(t.job_id) if t.job_id is not None else None) | {"waiting": why[t.id]}
+                     for t in tasks])  # fmt: skip
         return
-    table = Table("ID", "Type", "State", "Pri", "Try", "Name", "Error")
+    table = Table("ID", "Type", "State", "Pri", "Try", "Name", "Error / waiting")
     for t in tasks:
         job = names.get(t.job_id) if t.job_id is not None else None
+        note = (t.error_message or "").splitlines()[0][:60] if t.error_message else ""
         table.add_row(str(t.id), t.type.value, t.state.value, str(t.priority), str(t.attempts),
-                      job.name if job else "", (t.error_message or "").splitlines()[0][:60] if t.error_message else "")
+                      job.name if job else "", why[t.id] or note)  # fmt: skip
     _out().print(table)
 
 

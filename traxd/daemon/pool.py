@@ -39,6 +39,7 @@ from traxd.types import (
     Job,
     NewTask,
     Task,
+    TaskCost,
     TaskState,
     TaskType,
 )
@@ -49,6 +50,10 @@ log = get_logger("pool")
 Prepared = tuple[list[tuple[Outcome, list[NewTask]]], list[Outcome], list[Decision], list[list[NewTask]]]
 FollowUps = Callable[[Task, dict[str, Any] | None, Job | None], list[NewTask]]
 Gate = Callable[[], str | None]
+# Types not to claim now, with why (a local task predicted not to fit the memory limit): given the claimable types
+# and how many tasks run now.
+TypeGate = Callable[[list[TaskType], int], dict[TaskType, str]]
+MEASURED = frozenset({TaskType.TRANSCRIBE})  # types whose local runs' cost is recorded for the predictions
 SlotLimit = Callable[[], int]
 TypeLimit = Callable[[TaskType, int], int]
 
@@ -91,6 +96,8 @@ class PoolWiring:
     slot_limit: SlotLimit | None = None  # slots usable now (resource scaling)
     type_limit: TypeLimit | None = None  # a CPU-bound type's slot limit now (lowered by heat)
     stop_local: Gate | None = None  # a reason to stop local transcriptions at their next chunk (strict run policy)
+    type_gate: TypeGate | None = None  # types held back now (predicted memory), each with a reason
+    memory: Callable[[], float] | None = None  # RSS MB of the process tree now (a sample at most a second old)
     follow_ups: FollowUps = pipelines.follow_ups
     on_outcome: Callable[[Outcome, bool], None] | None = None  # told of every settled run and whether it took
 
@@ -138,6 +145,7 @@ class Pool:
         self._controls_read = -1e9
         self._unsettled: list[Outcome] = []
         self._jobs: dict[int, Job | None] = {}
+        self._rss: dict[int, tuple[float, float]] = {}  # measured task id -> (RSS when it started, highest since)
         self._db_backoff = 0.0
         self._debug = False  # debug logging is on (looked up once a round)
         self.writes = DatabaseWrites(store, self.wake)
@@ -247,6 +255,7 @@ class Pool:
         if self._yielding or self.wiring.stop_local is not None:
             outcomes = self._yield_local(outcomes)
         self._debug = log.is_enabled_for(logging.DEBUG)  # asked once a round: two debug calls cost 6 µs a task
+        self._measure()
         prepared = self._prepare(outcomes)
         types, limit = self._claim_plan(prepared[2]) if claim else ([], 0)
         if not outcomes and limit <= 0:
@@ -265,6 +274,10 @@ class Pool:
         limit = self._claim_limit(types, busy) if types and full is None else 0
         if full is not None:
             self.stats.paused_reason = full
+        if limit > 0 and self.wiring.type_gate is not None and (held := self.wiring.type_gate(types, busy.total())):
+            self.stats.paused_reason = next(iter(held.values()))  # the others are still claimed
+            types = [t for t in types if t not in held]
+            limit = self._claim_limit(types, busy) if types else 0
         if limit > 0 and self.wiring.gate is not None and (reason := self.wiring.gate()):
             self.stats.paused_reason = reason
             limit = 0
@@ -280,7 +293,7 @@ class Pool:
         done, failed, decisions, events = prepared
         ex = self.store.exchange(
             self.owner_id,
-            [Completion(o.task.lease, o.result, succ) for o, succ in done],
+            [Completion(o.task.lease, o.result, succ, self._cost(o)) for o, succ in done],
             [FailedRun(o.task.lease, d, o.failure.error_type if o.failure else "Error", e)
              for o, d, e in zip(failed, decisions, events)],
             limit, self.config.lease_seconds, types, self.owner.host, self.config.group,
@@ -408,6 +421,9 @@ class Pool:
         with self._lock:
             for ctx in contexts:
                 self._running[ctx.task.id] = ctx
+        if self.wiring.memory is not None and any(t.type in MEASURED for t in claimed):
+            rss = self.wiring.memory()
+            self._rss.update((t.id, (rss, rss)) for t in claimed if t.type in MEASURED)
         for task in claimed if self._debug else ():
             log.debug("task_claimed", task_id=task.id, type=task.type.value, attempt=task.attempts)
         return contexts
@@ -445,6 +461,31 @@ class Pool:
         work_dir = scratch.scratch_dir(settings.tmp_dir, task.job_id, task.id)
         return TaskContext(task=task, job=job, settings=settings, work_dir=work_dir, checkpoint=checkpoint,
                            cancelled=cancelled, voices=self._voices.prints)  # fmt: skip
+
+    # -- cost of local runs ---------------------------------------------------------------------
+    def _measure(self) -> None:
+        """Raise each measured running task's highest RSS to the process tree's now (once a round, ~1 s samples)."""
+        if self._rss and self.wiring.memory is not None:
+            rss = self.wiring.memory()
+            self._rss = {i: (start, max(peak, rss)) for i, (start, peak) in self._rss.items()}
+
+    def _cost(self, o: Outcome) -> TaskCost | None:
+        """What a finished local TRANSCRIBE cost, to predict the next ones from; None when it cannot be told.
+
+        The memory is the growth of the whole process tree's RSS from the run's start to the highest sample
+        (about every second) taken while it ran: what it adds to what the memory limit sees. It misses a spike
+        shorter than a sample, and counts the growth of any task that ran beside it (cautious, never low for that).
+        A run resumed from a checkpoint did only part of the work, so it is not kept.
+        """
+        rss = self._rss.get(o.task.id)  # dropped when the run is settled (_finish), whatever its end
+        r = o.result or {}
+        if rss is None or r.get("backend") != "local" or not r.get("model") or o.task.result:
+            return None
+        seconds = r.get("duration")
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            return None
+        return TaskCost(self.owner.host, o.task.type, str(r["model"]), float(seconds), o.seconds,
+                        max(0.0, rss[1] - rss[0]))  # fmt: skip
 
     # -- settling -------------------------------------------------------------------------------
     def _drain_outcomes(self) -> list[Outcome]:
@@ -510,6 +551,7 @@ class Pool:
 
     def _finish(self, outcome: Outcome, took: bool) -> None:
         self._jobs.pop(outcome.task.id, None)
+        self._rss.pop(outcome.task.id, None)
         if not took:
             self.stats.lost += 1
             log.warning("lease_lost", task_id=outcome.task.id, attempt=outcome.task.attempts)
@@ -579,6 +621,7 @@ class Pool:
                 running = self._running.pop(task.id, None)
             if running is not None:
                 running.cancelled.set()
+            self._rss.pop(task.id, None)
             if self.store.release(task.lease):
                 self.stats.released += 1
                 log.info("task_released", task_id=task.id)

@@ -7,6 +7,8 @@ from dataclasses import replace
 
 from traxd.config import Settings
 from traxd.daemon.machine import MachineGate, machine_gate
+from traxd.daemon.memory_gate import MemoryGate
+from traxd.daemon.owner import Owner
 from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
 from traxd.daemon.runner import Outcome
 from traxd.handlers import default_type_limits
@@ -45,5 +47,6 @@ def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: M
         return machine.gate() or monitor.gate()
 
     wiring = PoolWiring(gate=gate, slot_limit=monitor.slot_limit, type_limit=machine.local_limit,
-                        stop_local=machine.stop_local, on_outcome=on_outcome)  # fmt: skip
+                        stop_local=machine.stop_local, on_outcome=on_outcome, memory=monitor.rss_mb,
+                        type_gate=MemoryGate(store, settings, monitor.rss_mb, Owner.current().host))  # fmt: skip
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

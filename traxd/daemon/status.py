@@ -14,14 +14,18 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
+from traxd.costs import Cost, predict
 from traxd.daemon.owner import owner_is_dead
+from traxd.job_waits import wait_reason
 from traxd.jobviews import JobView, fold, snapshot, work
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
-from traxd.types import GLOBAL_SCOPE, Control, ControlState, TaskState, WorkerInfo
+from traxd.types import GLOBAL_SCOPE, Control, ControlState, JobWait, TaskState, TaskType, WorkerInfo
 from traxd.waiting import Waiting
+
+TRANSCRIBE = TaskType.TRANSCRIBE.value
 
 CURRENT, SINCE, ALL = "current", "since", "all"
 
@@ -50,6 +54,15 @@ class RunningJob:
 
 
 @dataclass(frozen=True)
+class WaitingJob:
+    """A queued job held back by its time (`--at`) or its dependencies (`--after`), and why in words."""
+
+    job_id: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Status:
     """Everything `status` prints."""
 
@@ -61,6 +74,7 @@ class Status:
     since: float | None = None
     unowned: int = 0
     warnings: tuple[str, ...] = ()
+    waiting_jobs: tuple[WaitingJob, ...] = ()  # queued jobs held by their time or dependencies, with why
     waiting: Waiting | None = None  # what this machine's daemon holds back for (power, quiet hours, heat)
 
     @property
@@ -77,6 +91,7 @@ class Status:
         out["machine"] = self.waiting.as_dict() if self.waiting else None
         out["running_jobs"] = [{"job_id": r.job_id, "name": r.name, "stage": r.stage, "attempt": r.attempt,
                                 "seconds": round(r.seconds, 1), "owner": r.owner} for r in self.running]  # fmt: skip
+        out["waiting_jobs"] = [{"job_id": w.job_id, "name": w.name, "reason": w.reason} for w in self.waiting_jobs]
         out["daemons"] = [
             {"owner": h.info.owner, "host": h.info.host, "pid": h.info.pid, "started_at": h.info.started_at,
              "last_seen": h.info.last_seen, "age_seconds": round(h.age, 1), "active_tasks": h.busy,
@@ -98,15 +113,21 @@ def heartbeats(workers: list[WorkerInfo], now: float, stale_after: float, leases
 
 def collect(
     reader: Reader, lease_seconds: float, now: float, model: str | None = None, scope: str = CURRENT,
-    since: float | None = None,
+    since: float | None = None, local_model: str | None = None,
 ) -> Status:  # fmt: skip
-    """Read controls, heartbeats and the tasks of the chosen jobs in one snapshot and fold them into a Status."""
+    """Read controls, heartbeats and the tasks of the chosen jobs in one snapshot and fold them into a Status.
+
+    `local_model`: the configured local model, whose history on the live daemons' host predicts queued jobs' time.
+    """
     with reader.snapshot():
         controls, workers = reader.controls(), reader.workers()
         start = reader.epoch() if scope == CURRENT else since
         tasks = [] if scope == CURRENT and start is None else reader.tasks_since(None if scope == ALL else start)
         views = fold(tasks)
-        names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING])
+        waits = reader.waits([v.job_id for v in views if v.state is TaskState.QUEUED])
+        names = reader.jobs([v.job_id for v in views if v.state is TaskState.RUNNING] + list(waits))
+        hosts = sorted({w.host for w in workers})
+        history = [Cost(*r) for h in hosts[:1] for r in reader.cost_history(h, TRANSCRIBE, local_model, 50)] if local_model else []
     leases = Counter(t.lease_owner or "" for t in tasks if t.state is TaskState.RUNNING)
     beats = heartbeats(workers, now, stale_after(lease_seconds), leases)
     live = [h for h in beats if not h.stale and not h.dead]
@@ -115,12 +136,33 @@ def collect(
         views, memory_usage_mb=sum(h.info.rss_mb for h in live), cpu_usage_percent=sum(h.info.cpu_percent for h in live),
         paused_reason=_paused_reason(glob, controls), state=_state(glob, live),
     )  # fmt: skip
-    eta = estimate_eta(work(views, {}), sum(h.info.slots for h in live)) if live else None
+    eta = estimate_eta(work(views, {}, predicted_seconds(views, history)), sum(h.info.slots for h in live)) if live else None
     progress = replace(progress, eta_seconds=eta if progress.remaining_tasks else 0.0)
     warning = model_warning(model, dt.date.fromtimestamp(now)) if model else None
     unowned = sum(n for owner, n in leases.items() if owner not in {h.info.owner for h in live})
     return Status(progress, beats, controls, running_jobs(views, names, now), scope, start, unowned,
-                  (warning,) if warning else ())  # fmt: skip
+                  (warning,) if warning else (), waiting_jobs(waits, names, now))  # fmt: skip
+
+
+def predicted_seconds(views: list[JobView], history: list[Cost]) -> dict[int, float]:
+    """Predicted wall seconds of each queued job whose media length is known (its local TRANSCRIBE waits)."""
+    out = {}
+    for v in views:
+        guess = predict(history, v.media_seconds) if v.state is TaskState.QUEUED and v.media_seconds else None
+        if guess is not None:
+            out[v.job_id] = guess.wall_seconds
+    return out
+
+
+def waiting_jobs(waits: dict[int, JobWait], names: dict[int, JobInfo], now: float) -> tuple[WaitingJob, ...]:
+    """The queued jobs that wait for a time or for other jobs, oldest first, with why."""
+    out = []
+    for job_id, wait in sorted(waits.items()):
+        reason = wait_reason(wait, now)
+        if reason is not None:
+            info = names.get(job_id)
+            out.append(WaitingJob(job_id, info.name if info else "?", reason))
+    return tuple(out)
 
 
 def running_jobs(views: list[JobView], names: dict[int, JobInfo], now: float) -> tuple[RunningJob, ...]:

@@ -65,6 +65,18 @@ jobs = Table(
     _required("group_name", String(128), default="default", index=True),
     _required("options", JSON, default=dict),
     _required("created_at", Float),
+    # Not started before this moment (epoch seconds; `--at` / `--not-before`); None = at once. Its first task's
+    # run_after carries it for the claim; kept here so a retry of a job that never ran keeps its time.
+    _optional("not_before", Float),
+)
+
+# A job that starts only once another has succeeded (`--after`): the claim skips a task of `job_id` while any task
+# of `after_job_id` is not succeeded. Dependencies are given at enqueue and only on jobs that exist, so no cycle.
+job_deps = Table(
+    "job_deps",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("after_job_id", Integer, ForeignKey("jobs.id"), primary_key=True, index=True),
 )
 
 # A unit of work with its lease, retries and result.
@@ -215,4 +227,20 @@ voices = Table(
     _optional("sample", Text),
     _required("seconds", Float, default=0.0),
     _required("created_at", Float),
+)
+
+# What a finished local task cost on a host: the history the claim's memory check and the ETA predict from
+# (traxd/costs.py). One row per finished TRANSCRIBE/PREPROCESS run that reported its media duration.
+task_costs = Table(
+    "task_costs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _required("host", String(255)),
+    _required("type", String(32)),
+    _required("model", String(255)),
+    _required("seconds_audio", Float),
+    _required("wall_seconds", Float),
+    _required("peak_rss_mb", Float),
+    _required("finished_at", Float),
+    Index("ix_task_costs_host_type_model", "host", "type", "model", "finished_at"),
 )

@@ -85,6 +85,9 @@ class Ingestor:
     # the reason: every file that entered an inbox ends as a transcript or a failed task. Commands and the API skip
     # such a file and tell their caller instead. Hidden, partial, temporary, empty files and links: always skipped.
     record_rejected: bool = False
+    # When its jobs may start (`--at` / `--not-before`, epoch seconds; None = at once) and the jobs they wait for.
+    not_before: float | None = None
+    after: tuple[int, ...] = ()
 
     def options_for(self, outbox: Path) -> dict[str, Any]:
         """The job options of an input going to `outbox`."""
@@ -141,7 +144,7 @@ class Ingestor:
     def _file_job(self, path: Path, out: str, sha: str) -> tuple[NewJob, NewTask]:
         """A media file's job and first task; `out` is the outbox's real path (one outbox, one key, however named)."""
         job = NewJob(source=str(path), name=path.stem, output_dir=out, group=self.group,
-                     options=self.options_for(Path(out)))  # fmt: skip
+                     options=self.options_for(Path(out)), not_before=self.not_before, after=self.after)  # fmt: skip
         task = NewTask(self.file_stage, {"path": str(path), "sha256": sha}, priority=self.priority,
                        dedupe_key=file_key(sha, out), affinity=self.affinity, run_after=self.start_at(out))  # fmt: skip
         return job, task
@@ -167,7 +170,7 @@ class Ingestor:
         kind, reason = classify_url(url)
         out = os.path.realpath(outbox)
         job = NewJob(source=url, name=url_name(url), output_dir=out, group=self.group,
-                     options=self.options_for(Path(out)))  # fmt: skip
+                     options=self.options_for(Path(out)), not_before=self.not_before, after=self.after)  # fmt: skip
         task = NewTask(task_type_for(kind), {"url": url}, priority=self.priority, dedupe_key=url_key(url, out),
                        run_after=self.start_at(out))  # fmt: skip
         if reason:

@@ -35,6 +35,10 @@ _DECODE = json.JSONDecoder().decode
 _RESULT = json.JSONEncoder().encode  # json.dumps's defaults (results have always been written so), without its call
 # Stored names to members by a dict lookup: calling the Enum class costs ten times more, twice per claimed row.
 _TYPES = {t.value: t for t in TaskType}
+# A task of a job with a dependency not yet succeeded (`--after`) is not claimed: part of the claim's own pick, so
+# no daemon can take it between a check and the lease. A probe of job_deps' primary key per candidate row.
+WAITS_FOR_DEPS = ("EXISTS (SELECT 1 FROM job_deps d JOIN tasks a ON a.job_id = d.after_job_id "
+                  "WHERE d.job_id = tasks.job_id AND a.state <> 'succeeded')")  # fmt: skip
 _STATES = {s.value: s for s in TaskState}
 
 
@@ -119,7 +123,7 @@ class Driver(ABC):
                 f"UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = {m}, "
                 f"lease_expires_at = {m}, started_at = {m}, updated_at = {m} WHERE id IN ("
                 f"SELECT id FROM tasks WHERE state = 'queued' AND run_after <= {m} AND type IN ({types}) {pinned}"
-                f"ORDER BY priority, id LIMIT {m}{self.lock_clause}) RETURNING {_RETURNING}"
+                f"AND NOT {WAITS_FOR_DEPS} ORDER BY priority, id LIMIT {m}{self.lock_clause}) RETURNING {_RETURNING}"
             )
         return sql
 

@@ -19,6 +19,7 @@ from traxd.types import (
     ControlState,
     IngestedFile,
     Job,
+    JobWait,
     Task,
     TaskState,
     TaskType,
@@ -68,7 +69,15 @@ _TASK_COUNTS = " UNION ALL ".join(
     f"SELECT type, '{s}', COUNT(*) FROM tasks WHERE state = '{s}' GROUP BY type" for s in RANKED
 )
 _FULL = ", ".join(drivers.COLUMNS)
-_JOB = "id, source, name, output_dir, group_name, options, created_at"
+_JOB = "id, source, name, output_dir, group_name, options, created_at, not_before"
+# Jobs that will not run without a user's hand: a depended-on job that failed or was cancelled (nothing of it left
+# queued or running), and every job waiting on one of those, however far down (`--after` chains).
+STUCK_JOBS = (
+    "WITH RECURSIVE stuck(id) AS (SELECT job_id FROM tasks WHERE state IN ('failed', 'cancelled') "
+    "AND job_id IN (SELECT after_job_id FROM job_deps) AND job_id NOT IN (SELECT job_id FROM tasks "
+    "WHERE state IN ('queued', 'running') AND job_id IS NOT NULL) "
+    "UNION SELECT d.job_id FROM job_deps d JOIN stuck s ON d.after_job_id = s.id) "
+)
 # The archive keeps each transcript's media duration: summing it reads no JSON.
 AUDIO_SECONDS = "SELECT SUM(duration) FROM transcripts"
 
@@ -161,6 +170,7 @@ class Reader:
         return [_brief_task(r) for r in self.rows(sql, () if since is None else (since,))]
 
     def jobs(self, ids: Sequence[int]) -> dict[int, JobInfo]:
+
         """Name, source and outbox of these jobs."""
         out: dict[int, JobInfo] = {}
         ids = list(ids)
@@ -169,7 +179,6 @@ class Reader:
             sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({self._marks(len(chunk))})"
             out.update({r[0]: JobInfo(*r) for r in self.rows(sql, chunk)})
         return out
-
 
     # -- the dashboard ------------------------------------------------------------------------
     def job_counts(self) -> dict[str, int]:
@@ -290,8 +299,29 @@ class Reader:
             names = [TaskType.parse(t).value for t in types]
             queued += f" AND type IN ({self._marks(len(names))})" if names else " AND 1 = 0"
             params = [*names, *params]
-        sql = f"SELECT id FROM tasks WHERE (({queued}) OR state = 'running') AND {' AND '.join(where)} LIMIT 1"
+        # A job stuck behind a failed or cancelled dependency is not work a drain should wait for: it waits for
+        # a retry of that job (or its own cancel), which no daemon does on its own.
+        queued += " AND (job_id IS NULL OR job_id NOT IN (SELECT id FROM stuck))"
+        sql = (f"{STUCK_JOBS}SELECT id FROM tasks WHERE (({queued}) OR state = 'running') AND {' AND '.join(where)} "
+               "LIMIT 1")  # fmt: skip
         return bool(self.rows(sql, params))
+
+    def waits(self, ids: Sequence[int]) -> dict[int, JobWait]:
+        """What each of these jobs waits for (its time, its dependencies not yet succeeded); jobs waiting for
+        neither are left out."""
+        ids = sorted(set(ids))
+        times: dict[int, float] = {}
+        deps: dict[int, list[tuple[int, str]]] = {}
+        for i in range(0, len(ids), 500):
+            chunk, marks = ids[i : i + 500], self._marks(len(ids[i : i + 500]))
+            sql = f"SELECT id, not_before FROM jobs WHERE id IN ({marks}) AND not_before IS NOT NULL"
+            times.update({j: float(t) for j, t in self.rows(sql, chunk)})
+            sql = (f"SELECT d.job_id, d.after_job_id, {_RANK} FROM job_deps d JOIN tasks t ON t.job_id = "
+                   f"d.after_job_id WHERE d.job_id IN ({marks}) GROUP BY d.job_id, d.after_job_id ORDER BY 1, 2")  # fmt: skip
+            for job, after, rank in self.rows(sql, chunk):
+                if RANKED[int(rank)] != "succeeded":
+                    deps.setdefault(job, []).append((after, RANKED[int(rank)]))
+        return {j: JobWait(times.get(j), tuple(deps.get(j, ()))) for j in sorted(set(times) | set(deps))}
 
     def output_dirs_of_running(self) -> list[str]:
         """The output folders of jobs with a task still marked running (a writer there may have been killed)."""
@@ -302,12 +332,35 @@ class Reader:
     def ingested_files(self, host: str) -> list[IngestedFile]:
         """Every remembered inbox file of this host ("" = shared storage)."""
         sql = f"SELECT host, path, outbox, size, mtime_ns, inode, sha256 FROM ingested_files WHERE host = {self.m}"
+
         return [IngestedFile(*r) for r in self.rows(sql, (host,))]
 
     def finished_transcripts(self) -> list[tuple[int | None, dict[str, Any]]]:
         """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
         sql = (f"SELECT job_id, result FROM tasks WHERE type = {self.m} AND state = 'succeeded' ORDER BY id")
         return [(j, self.driver.decode_json(r) or {}) for j, r in self.rows(sql, (TaskType.TRANSCRIBE.value,))]
+
+    def cost_history(self, host: str, task_type: str, model: str, limit: int) -> list[tuple[float, float, float]]:
+        """(media seconds, wall seconds, peak RSS MB) of the latest finished runs of a type and model on a host."""
+        m = self.m
+        sql = (f"SELECT seconds_audio, wall_seconds, peak_rss_mb FROM task_costs WHERE host = {m} AND type = {m} "
+               f"AND model = {m} ORDER BY finished_at DESC LIMIT {m}")  # fmt: skip
+        return [(float(a), float(w), float(p)) for a, w, p in self.rows(sql, (host, task_type, model, limit))]
+
+    def next_queued(self, task_type: str, now: float, host: str | None, group: str | None) -> Task | None:
+        """The queued task of this type the claim would lease next (its conditions and order), or None."""
+        m = self.m
+        sql = f"SELECT {_FULL} FROM tasks WHERE state = 'queued' AND run_after <= {m} AND type = {m} "
+        params: list[Any] = [now, task_type]
+        if host is not None:
+            sql += f"AND (affinity IS NULL OR affinity = {m}) "
+            params.append(host)
+        if group is not None:
+            sql += f"AND job_id IN (SELECT id FROM jobs WHERE group_name = {m}) "
+            params.append(group)
+        sql += f"AND NOT {drivers.WAITS_FOR_DEPS} ORDER BY priority, id LIMIT 1"
+        found = self.rows(sql, params)
+        return self.driver.to_task(found[0]) if found else None
 
     def _in_group(self, group: str | None) -> tuple[list[str], list[Any]]:
         """The condition (and its parameter) that keeps a job group's tasks; always true without a group."""
@@ -320,9 +373,9 @@ class Reader:
         return ", ".join([self.m] * n)
 
     def _job(self, row: Sequence[Any]) -> Job:
-        id_, source, name, output_dir, group, options, created = row
+        id_, source, name, output_dir, group, options, created, not_before = row
         options = self.driver.decode_json(options)
-        return Job(id_, source, name, output_dir, group, options or {}, created)
+        return Job(id_, source, name, output_dir, group, options or {}, created, not_before)
 
 
 def _brief_task(r: tuple[Any, ...]) -> Task:
@@ -332,4 +385,3 @@ def _brief_task(r: tuple[Any, ...]) -> Task:
     return Task(id_, TaskType(type_), {}, TaskState(state), priority, attempts, max_retries, run_after, owner,
                 expires, error_kind, error_message, [], result, None, job_id, created, updated, started, finished,
                 affinity)  # fmt: skip
-

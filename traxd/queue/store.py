@@ -5,23 +5,27 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self, cast
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, case, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from traxd.clock import Clock, SystemClock
+from traxd.costs import Cost
 from traxd.db import archive_index
 from traxd.db.engine import READ_ONLY, paid_transaction
 from traxd.db.models import control as C
 from traxd.db.models import ingested_files as F
+from traxd.db.models import job_deps as D
 from traxd.db.models import jobs as J
+from traxd.db.models import task_costs as K
 from traxd.db.models import tasks as T
 from traxd.db.models import workers as W
+from traxd.errors import UsageError
 from traxd.queue import driver as drivers
 from traxd.queue.reads import Reader
 from traxd.queue.transitions import WORKER_LOST, Decision, Offer, OfferRow, offer_verdict
@@ -39,6 +43,7 @@ from traxd.types import (
     SearchFilters,
     SearchHit,
     Task,
+    TaskCost,
     TaskState,
     TaskType,
     WorkerInfo,
@@ -60,6 +65,7 @@ MAX_ERROR_HISTORY = 20
 INDEX_KEY = "index"
 
 
+COST_HISTORY = 50  # finished runs a prediction reads: recent enough to follow a new machine or model version
 IDLE_CONNECTIONS = 4  # open connections a store keeps for its next transactions (one per busy thread)
 _DECODED = drivers.PostgresDriver()  # SQLAlchemy rows arrive with JSON already decoded
 
@@ -73,7 +79,8 @@ def to_task(row: Row[Any]) -> Task:
 def to_job(row: Row[Any]) -> Job:
     """Freeze a `jobs` row."""
     m = row._mapping
-    return Job(m["id"], m["source"], m["name"], m["output_dir"], m["group_name"], m["options"] or {}, m["created_at"])
+    return Job(m["id"], m["source"], m["name"], m["output_dir"], m["group_name"], m["options"] or {}, m["created_at"],
+               m["not_before"])  # fmt: skip
 
 
 def _guard(lease: Lease) -> Any:
@@ -92,6 +99,7 @@ class Completion:
     lease: Lease
     result: dict[str, Any] | None
     successors: Sequence[NewTask] = ()
+    cost: TaskCost | None = None  # what the run cost, kept in task_costs if the completion takes
 
 
 @dataclass(frozen=True)
@@ -305,9 +313,25 @@ class Store:
                 existing = to_task(row)
                 jrow = conn.execute(select(J).where(J.c.id == existing.job_id)).first()
                 return (to_job(jrow) if jrow else _orphan_job(existing, job)), [existing], False
+        self._check_after(conn, job.after)
         jrow = conn.execute(insert(J).values(_job_values(job, now)).returning(*J.c)).one()
+        if job.after:
+            conn.execute(insert(D), [{"job_id": jrow.id, "after_job_id": a} for a in sorted(set(job.after))])
+        # The first task waits for the job's time (a later stage follows it, so it needs none).
+        # The later of the job's own time and its folder's window (the task's run_after), whichever are set.
+        first = [replace(t, run_after=max(t.run_after or 0.0, job.not_before)) if job.not_before else t for t in first]
         created = [self.driver.insert_one(tx.cur, t, now, jrow.id)[0] for t in first]
         return to_job(jrow), created, True
+
+    @staticmethod
+    def _check_after(conn: Connection, after: Sequence[int]) -> None:
+        """Every job named in `after` exists (else UsageError): deps only on existing jobs keep the graph acyclic."""
+        if not after:
+            return
+        found = {r.id for r in conn.execute(select(J.c.id).where(J.c.id.in_(sorted(set(after)))))}
+        missing = sorted(set(after) - found)
+        if missing:
+            raise UsageError(f"--after {missing[0]}: no job #{missing[0]} (a job can wait only for one queued before it)")
 
     # -- claim and guarded writes -------------------------------------------------------------
     def claim(
@@ -359,7 +383,7 @@ class Store:
 
     def _complete_in(self, tx: Tx, done: Sequence[Completion], now: float) -> list[bool]:
         """Guarded completions: plain ones in one executemany, the others one by one with what they bring."""
-        plain = [i for i, c in enumerate(done) if not c.successors and not (c.result or {}).get(INDEX_KEY)]
+        plain = [i for i, c in enumerate(done) if not c.successors and not c.cost and not (c.result or {}).get(INDEX_KEY)]
         took: dict[int, bool] = {}
         if plain:
             took.update(zip(plain, self.driver.complete(tx.cur, [(done[i].lease, done[i].result) for i in plain], now)))
@@ -379,6 +403,8 @@ class Store:
         if entry:
             archive_index.replace_transcript_in(tx.conn, entry, job_id, now)
         self._insert_in(tx, done.successors, now, job_id)
+        if done.cost is not None:
+            tx.conn.execute(insert(K).values(_cost_values(done.cost, now)))
         return True
 
     def _insert_in(self, tx: Tx, tasks: Sequence[NewTask], now: float, job_id: int | None) -> None:
@@ -559,10 +585,13 @@ class Store:
     def _requeue(self, which: Any, states: list[str]) -> Any:
         """UPDATE that puts matching failed/cancelled tasks back in the queue with a fresh attempt budget."""
         now = self.clock.now()
+        # A job that has not reached its `--at` time yet keeps it (cancelled before it ran, then retried).
+        not_before = select(J.c.not_before).where(J.c.id == T.c.job_id).scalar_subquery()
+        run_after = case((not_before > now, not_before), else_=now)
         return (
             update(T)
             .where(which, T.c.state.in_(states))
-            .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, lease_owner=None,
+            .values(state=QUEUED, attempts=0, run_after=run_after, updated_at=now, lease_owner=None,
                     lease_expires_at=None, finished_at=None)
         )  # fmt: skip
 
@@ -597,11 +626,19 @@ class Store:
         """Delete a finished job, its tasks and its transcript in the archive; False if missing or still active."""
         with self._tx() as tx:
             active = tx.conn.execute(select(T.c.id).where(T.c.job_id == job_id, T.c.state.in_([QUEUED, RUNNING]))).first()
-            if active is not None:
+            if active is not None or self._awaited(tx.conn, job_id):
                 return False
+            tx.conn.execute(delete(D).where(D.c.after_job_id == job_id))
             tx.conn.execute(delete(T).where(T.c.job_id == job_id))
             # its transcript and that transcript's segments leave the archive with it (ON DELETE CASCADE)
             return tx.conn.execute(delete(J).where(J.c.id == job_id)).rowcount == 1
+
+    @staticmethod
+    def _awaited(conn: Connection, job_id: int) -> bool:
+        """True while an unfinished job waits for this one (`--after`): deleting it would set the waiter free."""
+        waiting = select(D.c.job_id).where(D.c.after_job_id == job_id)
+        stmt = select(T.c.id).where(T.c.job_id.in_(waiting), T.c.state.in_([QUEUED, RUNNING])).limit(1)
+        return conn.execute(stmt).first() is not None
 
     # -- search archive -----------------------------------------------------------------------
     def index_transcript(self, entry: dict[str, Any], job_id: int | None = None) -> int:
@@ -628,6 +665,20 @@ class Store:
         """(job id, result) of every succeeded TRANSCRIBE task, oldest first: what a re-index reads back."""
         with self.reading() as reader:
             return reader.finished_transcripts()
+
+    # -- predicted cost -----------------------------------------------------------------------
+    def cost_history(self, host: str, task_type: TaskType, model: str) -> list[Cost]:
+        """The latest finished runs of this type and model on this host (what traxd.costs predicts from)."""
+        with self.reading() as reader:
+            return [Cost(*r) for r in reader.cost_history(host, task_type.value, model[:255], COST_HISTORY)]
+
+    def next_queued(
+        self, task_type: TaskType, host: str | None = None, group: str | None = None
+    ) -> tuple[Task, Job | None] | None:
+        """The task of this type the claim would take next (as the claim orders them), with its job, or None."""
+        with self.reading() as reader:
+            task = reader.next_queued(task_type.value, self.clock.now(), host, group)
+            return None if task is None else (task, reader.job(task.job_id) if task.job_id is not None else None)
 
     # -- control ------------------------------------------------------------------------------
     def controls(self) -> dict[str, Control]:
@@ -709,12 +760,16 @@ def _decision_values(decision: Decision, now: float, priority: int) -> dict[str,
     return values
 
 
+def _cost_values(cost: TaskCost, now: float) -> dict[str, Any]:
+    return {"host": cost.host[:255], "type": cost.type.value, "model": cost.model[:255], "seconds_audio": cost.seconds_audio,
+            "wall_seconds": cost.wall_seconds, "peak_rss_mb": cost.peak_rss_mb, "finished_at": now}  # fmt: skip
+
+
 def _job_values(job: NewJob, now: float) -> dict[str, Any]:
     return {"source": job.source, "name": job.name, "output_dir": job.output_dir, "group_name": job.group,
-            "options": job.options, "created_at": now}  # fmt: skip
+            "options": job.options, "created_at": now, "not_before": job.not_before}  # fmt: skip
 
 
 def _orphan_job(task: Task, job: NewJob) -> Job:
     """The job to report for a task queued without one (by `enqueue`): it has no row, so no id (0)."""
-    return Job(0, job.source, job.name, job.output_dir, job.group, job.options, task.created_at)
-
+    return Job(0, job.source, job.name, job.output_dir, job.group, job.options, task.created_at, job.not_before)
