@@ -25,6 +25,9 @@ from tests.fakes import dialog
 from tests.fakes.media import tone
 from tests.fakes.models import tiny_en
 from tests.fakes.openai_server import FakeOpenAI
+from traxd.config import load_settings, serve_address
+from traxd.errors import ConfigError
+from traxd.serve.ask import TRANSCRIBE, TRANSLATE, ApiError, read_ask, request_key
 from traxd.types import TaskState, TaskType
 
 ALSA = Path("/usr/share/sounds/alsa")
@@ -249,8 +252,42 @@ def test_a_client_that_leaves_still_gets_its_result_later(fake: FakeOpenAI, tmp_
             text = client(port).audio.transcriptions.create(file=f, model="whisper-1", response_format="text")
         assert "hello from the fake server" in str(text)
         assert len(fake.calls("/audio/transcriptions")) == 1
+        other = tone(tmp_path / "second.wav", 2.5)
+        fake.fail_next(status=400, body={"error": {"message": "Invalid file format.", "type": "invalid_request_error"}})
+        with other.open("rb") as f, pytest.raises(openai.BadRequestError) as failed:
+            client(port).audio.transcriptions.create(file=f, model="whisper-1")
+        assert failed.value.param == "file"  # type: ignore[attr-defined]
+        with other.open("rb") as f:  # the same request after a failure: the job is retried, not the error repeated
+            assert client(port).audio.transcriptions.create(file=f, model="whisper-1").text
     finally:
         daemon.stop()
+
+
+def test_form_fields_are_read_as_openai_reads_them() -> None:
+    ask = read_ask(TRANSCRIBE, {"model": ["whisper-1"], "response_format": ["verbose_json"],
+                                "timestamp_granularities[]": ["word"], "prompt": ["Anaïs, Trax"]})  # fmt: skip
+    assert ask.words and not ask.segments and ask.options({"whisper-1": "small"})["model"] == "small"
+    assert ask.options({})["vocabulary"] == "Anaïs, Trax" and ask.options({})["model"] is None
+    for fields, param in (({}, "model"), ({"model": ["m"], "temperature": ["2"]}, "temperature"),
+                          ({"model": ["m"], "stream": ["true"], "response_format": ["srt"]}, "stream"),
+                          ({"model": ["m"], "timestamp_granularities[]": ["word"]}, "timestamp_granularities")):  # fmt: skip
+        with pytest.raises(ApiError) as bad:
+            read_ask(TRANSCRIBE, fields)
+        assert bad.value.status == 400 and bad.value.param == param
+    assert read_ask(TRANSLATE, {"model": ["m"], "language": ["de"]}).language is None  # English out, whatever goes in
+    assert request_key("a" * 64, {"x": 1}, None) != request_key("a" * 64, {"x": 2}, None)
+    assert request_key("a" * 64, {"x": 1}, "k") == request_key("b" * 64, {"x": 2}, "k")
+
+
+def test_serve_settings(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('serve = "0.0.0.0:9000"\nserve_models = { whisper-1 = "small" }\n')
+    settings = load_settings({"home": tmp_path}, env={})
+    assert serve_address(settings.serve or "") == ("0.0.0.0", 9000) and settings.serve_model_map == {"whisper-1": "small"}
+    assert load_settings({"home": tmp_path}, env={"TRAX_SERVE_MODELS": "a=b,c=d"}).serve_model_map == {"a": "b", "c": "d"}
+    assert serve_address("[::1]") == ("::1", 8766) and serve_address("localhost") == ("localhost", 8766)
+    for bad in ({"TRAX_SERVE": "host:port"}, {"TRAX_SERVE_MODELS": "whisper-1"}):
+        with pytest.raises(ConfigError):
+            load_settings({"home": tmp_path}, env=bad)
 
 
 def test_queue_depth_and_token_when_only_queueing(fake: FakeOpenAI, tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def list_(
     with store_for(settings()) as store, store.reading() as reader:
         tasks = store.list_tasks(state, limit)
         names = reader.jobs([t.job_id for t in tasks if t.job_id is not None])  # one query, not one per task
-        waits = reader.waits([t.job_id for t in tasks if t.job_id is not None and t.state is TaskState.QUEUED])
+        waits = reader.waits([t.job_id for t in tasks if t.job_id is not None and t.state is TaskState.QUEUED], names)
     now = time.time()
     why = {t.id: wait_reason(waits.get(t.job_id or 0), now) if t.state is TaskState.QUEUED else None for t in tasks}
     if as_json:

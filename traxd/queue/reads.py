@@ -8,7 +8,7 @@ Everything returns frozen snapshots from `traxd.types`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,7 @@ class JobInfo:
     source: str
     output_dir: str | None
     created_at: float
+    not_before: float | None = None  # the time it was queued to start at (--at, --not-before)
 
 
 class Reader:
@@ -170,13 +171,13 @@ class Reader:
         return [_brief_task(r) for r in self.rows(sql, () if since is None else (since,))]
 
     def jobs(self, ids: Sequence[int]) -> dict[int, JobInfo]:
-
-        """Name, source and outbox of these jobs."""
+        """Name, source, outbox and start time of these jobs."""
         out: dict[int, JobInfo] = {}
         ids = list(ids)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            sql = f"SELECT id, name, source, output_dir, created_at FROM jobs WHERE id IN ({self._marks(len(chunk))})"
+            sql = (f"SELECT id, name, source, output_dir, created_at, not_before FROM jobs "
+                   f"WHERE id IN ({self._marks(len(chunk))})")  # fmt: skip
             out.update({r[0]: JobInfo(*r) for r in self.rows(sql, chunk)})
         return out
 
@@ -306,16 +307,19 @@ class Reader:
                "LIMIT 1")  # fmt: skip
         return bool(self.rows(sql, params))
 
-    def waits(self, ids: Sequence[int]) -> dict[int, JobWait]:
+    def waits(self, ids: Sequence[int], known: Mapping[int, JobInfo] | None = None) -> dict[int, JobWait]:
         """What each of these jobs waits for (its time, its dependencies not yet succeeded); jobs waiting for
-        neither are left out."""
+        neither are left out. `known`: these jobs already read (their times are not read again)."""
         ids = sorted(set(ids))
         times: dict[int, float] = {}
         deps: dict[int, list[tuple[int, str]]] = {}
         for i in range(0, len(ids), 500):
             chunk, marks = ids[i : i + 500], self._marks(len(ids[i : i + 500]))
-            sql = f"SELECT id, not_before FROM jobs WHERE id IN ({marks}) AND not_before IS NOT NULL"
-            times.update({j: float(t) for j, t in self.rows(sql, chunk)})
+            if known is None:
+                sql = f"SELECT id, not_before FROM jobs WHERE id IN ({marks}) AND not_before IS NOT NULL"
+                times.update({j: float(t) for j, t in self.rows(sql, chunk)})
+            else:
+                times.update({j: float(info.not_before) for j in chunk if (info := known.get(j)) and info.not_before})
             sql = (f"SELECT d.job_id, d.after_job_id, {_RANK} FROM job_deps d JOIN tasks t ON t.job_id = "
                    f"d.after_job_id WHERE d.job_id IN ({marks}) GROUP BY d.job_id, d.after_job_id ORDER BY 1, 2")  # fmt: skip
             for job, after, rank in self.rows(sql, chunk):
