@@ -17,6 +17,7 @@ from tests.daemon_helpers import REPO, home_env
 from tests.entry_points import clean_home, media
 from traxd.cli.traxctl_cmd import app
 from traxd.config import load_settings
+from traxd.dashboard import data
 from traxd.database import open_store
 from traxd.queue.store import Store
 
@@ -43,6 +44,14 @@ def test_add_at_and_after_are_shown_waiting_and_bad_ids_are_one_line_errors(
     assert "#1 a: scheduled for 2099-01-02 03:04" in status and "#2 b: waiting for job 1 (queued)" in status
     reasons = {j["job_id"]: j["reason"] for j in json.loads(run(0, "status", "--json"))["waiting_jobs"]}
     assert reasons == {1: "scheduled for 2099-01-02 03:04", 2: "waiting for job 1 (queued)"}
+    store = open_store(load_settings())
+    try:  # the dashboard's jobs table and job page say the same
+        with store.reading() as reader:
+            page = {j["id"]: j["waiting"] for j in data.jobs(reader, None, None, None, None)["jobs"]}
+            second_job = data.job(reader, 2)
+    finally:
+        store.engine.dispose()
+    assert page == reasons and second_job is not None and second_job["waiting"] == reasons[2]
     assert "#1 cancelled" in run(0, "cancel", "1")
     rows = {r["job_id"]: r["waiting"] for r in json.loads(run(0, "list", "--json"))}
     assert rows == {1: None, 2: "waiting for job 1 (cancelled)"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from traxd.exports import FORMATS
+from traxd.job_waits import wait_reason
 from traxd.queue.reads import JobInfo, Reader
 from traxd.queue.transitions import stale_after
 from traxd.types import GLOBAL_SCOPE, ControlState, Task, TaskState, TaskType
@@ -40,17 +41,25 @@ def summary(reader: Reader, now: float) -> dict[str, Any]:
     }
 
 
-def job_row(job: JobInfo, state: str, stage: str | None) -> dict[str, Any]:
-    """One line of the jobs table."""
+def job_row(job: JobInfo, state: str, stage: str | None, waiting: str | None = None) -> dict[str, Any]:
+    """One line of the jobs table; `waiting`: why a queued job is not started yet (its time, its dependencies)."""
     return {"id": job.id, "name": job.name, "source": job.source, "output_dir": job.output_dir,
-            "created_at": job.created_at, "state": state, "stage": stage}  # fmt: skip
+            "created_at": job.created_at, "state": state, "stage": stage, "waiting": waiting}  # fmt: skip
+
+
+def waiting_reasons(reader: Reader, rows: list[tuple[JobInfo, str, str | None]], now: float) -> dict[int, str | None]:
+    """Why each queued job of these rows waits (scheduled for …, waiting for job N …), from one read of its deps."""
+    queued = {info.id: info for info, state, _ in rows if state == "queued"}
+    waits = reader.waits(list(queued), queued) if queued else {}
+    return {job_id: wait_reason(wait, now) for job_id, wait in waits.items()}
 
 
 def jobs(reader: Reader, state: str | None, inbox: str | None, task_type: str | None, before: int | None) -> dict[str, Any]:
     """A page of jobs, newest first, and the id the next page starts before."""
     rows = reader.page_jobs(state, inbox, task_type, before, PAGE + 1)
     more = len(rows) > PAGE
-    page = [job_row(*r) for r in rows[:PAGE]]
+    why = waiting_reasons(reader, rows[:PAGE], time.time())
+    page = [job_row(*r, why.get(r[0].id)) for r in rows[:PAGE]]
     return {"jobs": page, "next_before": page[-1]["id"] if more and page else None}
 
 
@@ -71,7 +80,9 @@ def job(reader: Reader, job_id: int) -> dict[str, Any] | None:
         return None
     state = reader.job_states([job_id]).get(job_id, ("succeeded", None))[0]
     outputs, segments = outputs_of(info, tasks)
-    return {**job_row(info, state, tasks[-1].type.value if tasks else None), "tasks": [task_dict(t) for t in tasks],
+    stage = tasks[-1].type.value if tasks else None
+    why = waiting_reasons(reader, [(info, state, stage)], time.time()).get(job_id)
+    return {**job_row(info, state, stage, why), "tasks": [task_dict(t) for t in tasks],
             "outputs": sorted(outputs), "segments": segments, "has_media": media_path(info) is not None,
             "exports": list(FORMATS) if "json" in outputs and state not in ("queued", "running") else []}  # fmt: skip
 

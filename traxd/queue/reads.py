@@ -217,7 +217,8 @@ class Reader:
         if before is not None:
             where.append(f"j.id < {m}")
             params.append(before)
-        sql = (f"SELECT j.id, j.name, j.source, j.output_dir, j.created_at FROM jobs j WHERE {' AND '.join(where)} "
+        sql = (f"SELECT j.id, j.name, j.source, j.output_dir, j.created_at, j.not_before FROM jobs j "
+               f"WHERE {' AND '.join(where)} "
                f"ORDER BY j.id DESC LIMIT {m}")  # fmt: skip
         jobs = [JobInfo(*r) for r in self.rows(sql, (*params, limit))]
         states = self.job_states([j.id for j in jobs])
