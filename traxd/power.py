@@ -95,10 +95,10 @@ def read_supply_folder(folder: Path) -> Power:
     chargers: list[bool] = []
     batteries: list[tuple[float | None, str]] = []
     for supply in sorted(folder.iterdir()) if folder.is_dir() else []:
-        kind = (_read(supply / "type") or _kind_from_name(supply.name)).lower()
-        if kind == "battery" and (_read(supply / "scope") or "System").lower() != "device":  # not a mouse's
-            batteries.append((_number(supply / "capacity"), (_read(supply / "status") or "").lower()))
-        elif kind in MAINS_TYPES and (online := _number(supply / "online")) is not None:
+        kind = (read_value(supply / "type") or _kind_from_name(supply.name)).lower()
+        if kind == "battery" and (read_value(supply / "scope") or "System").lower() != "device":  # not a mouse's
+            batteries.append((read_number(supply / "capacity"), (read_value(supply / "status") or "").lower()))
+        elif kind in MAINS_TYPES and (online := read_number(supply / "online")) is not None:
             chargers.append(online >= 1)
     if not batteries:
         return Power(True)
@@ -117,15 +117,17 @@ def _kind_from_name(name: str) -> str:
     return "mains" if upper.startswith(("AC", "ADP", "ACAD", "MAINS")) else "unknown"
 
 
-def _read(path: Path) -> str | None:
+def read_value(path: Path) -> str | None:
+    """A sysfs-style file's text, stripped; None when it is missing, unreadable or empty."""
     try:
         return path.read_text(encoding="utf-8", errors="replace").strip() or None
     except OSError:
         return None
 
 
-def _number(path: Path) -> float | None:
-    text = _read(path)
+def read_number(path: Path) -> float | None:
+    """A sysfs-style file's number; None when there is none."""
+    text = read_value(path)
     try:
         return float(text) if text is not None else None
     except ValueError:

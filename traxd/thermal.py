@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from traxd.power import read_number, read_value
+
 SYSFS = Path("/sys/class/thermal")
 NOMINAL, FAIR, SERIOUS, CRITICAL = 0, 1, 2, 3
 NAMES = ("nominal", "fair", "serious", "critical")
@@ -81,15 +83,10 @@ def _pmset() -> str:
 
 
 def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip().lower() or None
-    except OSError:
-        return None
+    text = read_value(path)
+    return text.lower() if text else None
 
 
 def _millideg(path: Path) -> int | None:
-    text = _text(path)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
+    value = read_number(path)
+    return int(value) if value is not None else None
