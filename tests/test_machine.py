@@ -199,6 +199,11 @@ def test_the_gate_reads_every_interval_and_notes_why_it_waits(tmp_path: Path) ->
     assert gate.local_limit(TaskType.TRANSCRIBE, 4) == 2
     assert json.loads((tmp_path / WAITING_NOTE).read_text())["local_slots"] == "halved"
     assert read_note(tmp_path) == Waiting(None, None, "serious", "halved")
+    gate.note_memory("waiting: predicted 2.1 GB (0.9 GB now + 1.2 GB) for job 12 does not fit the 2.0 GB limit")
+    noted = read_note(tmp_path)
+    assert noted is not None and noted.memory and "job 12" in noted.memory and noted.kinds() == {"thermal", "memory"}
+    gate.note_memory(None)
+    assert read_note(tmp_path) == Waiting(None, None, "serious", "halved")
     gate.close()
     assert not (tmp_path / WAITING_NOTE).exists()
 

@@ -21,11 +21,10 @@ from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.costs import Cost
 from traxd.daemon.owner import Owner
-from traxd.daemon.status import predicted_seconds
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade
 from traxd.errors import UsageError
-from traxd.jobviews import JobView
+from traxd.jobviews import JobView, predicted_seconds
 from traxd.queue.store import Store
 from traxd.typedtime import parse_moment as parse_since
 from traxd.types import NewJob, NewTask, Task, TaskState, TaskType, WorkerInfo
@@ -266,3 +265,28 @@ def test_queued_jobs_with_a_known_length_get_their_predicted_time() -> None:
              JobView(3, TaskState.RUNNING, (), 0.0, 90.0, 0.0)]  # fmt: skip
     assert predicted_seconds(views, history) == {1: pytest.approx(9.0)}
     assert predicted_seconds(views, []) == {}
+
+
+def test_trax_batch_predicts_from_the_same_history(tmp_path: Path) -> None:
+    """`trax batch`'s ETA reads this machine's history of finished local runs, as status does (and only locally)."""
+    from traxd.batching.run import BatchRun
+    from traxd.config import Settings
+    from traxd.daemon.pool import Pool, PoolConfig, PoolWiring
+    from traxd.daemon.pool_setup import resource_monitor
+    from traxd.handlers.registry import Registry
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'trax.db'}")
+    upgrade(engine)
+    store = Store(engine)
+    T = TaskType.TRANSCRIBE
+    store.enqueue_many([NewTask(T, {"duration": d}) for d in (60.0, 120.0)])
+    readings = iter(range(100, 10_000, 50))
+    ran = Pool(store, Registry({T: lambda ctx, p: {"backend": "local", "model": "tiny.en", "duration": p["duration"]}}),
+               PoolConfig(slots=1), PoolWiring(memory=lambda: float(next(readings)))).run(drain=True)  # fmt: skip
+    assert ran.succeeded == 2 and len(store.cost_history(Owner.current().host, T, "tiny.en")) == 2
+    views = [JobView(1, TaskState.QUEUED, (), 0.0, 90.0, 0.0)]
+    for backend, predicted in (("local", True), ("openai", False)):
+        settings = Settings(home=tmp_path, backend=backend, local_model="tiny.en", openai_api_key="sk-x")
+        run = BatchRun(store, Registry({}), settings, "g", slots=1, monitor=resource_monitor(settings))
+        assert (1 in run._predicted(views)) is predicted
+    store.engine.dispose()

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from traxd.costs import Cost, predict
 from traxd.progress import BatchProgress, JobWork
 from traxd.types import Task, TaskState, TaskType
 
@@ -81,3 +82,13 @@ def snapshot(views: list[JobView], skipped: int = 0, **rest: Any) -> BatchProgre
 def types_waiting(views: list[JobView]) -> set[TaskType]:
     """Task types that still have queued tasks (for explaining a batch that ended with work left)."""
     return {t.type for v in views for t in v.tasks if t.state is TaskState.QUEUED}
+
+
+def predicted_seconds(views: list[JobView], history: list[Cost]) -> dict[int, float]:
+    """Predicted wall seconds of each queued job whose media length is known (its local TRANSCRIBE waits)."""
+    out = {}
+    for v in views:
+        guess = predict(history, v.media_seconds) if v.state is TaskState.QUEUED and v.media_seconds else None
+        if guess is not None:
+            out[v.job_id] = guess.wall_seconds
+    return out

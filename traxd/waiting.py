@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WAITING_NOTE = "waiting.json"
-KINDS = ("power", "hours", "thermal")  # the label values of trax_waiting in /metrics
+KINDS = ("power", "hours", "thermal", "memory")  # the label values of trax_waiting in /metrics
 
 
 @dataclass(frozen=True)
@@ -23,15 +23,17 @@ class Waiting:
     kind: str | None = None
     thermal: str = "nominal"  # nominal | fair | serious | critical
     local_slots: str | None = None  # "halved" or "one" while heat lowers the local slots
+    memory: str | None = None  # why local transcription waits: predicted not to fit the memory limit (the rest runs)
 
     def as_dict(self) -> dict[str, str | None]:
         """The JSON the note holds (and `status --json` shows)."""
-        return {"reason": self.reason, "kind": self.kind, "thermal": self.thermal, "local_slots": self.local_slots}
+        return {"reason": self.reason, "kind": self.kind, "thermal": self.thermal, "local_slots": self.local_slots,
+                "memory": self.memory}  # fmt: skip
 
     def kinds(self) -> set[str]:
         """The trax_waiting labels that are 1 now."""
         heat = {"thermal"} if self.local_slots else set()
-        return heat | ({self.kind} if self.kind else set())
+        return heat | ({self.kind} if self.kind else set()) | ({"memory"} if self.memory else set())
 
 
 def write_note(home: Path, waiting: Waiting) -> None:
@@ -51,7 +53,7 @@ def read_note(home: Path) -> Waiting | None:
         note = json.loads((home / WAITING_NOTE).read_text(encoding="utf-8"))
         pid = int(note["pid"])
         waiting = Waiting(note.get("reason"), note.get("kind"), str(note.get("thermal") or "nominal"),
-                          note.get("local_slots"))  # fmt: skip
+                          note.get("local_slots"), note.get("memory"))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from traxd.batching.result import (
 )
 from traxd.clock import Clock, SystemClock
 from traxd.config import Settings
+from traxd.costs import Cost
 from traxd.daemon.memory_gate import MemoryGate
 from traxd.daemon.owner import Owner
 from traxd.daemon.pool import FollowUps, Pool, PoolWiring
 from traxd.daemon.pool_setup import pool_config
+from traxd.handlers.common import DEFAULT_LOCAL_MODEL
 from traxd.handlers.registry import Registry
 from traxd.ingest.enqueue import Ingestor, Outcome, Queued, Skipped
 from traxd.progress import BatchProgress, estimate_eta
@@ -31,6 +34,7 @@ from traxd.resources import ResourceMonitor
 from traxd.types import ControlState, Job, TaskState, TaskType
 
 ALL = 10**9
+HISTORY_SECONDS = 30.0  # how often the ETA reads this machine's cost history again (it grows once a run)
 Hold = tuple[float | None, tuple[int, ...]]  # a new job's start time (`not_before`) and the jobs it waits for
 NO_HOLD: Hold = (None, ())
 
@@ -54,6 +58,8 @@ class BatchRun:
         self.error: Exception | None = None
         self._paused: str | None = None
         self._thread: threading.Thread | None = None
+        self._history: list[Cost] = []
+        self._history_read = -1e9
 
     # -- inputs ---------------------------------------------------------------------------------
     def add_paths(self, items: list[tuple[Path, Path]], options: dict[str, Any], priority: int,
@@ -163,12 +169,24 @@ class BatchRun:
         views = self.views()
         sample = self.monitor.sample()
         slots = self.pool.slots_now() if self.pool is not None else self.slots
-        eta = estimate_eta(jobviews.work(views, self.enqueued.sizes), slots)
+        eta = estimate_eta(jobviews.work(views, self.enqueued.sizes, self._predicted(views)), slots)
         return jobviews.snapshot(
             views, self.enqueued.skipped, memory_usage_mb=sample.rss_mb, cpu_usage_percent=sample.cpu_percent,
             elapsed_seconds=self.elapsed(now), eta_seconds=eta, paused_reason=self._pause_reason(),
             state=self._state(), extra={"slots": slots, "group": self.group},
         )  # fmt: skip
+
+    def _predicted(self, views: list[jobviews.JobView]) -> dict[int, float]:
+        """Predicted seconds of queued local jobs of known length, from this machine's history of finished runs
+        (read again at most every 30 s), as `traxctl status` predicts them."""
+        if self.settings.effective_backend != "local":
+            return {}
+        now = time.monotonic()
+        if now - self._history_read >= HISTORY_SECONDS:
+            model = self.settings.local_model or DEFAULT_LOCAL_MODEL
+            self._history = self.store.cost_history(Owner.current().host, TaskType.TRANSCRIBE, model)
+            self._history_read = now
+        return jobviews.predicted_seconds(views, self._history)
 
     def _state(self) -> str:
         if self.running():

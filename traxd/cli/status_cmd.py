@@ -212,6 +212,8 @@ def _machine_lines(waiting: Any) -> list[str]:
     lines = [f"Waiting: {waiting.reason}"] if waiting.reason else []
     if waiting.local_slots:
         lines.append(f"Thermal pressure {waiting.thermal}: local slots {waiting.local_slots}")
+    if waiting.memory:
+        lines.append(f"Local transcription {waiting.memory}")
     return lines
 
 

@@ -48,6 +48,7 @@ class MachineGate:
         self.level = thermal.NOMINAL
         self._power = Power(True)
         self._read_at: float | None = None
+        self._memory: str | None = None  # the memory gate's reason (traxd/daemon/memory_gate.py), for the note
 
     def refresh(self, force: bool = False) -> Waiting:
         """Read power and heat when the interval has passed; log and publish what changed."""
@@ -65,7 +66,7 @@ class MachineGate:
         hours = closed_reason(self.rules.hours, self.now()) if self.rules.hours else None
         kind = "power" if power else "hours" if hours else None
         lowered = {thermal.SERIOUS: "halved", thermal.CRITICAL: "one"}.get(self.level)
-        return Waiting(power or hours, kind, thermal.NAMES[self.level], lowered)
+        return Waiting(power or hours, kind, thermal.NAMES[self.level], lowered, self._memory)
 
     def _publish(self, new: Waiting) -> None:
         if new == self.state:
@@ -94,6 +95,12 @@ class MachineGate:
         """A CPU-bound type's slot limit, lowered while the machine is hot."""
         self.refresh()
         return thermal.local_slots(self.level, limit)
+
+    def note_memory(self, reason: str | None) -> None:
+        """The memory gate holds local transcription back (reason) or not (None): shown with the rest."""
+        if reason != self._memory:
+            self._memory = reason
+            self._publish(self._decide())
 
     def close(self) -> None:
         """The daemon stops: its note goes (a note of a dead pid is ignored anyway)."""

@@ -46,7 +46,14 @@ def daemon_pool(settings: Settings, store: Store, registry: Registry, machine: M
     def gate() -> str | None:
         return machine.gate() or monitor.gate()
 
+    memory = MemoryGate(store, settings, monitor.rss_mb, Owner.current().host)
+
+    def type_gate(types: list[TaskType], running: int) -> dict[TaskType, str]:
+        held = memory(types, running)
+        machine.note_memory(held.get(TaskType.TRANSCRIBE))  # status, the dashboard and /metrics show it
+        return held
+
     wiring = PoolWiring(gate=gate, slot_limit=monitor.slot_limit, type_limit=machine.local_limit,
                         stop_local=machine.stop_local, on_outcome=on_outcome, memory=monitor.rss_mb,
-                        type_gate=MemoryGate(store, settings, monitor.rss_mb, Owner.current().host))  # fmt: skip
+                        type_gate=type_gate)  # fmt: skip
     return Pool(store, registry, replace(pool_config(settings), notify=True), wiring)

@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from traxd.costs import Cost, predict
+from traxd.costs import Cost
 from traxd.daemon.owner import owner_is_dead
 from traxd.job_waits import wait_reason
-from traxd.jobviews import JobView, fold, snapshot, work
+from traxd.jobviews import JobView, fold, predicted_seconds, snapshot, work
 from traxd.model_catalog import model_warning
 from traxd.progress import BatchProgress, estimate_eta
 from traxd.queue.reads import JobInfo, Reader
@@ -142,16 +142,6 @@ def collect(
     unowned = sum(n for owner, n in leases.items() if owner not in {h.info.owner for h in live})
     return Status(progress, beats, controls, running_jobs(views, names, now), scope, start, unowned,
                   (warning,) if warning else (), waiting_jobs(waits, names, now))  # fmt: skip
-
-
-def predicted_seconds(views: list[JobView], history: list[Cost]) -> dict[int, float]:
-    """Predicted wall seconds of each queued job whose media length is known (its local TRANSCRIBE waits)."""
-    out = {}
-    for v in views:
-        guess = predict(history, v.media_seconds) if v.state is TaskState.QUEUED and v.media_seconds else None
-        if guess is not None:
-            out[v.job_id] = guess.wall_seconds
-    return out
 
 
 def waiting_jobs(waits: dict[int, JobWait], names: dict[int, JobInfo], now: float) -> tuple[WaitingJob, ...]:
