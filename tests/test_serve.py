@@ -67,15 +67,20 @@ def words(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """One daemon on the local engine for the module (its model loads once); its port."""
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """One daemon on the local engine for the module (its model loads once); its port and home."""
     home = tmp_path_factory.mktemp("serve-local") / "home"
     env = home_env(home, handlers=None, TRAX_BACKEND="local", TRAX_LOCAL_MODEL=str(tiny_en()), HF_HUB_OFFLINE="1",
                    TRAX_SERVE_MAX_UPLOAD_MB="5")  # fmt: skip
     port = free_port()
     daemon = serving(home, env, port)
-    yield port
+    yield port, home
     daemon.stop()
+
+
+@pytest.fixture
+def local(local_home: tuple[int, Path]) -> int:
+    return local_home[0]
 
 
 def test_every_response_format_from_the_local_engine(local: int) -> None:
@@ -179,6 +184,17 @@ def test_errors_come_in_openai_shapes(local: int, tmp_path: Path) -> None:
     assert too_big.value.status_code == 413 and too_big.value.body["code"] == "file_too_large"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
         api.audio.speech.create(model="tts-1", voice="alloy", input="hi")
+
+
+def test_files_go_to_a_watch_folders_outbox_only_when_asked_and_only_there(local_home: tuple[int, Path]) -> None:
+    port, home = local_home
+    with LEFT.open("rb") as f:
+        client(port).audio.transcriptions.create(file=f, model="whisper-1", extra_body={"outbox": "outbox"})
+    assert words((home / "outbox" / "Front_Left.txt").read_text()) == ["front", "left"]
+    with LEFT.open("rb") as f, pytest.raises(openai.BadRequestError) as bad:
+        client(port).audio.transcriptions.create(file=f, model="whisper-1", extra_body={"outbox": "/etc"})
+    assert bad.value.param == "outbox"  # type: ignore[attr-defined]
+    assert not list((home / "serve" / "uploads").glob(".upload-*"))  # the refused upload is gone too
 
 
 # -- the durable queue behind it: a crash, a client that leaves, a full queue, a token ------------------------------

@@ -102,7 +102,11 @@ class Api:
             if upload is not None:
                 upload.path.unlink(missing_ok=True)
             raise
-        job_id = await to_thread.run_sync(self.requests.submit, upload, ask, request.headers.get("idempotency-key"))
+        try:
+            job_id = await to_thread.run_sync(self.requests.submit, upload, ask, request.headers.get("idempotency-key"))
+        except ApiError:
+            upload.path.unlink(missing_ok=True)  # refused before it was kept: nothing of it stays behind
+            raise
         log.info("request_queued", job_id=job_id, task=task, format=ask.response_format, bytes=upload.size)
         return ask, job_id
 

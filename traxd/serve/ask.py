@@ -45,6 +45,7 @@ class Ask:
     segments: bool = False
     temperature: float = 0.0
     stream: bool = False
+    outbox: str | None = None  # Trax's own field: also write the job's files into this watch folder's outbox
 
     def options(self, models: Mapping[str, str]) -> dict[str, Any]:
         """The job options this request asks for (None = the daemon's setting); a mapped model name, else None."""
@@ -88,7 +89,7 @@ def read_ask(task: str, fields: Mapping[str, list[str]]) -> Ask:
     if stream and fmt not in ("json", "text"):
         raise ApiError(400, f"stream is not supported with response_format={fmt}", param="stream")
     return Ask(task, model, fmt, language or None, _one(fields, "prompt") or None, "word" in grains,
-               "segment" in grains or not grains, _temperature(fields), stream)  # fmt: skip
+               "segment" in grains or not grains, _temperature(fields), stream, _one(fields, "outbox") or None)  # fmt: skip
 
 
 def _temperature(fields: Mapping[str, list[str]]) -> float:

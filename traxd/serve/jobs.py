@@ -61,21 +61,31 @@ class Requests:
             options = job_options(self.settings, ask.options(self.settings.serve_model_map)).as_dict()
         except UserError as exc:
             raise ApiError(400, str(exc), param=_param_of(str(exc))) from None
-        key = request_key(upload.sha256, options, idempotency_key)
+        outbox = self._outbox(ask.outbox)
+        key = request_key(upload.sha256, {**options, "outbox": str(outbox)}, idempotency_key)
         with _closing(self.open_reader()) as reader:
             known = reader.task_by_key(key)
             waiting = reader.tasks_per_state(GROUP)[TaskState.QUEUED.value] if known is None else 0
         if known is None and waiting >= self.settings.serve_max_queue:
-            upload.path.unlink(missing_ok=True)
             raise ApiError(429, f"the queue holds {waiting} requests (serve_max_queue); try again later",
                            code="queue_full")  # fmt: skip
         ingestor = Ingestor(self.store, group=GROUP, priority=PRIORITY_HIGH, options=options, on_queued=self.on_queued,
                             affinity=self.affinity)  # fmt: skip
-        queued = ingestor.ingest_upload(keep(upload, self.uploads), self.outbox, upload.sha256, key)
+        queued = ingestor.ingest_upload(keep(upload, self.uploads), outbox, upload.sha256, key)
         job_id = int(queued.job.id)
         if not queued.created and self.progress(job_id, ask).state in (TaskState.FAILED, TaskState.CANCELLED):
             self.retry_job(job_id)  # the same request again after a failure: try again rather than repeat the error
         return job_id
+
+    def _outbox(self, asked: str | None) -> Path:
+        """Where the job's files go: the server's own folder, or (asked for) one of the watch folders' outboxes;
+        a client never names any other folder of this machine."""
+        if asked is None:
+            return self.outbox
+        for folder in self.settings.watch:
+            if asked in (str(folder.outbox), folder.outbox.name) or Path(asked).expanduser() == folder.outbox:
+                return folder.outbox
+        raise ApiError(400, f"outbox {asked!r} is not the outbox of a watch folder (traxctl watch list)", param="outbox")
 
     def progress(self, job_id: int, ask: Ask) -> Progress:
         """The job's state now; its transcript (in the language asked for) once it succeeded."""
