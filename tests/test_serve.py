@@ -251,6 +251,35 @@ def test_kill_9_during_a_request_then_the_same_request_transcribes_once(fake: Fa
         daemon.stop()
 
 
+def test_streamed_text_arrives_chunk_by_chunk_as_each_is_transcribed(fake: FakeOpenAI, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    daemon = serving(home, api_env(home, fake, TRAX_CHUNK_SIZE="10"), port)
+    audio = tone(tmp_path / "long.wav", 25.0)  # three chunks of at most 10 s
+    events: list[Any] = []
+
+    def listen() -> None:
+        with audio.open("rb") as f:
+            events.extend(client(port, timeout=60).audio.transcriptions.create(file=f, model="whisper-1", stream=True))
+
+    fake.hold()
+    listening = threading.Thread(target=listen)
+    listening.start()
+    try:
+        wait_until(lambda: fake.held == 1, what="the first chunk's call")
+        fake.let_one()
+        wait_until(lambda: fake.held == 1 and len(fake.calls("/audio/transcriptions")) == 2, what="the second call")
+        wait_until(lambda: events, what="the first chunk's text while the second is being transcribed")
+        assert [e.type for e in events] == ["transcript.text.delta"]
+        fake.release()
+        listening.join(60)
+        assert [e.type for e in events][-1] == "transcript.text.done" and len(events) >= 3  # the rest, then done
+        assert words("".join(e.delta for e in events[:-1])) == words(events[-1].text)
+    finally:
+        fake.release()
+        daemon.stop()
+
+
 def test_a_client_that_leaves_still_gets_its_result_later(fake: FakeOpenAI, tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()

@@ -123,10 +123,11 @@ class Api:
 
     async def _events(self, request: Request, ask: Ask, job_id: int) -> AsyncIterator[str]:
         """transcript.text.delta per chunk as it is decoded, then transcript.text.done (or an error event)."""
-        sent = 0
+        sent, said = 0, ""
         while True:
             progress = await to_thread.run_sync(self.requests.progress, job_id, ask)
             for piece in progress.pieces[sent:]:
+                said += piece + " "
                 yield answer.delta(piece + " ")
             sent = max(sent, len(progress.pieces))
             if progress.state in ENDED:
@@ -138,8 +139,9 @@ class Api:
             yield answer.event(progress.error.body())
             return
         doc = progress.doc or {}
-        if sent == 0:  # it ended before a chunk could be streamed (or the result was already there)
-            yield answer.delta(" ".join(str(doc.get("text") or "").split()))
+        rest = _after(" ".join(str(doc.get("text") or "").split()), " ".join(said.split()))
+        if rest:  # the chunks that finished after the last look (or all of it: the result was already there)
+            yield answer.delta(rest)
         yield answer.done(doc)
 
     async def models(self, _request: Request) -> Response:
@@ -161,6 +163,13 @@ class Api:
         log.error("request_failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
                   exc_info=exc)  # fmt: skip
         return error_response(ApiError(500, "the server failed on this request (its log has the details)"))
+
+
+def _after(text: str, sent: str) -> str:
+    """What of the final text was not streamed yet (all of it when the streamed pieces are not its start)."""
+    if not sent:
+        return text
+    return (" " + text[len(sent) :].lstrip()) if text.startswith(sent) and len(text) > len(sent) else ""
 
 
 async def _gone(request: Request) -> bool:
