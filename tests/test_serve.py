@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -369,3 +370,32 @@ def _answers_with(port: int, token: str) -> bool:
         return got.status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_old_uploads_of_finished_requests_are_swept_and_the_others_kept(tmp_path: Path) -> None:
+    from traxd.database import open_store, reader_on
+    from traxd.serve.jobs import Requests
+    from traxd.types import NewJob, NewTask
+
+    settings = load_settings({"home": tmp_path}, env={})
+    store = open_store(settings)
+    requests = Requests(settings, store, lambda: reader_on(store), lambda job_id: 0)
+    folders = {}
+    for name in ("cancelled", "failed", "queued", "recent"):
+        folders[name] = requests.uploads / name
+        folders[name].mkdir(parents=True)
+        (folders[name] / "talk.wav").write_bytes(b"RIFF")
+        job = NewJob(str(folders[name] / "talk.wav"), "talk", str(tmp_path / "out"), "serve")
+        if name == "failed":
+            store.create_failed_job(job, NewTask(TaskType.PREPROCESS, {}, dedupe_key=name), "not media")
+        else:
+            made, _, _ = store.create_job(job, [NewTask(TaskType.PREPROCESS, {}, dedupe_key=name)])
+            if name in ("cancelled", "recent"):
+                store.cancel_job(made.id)
+        if name != "recent":
+            os.utime(folders[name], (1.0, 1.0))
+    (requests.uploads / ".upload-old.part").write_bytes(b"x")
+    os.utime(requests.uploads / ".upload-old.part", (1.0, 1.0))
+    assert requests.sweep_uploads(3600.0, time.time()) == 1
+    assert {p.name for p in requests.uploads.iterdir()} == {"failed", "queued", "recent"}  # a retry may read them
+    store.engine.dispose()

@@ -132,6 +132,8 @@ class Settings:
     serve_max_queue: int = _setting(100, "TRAX_SERVE_MAX_QUEUE", START)  # queued requests beyond this: 429
     # model names a client may ask for -> the model they mean ("whisper-1=small"); any other name: the configured one
     serve_models: tuple[str, ...] = _setting((), "TRAX_SERVE_MODELS", START)
+    # uploads of finished requests are removed this long after their last use (failed ones are kept for a retry)
+    serve_keep_uploads_hours: float = _setting(24.0, "TRAX_SERVE_KEEP_UPLOADS_HOURS", START)
     # When this machine starts work (README, "Power, heat and quiet hours"): traxd/power.py, traxd/schedule.py.
     run_on: str = _setting("always", "TRAX_RUN_ON", START)
     active_hours: str | None = _setting(None, "TRAX_ACTIVE_HOURS", START)

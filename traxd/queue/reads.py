@@ -244,6 +244,13 @@ class Reader:
         rows = self.rows(f"SELECT {_FULL} FROM tasks WHERE dedupe_key = {self.m}", (key,))
         return self.driver.to_task(rows[0]) if rows else None
 
+    def source_in_use(self, folder: str) -> bool:
+        """True while a job whose source is in `folder` has a task not succeeded or cancelled (it may read it)."""
+        m = self.m
+        sql = (f"SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE substr(j.source, 1, {m}) = {m} "
+               f"AND t.state NOT IN ('succeeded', 'cancelled') LIMIT 1")  # fmt: skip
+        return bool(self.rows(sql, (len(folder), folder)))
+
     def job(self, job_id: int) -> Job | None:
         """One job in full (its options too), or None."""
         sql = f"SELECT {_JOB} FROM jobs WHERE id = {self.m}"

@@ -155,6 +155,7 @@ def keep(upload: Upload, folder: Path) -> Path:
     home = folder / upload.sha256
     home.mkdir(parents=True, exist_ok=True)
     kept = sorted(p for p in home.iterdir() if not p.name.startswith("."))
+    os.utime(home)  # in use again: the sweep of old uploads leaves it alone for another keep period
     if kept:
         upload.path.unlink(missing_ok=True)
         return kept[0]

@@ -4,6 +4,8 @@ partial text and finished transcript are read back from the database, whichever 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,8 @@ from traxd.types import PRIORITY_HIGH, Task, TaskState, TaskType
 
 GROUP = "serve"  # the job group of requests (a daemon's pool claims every group; depth is counted on this one)
 ENDED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
-BAD_INPUT = ("permanent",)  # a failure of the file itself: 400, like OpenAI's invalid file
+BAD_INPUT = ("permanent",)
+PART_SECONDS = 3600.0  # an upload still being written has been touched within the hour  # a failure of the file itself: 400, like OpenAI's invalid file
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,24 @@ class Requests:
             if asked in (str(folder.outbox), folder.outbox.name) or Path(asked).expanduser() == folder.outbox:
                 return folder.outbox
         raise ApiError(400, f"outbox {asked!r} is not the outbox of a watch folder (traxctl watch list)", param="outbox")
+
+    def sweep_uploads(self, older_than: float, now: float) -> int:
+        """Remove kept uploads untouched for `older_than` seconds whose jobs have all succeeded or been cancelled (a
+        failed one keeps its file for a retry); how many went. A finished job's answer comes from its NAME.json."""
+        removed = 0
+        folders = [p for p in self.uploads.iterdir() if p.is_dir()] if self.uploads.is_dir() else []
+        for folder in folders:
+            if now - folder.stat().st_mtime < older_than:
+                continue
+            with _closing(self.open_reader()) as reader:
+                if reader.source_in_use(str(folder) + os.sep):
+                    continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        for part in self.uploads.glob(".upload-*.part"):  # left by a server killed mid-upload
+            if now - part.stat().st_mtime >= min(older_than, PART_SECONDS):
+                part.unlink(missing_ok=True)
+        return removed
 
     def progress(self, job_id: int, ask: Ask) -> Progress:
         """The job's state now; its transcript (in the language asked for) once it succeeded."""

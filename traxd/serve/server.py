@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,10 +14,14 @@ from traxd.config import Settings, serve_address
 from traxd.database import reader_on
 from traxd.errors import UsageError
 from traxd.ingest.enqueue import Queued
+from traxd.logging import get_logger
 from traxd.queue.store import Store
 from traxd.serve.app import LOOPBACK_NAMES, create_app
 from traxd.serve.bell import Bell
 from traxd.serve.jobs import Requests
+
+log = get_logger("serve")
+SWEEP_SECONDS = 3600.0
 
 
 def is_loopback(host: str) -> bool:
@@ -63,6 +68,8 @@ class Served:
         self.token = token_for(self.host, settings.serve_token)
         self.made_token = self.token is not None and settings.serve_token is None  # shown once: nobody knows it yet
         requests = Requests(settings, store, lambda: reader_on(store), retry_job, on_queued, affinity)
+        self.requests, self.keep_seconds = requests, settings.serve_keep_uploads_hours * 3600
+        self._stopped = threading.Event()
         limit = int(settings.serve_max_upload_mb * 1024 * 1024)
         app = create_app(requests, self.token, limit, machine_names(self.host), bell)
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
@@ -82,10 +89,26 @@ class Served:
     def start(self) -> None:
         """Serve on a daemon thread (the daemon's own work goes on in the main thread)."""
         threading.Thread(target=self.server.run, name="serve", daemon=True).start()
+        threading.Thread(target=self._sweep, name="serve-sweep", daemon=True).start()
 
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM."""
+        threading.Thread(target=self._sweep, name="serve-sweep", daemon=True).start()
         self.server.run()
+        self._stopped.set()
 
     def stop(self) -> None:
         self.server.should_exit = True
+        self._stopped.set()
+
+    def _sweep(self) -> None:
+        """Old uploads of finished requests go, at start and then every hour (a failure is logged, not fatal)."""
+        while True:
+            try:
+                removed = self.requests.sweep_uploads(self.keep_seconds, time.time())
+                if removed:
+                    log.info("uploads_removed", count=removed)
+            except Exception as exc:  # noqa: BLE001 - a database or disk hiccup: try again next hour
+                log.warning("upload_sweep_failed", error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+            if self._stopped.wait(SWEEP_SECONDS):
+                return
