@@ -9,7 +9,6 @@ SDK raises the exception types it raises against OpenAI. Beyond loopback every r
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -79,7 +78,7 @@ class Api:
             progress = await self._wait(request, ask, job_id)
         except ApiError as exc:
             return error_response(exc)
-        if progress is None:  # the client left; the job goes on, and the same request later gets its result
+        if progress is None:  # the client left (nobody reads this, as whisper.cpp's server answers); the job goes on
             return Response(status_code=499)
         if progress.error is not None:
             return error_response(progress.error)
@@ -191,6 +190,4 @@ def create_app(requests: Requests, token: str | None, limit_bytes: int, hosts: l
                   Middleware(Auth, token=token)]  # fmt: skip
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {404: api.not_found, 405: api.not_found,
                                                                                Exception: api.crashed}  # fmt: skip
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
-    app.state.started = time.time()
-    return app
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
