@@ -335,3 +335,24 @@ def test_a_download_that_ends_its_job_is_kept_where_the_caller_said(
     assert saved == out.resolve() / "tone-2.wav" and saved.read_bytes() == media_files["tone.wav"]
     assert (out / "tone.wav").read_bytes() == b"someone else's"
     assert not (tmp_path / "home" / "tmp" / f"job-{task.job_id}").exists()  # the scratch went with the job
+
+
+def test_not_before_and_after_hold_tasks_of_the_api(tmp_path: Path) -> None:
+    """`add_task(..., not_before=, after=[job])`: the first starts no earlier than its time, the second only once the
+    first has succeeded; an unknown job is refused in one line and writes nothing."""
+    ran: list[tuple[str, float]] = []
+    counting = Counting(on_run=lambda ctx: ran.append((Path(ctx.task.payload["path"]).name, time.time())))
+    first, second, third = make_files(tmp_path / "media", ["first.mp3", "second.mp3", "third.mp3"])
+    proc = processor(tmp_path, counting.registry(), max_workers=4)
+    at = time.time() + 1.0
+
+    async def main() -> BatchResult:
+        held = await proc.add_task(TaskType.TRANSCRIBE, {"file_path": str(first)}, not_before=at)
+        await proc.add_task(TaskType.TRANSCRIBE, {"file_path": str(second)}, after=[held.job_id])
+        with pytest.raises(UserError, match="no job"):
+            await proc.add_task(TaskType.TRANSCRIBE, {"file_path": str(third)}, after=[held.job_id + 99])
+        return await proc.start()
+
+    result = asyncio.run(main())
+    assert [name for name, _ in ran] == ["first.mp3", "second.mp3"] and result.completed_tasks == 2
+    assert ran[0][1] >= at
