@@ -198,6 +198,20 @@ def test_files_go_to_a_watch_folders_outbox_only_when_asked_and_only_there(local
     assert not list((home / "serve" / "uploads").glob(".upload-*"))  # the refused upload is gone too
 
 
+def test_a_result_that_cannot_be_read_is_a_500_in_one_line(local_home: tuple[int, Path]) -> None:
+    """The job is done but its NAME.json is gone (deleted by hand): OpenAI's 500 shape, one line, no traceback."""
+    port, home = local_home
+    with CENTER.open("rb") as f:
+        client(port).audio.transcriptions.create(file=f, model="whisper-1", prompt="Front, Center")
+    for doc in (home / "serve" / "out").glob("Front_Center*.json"):
+        doc.unlink()
+    with CENTER.open("rb") as f, pytest.raises(openai.InternalServerError) as failed:
+        client(port).audio.transcriptions.create(file=f, model="whisper-1", prompt="Front, Center")
+    body = failed.value.body
+    assert isinstance(body, dict) and body["code"] == "transcript_missing" and body["type"] == "server_error"
+    assert "Traceback" not in body["message"] and "\n" not in body["message"]
+
+
 # -- the durable queue behind it: a crash, a client that leaves, a full queue, a token ------------------------------
 
 
