@@ -28,6 +28,7 @@ from tests.fakes.models import tiny_en
 from tests.fakes.openai_server import FakeOpenAI
 from traxd.config import load_settings, serve_address
 from traxd.errors import ConfigError
+from traxd.joboptions import job_options
 from traxd.serve.ask import TRANSCRIBE, TRANSLATE, ApiError, read_ask, request_key
 from traxd.types import TaskState, TaskType
 
@@ -322,11 +323,25 @@ def test_a_client_that_leaves_still_gets_its_result_later(fake: FakeOpenAI, tmp_
         daemon.stop()
 
 
+def test_a_prompt_is_never_read_as_a_file_of_this_machine(tmp_path: Path) -> None:
+    """The vocabulary takes `@FILE` and a path from the user's own command line; from a client it is only text."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("never, read")
+    settings = load_settings({"home": tmp_path}, env={})
+    for prompt in (f"@{secret}", str(secret)):
+        ask = read_ask(TRANSCRIBE, {"model": ["m"], "prompt": [prompt]})
+        assert job_options(settings, ask.options({})).vocabulary == (prompt,)
+    with pytest.raises(ApiError) as bad:
+        read_ask(TRANSCRIBE, {"model": ["m"], "language": ["klingon"]})
+    assert bad.value.param == "language"
+    assert read_ask(TRANSCRIBE, {"model": ["m"], "language": ["German"]}).language == "de"
+
+
 def test_form_fields_are_read_as_openai_reads_them() -> None:
     ask = read_ask(TRANSCRIBE, {"model": ["whisper-1"], "response_format": ["verbose_json"],
                                 "timestamp_granularities[]": ["word"], "prompt": ["Anaïs, Trax"]})  # fmt: skip
     assert ask.words and not ask.segments and ask.options({"whisper-1": "small"})["model"] == "small"
-    assert ask.options({})["vocabulary"] == "Anaïs, Trax" and ask.options({})["model"] is None
+    assert ask.options({})["vocabulary"] == ["Anaïs", " Trax"] and ask.options({})["model"] is None
     for fields, param in (({}, "model"), ({"model": ["m"], "temperature": ["2"]}, "temperature"),
                           ({"model": ["m"], "stream": ["true"], "response_format": ["srt"]}, "stream"),
                           ({"model": ["m"], "timestamp_granularities[]": ["word"]}, "timestamp_granularities")):  # fmt: skip

@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from traxd.errors import UserError
+from traxd.languages import normalize_language
+
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 GRANULARITIES = ("word", "segment")
 TRANSCRIBE, TRANSLATE = "transcribe", "translate"
@@ -49,8 +52,11 @@ class Ask:
 
     def options(self, models: Mapping[str, str]) -> dict[str, Any]:
         """The job options this request asks for (None = the daemon's setting); a mapped model name, else None."""
+        # The prompt's comma-separated terms as a list: never a string, which the vocabulary would read as @FILE
+        # or as a path on this machine.
+        terms = self.prompt.split(",") if self.prompt else None
         return {"model": models.get(self.model), "language": self.language,
-                "vocabulary": self.prompt or None, "word_timestamps": self.words or None,
+                "vocabulary": terms, "word_timestamps": self.words or None,
                 "diarize": True if self.response_format == "diarized_json" else None,
                 "translate_to": ["en"] if self.task == TRANSLATE else None}  # fmt: skip
 
@@ -84,12 +90,20 @@ def read_ask(task: str, fields: Mapping[str, list[str]]) -> Ask:
                        param="timestamp_granularities")  # fmt: skip
     if grains and fmt != "verbose_json":
         raise ApiError(400, "timestamp_granularities needs response_format=verbose_json", param="timestamp_granularities")
-    language = _one(fields, "language") if task == TRANSCRIBE else None
+    language = _language(_one(fields, "language")) if task == TRANSCRIBE else None
     stream = _flag(fields, "stream")
     if stream and fmt not in ("json", "text"):
         raise ApiError(400, f"stream is not supported with response_format={fmt}", param="stream")
     return Ask(task, model, fmt, language or None, _one(fields, "prompt") or None, "word" in grains,
                "segment" in grains or not grains, _temperature(fields), stream, _one(fields, "outbox") or None)  # fmt: skip
+
+
+def _language(raw: str | None) -> str | None:
+    """The ISO code of a `language` field (a name is accepted too); ApiError naming the field when unknown."""
+    try:
+        return normalize_language(raw)
+    except UserError as exc:
+        raise ApiError(400, f"language: {exc}", param="language") from None
 
 
 def _temperature(fields: Mapping[str, list[str]]) -> float:
