@@ -97,14 +97,10 @@ class Api:
             ask = read_ask(task, fields)
             if upload is None or upload.size == 0:
                 raise ApiError(400, "you must provide a file", param="file")
-        except ApiError:
-            if upload is not None:
-                upload.path.unlink(missing_ok=True)
-            raise
-        try:
             job_id = await to_thread.run_sync(self.requests.submit, upload, ask, request.headers.get("idempotency-key"))
         except ApiError:
-            upload.path.unlink(missing_ok=True)  # refused before it was kept: nothing of it stays behind
+            if upload is not None:  # refused before it was kept: nothing of it stays behind
+                upload.path.unlink(missing_ok=True)
             raise
         log.info("request_queued", job_id=job_id, task=task, format=ask.response_format, bytes=upload.size)
         return ask, job_id
@@ -122,13 +118,12 @@ class Api:
 
     async def _events(self, request: Request, ask: Ask, job_id: int) -> AsyncIterator[str]:
         """transcript.text.delta per chunk as it is decoded, then transcript.text.done (or an error event)."""
-        sent, said = 0, ""
+        sent: list[str] = []  # the chunks' texts streamed so far
         while True:
-            progress = await to_thread.run_sync(self.requests.progress, job_id, ask)
-            for piece in progress.pieces[sent:]:
-                said += piece + " "
+            progress = await to_thread.run_sync(self.requests.progress, job_id, ask, True)
+            for piece in progress.pieces[len(sent) :]:
+                sent.append(piece)
                 yield answer.delta(piece + " ")
-            sent = max(sent, len(progress.pieces))
             if progress.state in ENDED:
                 break
             if await _gone(request):
@@ -138,7 +133,7 @@ class Api:
             yield answer.event(progress.error.body())
             return
         doc = progress.doc or {}
-        rest = _after(" ".join(str(doc.get("text") or "").split()), " ".join(said.split()))
+        rest = _after(" ".join(str(doc.get("text") or "").split()), " ".join(" ".join(sent).split()))
         if rest:  # the chunks that finished after the last look (or all of it: the result was already there)
             yield answer.delta(rest)
         yield answer.done(doc)

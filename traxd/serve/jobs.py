@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from traxd.types import PRIORITY_HIGH, Task, TaskState, TaskType
 
 GROUP = "serve"  # the job group of requests (a daemon's pool claims every group; depth is counted on this one)
 ENDED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
-BAD_INPUT = ("permanent",)
-PART_SECONDS = 3600.0  # an upload still being written has been touched within the hour  # a failure of the file itself: 400, like OpenAI's invalid file
+BAD_INPUT = ("permanent",)  # a failure of the file itself: 400, like OpenAI's invalid file
+PART_SECONDS = 3600.0  # an upload still being written has been touched within the hour
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,13 @@ class Requests:
 
     def submit(self, upload: Upload, ask: Ask, idempotency_key: str | None) -> int:
         """The job of this request: a new one, or the one the same request made before (retried if it failed)."""
-        try:
+        try:  # the form's own fields are checked already (read_ask): what is left is the server's configuration
             options = job_options(self.settings, ask.options(self.settings.serve_model_map)).as_dict()
         except UserError as exc:
-            raise ApiError(400, str(exc), param=_param_of(str(exc))) from None
+            raise ApiError(400, str(exc)) from None
         outbox = self._outbox(ask.outbox)
         key = request_key(upload.sha256, {**options, "outbox": str(outbox)}, idempotency_key)
-        with _closing(self.open_reader()) as reader:
+        with closing(self.open_reader()) as reader:
             known = reader.task_by_key(key)
             waiting = reader.tasks_per_state(GROUP)[TaskState.QUEUED.value] if known is None else 0
         if known is None and waiting >= self.settings.serve_max_queue:
@@ -98,7 +99,7 @@ class Requests:
         for folder in folders:
             if now - folder.stat().st_mtime < older_than:
                 continue
-            with _closing(self.open_reader()) as reader:
+            with closing(self.open_reader()) as reader:
                 if reader.source_in_use(str(folder) + os.sep):
                     continue
             shutil.rmtree(folder, ignore_errors=True)
@@ -108,47 +109,39 @@ class Requests:
                 part.unlink(missing_ok=True)
         return removed
 
-    def progress(self, job_id: int, ask: Ask) -> Progress:
-        """The job's state now; its transcript (in the language asked for) once it succeeded."""
-        with _closing(self.open_reader()) as reader:
-            tasks = [t for t in reader.tasks_of_job(job_id) if t.type is not TaskType.NOTIFY]
-        if not tasks:
+    def progress(self, job_id: int, ask: Ask, pieces: bool = False) -> Progress:
+        """The job's state now (one indexed query while it waits); the text decoded so far when `pieces` (a stream);
+        its transcript (in the language asked for) once it succeeded, or its failure."""
+        with closing(self.open_reader()) as reader:
+            found = reader.job_states([job_id]).get(job_id)
+            state = TaskState(found[0]) if found else None
+            tasks = reader.tasks_of_job(job_id) if state in ENDED or (pieces and state is not None) else []
+        if state is None:
             return Progress(TaskState.FAILED, error=ApiError(404, f"no job {job_id}", code="job_not_found"))
-        state = jobviews.job_state(tasks)
         if state is TaskState.SUCCEEDED:
             return Progress(state, doc=_transcript(tasks, ask))
-        if state in (TaskState.FAILED, TaskState.CANCELLED):
+        if state in ENDED:
             return Progress(state, error=_failure(tasks, state))
         return Progress(state, pieces=_decoded(tasks))
 
     def job(self, job_id: int) -> dict[str, Any] | None:
         """GET /v1/trax/jobs/{id}: any job's state, stage, error and (when done) transcript."""
-        with _closing(self.open_reader()) as reader:
+        with closing(self.open_reader()) as reader:
             tasks = reader.tasks_of_job(job_id)
             job = reader.job(job_id) if tasks else None
         if job is None:
             return None
-        work = [t for t in tasks if t.type is not TaskType.NOTIFY]
-        state = jobviews.job_state(work or tasks)
+        state = jobviews.job_state(tasks)
         out: dict[str, Any] = {"id": job_id, "object": "trax.job", "name": job.name, "state": state.value,
-                               "stage": work[-1].type.value if work else None, "created_at": job.created_at}  # fmt: skip
+                               "stage": tasks[-1].type.value, "created_at": job.created_at}  # fmt: skip
         if state in (TaskState.FAILED, TaskState.CANCELLED):
-            out["error"] = _failure(work, state).message
+            out["error"] = _failure(tasks, state).message
         if state is TaskState.SUCCEEDED:
-            out["result"] = _transcript(work, Ask("transcribe", "")) or None
+            try:
+                out["result"] = _transcript(tasks, Ask("transcribe", "")) or None
+            except ApiError as exc:
+                out["error"] = exc.message
         return out
-
-
-def _closing(reader: Reader) -> Any:
-    from contextlib import closing
-
-    return closing(reader)
-
-
-def _param_of(message: str) -> str | None:
-    """The form field a job-option error is about (its message starts with the option's name)."""
-    head = message.split(":")[0].split(" ")[0].lstrip("-").replace("-", "_")
-    return {"language": "language", "vocabulary": "prompt", "model": "model"}.get(head)
 
 
 def _decoded(tasks: list[Task]) -> tuple[str, ...]:
