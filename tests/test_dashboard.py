@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from traxd.access import is_loopback
 from traxd.clock import FakeClock
 from traxd.config import load_settings
 from traxd.daemon.jobcontrol import JobControl
-from traxd.dashboard.app import is_loopback
 from traxd.dashboard.server import check_binding, dashboard_for, make_server
 from traxd.db.engine import open_engine
 from traxd.db.migrate import upgrade

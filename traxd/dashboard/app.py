@@ -7,7 +7,6 @@ CSRF token; names are escaped by the templates; files are served only from a job
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 import threading
 import time
@@ -35,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from traxd import job_exports, outputs
+from traxd.access import LOOPBACK_NAMES
 from traxd.dashboard import data
 from traxd.dashboard.metrics import QueueCollector, render
 from traxd.errors import UserError
@@ -82,16 +82,6 @@ class Dashboard:
     def waiting(self) -> Waiting | None:
         """This machine's daemon's waiting note (traxd/waiting.py), None without one."""
         return read_note(self.home) if self.home is not None else None
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _same(a: str | None, b: str) -> bool:
@@ -150,7 +140,7 @@ def create_app(dash: Dashboard) -> Starlette:
     ]  # fmt: skip
     # Without a token, only loopback names are answered: a page elsewhere cannot rebind its DNS name to 127.0.0.1
     # and read the dashboard (or its CSRF token) as same-origin.
-    hosts = ["*"] if dash.token else ["127.0.0.1", "localhost", "[::1]", "::1"]
+    hosts = ["*"] if dash.token else list(LOOPBACK_NAMES)
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False), Middleware(Guard, dash=dash)]
     return Starlette(routes=routes, middleware=middleware)
 

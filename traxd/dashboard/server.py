@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from typing import Any
 
+from traxd.access import required_token
 from traxd.config import Settings
-from traxd.dashboard.app import Dashboard, JobActions, create_app, is_loopback
+from traxd.dashboard.app import Dashboard, JobActions, create_app
 from traxd.database import reader_on
-from traxd.errors import UsageError
 from traxd.queue.store import Store
 
 DEFAULT_PORT = 8765
@@ -23,12 +22,8 @@ def dashboard_for(settings: Settings, store: Store, token: str | None, jobs: Job
 
 
 def check_binding(host: str, token: str | None) -> str | None:
-    """The token to require: none on loopback unless given; on any other address the given one or a new one."""
-    if is_loopback(host):
-        return token
-    if token is not None and len(token) < 16:
-        raise UsageError("--token must be at least 16 characters when the dashboard listens beyond loopback")
-    return token or secrets.token_urlsafe(24)
+    """The dashboard's token to require (traxd.access.required_token for its --token)."""
+    return required_token(host, token, "--token")
 
 
 def make_server(dash: Dashboard, host: str, port: int) -> Any:

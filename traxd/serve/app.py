@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from traxd.access import LOOPBACK_NAMES
 from traxd.logging import get_logger
 from traxd.serve import answer
 from traxd.serve.ask import OPENAI_MODELS, TRANSCRIBE, TRANSLATE, ApiError, Ask, read_ask
@@ -30,7 +31,6 @@ from traxd.serve.jobs import ENDED, Progress, Requests
 
 log = get_logger("serve")
 POLL_SECONDS = 0.2  # how often a waiting request reads its job's state (one indexed query)
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -180,7 +180,7 @@ def create_app(requests: Requests, token: str | None, limit_bytes: int, hosts: l
         Route("/v1/audio/translations", api.translations, methods=["POST"]),
         Route("/v1/models", api.models), Route("/v1/trax/jobs/{job_id:int}", api.job),
     ]  # fmt: skip
-    allowed = hosts if token else LOOPBACK_NAMES
+    allowed = hosts if token else list(LOOPBACK_NAMES)
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed or ["*"], www_redirect=False),
                   Middleware(Auth, token=token)]  # fmt: skip
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {404: api.not_found, 405: api.not_found,

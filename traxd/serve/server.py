@@ -3,44 +3,24 @@ queueing into the database for the daemons to work off."""
 
 from __future__ import annotations
 
-import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from traxd.access import LOOPBACK_NAMES, required_token
 from traxd.config import Settings, serve_address
 from traxd.database import reader_on
-from traxd.errors import UsageError
 from traxd.ingest.enqueue import Queued
 from traxd.logging import get_logger
 from traxd.queue.store import Store
-from traxd.serve.app import LOOPBACK_NAMES, create_app
+from traxd.serve.app import create_app
 from traxd.serve.bell import Bell
 from traxd.serve.jobs import Requests
 
 log = get_logger("serve")
 SWEEP_SECONDS = 3600.0
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    import ipaddress
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def token_for(host: str, token: str | None) -> str | None:
-    """The token to require: none on loopback unless one is set; beyond loopback the set one or a new one."""
-    if token is not None and len(token) < 16:
-        raise UsageError("serve_token (TRAX_SERVE_TOKEN) must be at least 16 characters")
-    if is_loopback(host):
-        return token
-    return token or secrets.token_urlsafe(24)
 
 
 def machine_names(host: str) -> list[str]:
@@ -65,7 +45,7 @@ class Served:
         import uvicorn
 
         self.host, self.port = serve_address(where or settings.serve or "")
-        self.token = token_for(self.host, settings.serve_token)
+        self.token = required_token(self.host, settings.serve_token, "serve_token (TRAX_SERVE_TOKEN)")
         self.made_token = self.token is not None and settings.serve_token is None  # shown once: nobody knows it yet
         requests = Requests(settings, store, lambda: reader_on(store), retry_job, on_queued, affinity)
         self.requests, self.keep_seconds = requests, settings.serve_keep_uploads_hours * 3600
