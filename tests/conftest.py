@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_helpers import Daemon
 from tests.pgdb import fresh_pg_database
 from traxd.clock import FakeClock
 from traxd.db.engine import open_engine
@@ -68,3 +69,12 @@ def store(db_url: str, clock: FakeClock) -> Iterator[Store]:
     upgrade(engine)
     yield Store(engine, clock)
     engine.dispose()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Real `traxd run` processes a test starts (append them): stopped at the end, SIGKILL if SIGTERM is not enough."""
+    made: list[Daemon] = []
+    yield made
+    for d in made:
+        d.stop()

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from traxd.db.engine import open_engine
 from traxd.queue.store import Store
 
@@ -30,9 +32,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = DEADLINE, what: st
         time.sleep(0.05)
 
 
+OWN_VARIABLES = ("TRAX_", "OPENAI_", "DEEPSEEK_")  # what a developer's shell may set that would change a test
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without Trax's and the APIs' variables (no real key reaches a test)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(OWN_VARIABLES)}
+
+
+def forget_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove Trax's and the APIs' variables from this process for the test (settings read only what it sets)."""
+    for var in [v for v in os.environ if v.startswith(OWN_VARIABLES)]:
+        monkeypatch.delenv(var)
+
+
 def home_env(home: Path, handlers: str | None = "noop", **extra: str) -> dict[str, str]:
     """Environment for a daemon or traxctl subprocess on `home` (no real keys from the developer's shell)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))}
+    env = clean_env()
     env.update(TRAX_HOME=str(home), TRAX_SETTLE_SECONDS="0.5", TRAX_RESCAN_SECONDS="30", TRAX_LOG_LEVEL="info",
                TRAX_GRACE_SECONDS="10", TRAX_LEASE_SECONDS="6", PYTHONPATH=str(REPO))
     if handlers:

@@ -3,12 +3,12 @@ options each stored with its job."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.daemon_helpers import forget_environment
 from traxd.handlers.registry import Registry
 from traxd.queue.store import Store
 
@@ -21,9 +21,7 @@ def no_handlers(settings: object = None) -> Registry:
 def clean_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str | None = None) -> Path:
     """A new TRAX_HOME (with `config` as its config.toml), no Trax/API variables from the caller's environment, and
     subprocess commands that run no handler."""
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     home = tmp_path / "home"
     home.mkdir()
     if config is not None:

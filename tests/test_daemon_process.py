@@ -6,7 +6,6 @@ import os
 import random
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,14 +19,6 @@ from traxd.types import TaskState, TaskType
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    made: list[Daemon] = []
-    yield made
-    for d in made:
-        d.stop()
 
 
 def spawn(daemons: list[Daemon], home: Path, handlers: str = "noop", *args: str, **env: str) -> Daemon:

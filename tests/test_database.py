@@ -4,7 +4,6 @@ cost one query where one will do."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 from typer.testing import CliRunner
 
+from tests.daemon_helpers import forget_environment
 from traxd import database
 from traxd.cli.traxctl_cmd import app
 from traxd.config import load_settings
@@ -27,9 +27,7 @@ runner = CliRunner()
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty TRAX_HOME with no database yet, and no setting from the environment."""
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import test_e2e_batch
+from tests.daemon_helpers import forget_environment
 from tests.fakes import media
 from tests.test_e2e_batch import (
     TRANSCRIPTIONS,
@@ -202,8 +203,7 @@ def test_traxctl_add_diarize_queues_a_job_whose_diarize_task_follows_transcribe(
 
     env = user_env(tmp_path, server, key)  # type: ignore[arg-type]
     env["PYTHONPATH"] = os.pathsep.join([_no_extra(tmp_path), env["PYTHONPATH"]])  # DIARIZE runs, finds no extra
-    for var in [v for v in os.environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
-        monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", env["TRAX_HOME"])
     (tmp_path / "in").mkdir()
     files = [media.tone(tmp_path / "in" / f"{name}.wav", 1.0 + i / 4) for i, name in enumerate("abcd")]

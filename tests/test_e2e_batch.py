@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_helpers import clean_env
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI, default_chat
 
@@ -49,7 +49,7 @@ def key() -> str:
 
 def user_env(tmp_path: Path, server: FakeOpenAI, key: str, deepseek: bool = False, **extra: str) -> dict[str, str]:
     """A user's shell: a key and base URL in the environment, nothing from the developer's own TRAX_/API vars."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))}
+    env = clean_env()
     env.update(TRAX_HOME=str(tmp_path / "home"), OPENAI_API_KEY=key, OPENAI_BASE_URL=server.base_url,
                PYTHONPATH=str(ROOT))  # fmt: skip
     if deepseek:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.daemon_helpers import forget_environment
 from tests.fakes.receiver import Receiver
 from traxd import notify
 from traxd.cli.traxctl_cmd import app
@@ -34,9 +35,7 @@ SECRET = "whsec_test_0123456789"
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     """A home on SQLite, then on PostgreSQL (when a server is given)."""
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TRAX_HOME", str(home))

@@ -4,10 +4,7 @@ every job's event still arrives, signed right, with one event id per job (a dupl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.daemon_helpers import Daemon, home_env, open_home_store, traxctl, wait_until
 from tests.fakes.receiver import Receiver
@@ -15,14 +12,6 @@ from traxd.types import TaskState, TaskType
 
 SECRET = "whsec_crash_0123456789"
 FILES = 5
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    made: list[Daemon] = []
-    yield made
-    for d in made:
-        d.stop()
 
 
 def spawn(daemons: list[Daemon], home: Path, url: str) -> Daemon:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.daemon_helpers import wait_until
+from tests.daemon_helpers import forget_environment, wait_until
 from traxd import create_batch_processor
 from traxd.batch import TaskInputError
 from traxd.cli.trax_cmd import app as trax_app
@@ -95,9 +95,7 @@ def no_handlers(settings: Any = None) -> Registry:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     home = tmp_path / "home"
     monkeypatch.setenv("TRAX_HOME", str(home))
     monkeypatch.setenv("TRAX_DATABASE_URL", f"sqlite:///{home / 'trax.db'}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.daemon_helpers import forget_environment
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_pipeline_e2e import add_file, drain, make_settings
@@ -286,9 +287,7 @@ def test_the_real_pipeline_indexes_what_it_transcribes(tmp_path: Path) -> None:
 # -- traxctl search ---------------------------------------------------------------------------------
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     s = open_store(load_settings())
     s.index_transcript(entry(tmp_path / "out/meeting.json", BUDGET, str(tmp_path / "in/meeting.mp3")))

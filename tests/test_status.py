@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.daemon_helpers import forget_environment
 from traxd.cli.traxctl_cmd import app
 from traxd.clock import FakeClock
 from traxd.costs import Cost
@@ -38,9 +39,7 @@ CONTRACT = ("state", "total", "queued", "running", "succeeded", "failed", "activ
 @pytest.fixture
 def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """A store on the test's database whose clock starts an hour ago; traxctl reads the same database."""
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TRAX_DATABASE_URL", db_url)
     (tmp_path / "home").mkdir()
@@ -244,9 +243,7 @@ def test_an_old_schema_takes_the_full_path_once(tmp_path: Path, monkeypatch: pyt
     from traxd import database
     from traxd.db import migrate, readonly
 
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TRAX_HOME", str(home))

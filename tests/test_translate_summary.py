@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_helpers import forget_environment
 from tests.fakes import media
 from tests.fakes.openai_server import FakeOpenAI, Recorded, default_chat_json, request_data
 from tests.test_download import make_ctx, make_settings
@@ -259,8 +260,7 @@ def test_traxctl_add_and_config_ask_for_translation_and_summary(tmp_path: Path, 
     from traxd.config import load_settings
     from traxd.database import open_store
 
-    for var in [v for v in __import__("os").environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
-        monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     media_file = tmp_path / "talk.mp3"
     media_file.write_bytes(b"audio")
@@ -286,8 +286,7 @@ def test_a_watch_folder_sets_its_own_translation_and_summary(tmp_path: Path, mon
     from traxd.cli.traxctl_cmd import app
     from traxd.config import load_settings
 
-    for var in [v for v in __import__("os").environ if v.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))]:
-        monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     monkeypatch.setenv("TRAX_HOME", str(tmp_path / "home"))
     (tmp_path / "in").mkdir()
     (tmp_path / "in2").mkdir()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.daemon_helpers import forget_environment
 from traxd.cli import traxd_cmd
 from traxd.cli.traxctl_cmd import app
 from traxd.config import load_settings
@@ -23,9 +24,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_")):
-            monkeypatch.delenv(var)
+    forget_environment(monkeypatch)
     home = tmp_path / "home"
     monkeypatch.setenv("TRAX_HOME", str(home))
     return home

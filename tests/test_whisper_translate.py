@@ -9,7 +9,6 @@ the scratch gone when the job ends) and what every other target does without a k
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_helpers import clean_env
 from tests.fakes.context import Ctx
 from tests.test_pipeline_e2e import add_file, by_type
 from tests.test_pipeline_e2e import open_store as e2e_store
@@ -141,7 +141,7 @@ def test_trax_batch_translate_to_en_needs_no_key_and_another_target_fails_that_s
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(ALSA / "Front_Center.wav", folder / "front.wav")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAX_", "OPENAI_", "DEEPSEEK_"))}
+    env = clean_env()
     env.update(TRAX_HOME=str(tmp_path / "home"), TRAX_BACKEND="local", TRAX_LOCAL_MODEL=str(models.get_model_path()),
                HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))  # fmt: skip
     run = [str(TRAX), "batch", str(folder), "--translate-to"]
