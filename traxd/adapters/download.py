@@ -16,7 +16,8 @@ import ipaddress
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,17 +117,23 @@ def download(
     on_progress: Progress | None = None,
     resolve: Resolver = resolve_host,
 ) -> Downloaded:
-    """Fetch `url` into `part` (resuming a partial one), then return; the caller renames it."""
+    """Fetch `url` into `part` (resuming a partial one), then return; the caller renames it. A body cut short leaves
+    the .part file for a Range resume."""
+    with transport_failures(f"the download of {url}"), _client(limits, resolve) as client:
+        return _fetch(client, url, part, limits, cancelled, on_progress, resolve)
+
+
+@contextmanager
+def transport_failures(what: str) -> Iterator[None]:
+    """httpx's failures as the queue's: a time-out, a refused or reset connection retryable; an unusable URL not."""
     try:
-        with _client(limits, resolve) as client:
-            return _fetch(client, url, part, limits, cancelled, on_progress, resolve)
+        yield
     except httpx.TimeoutException as exc:
-        raise RetryableError(f"download timed out ({type(exc).__name__}) for {url}") from None
+        raise RetryableError(f"{what} timed out ({type(exc).__name__})") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PermanentError(f"cannot fetch {url}: {exc}") from None
+        raise PermanentError(f"{what}: the URL cannot be used ({exc})") from None
     except httpx.TransportError as exc:
-        # Refused connections, resets and a body cut short: the .part file stays for a Range resume.
-        raise RetryableError(f"network error ({type(exc).__name__}) while downloading {url}") from None
+        raise RetryableError(f"network error ({type(exc).__name__}) on {what}") from None
 
 
 def checked_addresses(host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host,

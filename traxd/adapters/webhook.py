@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from traxd.adapters.download import USER_AGENT, PinnedBackend, PinnedTransport, Resolver, check_url, resolve_host
+from traxd.adapters.download import (
+    USER_AGENT,
+    PinnedBackend,
+    PinnedTransport,
+    Resolver,
+    check_url,
+    resolve_host,
+    transport_failures,
+)
 from traxd.adapters.http_errors import is_retryable_status, retry_after
 from traxd.errors import PermanentError, RetryableError
 
@@ -31,16 +39,9 @@ def post(url: str, body: bytes, headers: dict[str, str], allow_private: bool, ti
     check_url(url, allow_private, resolve, HOOK_HINT)
     transport = PinnedTransport(PinnedBackend(allow_private, resolve, HOOK_HINT))
     sent = {"user-agent": USER_AGENT, "content-type": "application/json", **headers}
-    try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False,
-                          transport=transport) as client:  # fmt: skip
-            response = client.post(url, content=body, headers=sent)
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"webhook timed out ({type(exc).__name__})") from None
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PermanentError(f"webhook URL cannot be used: {exc}") from None
-    except httpx.TransportError as exc:
-        raise RetryableError(f"webhook not reached ({type(exc).__name__})") from None
+    with transport_failures("the webhook"), httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
+                                                         trust_env=False, transport=transport) as client:  # fmt: skip
+        response = client.post(url, content=body, headers=sent)
     return _answer(response)
 
 
