@@ -446,7 +446,10 @@ def test_the_memory_gate_holds_a_local_transcribe_predicted_not_to_fit_while_oth
     past = store.claim("me", 2, 30, [T], host="here")
     job, _, _ = store.create_job(NewJob("/in/a.wav", "a", "/out"), [NewTask(T, {"duration": 120.0})])
     gate = MemoryGate(store, settings, lambda: 900.0, "here", refresh_seconds=0.0)
-    assert gate([T], 1) == {}
+    looked: list[TaskType] = []
+    next_queued = store.next_queued
+    store.next_queued = lambda t, *a: looked.append(t) or next_queued(t, *a)  # type: ignore[method-assign]
+    assert gate([T], 1) == {} and looked == []  # no run of this host recorded: the queue is not even read
     # 600 MB + 5 MB per media second: 1200 MB predicted for 120 s, on top of the 900 MB there now.
     costs = [TaskCost("here", T, "tiny.en", 60.0 * i, 6.0 * i, 600.0 + 5.0 * 60 * i) for i in (1, 2)]
     assert store.exchange("me", [Completion(t.lease, {}, (), c) for t, c in zip(past, costs)], [], 0, 30).done == [True, True]

@@ -27,18 +27,20 @@ class MemoryGate:
         self.refresh_seconds = refresh_seconds
         self._history: dict[str, tuple[float, list[costs.Cost]]] = {}  # model -> (read at, runs)
         self._said: str | None = None
+        self._known: set[str] = set()
+        self._models_read = -1e9
 
     def __call__(self, types: list[TaskType], running: int) -> dict[TaskType, str]:
         """The gated type with why it waits, or nothing (no history, not local, fits, or nothing else runs)."""
-        if GATED not in types or self.settings.memory_limit_mb <= 0:
-            return {}
+        if GATED not in types or self.settings.memory_limit_mb <= 0 or not self._models():
+            return {}  # a host that never recorded a local run (every API user) reads nothing more each round
         found = self.store.next_queued(GATED, self.host, self.group)
         if found is None:
             return {}
         task, job = found
         ctx = TaskContext(task=task, job=job, settings=self.settings)  # the handler's own reading of the options
         seconds = costs.media_seconds(task.payload)
-        if backend(ctx) != "local" or seconds is None:
+        if backend(ctx) != "local" or seconds is None or model_name(ctx)[:255] not in self._models():
             return {}
         guess = costs.predict(self._runs(model_name(ctx)), seconds)
         reason = costs.memory_wait(guess, self.rss_mb(), self.settings.memory_limit_mb, running,
@@ -47,6 +49,13 @@ class MemoryGate:
             log.info("memory_gate", reason=reason or "fits", task_id=task.id)
             self._said = reason
         return {GATED: reason} if reason else {}
+
+    def _models(self) -> set[str]:
+        """The models this host has history for, read again at most every refresh_seconds."""
+        now = time.monotonic()
+        if now - self._models_read >= self.refresh_seconds:
+            self._known, self._models_read = self.store.cost_models(self.host, GATED), now
+        return self._known
 
     def _runs(self, model: str) -> list[costs.Cost]:
         """This host's history for the model, read again at most every refresh_seconds (it grows once a run)."""

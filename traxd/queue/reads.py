@@ -359,6 +359,11 @@ class Reader:
                f"AND model = {m} ORDER BY finished_at DESC LIMIT {m}")  # fmt: skip
         return [(float(a), float(w), float(p)) for a, w, p in self.rows(sql, (host, task_type, model, limit))]
 
+    def cost_models(self, host: str, task_type: str) -> set[str]:
+        """The models with finished runs of a type on a host (read from the index on host, type, model)."""
+        sql = f"SELECT DISTINCT model FROM task_costs WHERE host = {self.m} AND type = {self.m}"
+        return {str(r[0]) for r in self.rows(sql, (host, task_type))}
+
     def next_queued(self, task_type: str, now: float, host: str | None, group: str | None) -> Task | None:
         """The queued task of this type the claim would lease next (its conditions and order), or None."""
         m = self.m

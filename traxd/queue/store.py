@@ -672,6 +672,11 @@ class Store:
         with self.reading() as reader:
             return [Cost(*r) for r in reader.cost_history(host, task_type.value, model[:255], COST_HISTORY)]
 
+    def cost_models(self, host: str, task_type: TaskType) -> set[str]:
+        """The models this host has finished runs of this type with (nothing to predict from for any other)."""
+        with self.reading() as reader:
+            return reader.cost_models(host, task_type.value)
+
     def next_queued(
         self, task_type: TaskType, host: str | None = None, group: str | None = None
     ) -> tuple[Task, Job | None] | None:
