@@ -11,6 +11,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from traxd.typedtime import next_clock_time
+
 _TIME = r"([01]?\d|2[0-3]):([0-5]\d)"
 _WINDOW = re.compile(rf"^\s*{_TIME}\s*-\s*{_TIME}\s*$")
 DAY = 24 * 60
@@ -54,13 +56,9 @@ def is_open(window: Window, moment: dt.datetime) -> bool:
 
 def next_open(window: Window, now: float) -> float:
     """The epoch second the window is next open at: `now` itself while it is open, else its next opening."""
-    local = dt.datetime.fromtimestamp(now)
-    if is_open(window, local):
+    if is_open(window, dt.datetime.fromtimestamp(now)):
         return now
-    opening = local.replace(hour=window.start // 60, minute=window.start % 60, second=0, microsecond=0)
-    if opening <= local:
-        opening += dt.timedelta(days=1)
-    return opening.timestamp()  # a naive datetime is local time; a time skipped by DST maps to just after the gap
+    return next_clock_time(now, window.start // 60, window.start % 60)
 
 
 def closed_reason(window: Window, now: float) -> str | None:

@@ -41,8 +41,13 @@ def parse_start(text: str, now: float, option: str = "--at") -> float:
     hour, minute, second = int(clock.group(1)), int(clock.group(2)), int(clock.group(3) or 0)
     if hour > 23 or minute > 59 or second > 59:
         raise UsageError(f"{option} {text!r}: no such time of day")
+    return next_clock_time(now, hour, minute, second)
+
+
+def next_clock_time(now: float, hour: int, minute: int, second: int = 0) -> float:
+    """Epoch seconds when the local clock next shows hour:minute:second after `now`: today if still ahead, else
+    tomorrow (a naive date-time's timestamp() reads it in local time, across a DST change too)."""
     today = dt.datetime.fromtimestamp(now).replace(hour=hour, minute=minute, second=second, microsecond=0)
     if today.timestamp() > now:
         return today.timestamp()
-    # The same clock time tomorrow (a naive date-time's timestamp() reads it in local time, across a DST change too).
-    return (dt.datetime.combine(today.date() + dt.timedelta(days=1), today.time())).timestamp()
+    return dt.datetime.combine(today.date() + dt.timedelta(days=1), today.time()).timestamp()
