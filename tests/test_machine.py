@@ -232,3 +232,15 @@ def test_the_service_files_carry_the_chosen_process_type(tmp_path: Path) -> None
     assert "Nice=10\nIOSchedulingClass=idle\n" in unit.render_unit(quiet, ["/bin/traxd", "run"])
     with pytest.raises(ConfigError, match="process_type"):
         load_settings(env={"TRAX_HOME": str(tmp_path), "TRAX_PROCESS_TYPE": "Fast"})
+
+
+def test_status_prints_every_reason_the_machine_holds_work_back() -> None:
+    from traxd.cli.status_cmd import _machine_lines
+
+    held = Waiting("on battery (42%), policy ac", "power", "serious", "halved",
+                   "waiting: predicted 2.1 GB (0.9 GB now + 1.2 GB) for job 12 does not fit the 2.0 GB limit")  # fmt: skip
+    assert _machine_lines(held) == [
+        "Waiting: on battery (42%), policy ac", "Thermal pressure serious: local slots halved",
+        "Local transcription waiting: predicted 2.1 GB (0.9 GB now + 1.2 GB) for job 12 does not fit the 2.0 GB limit",
+    ]  # fmt: skip
+    assert _machine_lines(None) == [] and _machine_lines(Waiting()) == []
