@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -440,22 +441,34 @@ def test_a_set_is_written_into_an_outbox_that_does_not_exist_yet(tmp_path: Path)
         "talk.json", "talk.srt", "talk.txt", "talk.vtt"]  # fmt: skip
 
 
-def test_a_rewrite_whose_rename_fails_half_way_puts_the_old_files_back(tmp_path: Path) -> None:
-    # The re-run's .txt and .srt are renamed into place, then the .vtt rename fails (an I/O error): the old .txt
-    # and .srt come back, so no new text sits beside the old .json, and no temp file or kept link is left.
-    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
-    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
-    outputs.write_transcript(tmp_path, base, doc)
-    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+FIRST = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
+
+
+def first_set(folder: Path) -> tuple[str, dict[str, str]]:
+    """A first talk.* set written in `folder`: its base name and each file's text."""
+    base = outputs.choose_base(folder, "talk", "/inbox/talk.mp3")
+    outputs.write_transcript(folder, base, FIRST)
+    return base, {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def vtt_rename_fails() -> Callable[[str | Path, str | Path], None]:
+    """os.replace, except that putting a new talk.vtt in place fails with an I/O error (restoring an old one works)."""
     real_replace = os.replace
 
     def replace(src: str | Path, dst: str | Path) -> None:
-        if str(src).endswith(".tmp") and str(dst).endswith("talk.vtt") and ".old." not in str(src):
+        if str(dst).endswith("talk.vtt") and ".old." not in str(src):
             raise OSError(5, "Input/output error")
         real_replace(src, dst)
 
-    second = {**doc, "text": "second", "segments": [{"start": 0, "end": 2, "text": "second"}]}
-    with mock.patch.object(outputs.os, "replace", replace), pytest.raises(OSError, match="Input/output"):
+    return replace
+
+
+def test_a_rewrite_whose_rename_fails_half_way_puts_the_old_files_back(tmp_path: Path) -> None:
+    # The re-run's .txt and .srt are renamed into place, then the .vtt rename fails (an I/O error): the old .txt
+    # and .srt come back, so no new text sits beside the old .json, and no temp file or kept link is left.
+    base, before = first_set(tmp_path)
+    second = {**FIRST, "text": "second", "segments": [{"start": 0, "end": 2, "text": "second"}]}
+    with mock.patch.object(outputs.os, "replace", vtt_rename_fails()), pytest.raises(OSError, match="Input/output"):
         outputs.write_transcript(tmp_path, base, second)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
     assert sorted(before) == ["talk.json", "talk.srt", "talk.txt", "talk.vtt"]
@@ -486,23 +499,13 @@ def test_the_outbox_is_synced_after_the_renames_that_publish_a_set(tmp_path: Pat
 
 
 def test_a_rewrite_on_a_file_system_without_hard_links_keeps_the_old_files_by_copy(tmp_path: Path) -> None:
-    doc = {"source": "/inbox/talk.mp3", "text": "first", "segments": [{"start": 0, "end": 1, "text": "first"}]}
-    base = outputs.choose_base(tmp_path, "talk", "/inbox/talk.mp3")
-    outputs.write_transcript(tmp_path, base, doc)
-    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
-    real_replace = os.replace
-
-    def replace(src: str | Path, dst: str | Path) -> None:
-        if str(dst).endswith("talk.vtt") and ".old." not in str(src):
-            raise OSError(5, "Input/output error")
-        real_replace(src, dst)
-
+    base, before = first_set(tmp_path)
     no_links = mock.patch.object(outputs.os, "link", side_effect=OSError(1, "Operation not permitted"))
-    with no_links, mock.patch.object(outputs.os, "replace", replace), pytest.raises(OSError, match="Input/output"):
-        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+    with no_links, mock.patch.object(outputs.os, "replace", vtt_rename_fails()), pytest.raises(OSError, match="Input/output"):
+        outputs.write_transcript(tmp_path, base, {**FIRST, "text": "second"})
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
     with no_links:
-        outputs.write_transcript(tmp_path, base, {**doc, "text": "second"})
+        outputs.write_transcript(tmp_path, base, {**FIRST, "text": "second"})
     assert (tmp_path / "talk.txt").read_text() == "second\n" and not list(tmp_path.glob(".*"))
 
 
