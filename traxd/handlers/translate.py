@@ -58,7 +58,7 @@ def handle_translate(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any
             client = client or (_client(ctx, code) if segments else None)
             texts = _translate_all(ctx, client, code, segments, chunks, state) if client else []
             timed, model = _timed(segments, texts), ctx.settings.enhance_model
-        record[code] = {**_write(json_path, code, timed), "model": model}
+        record[code] = {**_write(json_path, code, timed, doc.get("duration")), "model": model}
         current = read_transcript(json_path).get("translations") or {}
         outputs.update_json(json_path, {"translations": {**current, code: record[code]}})
         log.info("translation_written", task_id=ctx.task.id, language=code, segments=len(timed), model=model)
@@ -155,12 +155,11 @@ def _timed(segments: list[dict[str, Any]], texts: list[str]) -> list[dict[str, A
             for s, t in zip(segments, texts, strict=True)]  # fmt: skip
 
 
-def _write(json_path: Path, code: str, translated: list[dict[str, Any]]) -> dict[str, str]:
+def _write(json_path: Path, code: str, translated: list[dict[str, Any]], duration: Any) -> dict[str, str]:
     """NAME.<code>.txt/.srt/.vtt, and NAME.<code>.json with the timed segments (what the server answers from)."""
     base = json_path.name.removesuffix(".json")
-    text = " ".join(" ".join(str(s.get("text") or "").split()) for s in translated).strip()
-    doc = {"language": code, "duration": read_transcript(json_path).get("duration"), "text": text, "segments": translated}
-    texts_by_ext = {"txt": outputs.to_txt(translated), "srt": outputs.to_srt(translated),
-                    "vtt": outputs.to_vtt(translated), "json": json.dumps(doc, ensure_ascii=False, indent=2) + "\n"}  # fmt: skip
+    words = " ".join(" ".join(str(s.get("text") or "").split()) for s in translated).strip()
+    doc = {"language": code, "duration": duration, "text": words, "segments": translated}
+    texts = {"txt": outputs.to_txt(translated), **{ext: outputs.render(ext, doc) for ext in ("srt", "vtt", "json")}}
     return {ext: str(outputs.write_text_atomic(outputs.inside(json_path.parent, f"{base}.{code}.{ext}"), text))
-            for ext, text in texts_by_ext.items()}  # fmt: skip
+            for ext, text in texts.items()}  # fmt: skip
