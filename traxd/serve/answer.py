@@ -22,7 +22,7 @@ def render(ask: Ask, doc: dict[str, Any]) -> tuple[str, str]:
     if fmt == "text":
         body = text + "\n"
     elif fmt in ("srt", "vtt"):
-        body = outputs.to_srt(segments) if fmt == "srt" else outputs.to_vtt(segments)
+        body = str(outputs.render(fmt, doc))  # the subtitles the outbox gets
     elif fmt == "verbose_json":
         body = _json(verbose(ask, doc, segments, text))
     elif fmt == "diarized_json":
